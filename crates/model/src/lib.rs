@@ -1,0 +1,32 @@
+//! Accord's domain model: the types every other crate speaks.
+//!
+//! Owns ids, the job specification (`NewJob`, `Step`), job states and their
+//! meaning, results and errors, job events, the retry policy, the worker
+//! protocol messages and the clock abstraction.
+//!
+//! Deliberately does not do IO: no database, no network, no file system.
+//! Values are validated when they are parsed (at the API boundary) so the rest
+//! of the system can trust them.
+
+mod clock;
+mod event;
+mod ids;
+mod job;
+mod protocol;
+mod result;
+mod retry;
+mod spec;
+mod target;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{EventKind, JobEvent};
+pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
+pub use job::{Job, JobState, Priority};
+pub use protocol::{
+    ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, FailItem, FailRequest,
+    HeartbeatRequest, HeartbeatResponse, LeaseRef, ReleaseRequest, ReportResponse,
+};
+pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
+pub use retry::RetryPolicy;
+pub use spec::{Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError};
+pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};

@@ -1,0 +1,127 @@
+//! The worker protocol under `/internal/v1/worker/`: claim, heartbeat,
+//! complete, fail, release. Workers speak only this; they never touch the
+//! database. Every call after `claim` presents the lease's fencing token
+//! (the attempt number), and a call with a stale token changes nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{JobError, JobId, JobResult, JobSpec, QueueName, WorkerId};
+
+/// Ask for up to `limit` due jobs, waiting up to `wait_ms` for one to appear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub worker_id: WorkerId,
+    /// Queues to take jobs from; empty means every queue.
+    #[serde(default)]
+    pub queues: Vec<QueueName>,
+    pub limit: u32,
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// A job handed to a worker, with its lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimedJob {
+    pub job_id: JobId,
+    /// The fencing token: present it on every later call about this job.
+    pub attempt: u32,
+    pub lease_expires_at: DateTime<Utc>,
+    pub queue: QueueName,
+    pub spec: JobSpec,
+}
+
+impl ClaimedJob {
+    pub fn lease(&self) -> LeaseRef {
+        LeaseRef {
+            job_id: self.job_id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimResponse {
+    pub jobs: Vec<ClaimedJob>,
+}
+
+/// A lease as the worker names it: which job, which attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRef {
+    pub job_id: JobId,
+    pub attempt: u32,
+}
+
+/// Extend every lease a worker holds, in one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    pub worker_id: WorkerId,
+    pub leases: Vec<LeaseRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatResponse {
+    /// Leases that were extended.
+    pub extended: Vec<JobId>,
+    /// Jobs cancelled by a user: abort them.
+    pub cancelled: Vec<JobId>,
+    /// Leases this worker no longer holds (expired and given to another
+    /// attempt, or the job is gone): abort them, their results would be refused.
+    pub lost: Vec<JobId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteItem {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub result: JobResult,
+}
+
+/// Report successful attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    pub worker_id: WorkerId,
+    pub items: Vec<CompleteItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailItem {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub error: JobError,
+}
+
+/// Report failed attempts; the queue decides between retry and dead-letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    pub worker_id: WorkerId,
+    pub items: Vec<FailItem>,
+}
+
+/// Give leases back unrun (a worker shutting down); the attempt is not counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub worker_id: WorkerId,
+    pub leases: Vec<LeaseRef>,
+}
+
+/// The answer to complete, fail and release when every item was accepted.
+/// When any item's lease was stale the answer is `409 stale_lease` instead,
+/// naming the rejected jobs; the other items were applied all the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportResponse {
+    pub accepted: Vec<JobId>,
+}

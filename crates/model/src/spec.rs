@@ -1,0 +1,403 @@
+//! What a client asks for: a new job and its typed steps, validated once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Priority, QueueName, RetryPolicy, TargetUrl};
+
+/// Which execution engine runs the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Plain HTTP: fetch, parse, extract, assert. Fast; cannot run scripts.
+    #[default]
+    Http,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http" => Some(Self::Http),
+            _ => None,
+        }
+    }
+}
+
+/// How to pull one field out of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// A CSS selector.
+    pub selector: String,
+    /// Read this attribute instead of the element's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// Return every match as a list instead of the first one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// One typed step of a job. Steps run in order on one page context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Load a page (GET, redirects followed).
+    Navigate {
+        url: TargetUrl,
+        /// Keep a 429 or 5xx response instead of failing the attempt as retryable.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        accept_error_status: bool,
+    },
+    /// Extract named fields from the current page.
+    Extract { fields: BTreeMap<String, FieldSpec> },
+    /// Check the current page; a failed check fails the job permanently.
+    Assert {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Text that must appear in the page's visible text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// A CSS selector that must match at least one element.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<String>,
+    },
+    /// Wait until a selector appears (browser engine).
+    WaitFor {
+        selector: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// Click an element (browser engine).
+    Click { selector: String },
+    /// Type into a form field (browser engine).
+    Fill { selector: String, value: String },
+    /// Choose an option of a select element (browser engine).
+    Select { selector: String, value: String },
+    /// Submit a form (browser engine).
+    Submit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<String>,
+    },
+    /// Capture the page or one element as an image (browser engine).
+    Screenshot {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<String>,
+    },
+}
+
+impl Step {
+    /// The wire name of the step, used in error messages.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Navigate { .. } => "navigate",
+            Self::Extract { .. } => "extract",
+            Self::Assert { .. } => "assert",
+            Self::WaitFor { .. } => "wait_for",
+            Self::Click { .. } => "click",
+            Self::Fill { .. } => "fill",
+            Self::Select { .. } => "select",
+            Self::Submit { .. } => "submit",
+            Self::Screenshot { .. } => "screenshot",
+        }
+    }
+
+    fn selectors(&self) -> Vec<(String, &str)> {
+        match self {
+            Self::Extract { fields } => fields
+                .iter()
+                .map(|(name, field)| (format!("fields.{name}.selector"), field.selector.as_str()))
+                .collect(),
+            Self::Assert {
+                selector: Some(s), ..
+            }
+            | Self::Submit { selector: Some(s) }
+            | Self::Screenshot { selector: Some(s) }
+            | Self::WaitFor { selector: s, .. }
+            | Self::Click { selector: s }
+            | Self::Fill { selector: s, .. }
+            | Self::Select { selector: s, .. } => vec![("selector".to_owned(), s.as_str())],
+            Self::Assert { selector: None, .. }
+            | Self::Submit { selector: None }
+            | Self::Screenshot { selector: None }
+            | Self::Navigate { .. } => Vec::new(),
+        }
+    }
+}
+
+/// The part of a job a worker needs to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub engine: Engine,
+    pub steps: Vec<Step>,
+    pub timeout_seconds: u32,
+}
+
+/// `POST /api/v1/jobs`: a job to enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJob {
+    #[serde(default)]
+    pub queue: QueueName,
+    #[serde(default)]
+    pub priority: Priority,
+    /// Run no earlier than this; omitted means now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u32,
+    #[serde(default)]
+    pub engine: Engine,
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+
+fn default_timeout_seconds() -> u32 {
+    120
+}
+
+/// Bounds on what a job may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_steps: usize,
+    pub max_attempts: u32,
+    pub max_timeout_seconds: u32,
+    pub max_labels: usize,
+    pub max_label_len: usize,
+    pub max_fields: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_steps: 100,
+            max_attempts: 100,
+            max_timeout_seconds: 3_600,
+            max_labels: 32,
+            max_label_len: 256,
+            max_fields: 100,
+        }
+    }
+}
+
+/// A request that parsed but does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// Dotted path of the offending field, e.g. `steps[1].fields.title.selector`.
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl NewJob {
+    /// Checks everything serde cannot: ranges, sizes and CSS selector syntax.
+    pub fn validate(&self, limits: &Limits) -> Result<(), ValidationError> {
+        if self.steps.is_empty() {
+            return Err(invalid("steps", "a job needs at least one step"));
+        }
+        if self.steps.len() > limits.max_steps {
+            return Err(invalid(
+                "steps",
+                format!("at most {} steps are allowed", limits.max_steps),
+            ));
+        }
+        if !(1..=limits.max_attempts).contains(&self.max_attempts) {
+            return Err(invalid(
+                "max_attempts",
+                format!("must be between 1 and {}", limits.max_attempts),
+            ));
+        }
+        if !(1..=limits.max_timeout_seconds).contains(&self.timeout_seconds) {
+            return Err(invalid(
+                "timeout_seconds",
+                format!("must be between 1 and {}", limits.max_timeout_seconds),
+            ));
+        }
+        if self.labels.len() > limits.max_labels {
+            return Err(invalid(
+                "labels",
+                format!("at most {} labels are allowed", limits.max_labels),
+            ));
+        }
+        for (key, value) in &self.labels {
+            if key.is_empty()
+                || key.len() > limits.max_label_len
+                || value.len() > limits.max_label_len
+            {
+                return Err(invalid(
+                    format!("labels.{key}"),
+                    format!(
+                        "keys must be 1 to {0} bytes and values at most {0} bytes",
+                        limits.max_label_len
+                    ),
+                ));
+            }
+        }
+        self.retry
+            .validate()
+            .map_err(|message| invalid("retry", message))?;
+        if !matches!(self.steps.first(), Some(Step::Navigate { .. })) {
+            return Err(invalid("steps[0]", "the first step must be `navigate`"));
+        }
+        for (index, step) in self.steps.iter().enumerate() {
+            if let Step::Extract { fields } = step {
+                if fields.is_empty() || fields.len() > limits.max_fields {
+                    return Err(invalid(
+                        format!("steps[{index}].fields"),
+                        format!("an extract step needs 1 to {} fields", limits.max_fields),
+                    ));
+                }
+            }
+            if let Step::Assert {
+                status: None,
+                text: None,
+                selector: None,
+            } = step
+            {
+                return Err(invalid(
+                    format!("steps[{index}]"),
+                    "an assert step needs at least one of `status`, `text`, `selector`",
+                ));
+            }
+            for (path, selector) in step.selectors() {
+                if let Err(err) = scraper::Selector::parse(selector) {
+                    return Err(invalid(
+                        format!("steps[{index}].{path}"),
+                        format!("invalid CSS selector {selector:?}: {err}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The part of this job a worker runs.
+    pub fn spec(&self) -> JobSpec {
+        JobSpec {
+            engine: self.engine,
+            steps: self.steps.clone(),
+            timeout_seconds: self.timeout_seconds,
+        }
+    }
+
+    /// A stable fingerprint of the request, for idempotency: two requests that
+    /// parse to the same job have the same hash, whatever their formatting.
+    pub fn request_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).expect("a NewJob always serializes");
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<NewJob, String> {
+        serde_json::from_str::<NewJob>(json).map_err(|e| e.to_string())
+    }
+
+    fn check(json: &str, expected: Result<(), &str>) {
+        let outcome =
+            parse(json).and_then(|job| job.validate(&Limits::default()).map_err(|e| e.to_string()));
+        match (outcome, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(got), Err(want)) => {
+                assert!(got.contains(want), "{json}: got {got:?}, want {want:?}")
+            }
+            (got, want) => panic!("{json}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_the_documented_example() {
+        check(
+            r#"{"engine":"http","priority":"high","steps":[{"action":"navigate","url":"http://example.com/"},{"action":"extract","fields":{"title":{"selector":"h1"},"links":{"selector":"a","attribute":"href","all":true}}},{"action":"assert","status":200}]}"#,
+            Ok(()),
+        );
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
+        check(r#"{"steps":[]}"#, Err("at least one step"));
+        check(
+            &format!(r#"{{"steps":[{nav}],"bogus":1}}"#),
+            Err("unknown field `bogus`"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"priority":"urgent"}}"#),
+            Err("unknown variant `urgent`"),
+        );
+        check(
+            r#"{"steps":[{"action":"teleport"}]}"#,
+            Err("unknown variant `teleport`"),
+        );
+        check(
+            r#"{"steps":[{"action":"navigate","url":"ftp://example.com/"}]}"#,
+            Err("http or https"),
+        );
+        check(
+            &format!(
+                r#"{{"steps":[{nav},{{"action":"extract","fields":{{"x":{{"selector":"h1[["}}}}}}]}}"#
+            ),
+            Err("invalid CSS selector"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav},{{"action":"assert"}}]}}"#),
+            Err("at least one of"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"max_attempts":0}}"#),
+            Err("max_attempts"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"timeout_seconds":100000}}"#),
+            Err("timeout_seconds"),
+        );
+        check(
+            r#"{"steps":[{"action":"click","selector":"a"}]}"#,
+            Err("first step must be `navigate`"),
+        );
+        check(
+            &format!(
+                r#"{{"steps":[{nav},{{"action":"navigate","url":"https://x.test/","extra":1}}]}}"#
+            ),
+            Err("unknown field `extra`"),
+        );
+    }
+
+    #[test]
+    fn request_hash_ignores_formatting() {
+        let a = parse(r#"{"steps":[{"action":"navigate","url":"https://example.com/"}]}"#).unwrap();
+        let b = parse("{ \"steps\" : [ {\"url\":\"https://example.com/\", \"action\":\"navigate\"} ], \"priority\":\"normal\" }").unwrap();
+        let c = parse(r#"{"steps":[{"action":"navigate","url":"https://example.org/"}]}"#).unwrap();
+        assert_eq!(a.request_hash(), b.request_hash());
+        assert_ne!(a.request_hash(), c.request_hash());
+    }
+}
