@@ -1,0 +1,298 @@
+//! Inserting, reading and the operator's transitions (cancel, retry).
+
+use accord_model::{EventKind, Job, JobEvent, JobId, JobState, WorkspaceId};
+use chrono::{DateTime, Utc};
+
+use super::rows::{
+    event_from_row, insert_event, job_from_row, ms, parse_state, to_json, NewEvent, JOB_COLUMNS,
+};
+use super::SqliteStore;
+use crate::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, RetryOutcome, StoreError};
+
+impl SqliteStore {
+    pub(super) async fn insert(
+        &self,
+        insert: InsertJob,
+        now: DateTime<Utc>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let job = &insert.job;
+        let now_ms = ms(now);
+        let run_at = job.run_at.map_or(now_ms, ms);
+        let state = if run_at > now_ms {
+            JobState::Scheduled
+        } else {
+            JobState::Available
+        };
+        let id = insert.id.to_string();
+        let workspace = insert.workspace_id.to_string();
+        let (key, hash) = match &insert.idempotency {
+            Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
+            None => (None, None),
+        };
+
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+             max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(&id)
+        .bind(&workspace)
+        .bind(job.queue.as_str())
+        .bind(job.priority.rank())
+        .bind(state.as_str())
+        .bind(job.engine.as_str())
+        .bind(to_json(&job.steps))
+        .bind(to_json(&job.labels))
+        .bind(to_json(&job.retry))
+        .bind(job.max_attempts)
+        .bind(job.timeout_seconds)
+        .bind(run_at)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(key)
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let Some(row) = row else {
+            // The key exists: answer with the original job if the request matches.
+            let existing = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE workspace_id = ? AND idempotency_key = ?"
+            ))
+            .bind(&workspace)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let stored_hash: Option<String> = sqlx::Row::try_get(&existing, "request_hash")?;
+            return Ok(if stored_hash.as_deref() == hash {
+                InsertOutcome::Existing(job_from_row(&existing)?)
+            } else {
+                InsertOutcome::KeyReused
+            });
+        };
+        insert_event(
+            &mut tx,
+            NewEvent {
+                workspace_id: &workspace,
+                job_id: &id,
+                at: now_ms,
+                kind: EventKind::Created,
+                from: None,
+                to: state,
+                attempt: 0,
+                worker_id: None,
+                message: None,
+            },
+        )
+        .await?;
+        let created = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(InsertOutcome::Created(created))
+    }
+
+    pub(super) async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+    ) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
+        ))
+        .bind(workspace.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    pub(super) async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ?");
+        if filter.state.is_some() {
+            sql.push_str(" AND state = ?");
+        }
+        if filter.queue.is_some() {
+            sql.push_str(" AND queue = ?");
+        }
+        if filter.label.is_some() {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(jobs.labels) WHERE json_each.key = ? AND json_each.value = ?)");
+        }
+        if filter.before.is_some() {
+            sql.push_str(" AND id < ?");
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut query = sqlx::query(&sql).bind(workspace.to_string());
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        if let Some(queue) = &filter.queue {
+            query = query.bind(queue.as_str());
+        }
+        if let Some((key, value)) = &filter.label {
+            query = query.bind(key).bind(value);
+        }
+        if let Some(before) = filter.before {
+            query = query.bind(before.to_string());
+        }
+        let rows = query.bind(filter.limit).fetch_all(&self.reader).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub(super) async fn events(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<Vec<JobEvent>>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE workspace_id = ? AND id = ?")
+            .bind(workspace.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, job_id, at, kind, from_state, to_state, attempt, worker_id, message FROM job_events \
+             WHERE workspace_id = ? AND job_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(workspace.to_string())
+        .bind(id.to_string())
+        .bind(after.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(event_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    pub(super) async fn cancel(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<CancelOutcome, StoreError> {
+        let (workspace, id, now) = (workspace.to_string(), id.to_string(), ms(now));
+        let mut tx = self.writer.begin().await?;
+        let Some(current) = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
+        ))
+        .bind(&workspace)
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let was = job_from_row(&current)?;
+        if was.state.is_terminal() {
+            return Ok(CancelOutcome::Finished(was));
+        }
+        // The state is part of the condition, so a transition that raced us
+        // (impossible with one writer, but cheap to rule out) changes nothing.
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL \
+             WHERE workspace_id = ? AND id = ? AND state = ? AND attempt = ? RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(&workspace)
+        .bind(&id)
+        .bind(was.state.as_str())
+        .bind(was.attempt)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            NewEvent {
+                workspace_id: &workspace,
+                job_id: &id,
+                at: now,
+                kind: EventKind::Cancelled,
+                from: Some(was.state),
+                to: JobState::Cancelled,
+                attempt: i64::from(was.attempt),
+                worker_id: None,
+                message: None,
+            },
+        )
+        .await?;
+        let job = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(CancelOutcome::Cancelled {
+            job,
+            was: was.state,
+        })
+    }
+
+    pub(super) async fn retry(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<RetryOutcome, StoreError> {
+        let (workspace, id, now) = (workspace.to_string(), id.to_string(), ms(now));
+        let mut tx = self.writer.begin().await?;
+        let Some(current) = sqlx::query("SELECT state FROM jobs WHERE workspace_id = ? AND id = ?")
+            .bind(&workspace)
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        let was = parse_state(sqlx::Row::try_get(&current, "state")?)?;
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = ?, updated_at = ?, \
+             finished_at = NULL, result = NULL \
+             WHERE workspace_id = ? AND id = ? AND state = ? AND state IN ('dead', 'cancelled') \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(&workspace)
+        .bind(&id)
+        .bind(was.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let job = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
+            ))
+            .bind(&workspace)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Ok(RetryOutcome::NotRetryable(job_from_row(&job)?));
+        };
+        let job = job_from_row(&row)?;
+        insert_event(
+            &mut tx,
+            NewEvent {
+                workspace_id: &workspace,
+                job_id: &id,
+                at: now,
+                kind: EventKind::Requeued,
+                from: Some(was),
+                to: JobState::Available,
+                attempt: i64::from(job.attempt),
+                worker_id: None,
+                message: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RetryOutcome::Requeued(job))
+    }
+}

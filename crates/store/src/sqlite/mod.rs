@@ -1,0 +1,14 @@
+//! The embedded SQLite backend: one file, WAL journal, one writer connection.
+//!
+//! All writes go through a single connection, so they never contend for
+//! SQLite's write lock inside the process; reads use a small pool of their
+//! own and see the last committed state (WAL readers do not block the writer).
+
+mod connect;
+mod jobs;
+mod lease;
+mod maintenance;
+mod rows;
+mod store_impl;
+
+pub use connect::{SqliteConfig, SqliteStore, Synchronous};
