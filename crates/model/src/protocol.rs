@@ -30,6 +30,8 @@ pub struct ClaimedJob {
     /// The fencing token: present it on every later call about this job.
     pub attempt: u32,
     pub lease_expires_at: DateTime<Utc>,
+    /// When the job became due; the claim latency is measured from here.
+    pub due_at: DateTime<Utc>,
     pub queue: QueueName,
     pub spec: JobSpec,
 }

@@ -99,7 +99,8 @@ impl SqliteStore {
             let row = sqlx::query(&format!(
                 "UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?, \
                  updated_at = ?, lease_expires_at = ?, finished_at = NULL \
-                 WHERE id = ? AND state = ? RETURNING {TRANSITION_COLUMNS}, steps, timeout_seconds, lease_expires_at"
+                 WHERE id = ? AND state = ? \
+             RETURNING {TRANSITION_COLUMNS}, steps, timeout_seconds, lease_expires_at, run_at"
             ))
             .bind(params.worker_id.as_str())
             .bind(now)
@@ -122,6 +123,7 @@ impl SqliteStore {
                 job_id: transition.job_id,
                 attempt: transition.attempt,
                 lease_expires_at: from_ms(row.try_get("lease_expires_at")?)?,
+                due_at: from_ms(row.try_get("run_at")?)?,
                 queue: transition.queue,
                 spec: JobSpec {
                     engine: transition.engine,

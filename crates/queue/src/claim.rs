@@ -1,0 +1,208 @@
+//! The worker protocol's side of the queue: claim (long-polling), heartbeat,
+//! complete, fail and release, each fenced by the lease's token.
+
+use std::time::Duration;
+
+use accord_model::{
+    ClaimRequest, ClaimedJob, CompleteItem, FailItem, HeartbeatResponse, JobId, JobState, LeaseRef,
+    WorkerId,
+};
+use accord_store::{ClaimParams, FailParams, ReportOutcome, Transition};
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::metrics::{EngineLabels, OutcomeLabels, QueueLabels};
+use crate::{Queue, QueueError};
+
+impl Queue {
+    /// Leases up to `limit` due jobs, waiting up to `wait_ms` (capped by the
+    /// configuration) for one to appear. An insert wakes waiting claims at
+    /// once; scheduled jobs are picked up when they fall due; a periodic look
+    /// at the store backs both up.
+    pub async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, QueueError> {
+        self.saw_worker(&request.worker_id);
+        let config = &self.inner.config;
+        let wait = Duration::from_millis(request.wait_ms).min(config.max_claim_wait);
+        let deadline = Instant::now() + wait;
+        loop {
+            // Register for wake-ups before looking, so an insert that lands
+            // between the look and the wait is not missed.
+            let notified = self.inner.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let params = ClaimParams {
+                worker_id: request.worker_id.clone(),
+                queues: request.queues.clone(),
+                limit: request.limit,
+                now: self.now(),
+                lease_ttl: config.lease_ttl,
+            };
+            let claimed = self.inner.store.job_claim_available(&params).await?;
+            if !claimed.is_empty() {
+                self.record_claims(&claimed, params.now);
+                return Ok(claimed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut nap = (deadline - now).min(config.claim_poll_interval);
+            if let Some(due) = self.inner.store.job_next_due_at(&request.queues).await? {
+                let until_due = (due - self.now()).to_std().unwrap_or(Duration::ZERO);
+                nap = nap.min(until_due.max(Duration::from_millis(1)));
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    fn record_claims(&self, claimed: &[ClaimedJob], now: chrono::DateTime<chrono::Utc>) {
+        let metrics = &self.inner.metrics;
+        for job in claimed {
+            let labels = QueueLabels {
+                queue: job.queue.to_string(),
+            };
+            metrics.claimed.get_or_create(&labels).inc();
+            let waited = (now - job.due_at).to_std().unwrap_or(Duration::ZERO);
+            metrics
+                .claim_latency
+                .get_or_create(&labels)
+                .observe(waited.as_secs_f64());
+            tracing::debug!(job_id = %job.job_id, attempt = job.attempt, "job claimed");
+        }
+    }
+
+    pub async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+    ) -> Result<HeartbeatResponse, QueueError> {
+        self.saw_worker(worker);
+        let outcome = self
+            .inner
+            .store
+            .job_heartbeat_leased(worker, leases, self.now(), self.inner.config.lease_ttl)
+            .await?;
+        Ok(HeartbeatResponse {
+            extended: outcome.extended,
+            cancelled: outcome.cancelled,
+            lost: outcome.lost,
+        })
+    }
+
+    pub async fn complete(
+        &self,
+        worker: &WorkerId,
+        items: &[CompleteItem],
+    ) -> Result<Vec<JobId>, QueueError> {
+        self.saw_worker(worker);
+        let outcomes = self
+            .inner
+            .store
+            .job_complete_if_leased(worker, items, self.now())
+            .await?;
+        self.settle(outcomes)
+    }
+
+    pub async fn fail(
+        &self,
+        worker: &WorkerId,
+        items: Vec<FailItem>,
+    ) -> Result<Vec<JobId>, QueueError> {
+        self.saw_worker(worker);
+        let jitter = {
+            let mut rng = rand::thread_rng();
+            items.iter().map(|_| rng.gen::<f64>()).collect()
+        };
+        let params = FailParams {
+            worker_id: worker.clone(),
+            items,
+            now: self.now(),
+            jitter,
+        };
+        let outcomes = self.inner.store.job_fail_if_leased(&params).await?;
+        self.settle(outcomes)
+    }
+
+    pub async fn release(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+    ) -> Result<Vec<JobId>, QueueError> {
+        let outcomes = self
+            .inner
+            .store
+            .job_release_if_leased(worker, leases, self.now())
+            .await?;
+        let released = self.settle(outcomes);
+        self.wake_claimers();
+        released
+    }
+
+    /// Records metrics for applied transitions and turns stale items into an error.
+    fn settle(&self, outcomes: Vec<ReportOutcome>) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now();
+        let mut accepted = Vec::with_capacity(outcomes.len());
+        let mut rejected = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                ReportOutcome::Applied(transition) => {
+                    self.record_transition(&transition, now);
+                    accepted.push(transition.job_id);
+                }
+                ReportOutcome::Stale(id) => {
+                    tracing::warn!(job_id = %id, "report for a lease the worker does not hold was refused");
+                    rejected.push(id);
+                }
+            }
+        }
+        if rejected.is_empty() {
+            Ok(accepted)
+        } else {
+            Err(QueueError::StaleLease { accepted, rejected })
+        }
+    }
+
+    pub(crate) fn record_transition(
+        &self,
+        transition: &Transition,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let metrics = &self.inner.metrics;
+        let queue = transition.queue.to_string();
+        let engine = transition.engine.as_str().to_owned();
+        let engine_labels = EngineLabels {
+            queue: queue.clone(),
+            engine: engine.clone(),
+        };
+        let outcome = match transition.to {
+            JobState::Succeeded => {
+                metrics.succeeded.get_or_create(&engine_labels).inc();
+                "succeeded"
+            }
+            JobState::Retrying | JobState::Dead => {
+                metrics.failed.get_or_create(&engine_labels).inc();
+                "failed"
+            }
+            JobState::Available => "released",
+            _ => "other",
+        };
+        if transition.to == JobState::Dead {
+            metrics.dead.get_or_create(&QueueLabels { queue }).inc();
+        }
+        if let Some(started) = transition.started_at {
+            let ran = (now - started).to_std().unwrap_or(Duration::ZERO);
+            metrics
+                .execution
+                .get_or_create(&OutcomeLabels {
+                    engine,
+                    outcome: outcome.to_owned(),
+                })
+                .observe(ran.as_secs_f64());
+        }
+        tracing::info!(job_id = %transition.job_id, attempt = transition.attempt, state = %transition.to, "job reported");
+    }
+}

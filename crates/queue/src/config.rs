@@ -1,0 +1,40 @@
+//! Tunables of the queue, set once by the binary.
+
+use std::time::Duration;
+
+use accord_model::Limits;
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// How long a claim or a heartbeat holds a job for a worker.
+    pub lease_ttl: Duration,
+    /// How often the reaper looks for expired leases (and the pruner runs).
+    pub maintenance_interval: Duration,
+    /// Finished jobs older than this are deleted; `None` keeps them forever.
+    pub retention: Option<Duration>,
+    /// At most this many rows are reaped or pruned per statement.
+    pub maintenance_batch: u32,
+    /// The longest a claim may wait for a job.
+    pub max_claim_wait: Duration,
+    /// While waiting, look at the store at least this often even without a wake-up.
+    pub claim_poll_interval: Duration,
+    /// Literal private, loopback and link-local targets are refused at
+    /// enqueue unless this is on (the engine checks resolved addresses too).
+    pub allow_private_targets: bool,
+    pub limits: Limits,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            maintenance_interval: Duration::from_secs(1),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            maintenance_batch: 1_000,
+            max_claim_wait: Duration::from_secs(30),
+            claim_poll_interval: Duration::from_secs(1),
+            allow_private_targets: false,
+            limits: Limits::default(),
+        }
+    }
+}

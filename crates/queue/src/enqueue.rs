@@ -1,0 +1,87 @@
+//! Accepting a job: validate, apply the target policy, insert with its
+//! idempotency key, wake the claimers.
+
+use accord_model::{classify_ip, JobId, NewJob, Step, WorkspaceId};
+use accord_store::{InsertJob, InsertOutcome};
+
+use crate::metrics::QueueLabels;
+use crate::{Queue, QueueError};
+
+/// The job and whether this request created it (`false`: an idempotent replay).
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub job: accord_model::Job,
+    pub created: bool,
+}
+
+impl Queue {
+    pub async fn enqueue(
+        &self,
+        workspace: WorkspaceId,
+        job: NewJob,
+        idempotency_key: Option<String>,
+    ) -> Result<Enqueued, QueueError> {
+        job.validate(&self.inner.config.limits)?;
+        self.check_targets(&job)?;
+        let idempotency = idempotency_key.map(|key| {
+            let hash = job.request_hash();
+            (key, hash)
+        });
+        let insert = InsertJob {
+            id: JobId::new(),
+            workspace_id: workspace,
+            job,
+            idempotency,
+        };
+        match self.inner.store.job_insert(insert, self.now()).await? {
+            InsertOutcome::Created(job) => {
+                tracing::info!(job_id = %job.id, queue = %job.queue, priority = %job.priority, "job enqueued");
+                self.inner
+                    .metrics
+                    .enqueued
+                    .get_or_create(&QueueLabels {
+                        queue: job.queue.to_string(),
+                    })
+                    .inc();
+                self.wake_claimers();
+                Ok(Enqueued { job, created: true })
+            }
+            InsertOutcome::Existing(job) => Ok(Enqueued {
+                job,
+                created: false,
+            }),
+            InsertOutcome::KeyReused => Err(QueueError::IdempotencyKeyReused),
+        }
+    }
+
+    /// Refuses literal non-public addresses up front; host names are checked
+    /// by the engine against the addresses they resolve to.
+    fn check_targets(&self, job: &NewJob) -> Result<(), QueueError> {
+        if self.inner.config.allow_private_targets {
+            return Ok(());
+        }
+        for (index, step) in job.steps.iter().enumerate() {
+            let Step::Navigate { url, .. } = step else {
+                continue;
+            };
+            let host = url.as_url().host_str().unwrap_or_default();
+            if host.eq_ignore_ascii_case("localhost")
+                || host.to_ascii_lowercase().ends_with(".localhost")
+            {
+                return Err(QueueError::TargetNotAllowed(format!(
+                    "steps[{index}].url: {host} is a loopback name; private targets are disabled"
+                )));
+            }
+            if let Some(ip) = url.literal_ip() {
+                let class = classify_ip(ip);
+                if !class.is_public() {
+                    return Err(QueueError::TargetNotAllowed(format!(
+                        "steps[{index}].url: {ip} is a {} address; private targets are disabled",
+                        class.as_str()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

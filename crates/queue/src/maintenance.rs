@@ -1,0 +1,87 @@
+//! Background duties: the reaper (expired leases back to the queue) and
+//! the pruner (retention of finished jobs). One loop owns both.
+
+use accord_store::StoreError;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::QueueLabels;
+use crate::Queue;
+
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub reaped: usize,
+    pub pruned: u64,
+}
+
+impl Queue {
+    /// One pass: reap every expired lease, then prune one bounded batch of
+    /// finished jobs past retention.
+    pub async fn maintain_once(&self) -> Result<MaintenanceReport, StoreError> {
+        let config = &self.inner.config;
+        let mut report = MaintenanceReport::default();
+        loop {
+            let now = self.now();
+            let reaped = self
+                .inner
+                .store
+                .job_reap_expired(now, config.maintenance_batch)
+                .await?;
+            for transition in &reaped {
+                tracing::warn!(
+                    job_id = %transition.job_id,
+                    attempt = transition.attempt,
+                    state = %transition.to,
+                    "lease expired; job returned to the queue"
+                );
+                self.inner
+                    .metrics
+                    .lease_expired
+                    .get_or_create(&QueueLabels {
+                        queue: transition.queue.to_string(),
+                    })
+                    .inc();
+                self.record_transition(transition, now);
+            }
+            report.reaped += reaped.len();
+            if reaped.len() < config.maintenance_batch as usize {
+                break;
+            }
+        }
+        if report.reaped > 0 {
+            self.wake_claimers();
+        }
+        if let Some(retention) = config.retention {
+            let cutoff =
+                self.now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            report.pruned = self
+                .inner
+                .store
+                .job_prune_finished(cutoff, config.maintenance_batch)
+                .await?;
+            if report.pruned > 0 {
+                tracing::info!(
+                    pruned = report.pruned,
+                    "finished jobs past retention deleted"
+                );
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs [`Queue::maintain_once`] every `maintenance_interval` until cancelled.
+    /// A store outage is logged and retried at the next tick.
+    pub async fn run_maintenance(&self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.inner.config.maintenance_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            if let Err(err) = self.maintain_once().await {
+                tracing::warn!(error = %err, "maintenance pass failed; will try again");
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The [`Queue`] handle: shared by the api's handlers and the maintenance loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use accord_model::{Clock, Job, JobEvent, JobId, WorkerId, WorkspaceId};
+use accord_store::{CancelOutcome, JobFilter, QueueStats, RetryOutcome, Store};
+use tokio::sync::Notify;
+
+use crate::{QueueConfig, QueueError, QueueMetrics};
+
+/// The job lifecycle. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: QueueConfig,
+    pub(crate) metrics: Arc<QueueMetrics>,
+    /// Woken whenever jobs may have become claimable, so waiting claims look again.
+    pub(crate) wake: Notify,
+    /// When each worker was last heard from: a plain cache for the worker gauge.
+    pub(crate) workers_seen: Mutex<HashMap<WorkerId, Instant>>,
+}
+
+impl Queue {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: QueueConfig,
+        metrics: Arc<QueueMetrics>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                metrics,
+                wake: Notify::new(),
+                workers_seen: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Arc<QueueMetrics> {
+        &self.inner.metrics
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.inner.config
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Tells waiting claims that jobs may have become claimable. Called after
+    /// inserts here, and by whatever learns of inserts made elsewhere.
+    pub fn wake_claimers(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
+    pub async fn get(&self, workspace: WorkspaceId, id: JobId) -> Result<Job, QueueError> {
+        self.inner
+            .store
+            .job_get(workspace, id)
+            .await?
+            .ok_or(QueueError::JobNotFound(id))
+    }
+
+    pub async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, QueueError> {
+        Ok(self.inner.store.job_list(workspace, filter).await?)
+    }
+
+    pub async fn events(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JobEvent>, QueueError> {
+        self.inner
+            .store
+            .job_events(workspace, id, after, limit)
+            .await?
+            .ok_or(QueueError::JobNotFound(id))
+    }
+
+    /// Cancels a queued job at once; a running one stops at its worker's next
+    /// heartbeat, and nothing the worker reports afterwards is accepted.
+    pub async fn cancel(&self, workspace: WorkspaceId, id: JobId) -> Result<Job, QueueError> {
+        match self
+            .inner
+            .store
+            .job_cancel(workspace, id, self.now())
+            .await?
+        {
+            CancelOutcome::Cancelled { job, was } => {
+                tracing::info!(job_id = %id, was = %was, "job cancelled");
+                Ok(job)
+            }
+            CancelOutcome::Finished(job) if job.state == accord_model::JobState::Cancelled => {
+                Ok(job)
+            }
+            CancelOutcome::Finished(job) => Err(QueueError::NotCancellable {
+                id,
+                state: job.state,
+            }),
+            CancelOutcome::NotFound => Err(QueueError::JobNotFound(id)),
+        }
+    }
+
+    /// Requeues a dead or cancelled job with a fresh set of attempts.
+    pub async fn retry(&self, workspace: WorkspaceId, id: JobId) -> Result<Job, QueueError> {
+        match self
+            .inner
+            .store
+            .job_retry(workspace, id, self.now())
+            .await?
+        {
+            RetryOutcome::Requeued(job) => {
+                tracing::info!(job_id = %id, "job requeued");
+                self.wake_claimers();
+                Ok(job)
+            }
+            RetryOutcome::NotRetryable(job) => Err(QueueError::NotRetryable {
+                id,
+                state: job.state,
+            }),
+            RetryOutcome::NotFound => Err(QueueError::JobNotFound(id)),
+        }
+    }
+
+    /// Counts, the oldest due job and the last minute's throughput.
+    pub async fn stats(&self, workspace: WorkspaceId) -> Result<QueueStats, QueueError> {
+        let now = self.now();
+        let since = now - chrono::Duration::seconds(60);
+        Ok(self.inner.store.queue_stats(workspace, since, now).await?)
+    }
+
+    /// Refreshes the gauges that are read from the store, then encodes every metric.
+    pub async fn render_metrics(&self) -> Result<String, QueueError> {
+        let counts = self.inner.store.job_counts().await?;
+        self.inner.metrics.set_job_counts(&counts);
+        self.inner.metrics.workers.set(self.active_workers() as i64);
+        Ok(self.inner.metrics.encode())
+    }
+
+    /// Workers heard from within two lease lengths.
+    pub fn active_workers(&self) -> usize {
+        let horizon = self.inner.config.lease_ttl * 2;
+        let mut seen = self.inner.workers_seen.lock().expect("workers cache lock");
+        seen.retain(|_, at| at.elapsed() < horizon);
+        seen.len()
+    }
+
+    pub(crate) fn saw_worker(&self, worker: &WorkerId) {
+        let mut seen = self.inner.workers_seen.lock().expect("workers cache lock");
+        match seen.get_mut(worker) {
+            Some(at) => *at = Instant::now(),
+            None => {
+                seen.insert(worker.clone(), Instant::now());
+            }
+        }
+    }
+}
