@@ -1,1 +1,19 @@
-//! placeholder
+//! Test support: [`FixtureServer`], a deterministic HTTP server on loopback.
+//!
+//! Engine tests, worker tests and benchmarks point jobs at it instead of the
+//! internet. It serves a fixed HTML page (its expected contents are exported
+//! as constants such as [`PAGE_TITLE`] and [`PAGE_LINKS`]) plus routes that
+//! misbehave on purpose: flaky 503s, arbitrary statuses, redirects and
+//! redirect chains, slow and hanging answers, big (and streamed) pages, plain
+//! text, and an echo of the request's `User-Agent`. It counts the requests
+//! each path received ([`FixtureServer::hits`]).
+//!
+//! It is built to be cheap per request (axum, no per-request logging) so a
+//! benchmark measures the code under test, not the fixture. It deliberately
+//! does not do TLS or anything that would need the network beyond loopback.
+
+mod fixture;
+
+pub use fixture::{
+    FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
+};

@@ -1,0 +1,153 @@
+//! The one error table: every failure an API caller can see, with its HTTP
+//! status and stable machine code. Internal errors are logged once here and
+//! answered with a generic message.
+
+use accord_queue::QueueError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code; see the table in the API docs.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra structured context for some codes (e.g. `stale_lease`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    UnknownField(String),
+    #[error("{0}")]
+    InvalidEnumValue(String),
+    #[error("{0}")]
+    InvalidField(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    TargetNotAllowed(String),
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidIdempotencyKey(String),
+    #[error("{0}")]
+    JobNotFound(String),
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed for this route")]
+    MethodNotAllowed,
+    #[error("the Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("{0}")]
+    NotCancellable(String),
+    #[error("{0}")]
+    NotRetryable(String),
+    #[error("the worker does not hold the lease of {} job(s); the other items were applied", rejected.len())]
+    StaleLease {
+        accepted: Vec<accord_model::JobId>,
+        rejected: Vec<accord_model::JobId>,
+    },
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The table: status and code of every case.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
+            Self::UnknownField(_) => (S::UNPROCESSABLE_ENTITY, "unknown_field"),
+            Self::InvalidEnumValue(_) => (S::UNPROCESSABLE_ENTITY, "invalid_enum_value"),
+            Self::InvalidField(_) => (S::UNPROCESSABLE_ENTITY, "invalid_field"),
+            Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::TargetNotAllowed(_) => (S::UNPROCESSABLE_ENTITY, "target_not_allowed"),
+            Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
+            Self::InvalidQuery(_) => (S::BAD_REQUEST, "invalid_query"),
+            Self::InvalidIdempotencyKey(_) => (S::BAD_REQUEST, "invalid_idempotency_key"),
+            Self::JobNotFound(_) => (S::NOT_FOUND, "job_not_found"),
+            Self::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
+            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::IdempotencyKeyReused => (S::CONFLICT, "idempotency_key_reused"),
+            Self::NotCancellable(_) => (S::CONFLICT, "job_not_cancellable"),
+            Self::NotRetryable(_) => (S::CONFLICT, "job_not_retryable"),
+            Self::StaleLease { .. } => (S::CONFLICT, "stale_lease"),
+            Self::Unavailable => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (_, code) = self.status_and_code();
+        let details = match self {
+            Self::StaleLease { accepted, rejected } => Some(serde_json::json!({
+                "accepted": accepted,
+                "rejected": rejected,
+            })),
+            _ => None,
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: self.to_string(),
+                details,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        (status, Json(self.body())).into_response()
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::JobNotFound(id) => Self::JobNotFound(format!("job {id} not found")),
+            QueueError::Invalid(err) => Self::Validation(err.to_string()),
+            QueueError::TargetNotAllowed(reason) => Self::TargetNotAllowed(reason),
+            QueueError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            err @ QueueError::NotCancellable { .. } => Self::NotCancellable(err.to_string()),
+            err @ QueueError::NotRetryable { .. } => Self::NotRetryable(err.to_string()),
+            QueueError::StaleLease { accepted, rejected } => {
+                Self::StaleLease { accepted, rejected }
+            }
+            QueueError::Store(err) if err.is_unavailable() => {
+                tracing::warn!(error = %err, "store unavailable");
+                Self::Unavailable
+            }
+            QueueError::Store(err) => {
+                tracing::error!(error = %err, "store error");
+                Self::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Request extractors that turn every malformed input into the right entry
+//! of the error table instead of axum's plain-text rejections.
+
+use accord_model::{JobId, WorkspaceId};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// A JSON body parsed strictly: wrong content type (415), too large (413),
+/// not JSON (400 `malformed_json`), unknown field, bad enum value or wrong
+/// type (422, each with its own code and the path of the offending field).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |limit| limit.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::MalformedJson(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// The configured body limit, put into request extensions so rejections can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        classify(err.into_inner(), &path)
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| ApiError::MalformedJson(err.to_string()))?;
+    Ok(value)
+}
+
+fn classify(err: serde_json::Error, path: &str) -> ApiError {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Io | Category::Syntax | Category::Eof => ApiError::MalformedJson(err.to_string()),
+        Category::Data => {
+            let text = err.to_string();
+            let at = if path.is_empty() || path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            let message = format!("{at}{}", strip_position(&text));
+            if text.starts_with("unknown field") {
+                ApiError::UnknownField(message)
+            } else if text.starts_with("unknown variant") {
+                ApiError::InvalidEnumValue(message)
+            } else {
+                ApiError::InvalidField(message)
+            }
+        }
+    }
+}
+
+/// serde_json ends data errors with " at line 1 column 42"; the path says more.
+fn strip_position(text: &str) -> &str {
+    match text.rfind(" at line ") {
+        Some(index) => &text[..index],
+        None => text,
+    }
+}
+
+/// Query parameters with rejections mapped to `400 invalid_query`.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| QueryParams(value))
+            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+    }
+}
+
+/// A `{id}` path segment that must be a job id (`400 invalid_id` otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct JobIdPath(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::InvalidId(rejection.body_text()))?;
+        raw.parse()
+            .map(JobIdPath)
+            .map_err(|_| ApiError::InvalidId(format!("{raw:?} is not a job id (expected a UUID)")))
+    }
+}
+
+/// The workspace a request acts in. Until API keys exist every request acts
+/// in the default workspace; this extractor is the one place that will change.
+#[derive(Debug, Clone, Copy)]
+pub struct Workspace(pub WorkspaceId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Workspace {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Workspace(WorkspaceId::DEFAULT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: &str, expected_code: &str, expected_message: &str) {
+        let err = parse_json::<accord_model::NewJob>(body.as_bytes()).unwrap_err();
+        let (_, code) = err.status_and_code();
+        assert_eq!(code, expected_code, "{body}: {err}");
+        assert!(err.to_string().contains(expected_message), "{body}: {err}");
+    }
+
+    #[test]
+    fn body_errors_are_classified() {
+        let nav = r#"{"action":"navigate","url":"https://e.com/"}"#;
+        check("{", "malformed_json", "EOF");
+        check("not json", "malformed_json", "expected");
+        check(
+            &format!(r#"{{"steps":[{nav}]}} trailing"#),
+            "malformed_json",
+            "trailing",
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"nope":1}}"#),
+            "unknown_field",
+            "unknown field `nope`",
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"priority":"asap"}}"#),
+            "invalid_enum_value",
+            "priority: unknown variant `asap`",
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"max_attempts":"three"}}"#),
+            "invalid_field",
+            "max_attempts: invalid type",
+        );
+        check(
+            r#"{"priority":"high"}"#,
+            "invalid_field",
+            "missing field `steps`",
+        );
+        check(
+            r#"{"steps":[{"action":"navigate","url":"ftp://x/"}]}"#,
+            "invalid_field",
+            "http or https",
+        );
+        // Deep nesting is refused at the first level that does not fit the schema.
+        check(
+            &format!(r#"{{"steps":{}{}}}"#, "[".repeat(5000), "]".repeat(5000)),
+            "invalid_field",
+            "steps[0]",
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Operations: queue statistics, status, health, readiness and metrics.
+
+use std::collections::BTreeMap;
+
+use accord_model::{JobState, Priority};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::extract::Workspace;
+use crate::{ApiError, ApiState, ErrorBody};
+
+/// Throughput over the last minute.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Throughput {
+    pub succeeded: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+    /// Finished jobs per second, averaged over the minute.
+    pub per_second: f64,
+}
+
+/// Counts and flow of the queue in this workspace.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueStatsView {
+    /// Every state, zero included.
+    pub by_state: BTreeMap<JobState, u64>,
+    /// Priority, then state.
+    pub by_priority: BTreeMap<Priority, BTreeMap<JobState, u64>>,
+    /// Queue name, then state.
+    pub by_queue: BTreeMap<String, BTreeMap<JobState, u64>>,
+    /// How long the longest-waiting due job has waited.
+    pub oldest_available_age_seconds: Option<f64>,
+    pub last_minute: Throughput,
+}
+
+/// Queue statistics.
+#[utoipa::path(
+    get, path = "/api/v1/queue/stats", tag = "ops",
+    responses((status = 200, body = QueueStatsView), (status = 503, body = ErrorBody))
+)]
+pub async fn queue_stats(
+    State(state): State<ApiState>,
+    Workspace(workspace): Workspace,
+) -> Result<Json<QueueStatsView>, ApiError> {
+    let stats = state.queue.stats(workspace).await?;
+    let now = state.queue.now();
+    let mut by_state: BTreeMap<JobState, u64> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
+    let mut by_priority: BTreeMap<Priority, BTreeMap<JobState, u64>> = BTreeMap::new();
+    let mut by_queue: BTreeMap<String, BTreeMap<JobState, u64>> = BTreeMap::new();
+    for count in &stats.counts {
+        *by_state.entry(count.state).or_default() += count.count;
+        *by_priority
+            .entry(count.priority)
+            .or_default()
+            .entry(count.state)
+            .or_default() += count.count;
+        *by_queue
+            .entry(count.queue.to_string())
+            .or_default()
+            .entry(count.state)
+            .or_default() += count.count;
+    }
+    let finished = |state| stats.finished_since.get(&state).copied().unwrap_or(0);
+    let (succeeded, dead, cancelled) = (
+        finished(JobState::Succeeded),
+        finished(JobState::Dead),
+        finished(JobState::Cancelled),
+    );
+    Ok(Json(QueueStatsView {
+        by_state,
+        by_priority,
+        by_queue,
+        oldest_available_age_seconds: stats
+            .oldest_due_at
+            .map(|due| (now - due).num_milliseconds().max(0) as f64 / 1000.0),
+        last_minute: Throughput {
+            succeeded,
+            dead,
+            cancelled,
+            per_second: (succeeded + dead + cancelled) as f64 / 60.0,
+        },
+    }))
+}
+
+/// What this control plane is and how it is doing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpsStatus {
+    pub version: String,
+    /// `sqlite` or `postgres`.
+    pub store: String,
+    pub store_reachable: bool,
+    pub uptime_seconds: u64,
+    /// Workers heard from within two lease lengths.
+    pub active_workers: usize,
+    pub lease_ttl_seconds: u64,
+    /// Finished jobs are deleted after this long; absent when kept forever.
+    pub retention_seconds: Option<u64>,
+    pub allow_private_targets: bool,
+}
+
+/// Control-plane status.
+#[utoipa::path(get, path = "/api/v1/ops/status", tag = "ops", responses((status = 200, body = OpsStatus)))]
+pub async fn ops_status(State(state): State<ApiState>) -> Json<OpsStatus> {
+    let queue = &state.queue;
+    let config = queue.config();
+    Json(OpsStatus {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        store: queue.store().backend().to_owned(),
+        store_reachable: queue.store().ping().await.is_ok(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        active_workers: queue.active_workers(),
+        lease_ttl_seconds: config.lease_ttl.as_secs(),
+        retention_seconds: config.retention.map(|r| r.as_secs()),
+        allow_private_targets: config.allow_private_targets,
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = HealthView)))]
+pub async fn health() -> Json<HealthView> {
+    Json(HealthView {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the store answers (503 when it does not).
+#[utoipa::path(
+    get, path = "/ready", tag = "ops",
+    responses((status = 200, body = HealthView), (status = 503, body = HealthView))
+)]
+pub async fn ready(State(state): State<ApiState>) -> (StatusCode, Json<HealthView>) {
+    match state.queue.store().ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(HealthView {
+                status: "ready".into(),
+            }),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(HealthView {
+                    status: "unavailable".into(),
+                }),
+            )
+        }
+    }
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get, path = "/metrics", tag = "ops",
+    responses((status = 200, content_type = "application/openmetrics-text", body = String), (status = 503, body = ErrorBody))
+)]
+pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let text = state.queue.render_metrics().await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

@@ -1,0 +1,44 @@
+//! How an engine is configured. Filled in by the binary from its config file;
+//! the defaults are the safe production choice.
+
+use std::time::Duration;
+
+/// Settings of the HTTP engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Fetch loopback, private, link-local and metadata addresses too. Only
+    /// for tests and the local demo site; never in production.
+    pub allow_private_targets: bool,
+    /// Sent on every request. Accord identifies itself honestly.
+    pub user_agent: String,
+    /// Longest wait for a TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Longest time of one `navigate`: request, redirects and the whole body.
+    pub navigate_timeout: Duration,
+    /// Largest response body kept; a bigger one fails the step.
+    pub max_body_bytes: usize,
+    /// Most redirects followed by one `navigate`.
+    pub max_redirects: usize,
+}
+
+impl EngineConfig {
+    /// The User-Agent sent unless configured otherwise.
+    pub const DEFAULT_USER_AGENT: &'static str = concat!(
+        "Accord/",
+        env!("CARGO_PKG_VERSION"),
+        " (+https://github.com/accord-automation/accord)"
+    );
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            user_agent: Self::DEFAULT_USER_AGENT.to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            navigate_timeout: Duration::from_secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_redirects: 10,
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Extraction and assertions over a parsed page. Pure, synchronous CPU work:
+//! the engine calls it from `spawn_blocking`, never on the async threads.
+//!
+//! Text is read the way a user would read it: text nodes in document order,
+//! a break between block-level elements, `script`/`style`/`template` content
+//! left out, whitespace collapsed to single spaces and trimmed.
+
+use std::collections::BTreeMap;
+
+use accord_model::{ExtractedValue, FieldSpec, Step};
+use scraper::{ElementRef, Html, Node, Selector};
+
+use crate::StepFailure;
+
+/// A step that works on the current page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PageStep<'a> {
+    Extract(&'a BTreeMap<String, FieldSpec>),
+    Assert(Checks<'a>),
+}
+
+/// What an `assert` step requires of the page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checks<'a> {
+    status: Option<u16>,
+    text: Option<&'a str>,
+    selector: Option<&'a str>,
+}
+
+impl<'a> PageStep<'a> {
+    /// The page step `step` is, if it is one.
+    pub(crate) fn of(step: &'a Step) -> Option<Self> {
+        match step {
+            Step::Extract { fields } => Some(Self::Extract(fields)),
+            Step::Assert {
+                status,
+                text,
+                selector,
+            } => Some(Self::Assert(Checks {
+                status: *status,
+                text: text.as_deref(),
+                selector: selector.as_deref(),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed page and the status it was served with.
+#[derive(Debug)]
+pub(crate) struct Document {
+    html: Html,
+    status: u16,
+}
+
+impl Document {
+    pub(crate) fn parse(body: &str, status: u16) -> Self {
+        Self {
+            html: Html::parse_document(body),
+            status,
+        }
+    }
+
+    /// Runs one page step; extracted fields are added to `extracted`, a later
+    /// field of the same name replacing an earlier one.
+    pub(crate) fn apply(
+        &self,
+        step: PageStep<'_>,
+        extracted: &mut BTreeMap<String, ExtractedValue>,
+    ) -> Result<(), StepFailure> {
+        match step {
+            PageStep::Extract(fields) => {
+                for (name, field) in fields {
+                    extracted.insert(name.clone(), self.extract(field)?);
+                }
+                Ok(())
+            }
+            PageStep::Assert(checks) => self.check(checks),
+        }
+    }
+
+    fn extract(&self, field: &FieldSpec) -> Result<ExtractedValue, StepFailure> {
+        let selector = compile(&field.selector)?;
+        let read = |element: ElementRef<'_>| match &field.attribute {
+            Some(name) => element.value().attr(name).map(str::to_owned),
+            None => Some(text_of(element)),
+        };
+        let mut matches = self.html.select(&selector);
+        Ok(if field.all {
+            // Elements without the asked attribute are left out of lists.
+            ExtractedValue::List(matches.filter_map(read).collect())
+        } else {
+            ExtractedValue::One(matches.next().and_then(read))
+        })
+    }
+
+    fn check(&self, checks: Checks<'_>) -> Result<(), StepFailure> {
+        if let Some(expected) = checks.status {
+            if expected != self.status {
+                return Err(StepFailure::AssertFailed {
+                    expected: format!("status {expected}"),
+                    found: self.status.to_string(),
+                });
+            }
+        }
+        if let Some(expected) = checks.text {
+            let needle = collapse_whitespace([expected]);
+            let page = self.visible_text();
+            if !page.contains(&needle) {
+                return Err(StepFailure::AssertFailed {
+                    expected: format!("text {needle:?} in the page"),
+                    found: format!("page text {:?}", snippet(&page)),
+                });
+            }
+        }
+        if let Some(selector) = checks.selector {
+            if self.html.select(&compile(selector)?).next().is_none() {
+                return Err(StepFailure::AssertFailed {
+                    expected: format!("an element matching `{selector}`"),
+                    found: "none".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of the body (of the whole document if it has none).
+    fn visible_text(&self) -> String {
+        let body = Selector::parse("body").expect("`body` is a valid selector");
+        let root = self
+            .html
+            .select(&body)
+            .next()
+            .unwrap_or_else(|| self.html.root_element());
+        text_of(root)
+    }
+}
+
+fn compile(selector: &str) -> Result<Selector, StepFailure> {
+    Selector::parse(selector).map_err(|err| StepFailure::InvalidSelector {
+        selector: selector.to_owned(),
+        reason: err.to_string(),
+    })
+}
+
+/// Elements whose content is never shown as text.
+const HIDDEN: &[&str] = &["script", "style", "template", "noscript", "head"];
+
+/// Elements that start a new line when rendered, so their words must not run
+/// into their neighbours' (`<li>A</li><li>B</li>` reads "A B", not "AB").
+const BLOCKS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "dialog",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hgroup",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "option",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "title",
+    "tr",
+    "ul",
+];
+
+/// Work left while walking a tree: a node to visit or a block boundary.
+enum Visit<N> {
+    Node(N),
+    Break,
+}
+
+/// The readable text of an element, whitespace collapsed.
+///
+/// The walk is iterative: pages can nest deeper than a thread's stack allows.
+fn text_of(element: ElementRef<'_>) -> String {
+    let mut pieces: Vec<&str> = Vec::new();
+    let mut work = vec![Visit::Node(*element)];
+    while let Some(next) = work.pop() {
+        let node = match next {
+            Visit::Break => {
+                pieces.push(" ");
+                continue;
+            }
+            Visit::Node(node) => node,
+        };
+        match node.value() {
+            Node::Text(text) => pieces.push(text),
+            Node::Element(el) if node != *element && HIDDEN.contains(&el.name()) => {}
+            Node::Element(el) => {
+                let block = BLOCKS.contains(&el.name());
+                if block {
+                    work.push(Visit::Break);
+                }
+                work.extend(node.children().rev().map(Visit::Node));
+                if block {
+                    work.push(Visit::Break);
+                }
+            }
+            _ => {}
+        }
+    }
+    collapse_whitespace(pieces)
+}
+
+/// Joins the pieces, then collapses every run of whitespace to one space and
+/// trims both ends.
+fn collapse_whitespace<'a>(pieces: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    let mut pending_space = false;
+    for piece in pieces {
+        for c in piece.chars() {
+            if c.is_whitespace() {
+                pending_space = !out.is_empty();
+            } else {
+                if pending_space {
+                    out.push(' ');
+                    pending_space = false;
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The start of a long text, for error messages.
+fn snippet(text: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(selector: &str, attribute: Option<&str>, all: bool) -> FieldSpec {
+        FieldSpec {
+            selector: selector.to_owned(),
+            attribute: attribute.map(str::to_owned),
+            all,
+        }
+    }
+
+    fn one(text: &str) -> ExtractedValue {
+        ExtractedValue::One(Some(text.to_owned()))
+    }
+
+    fn list(items: &[&str]) -> ExtractedValue {
+        ExtractedValue::List(items.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    #[test]
+    fn extracts_fields() {
+        let check = |html: &str, field: FieldSpec, expected: ExtractedValue| {
+            let doc = Document::parse(html, 200);
+            assert_eq!(doc.extract(&field).unwrap(), expected, "{html} / {field:?}");
+        };
+        check(
+            "<h1>  Hello \n\t world </h1>",
+            field("h1", None, false),
+            one("Hello world"),
+        );
+        check(
+            "<p>a <b>bold</b>word</p>",
+            field("p", None, false),
+            one("a boldword"),
+        );
+        check(
+            "<ul><li>A</li><li>B</li></ul>",
+            field("ul", None, false),
+            one("A B"),
+        );
+        check(
+            "<p>x<script>var y;</script>z</p>",
+            field("p", None, false),
+            one("xz"),
+        );
+        check(
+            "<p>a</p><p>b</p>",
+            field("p", None, true),
+            list(&["a", "b"]),
+        );
+        check(
+            "<p>a</p>",
+            field("h2", None, false),
+            ExtractedValue::One(None),
+        );
+        check("<p>a</p>", field("h2", None, true), list(&[]));
+        check(
+            "<a href='/1'>1</a><a>2</a><a href='/3'>3</a>",
+            field("a", Some("href"), true),
+            list(&["/1", "/3"]),
+        );
+        check(
+            "<a>2</a><a href='/3'>3</a>",
+            field("a", Some("href"), false),
+            ExtractedValue::One(None),
+        );
+        check(
+            "<p>&amp; &lt;ok&gt;</p>",
+            field("p", None, false),
+            one("& <ok>"),
+        );
+        check(
+            "<p>\u{a0}nbsp\u{a0}</p>",
+            field("p", None, false),
+            one("nbsp"),
+        );
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let html = format!(
+            "{}deep{}",
+            "<span>".repeat(50_000),
+            "</span>".repeat(50_000)
+        );
+        let doc = Document::parse(&html, 200);
+        assert_eq!(doc.visible_text(), "deep");
+    }
+
+    #[test]
+    fn asserts_check_the_page() {
+        let html = "<html><head><title>T</title><script>hidden()</script></head>\
+                    <body><h1>Hello</h1><p>big   world</p><script>secret()</script></body></html>";
+        let check = |status: Option<u16>,
+                     text: Option<&str>,
+                     selector: Option<&str>,
+                     expected: Result<(), &str>| {
+            let doc = Document::parse(html, 200);
+            let got = doc
+                .check(Checks {
+                    status,
+                    text,
+                    selector,
+                })
+                .map_err(|err| err.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned));
+        };
+        check(Some(200), None, None, Ok(()));
+        check(
+            Some(404),
+            None,
+            None,
+            Err("assert failed: expected status 404, got 200"),
+        );
+        check(None, Some("Hello big world"), None, Ok(()));
+        check(None, Some("big\nworld"), None, Ok(()));
+        check(
+            None,
+            Some("secret"),
+            None,
+            Err("assert failed: expected text \"secret\" in the page, got page text \"Hello big world\""),
+        );
+        check(
+            None,
+            Some("T Hello"),
+            None,
+            Err("assert failed: expected text \"T Hello\" in the page, got page text \"Hello big world\""),
+        );
+        check(None, None, Some("body > p"), Ok(()));
+        check(
+            None,
+            None,
+            Some("div.missing"),
+            Err("assert failed: expected an element matching `div.missing`, got none"),
+        );
+        check(Some(200), Some("Hello"), Some("h1"), Ok(()));
+    }
+
+    #[test]
+    fn invalid_selectors_are_permanent_failures() {
+        let doc = Document::parse("<p>a</p>", 200);
+        let err = doc
+            .extract(&field("p[[", None, false))
+            .expect_err("the selector is invalid");
+        assert!(
+            err.to_string().starts_with("invalid CSS selector `p[[`: "),
+            "{err}"
+        );
+        assert_eq!(err.kind(), accord_model::ErrorKind::Permanent);
+    }
+
+    #[test]
+    fn snippets_are_cut() {
+        assert_eq!(snippet("short"), "short");
+        assert_eq!(snippet(&"é".repeat(300)), format!("{}...", "é".repeat(200)));
+    }
+}
