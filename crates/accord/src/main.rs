@@ -1,2 +1,141 @@
-//! placeholder
-fn main() {}
+//! `accord`: the binary. Parses the command line and the config file once,
+//! sets up logging, wires the crates together and runs the chosen command.
+//! The composition root: nothing depends on it.
+
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI's output is its interface"
+)]
+
+mod bench;
+mod cli;
+mod config;
+mod jobs_cmd;
+mod logging;
+mod server;
+
+use std::sync::Arc;
+
+use accord_client::AccordClient;
+use accord_engine::{EngineConfig, HttpEngine};
+use accord_worker::{Worker, WorkerConfig};
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{BenchCommand, Cli, Command, LogFormat};
+use crate::config::{worker_settings, FileConfig, ServerSettings, DEFAULT_SERVER};
+use crate::server::{stop_signal, ControlPlane};
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    if let Err(err) = runtime.block_on(run(cli)) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let quiet_by_default = matches!(
+        cli.command,
+        Command::Jobs(_) | Command::Bench(_) | Command::Openapi
+    );
+    let default_filter = quiet_by_default.then_some("warn");
+    let filter = cli
+        .log
+        .as_deref()
+        .or(file.log.as_deref())
+        .or(default_filter);
+    logging::init(
+        cli.log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Text),
+        filter,
+    );
+
+    match cli.command {
+        Command::Up(args) => {
+            let settings = ServerSettings::resolve(&args.server, &file.server)?;
+            let worker = worker_settings(&args.worker, &file.worker)?;
+            let engine = engine(settings.queue.allow_private_targets)?;
+            let control = ControlPlane::start(&settings).await?;
+            let url = control.local_url();
+            print_banner(&control, &settings);
+            let client = AccordClient::new(&url)?;
+            let stop = CancellationToken::new();
+            let worker = tokio::spawn(Worker::new(client, engine, worker).run(stop.clone()));
+            stop_signal().await;
+            control.close_claims();
+            stop.cancel();
+            worker.await.context("worker task")?;
+            control.shutdown().await
+        }
+        Command::Serve(args) => {
+            let settings = ServerSettings::resolve(&args.server, &file.server)?;
+            let control = ControlPlane::start(&settings).await?;
+            print_banner(&control, &settings);
+            stop_signal().await;
+            control.shutdown().await
+        }
+        Command::Worker(args) => {
+            let server = args
+                .server
+                .clone()
+                .or_else(|| file.worker.server.clone())
+                .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+            let config = worker_settings(&args.worker, &file.worker)?;
+            let allow_private =
+                args.allow_private_targets || file.worker.allow_private_targets.unwrap_or(false);
+            run_worker_until_stopped(&server, engine(allow_private)?, config).await
+        }
+        Command::Jobs(command) => jobs_cmd::run(command, &file.client).await,
+        Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
+        Command::Openapi => {
+            println!("{}", accord_api::openapi().to_pretty_json()?);
+            Ok(())
+        }
+    }
+}
+
+fn engine(allow_private_targets: bool) -> Result<Arc<HttpEngine>> {
+    let config = EngineConfig {
+        allow_private_targets,
+        ..EngineConfig::default()
+    };
+    Ok(Arc::new(
+        HttpEngine::new(config).context("build the HTTP engine")?,
+    ))
+}
+
+/// Runs a worker until Ctrl-C or SIGTERM, then lets it finish or give back its jobs.
+async fn run_worker_until_stopped(
+    server: &str,
+    engine: Arc<HttpEngine>,
+    config: WorkerConfig,
+) -> Result<()> {
+    let client = AccordClient::new(server).with_context(|| format!("server URL {server}"))?;
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(client, engine, config).run(stop.clone()));
+    stop_signal().await;
+    stop.cancel();
+    worker.await.context("worker task")?;
+    Ok(())
+}
+
+fn print_banner(control: &ControlPlane, settings: &ServerSettings) {
+    let url = control.local_url();
+    println!("Accord {} is listening on {url}", env!("CARGO_PKG_VERSION"));
+    println!("  database:  {}", settings.sqlite.path.display());
+    println!("  API docs:  {url}/docs");
+    println!("  submit:    accord jobs submit job.json --wait --server {url}");
+    if settings.queue.allow_private_targets {
+        println!("  note:      private and loopback targets are ALLOWED (--allow-private-targets)");
+    }
+    println!("Press Ctrl-C to stop.");
+}

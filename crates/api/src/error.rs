@@ -2,30 +2,11 @@
 //! status and stable machine code. Internal errors are logged once here and
 //! answered with a generic message.
 
+use accord_model::{ErrorBody, ErrorDetail};
 use accord_queue::QueueError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-/// `{"error": {"code": "...", "message": "..."}}`
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable code; see the table in the API docs.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-    /// Extra structured context for some codes (e.g. `stale_lease`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -14,7 +14,7 @@ mod openapi;
 mod routes;
 mod state;
 
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::ApiError;
 pub use openapi::openapi;
 pub use routes::router;
 pub use state::{ApiConfig, ApiState};

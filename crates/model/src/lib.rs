@@ -17,6 +17,7 @@ mod result;
 mod retry;
 mod spec;
 mod target;
+mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EventKind, JobEvent};
@@ -30,3 +31,6 @@ pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
 pub use retry::RetryPolicy;
 pub use spec::{Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError};
 pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
+pub use wire::{
+    ErrorBody, ErrorDetail, EventPage, HealthView, JobPage, OpsStatus, QueueStatsView, Throughput,
+};

@@ -1,23 +1,16 @@
 //! `/api/v1/jobs`: submit, read, list, follow, cancel and retry jobs.
 
-use accord_model::{Job, JobEvent, JobId, JobState, NewJob, QueueName};
+use accord_model::{Job, JobId, JobState, NewJob, QueueName};
 use accord_store::JobFilter;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::extract::{JobIdPath, JsonBody, QueryParams, Workspace};
-use crate::{ApiError, ApiState, ErrorBody};
-
-/// A page of jobs, newest first.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct JobPage {
-    pub items: Vec<Job>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+use crate::{ApiError, ApiState};
+use accord_model::{ErrorBody, EventPage, JobPage};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -33,14 +26,6 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// A page of a job's events, oldest first.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EventPage {
-    pub items: Vec<JobEvent>,
-    /// Pass as `after` to get the next page; absent when there are no more events yet.
-    pub next_cursor: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -7,35 +7,10 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::extract::Workspace;
-use crate::{ApiError, ApiState, ErrorBody};
-
-/// Throughput over the last minute.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Throughput {
-    pub succeeded: u64,
-    pub dead: u64,
-    pub cancelled: u64,
-    /// Finished jobs per second, averaged over the minute.
-    pub per_second: f64,
-}
-
-/// Counts and flow of the queue in this workspace.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct QueueStatsView {
-    /// Every state, zero included.
-    pub by_state: BTreeMap<JobState, u64>,
-    /// Priority, then state.
-    pub by_priority: BTreeMap<Priority, BTreeMap<JobState, u64>>,
-    /// Queue name, then state.
-    pub by_queue: BTreeMap<String, BTreeMap<JobState, u64>>,
-    /// How long the longest-waiting due job has waited.
-    pub oldest_available_age_seconds: Option<f64>,
-    pub last_minute: Throughput,
-}
+use crate::{ApiError, ApiState};
+use accord_model::{ErrorBody, HealthView, OpsStatus, QueueStatsView, Throughput};
 
 /// Queue statistics.
 #[utoipa::path(
@@ -86,22 +61,6 @@ pub async fn queue_stats(
     }))
 }
 
-/// What this control plane is and how it is doing.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct OpsStatus {
-    pub version: String,
-    /// `sqlite` or `postgres`.
-    pub store: String,
-    pub store_reachable: bool,
-    pub uptime_seconds: u64,
-    /// Workers heard from within two lease lengths.
-    pub active_workers: usize,
-    pub lease_ttl_seconds: u64,
-    /// Finished jobs are deleted after this long; absent when kept forever.
-    pub retention_seconds: Option<u64>,
-    pub allow_private_targets: bool,
-}
-
 /// Control-plane status.
 #[utoipa::path(get, path = "/api/v1/ops/status", tag = "ops", responses((status = 200, body = OpsStatus)))]
 pub async fn ops_status(State(state): State<ApiState>) -> Json<OpsStatus> {
@@ -117,12 +76,6 @@ pub async fn ops_status(State(state): State<ApiState>) -> Json<OpsStatus> {
         retention_seconds: config.retention.map(|r| r.as_secs()),
         allow_private_targets: config.allow_private_targets,
     })
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct HealthView {
-    /// `ok`, `ready` or `unavailable`.
-    pub status: String,
 }
 
 /// Liveness: the process answers.

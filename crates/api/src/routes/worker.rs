@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::Json;
 
 use crate::extract::JsonBody;
-use crate::{ApiError, ApiState, ErrorBody};
+use crate::{ApiError, ApiState};
+use accord_model::ErrorBody;
 
 const MAX_BATCH: usize = 1_000;
 

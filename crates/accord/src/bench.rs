@@ -1,0 +1,188 @@
+//! `accord bench queue`: no-op jobs through the real API, queue, store and
+//! worker protocol, with an executor that does nothing but note when each
+//! job started. Prints figures; asserts nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accord_client::AccordClient;
+use accord_engine::{EngineError, Executor};
+use accord_model::{JobResult, JobSpec, JobState, NewJob, WorkerId};
+use accord_queue::QueueConfig;
+use accord_worker::{Worker, WorkerConfig};
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::BenchQueueArgs;
+use crate::config::ServerSettings;
+use crate::server::ControlPlane;
+
+/// Runs nothing; tells the benchmark when each job started.
+#[derive(Debug)]
+struct NoopExecutor {
+    started: mpsc::UnboundedSender<Instant>,
+}
+
+#[async_trait::async_trait]
+impl Executor for NoopExecutor {
+    async fn run(&self, _spec: &JobSpec) -> Result<JobResult, EngineError> {
+        let _ = self.started.send(Instant::now());
+        Ok(JobResult {
+            extracted: Default::default(),
+            status: 200,
+            final_url: "https://bench.invalid/".into(),
+            timings: Default::default(),
+        })
+    }
+}
+
+fn bench_job() -> NewJob {
+    serde_json::from_str(r#"{"steps":[{"action":"navigate","url":"https://bench.invalid/"}]}"#)
+        .expect("valid job")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub async fn queue(args: BenchQueueArgs) -> Result<()> {
+    let temp = tempfile::tempdir().context("create a temporary directory")?;
+    let data_dir: PathBuf = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_owned());
+    std::fs::create_dir_all(&data_dir)?;
+    let mut sqlite = accord_store::SqliteConfig::new(data_dir.join("bench.db"));
+    sqlite.synchronous = args
+        .sqlite_synchronous
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: data_dir.clone(),
+        sqlite,
+        queue: QueueConfig {
+            retention: None,
+            ..QueueConfig::default()
+        },
+        api: Default::default(),
+        allow_unauthenticated_remote: false,
+    };
+    let control = ControlPlane::start(&settings).await?;
+    let url = control.local_url();
+    let client = AccordClient::new(&url)?;
+    println!(
+        "accord bench queue: store=sqlite (synchronous={}), jobs={}, samples={}, worker concurrency={}, cores={}",
+        args.sqlite_synchronous,
+        args.jobs,
+        args.samples,
+        args.concurrency,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // Phase 1: insert N jobs through the API, then start the worker and burn them down.
+    let job = bench_job();
+    let inserting = Instant::now();
+    let submitters = 16.min(args.jobs.max(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..submitters {
+        let (client, job) = (client.clone(), job.clone());
+        let count = args.jobs / submitters + usize::from(n < args.jobs % submitters);
+        tasks.spawn(async move {
+            for _ in 0..count {
+                client.submit_job(&job, None).await?;
+            }
+            Ok::<_, accord_client::ClientError>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let insert_time = inserting.elapsed();
+
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel();
+    let executor = Arc::new(NoopExecutor {
+        started: started_tx,
+    });
+    let mut config = WorkerConfig::new(WorkerId::new("bench-worker")?);
+    config.concurrency = args.concurrency;
+    config.claim_wait = Duration::from_secs(5);
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(client.clone(), executor, config).run(stop.clone()));
+
+    let working = Instant::now();
+    loop {
+        let stats = client.queue_stats().await?;
+        if stats
+            .by_state
+            .get(&JobState::Succeeded)
+            .copied()
+            .unwrap_or(0)
+            >= args.jobs as u64
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let work_time = working.elapsed();
+    while started_rx.try_recv().is_ok() {}
+
+    println!();
+    println!("burn-down ({} jobs):", args.jobs);
+    println!(
+        "  insert through the API: {:>9.0} jobs/s ({:.2} s, {} concurrent submitters, one job per request)",
+        args.jobs as f64 / insert_time.as_secs_f64(),
+        insert_time.as_secs_f64(),
+        submitters
+    );
+    println!(
+        "  worked (claim, run, complete): {:>9.0} jobs/s ({:.2} s)",
+        args.jobs as f64 / work_time.as_secs_f64(),
+        work_time.as_secs_f64()
+    );
+
+    // Phase 2: closed-loop latency, one job at a time, from just before the
+    // submit call to the moment the worker starts running it.
+    let warmup = (args.samples / 10).clamp(10, 100);
+    let mut samples = Vec::with_capacity(args.samples);
+    for n in 0..warmup + args.samples {
+        let before = Instant::now();
+        client.submit_job(&job, None).await?;
+        let started = tokio::time::timeout(Duration::from_secs(30), started_rx.recv())
+            .await
+            .context("a job did not start within 30 s")?
+            .context("the worker stopped")?;
+        if n >= warmup {
+            samples.push(started.saturating_duration_since(before));
+        }
+    }
+    samples.sort();
+    println!();
+    println!(
+        "insert-to-start latency ({} sequential samples after {} warm-up):",
+        samples.len(),
+        warmup
+    );
+    println!(
+        "  p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        ms(percentile(&samples, 50.0)),
+        ms(percentile(&samples, 95.0)),
+        ms(percentile(&samples, 99.0)),
+        ms(samples.last().copied().unwrap_or_default())
+    );
+
+    stop.cancel();
+    worker.await.context("worker task")?;
+    control.shutdown().await?;
+    Ok(())
+}

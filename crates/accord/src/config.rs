@@ -1,0 +1,197 @@
+//! Resolving settings: flag, then `ACCORD_*` variable (clap does both),
+//! then the TOML config file, then the default. The only place that reads
+//! configuration; library crates get plain config structs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use accord_api::ApiConfig;
+use accord_model::{QueueName, WorkerId};
+use accord_queue::QueueConfig;
+use accord_store::{SqliteConfig, Synchronous};
+use accord_worker::WorkerConfig;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, ServerArgs, WorkerArgs};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// The config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub log: Option<String>,
+    #[serde(default)]
+    pub server: FileServer,
+    #[serde(default)]
+    pub worker: FileWorker,
+    #[serde(default)]
+    pub client: FileClient,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub sqlite_synchronous: Option<String>,
+    pub lease_seconds: Option<u64>,
+    pub maintenance_interval_ms: Option<u64>,
+    pub retention_hours: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+    pub allow_private_targets: Option<bool>,
+    pub allow_unauthenticated_remote: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWorker {
+    pub server: Option<String>,
+    pub concurrency: Option<usize>,
+    pub queues: Option<Vec<String>>,
+    pub worker_id: Option<String>,
+    pub heartbeat_ms: Option<u64>,
+    pub shutdown_grace_seconds: Option<u64>,
+    pub allow_private_targets: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClient {
+    pub server: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parse config file {}", path.display()))
+    }
+}
+
+/// Everything the control plane needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub sqlite: SqliteConfig,
+    pub queue: QueueConfig,
+    pub api: ApiConfig,
+    pub allow_unauthenticated_remote: bool,
+}
+
+impl ServerSettings {
+    pub fn resolve(args: &ServerArgs, file: &FileServer) -> Result<Self> {
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"));
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("accord-data"));
+        let synchronous: Synchronous = args
+            .sqlite_synchronous
+            .as_deref()
+            .or(file.sqlite_synchronous.as_deref())
+            .unwrap_or("full")
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
+        if lease_seconds == 0 {
+            bail!("lease_seconds must be at least 1");
+        }
+        let retention_hours = args
+            .retention_hours
+            .or(file.retention_hours)
+            .unwrap_or(24 * 7);
+        let mut sqlite = SqliteConfig::new(data_dir.join("accord.db"));
+        sqlite.synchronous = synchronous;
+        let queue = QueueConfig {
+            lease_ttl: Duration::from_secs(lease_seconds),
+            maintenance_interval: Duration::from_millis(
+                args.maintenance_interval_ms
+                    .or(file.maintenance_interval_ms)
+                    .unwrap_or(1_000)
+                    .max(10),
+            ),
+            retention: (retention_hours > 0).then(|| Duration::from_secs(retention_hours * 3600)),
+            allow_private_targets: args.allow_private_targets
+                || file.allow_private_targets.unwrap_or(false),
+            ..QueueConfig::default()
+        };
+        let api = ApiConfig {
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(2 * 1024 * 1024),
+            ..ApiConfig::default()
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            sqlite,
+            queue,
+            api,
+            allow_unauthenticated_remote: args.allow_unauthenticated_remote
+                || file.allow_unauthenticated_remote.unwrap_or(false),
+        })
+    }
+}
+
+/// A worker's settings, resolved.
+pub fn worker_settings(args: &WorkerArgs, file: &FileWorker) -> Result<WorkerConfig> {
+    let worker_id = match args.worker_id.clone().or_else(|| file.worker_id.clone()) {
+        Some(id) => id,
+        None => default_worker_id(),
+    };
+    let mut config = WorkerConfig::new(WorkerId::new(worker_id).context("invalid worker id")?);
+    config.concurrency = args.concurrency.or(file.concurrency).unwrap_or(8).max(1);
+    let queues = if args.queues.is_empty() {
+        file.queues.clone().unwrap_or_default()
+    } else {
+        args.queues.clone()
+    };
+    config.queues = queues
+        .into_iter()
+        .map(|q| QueueName::new(q.trim()).context("invalid queue name"))
+        .collect::<Result<_>>()?;
+    config.heartbeat_interval = Duration::from_millis(
+        args.heartbeat_ms
+            .or(file.heartbeat_ms)
+            .unwrap_or(2_000)
+            .max(50),
+    );
+    config.shutdown_grace = Duration::from_secs(
+        args.shutdown_grace_seconds
+            .or(file.shutdown_grace_seconds)
+            .unwrap_or(30),
+    );
+    Ok(config)
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in logs.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(64)
+        .collect();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..6])
+}

@@ -1,0 +1,228 @@
+//! [`AccordClient`]: one method per route.
+
+use std::time::Duration;
+
+use accord_model::{
+    ClaimRequest, ClaimResponse, CompleteRequest, EventPage, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, Job, JobId, JobPage, JobState, NewJob, OpsStatus, QueueStatsView,
+    ReleaseRequest, ReportResponse,
+};
+use reqwest::{Method, RequestBuilder};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use crate::ClientError;
+
+/// A handle to one Accord server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AccordClient {
+    http: reqwest::Client,
+    base: Url,
+}
+
+/// A submitted job and whether this call created it (`false`: idempotent replay).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub job: Job,
+    pub created: bool,
+}
+
+/// Filters for [`AccordClient::list_jobs`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListJobs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+impl AccordClient {
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let mut base = Url::parse(base_url)
+            .map_err(|err| ClientError::BaseUrl(format!("{base_url}: {err}")))?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("accord-client/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(ClientError::Transport)?;
+        Ok(Self { http, base })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .expect("routes are valid relative URLs");
+        self.http.request(method, url)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<(u16, T), ClientError> {
+        let response = request.send().await.map_err(ClientError::Transport)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(ClientError::Transport)?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::from_body(status, &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|value| (status, value))
+            .map_err(|err| ClientError::Decode {
+                status,
+                reason: err.to_string(),
+            })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let request = self.request(Method::POST, path).json(body).timeout(timeout);
+        self.send(request).await.map(|(_, value)| value)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let request = self
+            .request(Method::GET, path)
+            .timeout(Duration::from_secs(30));
+        self.send(request).await.map(|(_, value)| value)
+    }
+
+    // --- REST API -----------------------------------------------------------
+
+    pub async fn submit_job(
+        &self,
+        job: &NewJob,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submitted, ClientError> {
+        let mut request = self
+            .request(Method::POST, "api/v1/jobs")
+            .json(job)
+            .timeout(Duration::from_secs(30));
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let (status, job) = self.send(request).await?;
+        Ok(Submitted {
+            job,
+            created: status == 201,
+        })
+    }
+
+    pub async fn get_job(&self, id: JobId) -> Result<Job, ClientError> {
+        self.get(&format!("api/v1/jobs/{id}")).await
+    }
+
+    pub async fn list_jobs(&self, filter: &ListJobs) -> Result<JobPage, ClientError> {
+        let request = self
+            .request(Method::GET, "api/v1/jobs")
+            .query(filter)
+            .timeout(Duration::from_secs(30));
+        self.send(request).await.map(|(_, page)| page)
+    }
+
+    pub async fn job_events(
+        &self,
+        id: JobId,
+        after: Option<i64>,
+    ) -> Result<EventPage, ClientError> {
+        let mut request = self.request(Method::GET, &format!("api/v1/jobs/{id}/events"));
+        if let Some(after) = after {
+            request = request.query(&[("after", after)]);
+        }
+        self.send(request.timeout(Duration::from_secs(30)))
+            .await
+            .map(|(_, page)| page)
+    }
+
+    pub async fn cancel_job(&self, id: JobId) -> Result<Job, ClientError> {
+        self.post(
+            &format!("api/v1/jobs/{id}/cancel"),
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub async fn retry_job(&self, id: JobId) -> Result<Job, ClientError> {
+        self.post(
+            &format!("api/v1/jobs/{id}/retry"),
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub async fn queue_stats(&self) -> Result<QueueStatsView, ClientError> {
+        self.get("api/v1/queue/stats").await
+    }
+
+    pub async fn ops_status(&self) -> Result<OpsStatus, ClientError> {
+        self.get("api/v1/ops/status").await
+    }
+
+    // --- Worker protocol ----------------------------------------------------
+
+    /// Long-polls for jobs; the HTTP timeout allows for the server's wait.
+    pub async fn claim(&self, request: &ClaimRequest) -> Result<ClaimResponse, ClientError> {
+        let timeout = Duration::from_millis(request.wait_ms) + Duration::from_secs(15);
+        self.post("internal/v1/worker/claim", request, timeout)
+            .await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.post(
+            "internal/v1/worker/heartbeat",
+            request,
+            Duration::from_secs(15),
+        )
+        .await
+    }
+
+    pub async fn complete(&self, request: &CompleteRequest) -> Result<ReportResponse, ClientError> {
+        self.post(
+            "internal/v1/worker/complete",
+            request,
+            Duration::from_secs(15),
+        )
+        .await
+    }
+
+    pub async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError> {
+        self.post("internal/v1/worker/fail", request, Duration::from_secs(15))
+            .await
+    }
+
+    pub async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
+        self.post(
+            "internal/v1/worker/release",
+            request,
+            Duration::from_secs(15),
+        )
+        .await
+    }
+}

@@ -1,0 +1,90 @@
+//! Response bodies of the REST API that are not domain types themselves:
+//! pages, statistics, status and the error body. Shared by the server and
+//! the typed client so both read the same shapes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Job, JobEvent, JobState, Priority};
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub items: Vec<Job>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a job's events, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<JobEvent>,
+    /// Pass as `after` to get the next page; absent when there are no more events yet.
+    pub next_cursor: Option<i64>,
+}
+
+/// Throughput over the last minute.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Throughput {
+    pub succeeded: u64,
+    pub dead: u64,
+    pub cancelled: u64,
+    /// Finished jobs per second, averaged over the minute.
+    pub per_second: f64,
+}
+
+/// Counts and flow of the queue in this workspace.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueStatsView {
+    /// Every state, zero included.
+    pub by_state: BTreeMap<JobState, u64>,
+    /// Priority, then state.
+    pub by_priority: BTreeMap<Priority, BTreeMap<JobState, u64>>,
+    /// Queue name, then state.
+    pub by_queue: BTreeMap<String, BTreeMap<JobState, u64>>,
+    /// How long the longest-waiting due job has waited.
+    pub oldest_available_age_seconds: Option<f64>,
+    pub last_minute: Throughput,
+}
+
+/// What this control plane is and how it is doing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpsStatus {
+    pub version: String,
+    /// `sqlite` or `postgres`.
+    pub store: String,
+    pub store_reachable: bool,
+    pub uptime_seconds: u64,
+    /// Workers heard from within two lease lengths.
+    pub active_workers: usize,
+    pub lease_ttl_seconds: u64,
+    /// Finished jobs are deleted after this long; absent when kept forever.
+    pub retention_seconds: Option<u64>,
+    pub allow_private_targets: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: String,
+}
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code; see the table in the API docs.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra structured context for some codes (e.g. `stale_lease`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}

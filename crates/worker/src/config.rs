@@ -1,0 +1,34 @@
+//! How a worker behaves.
+
+use std::time::Duration;
+
+use accord_model::{QueueName, WorkerId};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub worker_id: WorkerId,
+    /// Jobs run at the same time.
+    pub concurrency: usize,
+    /// Queues to take jobs from; empty means all.
+    pub queues: Vec<QueueName>,
+    /// How long one claim waits on the server for a job.
+    pub claim_wait: Duration,
+    /// How often all leases are renewed (and cancellations learned).
+    pub heartbeat_interval: Duration,
+    /// On shutdown, how long running jobs may take to finish before they
+    /// are stopped and their leases given back.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(worker_id: WorkerId) -> Self {
+        Self {
+            worker_id,
+            concurrency: 8,
+            queues: Vec::new(),
+            claim_wait: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}

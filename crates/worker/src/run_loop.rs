@@ -1,0 +1,208 @@
+//! The worker's main loop. It owns all its state (the running jobs and
+//! what is in flight) and reacts to one closed set of events; claims,
+//! heartbeats and jobs run as tasks that report back through a channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_client::{AccordClient, ClientError};
+use accord_engine::Executor;
+use accord_model::{
+    ClaimRequest, ClaimedJob, HeartbeatRequest, HeartbeatResponse, JobId, LeaseRef, ReleaseRequest,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::JobTask;
+use crate::WorkerConfig;
+
+/// What the loop reacts to.
+#[derive(Debug)]
+enum Event {
+    Claimed(Result<Vec<ClaimedJob>, ClientError>),
+    Heartbeat(Result<HeartbeatResponse, ClientError>),
+    Finished(JobId),
+}
+
+#[derive(Debug)]
+struct Running {
+    lease: LeaseRef,
+    stop: CancellationToken,
+}
+
+/// A worker bound to one control plane and one executor.
+#[derive(Debug)]
+pub struct Worker {
+    client: AccordClient,
+    executor: Arc<dyn Executor>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    pub fn new(client: AccordClient, executor: Arc<dyn Executor>, config: WorkerConfig) -> Self {
+        Self {
+            client,
+            executor,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops claiming, lets running
+    /// jobs finish within the grace period, and gives back the leases of
+    /// those that did not.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = &self.config;
+        tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.base_url(), "worker started");
+        let (events, mut inbox) = mpsc::unbounded_channel();
+        let mut running: HashMap<JobId, Running> = HashMap::new();
+        let mut claiming = false;
+        let mut heartbeating = false;
+        let mut claim_backoff = Duration::ZERO;
+        let mut stopping_at: Option<Instant> = None;
+        let mut released_on_stop = false;
+        let mut ticker = tokio::time::interval(config.heartbeat_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            let free = config.concurrency.saturating_sub(running.len());
+            if stopping_at.is_none() && !claiming && free > 0 {
+                claiming = true;
+                self.spawn_claim(free, claim_backoff, events.clone());
+            }
+            if stopping_at.is_some() && !claiming && running.is_empty() {
+                break;
+            }
+            let grace_over =
+                stopping_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                () = shutdown.cancelled(), if stopping_at.is_none() => {
+                    tracing::info!(running = running.len(), "worker stopping: no new claims");
+                    stopping_at = Some(Instant::now() + config.shutdown_grace);
+                }
+                () = tokio::time::sleep_until(grace_over), if stopping_at.is_some() && !released_on_stop && !running.is_empty() => {
+                    released_on_stop = true;
+                    let leases: Vec<LeaseRef> = running.values().map(|r| r.lease).collect();
+                    tracing::warn!(jobs = leases.len(), "grace period over: stopping jobs and giving their leases back");
+                    for job in running.values() {
+                        job.stop.cancel();
+                    }
+                    self.release(leases).await;
+                }
+                _ = ticker.tick() => {
+                    if !heartbeating && !running.is_empty() {
+                        heartbeating = true;
+                        self.spawn_heartbeat(running.values().map(|r| r.lease).collect(), events.clone());
+                    }
+                }
+                Some(event) = inbox.recv() => match event {
+                    Event::Claimed(Ok(jobs)) => {
+                        claiming = false;
+                        claim_backoff = Duration::ZERO;
+                        if stopping_at.is_some() {
+                            self.release(jobs.iter().map(ClaimedJob::lease).collect()).await;
+                            continue;
+                        }
+                        for job in jobs {
+                            let stop = CancellationToken::new();
+                            running.insert(job.job_id, Running { lease: job.lease(), stop: stop.clone() });
+                            self.spawn_job(job, stop, events.clone());
+                        }
+                    }
+                    Event::Claimed(Err(err)) => {
+                        claiming = false;
+                        claim_backoff = (claim_backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
+                        tracing::warn!(error = %err, retry_in_ms = claim_backoff.as_millis() as u64, "claim failed");
+                    }
+                    Event::Heartbeat(Ok(answer)) => {
+                        heartbeating = false;
+                        for id in answer.cancelled.iter().chain(&answer.lost) {
+                            if let Some(job) = running.get(id) {
+                                let why = if answer.cancelled.contains(id) { "cancelled" } else { "lease lost" };
+                                tracing::info!(job_id = %id, why, "stopping job");
+                                job.stop.cancel();
+                            }
+                        }
+                    }
+                    Event::Heartbeat(Err(err)) => {
+                        heartbeating = false;
+                        tracing::warn!(error = %err, "heartbeat failed; leases may expire if this goes on");
+                    }
+                    Event::Finished(id) => {
+                        running.remove(&id);
+                    }
+                },
+            }
+        }
+        tracing::info!(worker_id = %config.worker_id, "worker stopped");
+    }
+
+    fn spawn_claim(&self, free: usize, backoff: Duration, events: mpsc::UnboundedSender<Event>) {
+        let client = self.client.clone();
+        let request = ClaimRequest {
+            worker_id: self.config.worker_id.clone(),
+            queues: self.config.queues.clone(),
+            limit: free as u32,
+            wait_ms: self.config.claim_wait.as_millis() as u64,
+        };
+        tokio::spawn(async move {
+            if !backoff.is_zero() {
+                tokio::time::sleep(backoff).await;
+            }
+            let answer = client.claim(&request).await.map(|answer| answer.jobs);
+            let _ = events.send(Event::Claimed(answer));
+        });
+    }
+
+    fn spawn_heartbeat(&self, leases: Vec<LeaseRef>, events: mpsc::UnboundedSender<Event>) {
+        let client = self.client.clone();
+        let request = HeartbeatRequest {
+            worker_id: self.config.worker_id.clone(),
+            leases,
+        };
+        tokio::spawn(async move {
+            let answer = client.heartbeat(&request).await;
+            let _ = events.send(Event::Heartbeat(answer));
+        });
+    }
+
+    fn spawn_job(
+        &self,
+        job: ClaimedJob,
+        stop: CancellationToken,
+        events: mpsc::UnboundedSender<Event>,
+    ) {
+        let id = job.job_id;
+        let task = JobTask {
+            client: self.client.clone(),
+            executor: self.executor.clone(),
+            worker_id: self.config.worker_id.clone(),
+            job,
+            stop,
+        };
+        tokio::spawn(async move {
+            task.run().await;
+            let _ = events.send(Event::Finished(id));
+        });
+    }
+
+    async fn release(&self, leases: Vec<LeaseRef>) {
+        if leases.is_empty() {
+            return;
+        }
+        let request = ReleaseRequest {
+            worker_id: self.config.worker_id.clone(),
+            leases,
+        };
+        match self.client.release(&request).await {
+            Ok(answer) => tracing::info!(released = answer.accepted.len(), "leases given back"),
+            Err(err) if err.code() == Some("stale_lease") => {
+                tracing::info!("some leases had already finished or expired")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not give leases back; they will expire")
+            }
+        }
+    }
+}
