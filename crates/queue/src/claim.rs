@@ -124,6 +124,9 @@ impl Queue {
             jitter,
         };
         let outcomes = self.inner.store.job_fail_if_leased(&params).await?;
+        // Waiting claims recompute when the next job falls due, so a short
+        // retry delay is honoured instead of the polling backstop.
+        self.wake_claimers();
         self.settle(outcomes)
     }
 

@@ -1,0 +1,215 @@
+//! Harness for end-to-end tests: runs the real `accord` binary as child
+//! processes on loopback, with their own data directories, and talks to them
+//! through the typed client. Waiting is bounded (a hang guard, never a
+//! performance assertion).
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use accord_client::AccordClient;
+use accord_model::{Job, JobId, JobState, NewJob};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_accord");
+
+/// A running `accord` process, killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub url: Option<String>,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `accord <args>`; when `wait_for_url`, waits for the
+    /// "listening on" line and records the URL.
+    pub fn start(args: &[&str], dir: &Path, name: &str, wait_for_url: bool) -> Process {
+        let log = dir.join(format!("{name}.log"));
+        let stderr = std::fs::File::create(&log).expect("create log file");
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start accord");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(index) = line.find("listening on ") {
+                    let _ = tx.send(line[index + "listening on ".len()..].trim().to_owned());
+                }
+            }
+        });
+        let url = wait_for_url.then(|| {
+            rx.recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "accord {args:?} did not start; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
+        });
+        Process { child, url, log }
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_deref().expect("a server process")
+    }
+
+    pub fn client(&self) -> AccordClient {
+        AccordClient::new(self.url()).expect("client")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGKILL)
+            .expect("send SIGKILL");
+        self.child.wait().expect("reap child");
+    }
+
+    /// SIGINT (Ctrl-C), then wait for a graceful exit (without blocking the
+    /// test's runtime, which also serves the fixture).
+    pub async fn interrupt_and_wait(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "accord did not exit within 30 s of SIGINT; log:\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `accord up` on a fresh data directory, with loopback targets allowed
+/// (the fixture lives on loopback) and short timers.
+pub fn up(dir: &Path, extra: &[&str]) -> Process {
+    let data = dir.join("data");
+    let mut args = vec![
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--allow-private-targets",
+        "--heartbeat-ms",
+        "200",
+        "--maintenance-interval-ms",
+        "100",
+    ];
+    args.extend_from_slice(extra);
+    Process::start(&args, dir, "up", true)
+}
+
+/// `accord serve` with short leases so lease expiry is quick to observe.
+pub fn serve(dir: &Path, extra: &[&str]) -> Process {
+    let data = dir.join("data");
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--allow-private-targets",
+        "--maintenance-interval-ms",
+        "100",
+    ];
+    args.extend_from_slice(extra);
+    Process::start(&args, dir, "serve", true)
+}
+
+/// `accord worker` against a server.
+pub fn worker(dir: &Path, server: &str, name: &str, extra: &[&str]) -> Process {
+    let mut args = vec![
+        "worker",
+        "--server",
+        server,
+        "--worker-id",
+        name,
+        "--allow-private-targets",
+        "--heartbeat-ms",
+        "200",
+    ];
+    args.extend_from_slice(extra);
+    Process::start(&args, dir, name, false)
+}
+
+pub fn job(json: &str) -> NewJob {
+    serde_json::from_str(json).unwrap_or_else(|err| panic!("test job {json}: {err}"))
+}
+
+/// Polls until `check` gives `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the job is in `state` and returns it.
+pub async fn wait_state(client: &AccordClient, id: JobId, state: JobState) -> Job {
+    eventually(
+        Duration::from_secs(60),
+        &format!("job {id} to be {state}"),
+        || async {
+            let job = client.get_job(id).await.expect("get job");
+            (job.state == state).then_some(job)
+        },
+    )
+    .await
+}
+
+/// Waits until the job reaches a terminal state and returns it.
+pub async fn wait_finished(client: &AccordClient, id: JobId) -> Job {
+    eventually(
+        Duration::from_secs(60),
+        &format!("job {id} to finish"),
+        || async {
+            let job = client.get_job(id).await.expect("get job");
+            job.state.is_terminal().then_some(job)
+        },
+    )
+    .await
+}
+
+pub async fn event_kinds(client: &AccordClient, id: JobId) -> Vec<String> {
+    let page = client.job_events(id, None).await.expect("events");
+    page.items
+        .iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect()
+}

@@ -1,0 +1,705 @@
+//! End-to-end tests: the real `accord` binary against a real page served by
+//! the fixture server on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use accord_model::{ErrorKind, ExtractedValue, JobState};
+use accord_test_support::{FixtureServer, PAGE_H1, PAGE_LINKS};
+use common::*;
+
+fn documented_job(url: &str) -> String {
+    format!(
+        r#"{{"engine":"http","priority":"high","steps":[{{"action":"navigate","url":"{url}"}},{{"action":"extract","fields":{{"title":{{"selector":"h1"}},"links":{{"selector":"a","attribute":"href","all":true}}}}}},{{"action":"assert","status":200}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn submitted_job_succeeds_with_extracted_values() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+
+    let url = fixture.url("/page");
+    let raw = reqwest::Client::new()
+        .post(format!("{}/api/v1/jobs", accord.url()))
+        .header("content-type", "application/json")
+        .body(documented_job(&url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 201);
+    let created: accord_model::Job = raw.json().await.unwrap();
+    assert_eq!(created.priority, accord_model::Priority::High);
+
+    let job = wait_finished(&client, created.id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let result = job.result.expect("a succeeded job has a result");
+    assert_eq!(result.status, 200);
+    assert_eq!(result.final_url, url);
+    assert_eq!(
+        result.extracted["title"],
+        ExtractedValue::One(Some(PAGE_H1.to_owned()))
+    );
+    let links: Vec<String> = PAGE_LINKS.iter().map(|l| l.to_string()).collect();
+    assert_eq!(result.extracted["links"], ExtractedValue::List(links));
+    assert_eq!(
+        event_kinds(&client, job.id).await,
+        ["created", "claimed", "succeeded"]
+    );
+
+    // The raw wire format carries the documented fields.
+    let wire: serde_json::Value = reqwest::get(format!("{}/api/v1/jobs/{}", accord.url(), job.id))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wire["state"], "succeeded");
+    assert_eq!(wire["result"]["extracted"]["title"], PAGE_H1);
+    assert!(wire["result"]["timings"]["total_ms"].is_u64());
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_or_conflicts() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let submit = |body: String| {
+        http.post(format!("{}/api/v1/jobs", accord.url()))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "order-42")
+            .body(body)
+            .send()
+    };
+    let body = documented_job(&fixture.url("/page"));
+    let first = submit(body.clone()).await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: accord_model::Job = first.json().await.unwrap();
+    // Same key, same body (formatted differently): the original job, 200.
+    let reformatted =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap())
+            .unwrap();
+    let again = submit(reformatted).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: accord_model::Job = again.json().await.unwrap();
+    assert_eq!(again.id, first.id);
+    // Same key, different body: 409.
+    let conflict = submit(documented_job(&fixture.url("/other")))
+        .await
+        .unwrap();
+    assert_eq!(conflict.status(), 409);
+    let error: serde_json::Value = conflict.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "idempotency_key_reused");
+    let page = accord
+        .client()
+        .list_jobs(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "only one job was created");
+}
+
+#[tokio::test]
+async fn job_that_fails_twice_then_succeeds() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+    let url = fixture.url("/flaky/twice/2");
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{url}"}},{{"action":"assert","status":200}}],
+            "max_attempts":3,"retry":{{"initial_delay_ms":50,"jitter":0.0}}}}"#
+    ));
+    let id = client.submit_job(&spec, None).await.unwrap().job.id;
+    let job = wait_finished(&client, id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.attempt, 3);
+    assert_eq!(job.last_error.map(|e| e.kind), Some(ErrorKind::Retryable));
+    assert_eq!(fixture.hits("/flaky/twice"), 3);
+    assert_eq!(
+        event_kinds(&client, id).await,
+        [
+            "created",
+            "claimed",
+            "failed",
+            "claimed",
+            "failed",
+            "claimed",
+            "succeeded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn exhausted_job_is_dead_then_requeued() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+    let url = fixture.url("/flaky/exhaust/2");
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{url}"}}],"max_attempts":2,"retry":{{"initial_delay_ms":50,"jitter":0.0}}}}"#
+    ));
+    let id = client.submit_job(&spec, None).await.unwrap().job.id;
+    let dead = wait_finished(&client, id).await;
+    assert_eq!(dead.state, JobState::Dead, "{dead:?}");
+    assert_eq!((dead.attempt, dead.attempts_left), (2, 0));
+    assert!(dead.last_error.unwrap().message.contains("503"));
+
+    let requeued = client.retry_job(id).await.unwrap();
+    assert_eq!((requeued.attempts_left, requeued.result), (2, None));
+    let job = wait_finished(&client, id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.attempt, 3);
+    let kinds = event_kinds(&client, id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "requeued").count(), 1);
+    assert_eq!(kinds.last().map(String::as_str), Some("succeeded"));
+    // A finished job cannot be requeued again.
+    let err = client.retry_job(id).await.unwrap_err();
+    assert_eq!(err.code(), Some("job_not_retryable"));
+}
+
+#[tokio::test]
+async fn cancel_queued_and_running_jobs() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // One slot: the next job can only run once the cancelled one was aborted.
+    let accord = up(dir.path(), &["--concurrency", "1"]);
+    let client = accord.client();
+
+    let run_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let later = job(&format!(
+        r#"{{"run_at":"{run_at}","steps":[{{"action":"navigate","url":"{}"}}]}}"#,
+        fixture.url("/never")
+    ));
+    let queued = client.submit_job(&later, None).await.unwrap().job;
+    assert_eq!(queued.state, JobState::Scheduled);
+    let cancelled = client.cancel_job(queued.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    // Cancelling again is a no-op, not an error.
+    assert_eq!(
+        client.cancel_job(queued.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+
+    let hanging = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}}]}}"#,
+        fixture.url("/hang")
+    ));
+    let running = client.submit_job(&hanging, None).await.unwrap().job;
+    wait_state(&client, running.id, JobState::Running).await;
+    eventually(Duration::from_secs(30), "the page request", || async {
+        (fixture.hits("/hang") > 0).then_some(())
+    })
+    .await;
+    let cancelled = client.cancel_job(running.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+
+    let next = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}}]}}"#,
+        fixture.url("/page")
+    ));
+    let next = client.submit_job(&next, None).await.unwrap().job;
+    let done = wait_finished(&client, next.id).await;
+    assert_eq!(
+        done.state,
+        JobState::Succeeded,
+        "the worker freed its only slot by aborting the cancelled job"
+    );
+    assert!(
+        accord.logs().contains("stopping job"),
+        "the worker logged the abort"
+    );
+    assert_eq!(
+        client.get_job(running.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+    assert_eq!(fixture.hits("/never"), 0);
+    let err = client.cancel_job(done.id).await.unwrap_err();
+    assert_eq!(err.code(), Some("job_not_cancellable"));
+}
+
+#[tokio::test]
+async fn killed_worker_job_is_rerun_by_another_worker_exactly_once() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &["--lease-seconds", "2"]);
+    let client = server.client();
+    let mut first = worker(
+        dir.path(),
+        server.url(),
+        "worker-a",
+        &["--concurrency", "1"],
+    );
+
+    // The first request for this key hangs; the next one answers at once.
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}},{{"action":"extract","fields":{{"h":{{"selector":"h1"}}}}}}],"max_attempts":3}}"#,
+        fixture.url("/hang-once/kill")
+    ));
+    let id = client.submit_job(&spec, None).await.unwrap().job.id;
+    let running = wait_state(&client, id, JobState::Running).await;
+    assert_eq!(
+        running.worker_id.as_ref().map(|w| w.as_str()),
+        Some("worker-a")
+    );
+    eventually(Duration::from_secs(30), "worker-a to fetch", || async {
+        (fixture.hits("/hang-once/kill") == 1).then_some(())
+    })
+    .await;
+    first.kill_hard();
+
+    let _second = worker(
+        dir.path(),
+        server.url(),
+        "worker-b",
+        &["--concurrency", "1"],
+    );
+    let job = wait_finished(&client, id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.worker_id.as_ref().map(|w| w.as_str()), Some("worker-b"));
+    let events = client.job_events(id, None).await.unwrap().items;
+    let count = |kind: &str| events.iter().filter(|e| e.kind.as_str() == kind).count();
+    assert_eq!(
+        (count("claimed"), count("lease_expired"), count("succeeded")),
+        (2, 1, 1),
+        "{events:?}"
+    );
+    let succeeded = events
+        .iter()
+        .find(|e| e.kind.as_str() == "succeeded")
+        .unwrap();
+    assert_eq!(
+        succeeded.worker_id.as_ref().map(|w| w.as_str()),
+        Some("worker-b")
+    );
+}
+
+#[tokio::test]
+async fn stale_completion_is_rejected_and_changes_nothing() {
+    use accord_model::{ClaimRequest, CompleteItem, CompleteRequest, JobResult, WorkerId};
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let client = server.client();
+    let id = client
+        .submit_job(
+            &job(r#"{"steps":[{"action":"navigate","url":"http://127.0.0.1:9/"}]}"#),
+            None,
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let me = WorkerId::new("manual-worker").unwrap();
+    let claim = ClaimRequest {
+        worker_id: me.clone(),
+        queues: Vec::new(),
+        limit: 1,
+        wait_ms: 5_000,
+    };
+    let claimed = client.claim(&claim).await.unwrap().jobs;
+    assert_eq!(claimed.len(), 1);
+    let lease = claimed[0].lease();
+    let complete = |attempt| CompleteRequest {
+        worker_id: me.clone(),
+        items: vec![CompleteItem {
+            job_id: id,
+            attempt,
+            result: JobResult {
+                extracted: Default::default(),
+                status: 200,
+                final_url: "http://127.0.0.1:9/".into(),
+                timings: Default::default(),
+            },
+        }],
+    };
+    let stale = client
+        .complete(&complete(lease.attempt + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Some("stale_lease"));
+    assert!(matches!(
+        stale,
+        accord_client::ClientError::Api { status: 409, .. }
+    ));
+    assert_eq!(stale.stale_jobs(), Some(vec![id]));
+    assert_eq!(client.get_job(id).await.unwrap().state, JobState::Running);
+
+    let accepted = client.complete(&complete(lease.attempt)).await.unwrap();
+    assert_eq!(accepted.accepted, vec![id]);
+    let again = client.complete(&complete(lease.attempt)).await.unwrap_err();
+    assert_eq!(
+        again.code(),
+        Some("stale_lease"),
+        "nothing is completed twice"
+    );
+    assert_eq!(
+        event_kinds(&client, id).await,
+        ["created", "claimed", "succeeded"]
+    );
+}
+
+#[tokio::test]
+async fn timeout_is_enforced_by_the_worker() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}}],"timeout_seconds":1,"max_attempts":1}}"#,
+        fixture.url("/hang")
+    ));
+    let id = client.submit_job(&spec, None).await.unwrap().job.id;
+    let job = wait_finished(&client, id).await;
+    assert_eq!(job.state, JobState::Dead);
+    let error = job.last_error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error:?}");
+}
+
+#[tokio::test]
+async fn ctrl_c_finishes_running_jobs_before_exit() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut accord = up(dir.path(), &[]);
+    let client = accord.client();
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}}]}}"#,
+        fixture.url("/slow/1500")
+    ));
+    let id = client.submit_job(&spec, None).await.unwrap().job.id;
+    wait_state(&client, id, JobState::Running).await;
+    let status = accord.interrupt_and_wait().await;
+    assert!(
+        status.success(),
+        "graceful exit: {status:?}\n{}",
+        accord.logs()
+    );
+    drop(accord);
+
+    // Same data directory: the job finished before the process exited.
+    let again = up(dir.path(), &[]);
+    let job = again.client().get_job(id).await.unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let accord = Process::start(
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir.path(),
+        "up-default",
+        true,
+    );
+    let client = accord.client();
+    for url in [
+        "http://127.0.0.1:8080/",
+        "http://localhost/",
+        "http://169.254.169.254/latest/",
+        "http://[::1]/",
+    ] {
+        let spec = job(&format!(
+            r#"{{"steps":[{{"action":"navigate","url":"{url}"}}]}}"#
+        ));
+        let err = client.submit_job(&spec, None).await.unwrap_err();
+        assert_eq!(err.code(), Some("target_not_allowed"), "{url}");
+    }
+    let status = client.ops_status().await.unwrap();
+    assert!(!status.allow_private_targets);
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_own_error_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let base = accord.url().to_owned();
+    let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
+    let cases: Vec<(&str, String, Option<&str>, u16, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/jobs".into(),
+            Some("{not json"),
+            400,
+            "malformed_json",
+        ),
+        (
+            "POST",
+            "/api/v1/jobs".into(),
+            Some(r#"{"steps":[],"extra":true}"#),
+            422,
+            "unknown_field",
+        ),
+        (
+            "POST",
+            "/api/v1/jobs".into(),
+            Some(r#"{"steps":[{"action":"navigate","url":"https://e.com/"}],"priority":"asap"}"#),
+            422,
+            "invalid_enum_value",
+        ),
+        (
+            "POST",
+            "/api/v1/jobs".into(),
+            Some(r#"{"steps":[{"action":"fly"}]}"#),
+            422,
+            "invalid_enum_value",
+        ),
+        (
+            "POST",
+            "/api/v1/jobs".into(),
+            Some(r#"{"steps":"nope"}"#),
+            422,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/v1/jobs".into(),
+            Some(r#"{"steps":[]}"#),
+            422,
+            "validation_failed",
+        ),
+        (
+            "GET",
+            "/api/v1/jobs/not-a-uuid".into(),
+            None,
+            400,
+            "invalid_id",
+        ),
+        (
+            "GET",
+            format!("/api/v1/jobs/{}", accord_model::JobId::new()),
+            None,
+            404,
+            "job_not_found",
+        ),
+        (
+            "POST",
+            format!("/api/v1/jobs/{}/cancel", accord_model::JobId::new()),
+            None,
+            404,
+            "job_not_found",
+        ),
+        (
+            "GET",
+            "/api/v1/jobs?state=nope".into(),
+            None,
+            400,
+            "invalid_query",
+        ),
+        (
+            "GET",
+            "/api/v1/jobs?limit=0".into(),
+            None,
+            400,
+            "invalid_query",
+        ),
+        (
+            "GET",
+            "/api/v1/nothing".into(),
+            None,
+            404,
+            "route_not_found",
+        ),
+        (
+            "DELETE",
+            "/api/v1/jobs".into(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/internal/v1/worker/claim".into(),
+            Some(r#"{"worker_id":"w","limit":0}"#),
+            422,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/internal/v1/worker/claim".into(),
+            Some(r#"{"worker_id":"bad id","limit":1}"#),
+            422,
+            "invalid_field",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let mut request = http.request(method.parse().unwrap(), format!("{base}{path}"));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{method} {path} {body:?}"
+        );
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            error["error"]["code"], code,
+            "{method} {path} {body:?}: {error}"
+        );
+        assert!(error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // Not JSON at all, and too large.
+    let response = http
+        .post(format!("{base}/api/v1/jobs"))
+        .body(format!(r#"{{"steps":[{nav}]}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let huge = format!(
+        r#"{{"steps":[{nav}],"labels":{{"x":"{}"}}}}"#,
+        "a".repeat(3 * 1024 * 1024)
+    );
+    let response = http
+        .post(format!("{base}/api/v1/jobs"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "payload_too_large");
+    // Nothing was stored by any of it.
+    assert!(accord
+        .client()
+        .list_jobs(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn docs_openapi_metrics_and_health_are_served() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &["--log-format", "json"]);
+    let base = accord.url().to_owned();
+    let client = accord.client();
+    let id = client
+        .submit_job(&job(&documented_job(&fixture.url("/page"))), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    wait_state(&client, id, JobState::Succeeded).await;
+
+    let openapi: serde_json::Value = reqwest::get(format!("{base}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = openapi["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/jobs",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/events",
+        "/api/v1/jobs/{id}/cancel",
+        "/api/v1/jobs/{id}/retry",
+        "/api/v1/queue/stats",
+        "/api/v1/ops/status",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/internal/v1/worker/claim",
+        "/internal/v1/worker/heartbeat",
+        "/internal/v1/worker/complete",
+        "/internal/v1/worker/fail",
+        "/internal/v1/worker/release",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+
+    // The docs page and every asset it loads come from this server.
+    let docs = reqwest::get(format!("{base}/docs/")).await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("swagger-ui"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "docs must not load remote assets"
+    );
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let response = reqwest::get(format!("{base}/docs/{asset}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "accord_jobs{queue=\"default\",state=\"succeeded\"} 1",
+        "accord_jobs_enqueued_total{queue=\"default\"} 1",
+        "accord_jobs_claimed_total{queue=\"default\"} 1",
+        "accord_jobs_succeeded_total{queue=\"default\",engine=\"http\"} 1",
+        "accord_job_claim_latency_seconds_count{queue=\"default\"} 1",
+        "accord_job_execution_duration_seconds_count{engine=\"http\",outcome=\"succeeded\"} 1",
+        "accord_workers 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    for family in [
+        "accord_jobs_failed",
+        "accord_jobs_dead",
+        "accord_lease_expiries",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} counter")),
+            "{family}"
+        );
+    }
+
+    let stats = client.queue_stats().await.unwrap();
+    assert_eq!(stats.by_state[&JobState::Succeeded], 1);
+    assert_eq!(stats.last_minute.succeeded, 1);
+
+    // JSON logs: every line about the job names it.
+    let logs = accord.logs();
+    let about_job: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|line| line.contains(&id.to_string()))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"))
+        })
+        .collect();
+    assert!(about_job.len() >= 3, "{logs}");
+    for line in &about_job {
+        let named = line["job_id"] == id.to_string() || line["span"]["job_id"] == id.to_string();
+        assert!(named, "log line without job_id: {line}");
+    }
+}
