@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -80,7 +81,7 @@ pub struct WorkerCmdArgs {
     #[arg(long, env = "ACCORD_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// Let the engine fetch private, loopback and link-local addresses (tests and local demos only).
-    #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS")]
+    #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
     #[command(flatten)]
     pub worker: WorkerArgs,
@@ -111,10 +112,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ACCORD_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Allow jobs to target private, loopback and link-local addresses (tests and local demos only).
-    #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS")]
+    #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
     /// Listen on a non-loopback address although the API has no authentication yet.
-    #[arg(long, env = "ACCORD_ALLOW_UNAUTHENTICATED_REMOTE")]
+    #[arg(long, env = "ACCORD_ALLOW_UNAUTHENTICATED_REMOTE", value_parser = BoolishValueParser::new())]
     pub allow_unauthenticated_remote: bool,
 }
 
@@ -132,7 +133,7 @@ pub struct WorkerArgs {
         value_name = "QUEUES"
     )]
     pub queues: Vec<String>,
-    /// This worker's name (default: host name and process id).
+    /// This worker's name (default: host name, process id and a random suffix).
     #[arg(long, env = "ACCORD_WORKER_ID", value_name = "ID")]
     pub worker_id: Option<String>,
     /// How often leases are renewed.
@@ -141,6 +142,9 @@ pub struct WorkerArgs {
     /// On shutdown, how long running jobs may take to finish.
     #[arg(long, env = "ACCORD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
+    /// The User-Agent the engine sends; add a contact address for the sites you visit.
+    #[arg(long, env = "ACCORD_USER_AGENT", value_name = "TEXT")]
+    pub user_agent: Option<String>,
 }
 
 /// Where a client command finds the server.
@@ -176,8 +180,10 @@ pub enum JobsCommand {
     },
     /// List jobs, newest first.
     List {
+        /// Only jobs in this state (scheduled, available, running, retrying, succeeded, dead, cancelled).
         #[arg(long)]
         state: Option<String>,
+        /// Only jobs of this queue.
         #[arg(long)]
         queue: Option<String>,
         /// `key:value`

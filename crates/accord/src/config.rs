@@ -59,6 +59,7 @@ pub struct FileWorker {
     pub heartbeat_ms: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
     pub allow_private_targets: Option<bool>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

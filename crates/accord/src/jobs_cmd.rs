@@ -8,6 +8,29 @@ use accord_model::{Job, JobId, JobState, NewJob};
 use anyhow::{Context, Result};
 
 use crate::cli::{ClientArgs, JobsCommand, Output};
+
+/// `println!` that ends the program quietly when standard output is a
+/// closed pipe (`accord jobs list | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))
+    };
+}
+
+fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    if let Err(err) = written {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: write to standard output: {err}");
+        std::process::exit(1);
+    }
+}
 use crate::config::{FileClient, DEFAULT_SERVER};
 
 fn connect(args: &ClientArgs, file: &FileClient) -> Result<AccordClient> {
@@ -85,14 +108,18 @@ pub async fn run(command: JobsCommand, file: &FileClient) -> Result<()> {
             };
             let page = connect(&client, file)?.list_jobs(&filter).await?;
             match client.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&page)?),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&page)?),
                 Output::Text => {
-                    println!(
+                    out!(
                         "{:<36}  {:<9}  {:<8}  {:<12}  {:>7}  CREATED",
-                        "ID", "STATE", "PRIORITY", "QUEUE", "ATTEMPT"
+                        "ID",
+                        "STATE",
+                        "PRIORITY",
+                        "QUEUE",
+                        "ATTEMPT"
                     );
                     for job in &page.items {
-                        println!(
+                        out!(
                             "{:<36}  {:<9}  {:<8}  {:<12}  {:>7}  {}",
                             job.id,
                             job.state,
@@ -103,7 +130,7 @@ pub async fn run(command: JobsCommand, file: &FileClient) -> Result<()> {
                         );
                     }
                     if let Some(cursor) = page.next_cursor {
-                        println!("(more: --limit or the API with cursor={cursor})");
+                        out!("(more: --limit or the API with cursor={cursor})");
                     }
                 }
             }
@@ -114,14 +141,14 @@ pub async fn run(command: JobsCommand, file: &FileClient) -> Result<()> {
                 .job_events(parse_id(&id)?, None)
                 .await?;
             match client.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&page)?),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&page)?),
                 Output::Text => {
                     for event in &page.items {
                         let from = event
                             .from_state
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "-".into());
-                        println!(
+                        out!(
                             "{}  {:<13}  {:>9} -> {:<9}  attempt {}  {}",
                             event.at.format("%H:%M:%S%.3f"),
                             event.kind.as_str(),
@@ -190,24 +217,26 @@ async fn wait_for(api: &AccordClient, mut job: Job, output: Output) -> Result<Jo
 
 fn print_job(job: &Job, output: Output) -> Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(job)?),
+        Output::Json => out!("{}", serde_json::to_string_pretty(job)?),
         Output::Text => {
-            println!("id:        {}", job.id);
-            println!("state:     {}", job.state);
-            println!("queue:     {} (priority {})", job.queue, job.priority);
-            println!(
+            out!("id:        {}", job.id);
+            out!("state:     {}", job.state);
+            out!("queue:     {} (priority {})", job.queue, job.priority);
+            out!(
                 "attempt:   {} of {} ({} left)",
-                job.attempt, job.max_attempts, job.attempts_left
+                job.attempt,
+                job.max_attempts,
+                job.attempts_left
             );
-            println!("created:   {}", job.created_at.to_rfc3339());
+            out!("created:   {}", job.created_at.to_rfc3339());
             if let Some(finished) = job.finished_at {
-                println!("finished:  {}", finished.to_rfc3339());
+                out!("finished:  {}", finished.to_rfc3339());
             }
             if let Some(error) = &job.last_error {
-                println!("error:     {:?}: {}", error.kind, error.message);
+                out!("error:     {}: {}", error.kind.as_str(), error.message);
             }
             if let Some(result) = &job.result {
-                println!("result:    {}", serde_json::to_string_pretty(result)?);
+                out!("result:    {}", serde_json::to_string_pretty(result)?);
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Tracing set-up: human-readable by default, JSON on request.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -11,6 +13,7 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
         .unwrap_or_else(|| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

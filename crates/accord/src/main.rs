@@ -63,7 +63,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => {
             let settings = ServerSettings::resolve(&args.server, &file.server)?;
             let worker = worker_settings(&args.worker, &file.worker)?;
-            let engine = engine(settings.queue.allow_private_targets)?;
+            let engine = engine(
+                settings.queue.allow_private_targets,
+                user_agent(&args.worker, &file),
+            )?;
             let control = ControlPlane::start(&settings).await?;
             let url = control.local_url();
             print_banner(&control, &settings);
@@ -92,7 +95,8 @@ async fn run(cli: Cli) -> Result<()> {
             let config = worker_settings(&args.worker, &file.worker)?;
             let allow_private =
                 args.allow_private_targets || file.worker.allow_private_targets.unwrap_or(false);
-            run_worker_until_stopped(&server, engine(allow_private)?, config).await
+            let engine = engine(allow_private, user_agent(&args.worker, &file))?;
+            run_worker_until_stopped(&server, engine, config).await
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file.client).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
@@ -103,10 +107,18 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn engine(allow_private_targets: bool) -> Result<Arc<HttpEngine>> {
+fn user_agent(args: &cli::WorkerArgs, file: &FileConfig) -> Option<String> {
+    args.user_agent
+        .clone()
+        .or_else(|| file.worker.user_agent.clone())
+}
+
+fn engine(allow_private_targets: bool, user_agent: Option<String>) -> Result<Arc<HttpEngine>> {
+    let defaults = EngineConfig::default();
     let config = EngineConfig {
         allow_private_targets,
-        ..EngineConfig::default()
+        user_agent: user_agent.unwrap_or(defaults.user_agent.clone()),
+        ..defaults
     };
     Ok(Arc::new(
         HttpEngine::new(config).context("build the HTTP engine")?,

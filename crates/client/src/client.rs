@@ -58,7 +58,7 @@ impl AccordClient {
             .tcp_nodelay(true)
             .no_proxy()
             .build()
-            .map_err(ClientError::Transport)?;
+            .map_err(ClientError::transport)?;
         Ok(Self { http, base })
     }
 
@@ -78,9 +78,9 @@ impl AccordClient {
         &self,
         request: RequestBuilder,
     ) -> Result<(u16, T), ClientError> {
-        let response = request.send().await.map_err(ClientError::Transport)?;
+        let response = request.send().await.map_err(ClientError::transport)?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(ClientError::Transport)?;
+        let bytes = response.bytes().await.map_err(ClientError::transport)?;
         if !(200..300).contains(&status) {
             return Err(ClientError::from_body(status, &bytes));
         }

@@ -12,9 +12,10 @@ pub enum ClientError {
         message: String,
         details: Option<serde_json::Value>,
     },
-    /// The server could not be reached or the connection broke.
+    /// The server could not be reached or the connection broke. Holds the
+    /// whole cause chain, so one Display shows why.
     #[error("reach the Accord server: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(String),
     /// The server answered with something that is not the expected JSON.
     #[error("read the server's answer ({status}): {reason}")]
     Decode { status: u16, reason: String },
@@ -23,6 +24,20 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    pub(crate) fn transport(err: reqwest::Error) -> Self {
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        Self::Transport(text)
+    }
+
     pub(crate) fn from_body(status: u16, bytes: &[u8]) -> Self {
         match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(body) => Self::Api {

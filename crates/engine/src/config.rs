@@ -26,7 +26,7 @@ impl EngineConfig {
     pub const DEFAULT_USER_AGENT: &'static str = concat!(
         "Accord/",
         env!("CARGO_PKG_VERSION"),
-        " (+https://github.com/accord-automation/accord)"
+        " (self-hosted web automation; set --user-agent to add your contact)"
     );
 }
 

@@ -54,6 +54,16 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retryable => "retryable",
+            Self::Permanent => "permanent",
+            Self::Timeout => "timeout",
+            Self::LeaseExpired => "lease_expired",
+        }
+    }
+
     pub fn is_retryable(self) -> bool {
         !matches!(self, Self::Permanent)
     }

@@ -14,6 +14,15 @@ use tokio::time::Instant;
 use crate::metrics::{EngineLabels, OutcomeLabels, QueueLabels};
 use crate::{Queue, QueueError};
 
+/// Why a transition happened, for metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// A worker reported it (complete, fail, release).
+    Reported,
+    /// The reaper took an expired lease back.
+    LeaseExpired,
+}
+
 impl Queue {
     /// Leases up to `limit` due jobs, waiting up to `wait_ms` (capped by the
     /// configuration) for one to appear. An insert wakes waiting claims at
@@ -153,7 +162,7 @@ impl Queue {
         for outcome in outcomes {
             match outcome {
                 ReportOutcome::Applied(transition) => {
-                    self.record_transition(&transition, now);
+                    self.record_transition(&transition, now, Cause::Reported);
                     accepted.push(transition.job_id);
                 }
                 ReportOutcome::Stale(id) => {
@@ -173,6 +182,7 @@ impl Queue {
         &self,
         transition: &Transition,
         now: chrono::DateTime<chrono::Utc>,
+        cause: Cause,
     ) {
         let metrics = &self.inner.metrics;
         let queue = transition.queue.to_string();
@@ -181,17 +191,17 @@ impl Queue {
             queue: queue.clone(),
             engine: engine.clone(),
         };
-        let outcome = match transition.to {
-            JobState::Succeeded => {
+        let outcome = match (cause, transition.to) {
+            (Cause::LeaseExpired, _) => "lease_expired",
+            (Cause::Reported, JobState::Succeeded) => {
                 metrics.succeeded.get_or_create(&engine_labels).inc();
                 "succeeded"
             }
-            JobState::Retrying | JobState::Dead => {
+            (Cause::Reported, JobState::Retrying | JobState::Dead) => {
                 metrics.failed.get_or_create(&engine_labels).inc();
                 "failed"
             }
-            JobState::Available => "released",
-            _ => "other",
+            (Cause::Reported, _) => "released",
         };
         if transition.to == JobState::Dead {
             metrics.dead.get_or_create(&QueueLabels { queue }).inc();
@@ -206,6 +216,6 @@ impl Queue {
                 })
                 .observe(ran.as_secs_f64());
         }
-        tracing::info!(job_id = %transition.job_id, attempt = transition.attempt, state = %transition.to, "job reported");
+        tracing::info!(job_id = %transition.job_id, attempt = transition.attempt, state = %transition.to, outcome, "job transition");
     }
 }

@@ -4,6 +4,7 @@
 use accord_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
+use crate::claim::Cause;
 use crate::metrics::QueueLabels;
 use crate::Queue;
 
@@ -41,7 +42,7 @@ impl Queue {
                         queue: transition.queue.to_string(),
                     })
                     .inc();
-                self.record_transition(transition, now);
+                self.record_transition(transition, now, Cause::LeaseExpired);
             }
             report.reaped += reaped.len();
             if reaped.len() < config.maintenance_batch as usize {

@@ -57,7 +57,9 @@ impl Worker {
         tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.base_url(), "worker started");
         let (events, mut inbox) = mpsc::unbounded_channel();
         let mut running: HashMap<JobId, Running> = HashMap::new();
-        let mut claiming = false;
+        // The claim under way, if any; aborted on shutdown so an idle worker
+        // stops at once instead of waiting out its long-poll.
+        let mut claiming: Option<tokio::task::AbortHandle> = None;
         let mut heartbeating = false;
         let mut claim_backoff = Duration::ZERO;
         let mut stopping_at: Option<Instant> = None;
@@ -67,11 +69,10 @@ impl Worker {
 
         loop {
             let free = config.concurrency.saturating_sub(running.len());
-            if stopping_at.is_none() && !claiming && free > 0 {
-                claiming = true;
-                self.spawn_claim(free, claim_backoff, events.clone());
+            if stopping_at.is_none() && claiming.is_none() && free > 0 {
+                claiming = Some(self.spawn_claim(free, claim_backoff, events.clone()));
             }
-            if stopping_at.is_some() && !claiming && running.is_empty() {
+            if stopping_at.is_some() && claiming.is_none() && running.is_empty() {
                 break;
             }
             let grace_over =
@@ -80,6 +81,13 @@ impl Worker {
                 () = shutdown.cancelled(), if stopping_at.is_none() => {
                     tracing::info!(running = running.len(), "worker stopping: no new claims");
                     stopping_at = Some(Instant::now() + config.shutdown_grace);
+                    // A claim dropped between the server's commit and its
+                    // answer leaves jobs leased to nobody until the lease
+                    // expires; the reaper then requeues them. Rare, and
+                    // nothing is lost.
+                    if let Some(claim) = claiming.take() {
+                        claim.abort();
+                    }
                 }
                 () = tokio::time::sleep_until(grace_over), if stopping_at.is_some() && !released_on_stop && !running.is_empty() => {
                     released_on_stop = true;
@@ -98,7 +106,7 @@ impl Worker {
                 }
                 Some(event) = inbox.recv() => match event {
                     Event::Claimed(Ok(jobs)) => {
-                        claiming = false;
+                        claiming = None;
                         claim_backoff = Duration::ZERO;
                         if stopping_at.is_some() {
                             self.release(jobs.iter().map(ClaimedJob::lease).collect()).await;
@@ -111,7 +119,7 @@ impl Worker {
                         }
                     }
                     Event::Claimed(Err(err)) => {
-                        claiming = false;
+                        claiming = None;
                         claim_backoff = (claim_backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
                         tracing::warn!(error = %err, retry_in_ms = claim_backoff.as_millis() as u64, "claim failed");
                     }
@@ -138,7 +146,12 @@ impl Worker {
         tracing::info!(worker_id = %config.worker_id, "worker stopped");
     }
 
-    fn spawn_claim(&self, free: usize, backoff: Duration, events: mpsc::UnboundedSender<Event>) {
+    fn spawn_claim(
+        &self,
+        free: usize,
+        backoff: Duration,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> tokio::task::AbortHandle {
         let client = self.client.clone();
         let request = ClaimRequest {
             worker_id: self.config.worker_id.clone(),
@@ -152,7 +165,8 @@ impl Worker {
             }
             let answer = client.claim(&request).await.map(|answer| answer.jobs);
             let _ = events.send(Event::Claimed(answer));
-        });
+        })
+        .abort_handle()
     }
 
     fn spawn_heartbeat(&self, leases: Vec<LeaseRef>, events: mpsc::UnboundedSender<Event>) {

@@ -1,0 +1,183 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/up.sh and scripts/test.sh. Source it, do not run it.
+#
+# What a fresh Debian machine lacks is installed with apt-get, and only when
+# it is missing. Everything here is idempotent: running a script twice does
+# nothing the second time but the work itself.
+
+ACCORD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Commands the build needs, as "command:debian-package". To need one more
+# tool, add one line here (e.g. "chromium:chromium" once a browser engine exists).
+ACCORD_BUILD_DEPS=(
+    "pkg-config:pkg-config"
+    "gcc:build-essential"
+)
+# Commands the test suite needs on top of the build's.
+ACCORD_TEST_DEPS=(
+    "python3:python3"
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+note() { printf 'note: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Whether this is a CI run (CI=true, as most CI systems set it).
+is_ci() {
+    case "${CI:-}" in
+        "" | false | 0) return 1 ;;
+        *) return 0 ;;
+    esac
+}
+
+# Runs a command as root: directly when we are root, else through sudo
+# (never prompting when there is no terminal to prompt on). Returns non-zero,
+# without exiting, when that is impossible.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        if [ -t 0 ]; then
+            sudo "$@"
+        else
+            sudo -n "$@"
+        fi
+    else
+        printf 'error: "%s" needs root, and sudo is not installed\n' "$*" >&2
+        return 1
+    fi
+}
+
+# A Rust toolchain is the one thing these scripts do not install.
+require_cargo() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+        # rustup installed it, but this shell has not picked up its PATH yet.
+        # shellcheck source=/dev/null
+        . "$HOME/.cargo/env"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        die "cargo not found. Accord needs a Rust toolchain (rustup, stable channel):
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --default-toolchain stable
+    . \"\$HOME/.cargo/env\"
+then run this script again."
+    fi
+}
+
+_ACCORD_APT_UPDATED=""
+
+# ensure_commands "cmd:package"...: installs, with apt-get, the package of
+# every command that is not on PATH. `apt-get update` runs once, and only if
+# something must be installed.
+ensure_commands() {
+    local entry missing=()
+    for entry in "$@"; do
+        if ! command -v "${entry%%:*}" >/dev/null 2>&1; then
+            case " ${missing[*]-} " in
+                *" ${entry#*:} "*) ;;
+                *) missing+=("${entry#*:}") ;;
+            esac
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing system packages: ${missing[*]}. Install them with your package manager (these scripts know apt-get only)."
+    log "installing missing system packages: ${missing[*]}"
+    if [ -z "$_ACCORD_APT_UPDATED" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+            die "apt-get update failed (run as root, or with sudo)"
+        _ACCORD_APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        die "could not install: ${missing[*]}"
+}
+
+# ensure_rust_component NAME: rustfmt and clippy come with rustup's default
+# profile, but not with its minimal one.
+ensure_rust_component() {
+    local component=$1 probe
+    case "$component" in
+        rustfmt) probe=(cargo fmt --version) ;;
+        clippy) probe=(cargo clippy --version) ;;
+        *) die "unknown rust component $component" ;;
+    esac
+    "${probe[@]}" >/dev/null 2>&1 && return 0
+    command -v rustup >/dev/null 2>&1 || die "${probe[*]} does not work and rustup is not installed to add $component"
+    log "adding the $component component (rustup)"
+    rustup component add "$component"
+}
+
+ensure_nextest() {
+    cargo nextest --version >/dev/null 2>&1 && return 0
+    log "installing cargo-nextest (once; this compiles it and takes a few minutes)"
+    cargo install cargo-nextest --locked
+}
+
+# --- Services --------------------------------------------------------------
+#
+# ensure_service NAME [optional|required]: makes sure a local service answers
+# on its default port, starting it when it is installed but stopped. NAME is
+# postgres or redis (each has NAME_ready, NAME_installed and NAME_start).
+# Today no test needs either, so callers pass `optional` and a missing
+# service is only a note; a test suite that needs one passes `required`.
+
+postgres_ready() {
+    command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432
+}
+postgres_installed() {
+    command -v pg_ctlcluster >/dev/null 2>&1 &&
+        [ -d /etc/postgresql ] && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]
+}
+postgres_start() {
+    local version
+    version=$(ls /etc/postgresql | head -1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+}
+
+redis_ready() {
+    command -v redis-cli >/dev/null 2>&1 &&
+        [ "$(timeout 5 redis-cli -h 127.0.0.1 ping 2>/dev/null)" = "PONG" ]
+}
+redis_installed() {
+    command -v redis-server >/dev/null 2>&1
+}
+redis_start() {
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no >/dev/null
+}
+
+_service_unavailable() {
+    local policy=$1 message=$2
+    if [ "$policy" = required ]; then
+        die "$message"
+    fi
+    note "$message; continuing, no test needs it yet"
+}
+
+ensure_service() {
+    local name=$1 policy=${2:-optional}
+    case "$policy" in
+        optional | required) ;;
+        *) die "ensure_service: policy must be optional or required, not $policy" ;;
+    esac
+    if "${name}_ready"; then
+        log "$name is running"
+        return 0
+    fi
+    if ! "${name}_installed"; then
+        _service_unavailable "$policy" "$name is not installed"
+        return 0
+    fi
+    log "$name is installed but not running; starting it"
+    if "${name}_start"; then
+        for _ in $(seq 1 20); do
+            if "${name}_ready"; then
+                log "$name is running"
+                return 0
+            fi
+            sleep 0.5
+        done
+    fi
+    _service_unavailable "$policy" "$name could not be started"
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine or CI (CI=true):
+# installs what is missing, then runs formatting, lint and every test.
+#
+#   ./scripts/test.sh                      everything
+#   ./scripts/test.sh -E 'package(=accord)'  extra arguments go to `cargo nextest run`
+#
+# Needs a Rust toolchain (rustup, stable); installs pkg-config, a C compiler,
+# python3 and cargo-nextest when they are missing (apt-get, as root or via sudo).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ACCORD_ROOT"
+
+started=$SECONDS
+trap 'status=$?; if [ "$status" -eq 0 ]; then log "all checks passed in $((SECONDS - started)) s"; else log "FAILED (exit $status) after $((SECONDS - started)) s"; fi' EXIT
+
+log "setup"
+require_cargo
+ensure_commands "${ACCORD_BUILD_DEPS[@]}" "${ACCORD_TEST_DEPS[@]}"
+ensure_rust_component rustfmt
+ensure_rust_component clippy
+ensure_nextest
+# Later test suites need these; today a missing one is only a note.
+ensure_service postgres optional
+ensure_service redis optional
+
+profile=default
+if is_ci; then
+    profile=ci
+fi
+
+log "format: cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+log "lint: cargo clippy --workspace --all-targets --locked -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "test: cargo nextest run --workspace --locked --no-fail-fast --profile $profile $*"
+cargo nextest run --workspace --locked --no-fail-fast --profile "$profile" "$@"
