@@ -1,25 +1,22 @@
 //! One job's life inside the worker: run it under its timeout, stop when
-//! told, report the outcome (retrying the report while the server is
-//! unreachable, giving up when the lease is gone).
+//! told, hand the outcome to the reporter and wait until it was delivered
+//! (the lease stays in the heartbeat until then).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_client::{AccordClient, ClientError};
 use accord_engine::Executor;
-use accord_model::{
-    ClaimedJob, CompleteItem, CompleteRequest, ErrorKind, FailItem, FailRequest, JobError, WorkerId,
-};
+use accord_model::{ClaimedJob, CompleteItem, ErrorKind, FailItem, JobError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+use crate::report::{Outcome, Reporter};
 
 /// Everything a job task needs.
 #[derive(Debug)]
 pub(crate) struct JobTask {
-    pub client: AccordClient,
+    pub reporter: Reporter,
     pub executor: Arc<dyn Executor>,
-    pub worker_id: WorkerId,
     pub job: ClaimedJob,
     pub stop: CancellationToken,
 }
@@ -46,7 +43,6 @@ impl JobTask {
             outcome = tokio::time::timeout(timeout, self.executor.run(&self.job.spec)) => outcome,
         };
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
-        let worker_id = self.worker_id.clone();
         match outcome {
             Ok(Ok(result)) => {
                 tracing::info!(
@@ -54,15 +50,12 @@ impl JobTask {
                     total_ms = result.timings.total_ms,
                     "job succeeded"
                 );
-                let request = CompleteRequest {
-                    worker_id,
-                    items: vec![CompleteItem {
-                        job_id,
-                        attempt,
-                        result,
-                    }],
+                let item = CompleteItem {
+                    job_id,
+                    attempt,
+                    result,
                 };
-                report(|| self.client.complete(&request)).await;
+                self.reporter.report(Outcome::Complete(item)).await;
             }
             Ok(Err(err)) => {
                 let error = JobError::from(err);
@@ -84,44 +77,11 @@ impl JobTask {
     }
 
     async fn report_failure(&self, error: JobError) {
-        let request = FailRequest {
-            worker_id: self.worker_id.clone(),
-            items: vec![FailItem {
-                job_id: self.job.job_id,
-                attempt: self.job.attempt,
-                error,
-            }],
+        let item = FailItem {
+            job_id: self.job.job_id,
+            attempt: self.job.attempt,
+            error,
         };
-        report(|| self.client.fail(&request)).await;
+        self.reporter.report(Outcome::Fail(item)).await;
     }
-}
-
-/// Sends a report, retrying while the server is unreachable or overloaded,
-/// for about a minute; after that the lease has expired and the reaper
-/// will run the job again, so giving up loses nothing.
-async fn report<F, Fut, T>(send: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, ClientError>>,
-{
-    let mut delay = Duration::from_millis(100);
-    for _ in 0..15 {
-        match send().await {
-            Ok(_) => return,
-            Err(err) if err.code() == Some("stale_lease") => {
-                tracing::info!("report refused: this worker no longer holds the lease");
-                return;
-            }
-            Err(err) if err.is_retryable() => {
-                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "report failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "report refused by the server");
-                return;
-            }
-        }
-    }
-    tracing::warn!("gave up reporting; the lease will expire and the job will run again");
 }

@@ -9,6 +9,7 @@
 
 mod config;
 mod job;
+mod report;
 mod run_loop;
 
 pub use config::WorkerConfig;

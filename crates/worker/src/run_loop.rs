@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::JobTask;
+use crate::report::Reporter;
 use crate::WorkerConfig;
 
 /// What the loop reacts to.
@@ -56,6 +57,7 @@ impl Worker {
         let config = &self.config;
         tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.base_url(), "worker started");
         let (events, mut inbox) = mpsc::unbounded_channel();
+        let reporter = Reporter::spawn(self.client.clone(), config.worker_id.clone());
         let mut running: HashMap<JobId, Running> = HashMap::new();
         // The claim under way, if any; aborted on shutdown so an idle worker
         // stops at once instead of waiting out its long-poll.
@@ -115,7 +117,7 @@ impl Worker {
                         for job in jobs {
                             let stop = CancellationToken::new();
                             running.insert(job.job_id, Running { lease: job.lease(), stop: stop.clone() });
-                            self.spawn_job(job, stop, events.clone());
+                            self.spawn_job(job, stop, reporter.clone(), events.clone());
                         }
                     }
                     Event::Claimed(Err(err)) => {
@@ -185,13 +187,13 @@ impl Worker {
         &self,
         job: ClaimedJob,
         stop: CancellationToken,
+        reporter: Reporter,
         events: mpsc::UnboundedSender<Event>,
     ) {
         let id = job.job_id;
         let task = JobTask {
-            client: self.client.clone(),
+            reporter,
             executor: self.executor.clone(),
-            worker_id: self.config.worker_id.clone(),
             job,
             stop,
         };
