@@ -120,8 +120,8 @@ ensure_nextest() {
 # ensure_service NAME [optional|required]: makes sure a local service answers
 # on its default port, starting it when it is installed but stopped. NAME is
 # postgres or redis (each has NAME_ready, NAME_installed and NAME_start).
-# Today no test needs either, so callers pass `optional` and a missing
-# service is only a note; a test suite that needs one passes `required`.
+# With `optional` a missing service is only a note; with `required` it is
+# installed when the script knows how (NAME_install), else the run stops.
 
 postgres_ready() {
     command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432
@@ -134,6 +134,19 @@ postgres_start() {
     local version
     version=$(ls /etc/postgresql | head -1)
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+}
+
+# A fresh install: Debian's package creates the cluster; give the postgres
+# role the password the tests use (ACCORD_TEST_POSTGRES_URL in test.sh), since
+# Debian's default authentication over TCP asks for one.
+postgres_install() {
+    ensure_commands pg_ctlcluster:postgresql pg_isready:postgresql
+    postgres_ready || postgres_start
+    for _ in $(seq 1 20); do
+        postgres_ready && break
+        sleep 0.5
+    done
+    as_root runuser -u postgres -- psql -q -c "ALTER USER postgres PASSWORD 'postgres'"
 }
 
 redis_ready() {
@@ -152,7 +165,7 @@ _service_unavailable() {
     if [ "$policy" = required ]; then
         die "$message"
     fi
-    note "$message; continuing, no test needs it yet"
+    note "$message; continuing, no test needs it"
 }
 
 ensure_service() {
@@ -166,7 +179,16 @@ ensure_service() {
         return 0
     fi
     if ! "${name}_installed"; then
-        _service_unavailable "$policy" "$name is not installed"
+        if [ "$policy" = required ] && declare -F "${name}_install" >/dev/null; then
+            log "$name is not installed; installing it"
+            "${name}_install"
+        else
+            _service_unavailable "$policy" "$name is not installed"
+            return 0
+        fi
+    fi
+    if "${name}_ready"; then
+        log "$name is running"
         return 0
     fi
     log "$name is installed but not running; starting it"

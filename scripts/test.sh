@@ -22,9 +22,12 @@ ensure_commands "${ACCORD_BUILD_DEPS[@]}" "${ACCORD_TEST_DEPS[@]}"
 ensure_rust_component rustfmt
 ensure_rust_component clippy
 ensure_nextest
-# Later test suites need these; today a missing one is only a note.
-ensure_service postgres optional
+# The store conformance suite runs on PostgreSQL too; Redis is for later suites.
+ensure_service postgres required
 ensure_service redis optional
+# Trust authentication (this machine) ignores the password; a fresh install
+# made by postgres_install has it set.
+export ACCORD_TEST_POSTGRES_URL=${ACCORD_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 
 profile=default
 if is_ci; then

@@ -1,0 +1,96 @@
+//! Connecting to the server and running migrations.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::StoreError;
+
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// A `postgres://` connection URL.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl PostgresConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+        }
+    }
+}
+
+// The URL may carry a password, and configs end up in logs.
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redacted(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The URL with its password, if any, replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pub(super) pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database and migrates it. Several processes may do
+    /// this at once: migrations take an advisory lock.
+    pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&config.url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for statements under way.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    fn check(url: &str, expected: &str) {
+        assert_eq!(redacted(url), expected, "{url}");
+    }
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        check(
+            "postgres://u:secret@db:5432/accord",
+            "postgres://u:***@db:5432/accord",
+        );
+        check("postgres://u:p@ss@db/accord", "postgres://u:***@db/accord");
+        check("postgres://u@db/accord", "postgres://u@db/accord");
+        check("postgres://db/accord?user=u", "postgres://db/accord?user=u");
+        check("not a url", "not a url");
+    }
+}

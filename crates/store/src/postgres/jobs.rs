@@ -1,0 +1,294 @@
+//! Inserting, reading and the operator's transitions (cancel, retry).
+
+use std::collections::BTreeMap;
+
+use accord_model::{EventKind, Job, JobEvent, JobId, JobState, WorkspaceId};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::Row;
+
+use super::rows::{event_from_row, insert_event, job_from_row, state, NewEvent, JOB_COLUMNS};
+use super::PostgresStore;
+use crate::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, RetryOutcome, StoreError};
+
+impl PostgresStore {
+    pub(super) async fn insert(
+        &self,
+        insert: InsertJob,
+        now: DateTime<Utc>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let job = &insert.job;
+        let run_at = job.run_at.unwrap_or(now);
+        let state = if run_at > now {
+            JobState::Scheduled
+        } else {
+            JobState::Available
+        };
+        let workspace = insert.workspace_id.as_uuid();
+        let (key, hash) = match &insert.idempotency {
+            Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
+            None => (None, None),
+        };
+
+        // The job and its `created` event are one statement, so one commit.
+        let row = sqlx::query(&format!(
+            "WITH inserted AS ( \
+               INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+                 max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) \
+               ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+               RETURNING {JOB_COLUMNS} \
+             ), created AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
+               SELECT workspace_id, id, created_at, 'created', NULL, state, attempt FROM inserted \
+             ) \
+             SELECT {JOB_COLUMNS} FROM inserted"
+        ))
+        .bind(insert.id.as_uuid())
+        .bind(workspace)
+        .bind(job.queue.as_str())
+        .bind(job.priority.rank())
+        .bind(state.as_str())
+        .bind(job.engine.as_str())
+        .bind(Json(&job.steps))
+        .bind(Json(&job.labels))
+        .bind(Json(&job.retry))
+        .bind(i64::from(job.max_attempts))
+        .bind(i64::from(job.timeout_seconds))
+        .bind(run_at)
+        .bind(now)
+        .bind(key)
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(InsertOutcome::Created(job_from_row(&row)?));
+        }
+
+        // The key exists (a concurrent insert with it has committed, or we
+        // would still be waiting on it): answer with the original job if
+        // the request matches.
+        let existing = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE workspace_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(workspace)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        let stored_hash: Option<String> = existing.try_get("request_hash")?;
+        Ok(if stored_hash.as_deref() == hash {
+            InsertOutcome::Existing(job_from_row(&existing)?)
+        } else {
+            InsertOutcome::KeyReused
+        })
+    }
+
+    pub(super) async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+    ) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    pub(super) async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1");
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if filter.state.is_some() {
+            sql.push_str(&format!(" AND state = ${}", next()));
+        }
+        if filter.queue.is_some() {
+            sql.push_str(&format!(" AND queue = ${}", next()));
+        }
+        if filter.label.is_some() {
+            sql.push_str(&format!(" AND labels @> ${}", next()));
+        }
+        if filter.before.is_some() {
+            sql.push_str(&format!(" AND id < ${}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
+        let mut query = sqlx::query(&sql).bind(workspace.as_uuid());
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        if let Some(queue) = &filter.queue {
+            query = query.bind(queue.as_str());
+        }
+        if let Some((key, value)) = &filter.label {
+            query = query.bind(Json(BTreeMap::from([(key, value)])));
+        }
+        if let Some(before) = filter.before {
+            query = query.bind(before.as_uuid());
+        }
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub(super) async fn events(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<Vec<JobEvent>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, job_id, at, kind, from_state, to_state, attempt, worker_id, message FROM job_events \
+             WHERE workspace_id = $1 AND job_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(event_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    pub(super) async fn cancel(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<CancelOutcome, StoreError> {
+        let (workspace, id) = (workspace.as_uuid(), id.as_uuid());
+        let mut tx = self.pool.begin().await?;
+        // The row lock makes a racing worker report wait for the cancel (or
+        // the cancel for it), so the decision below is made on the latest state.
+        let Some(current) = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
+        ))
+        .bind(workspace)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let was = job_from_row(&current)?;
+        if was.state.is_terminal() {
+            return Ok(CancelOutcome::Finished(was));
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, lease_expires_at = NULL \
+             WHERE workspace_id = $2 AND id = $3 AND state = $4 AND attempt = $5 RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(workspace)
+        .bind(id)
+        .bind(was.state.as_str())
+        .bind(i64::from(was.attempt))
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            NewEvent {
+                workspace_id: workspace,
+                job_id: id,
+                at: now,
+                kind: EventKind::Cancelled,
+                from: Some(was.state),
+                to: JobState::Cancelled,
+                attempt: was.attempt,
+                worker_id: None,
+                message: None,
+            },
+        )
+        .await?;
+        let job = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(CancelOutcome::Cancelled {
+            job,
+            was: was.state,
+        })
+    }
+
+    pub(super) async fn retry(
+        &self,
+        workspace: WorkspaceId,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<RetryOutcome, StoreError> {
+        let (workspace, id) = (workspace.as_uuid(), id.as_uuid());
+        let mut tx = self.pool.begin().await?;
+        let Some(current) =
+            sqlx::query("SELECT state FROM jobs WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+                .bind(workspace)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        let was = state(&current, "state")?;
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = $1, updated_at = $1, \
+             finished_at = NULL, result = NULL \
+             WHERE workspace_id = $2 AND id = $3 AND state = $4 AND state IN ('dead', 'cancelled') \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(workspace)
+        .bind(id)
+        .bind(was.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let job = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2"
+            ))
+            .bind(workspace)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Ok(RetryOutcome::NotRetryable(job_from_row(&job)?));
+        };
+        let job = job_from_row(&row)?;
+        insert_event(
+            &mut tx,
+            NewEvent {
+                workspace_id: workspace,
+                job_id: id,
+                at: now,
+                kind: EventKind::Requeued,
+                from: Some(was),
+                to: JobState::Available,
+                attempt: job.attempt,
+                worker_id: None,
+                message: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RetryOutcome::Requeued(job))
+    }
+}

@@ -1,0 +1,454 @@
+//! The worker's side of a job: claim with a lease, heartbeat, complete, fail,
+//! release, and the reaper that takes back expired leases. Every transition
+//! is fenced by `state = 'running' AND attempt = <token> AND worker_id = <worker>`
+//! per item, and each is one statement that also writes the job events.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use accord_model::{
+    ClaimedJob, CompleteItem, ErrorKind, EventKind, JobError, JobId, JobSpec, JobState, LeaseRef,
+    RetryPolicy, WorkerId,
+};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgInterval;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::rows::{count, job_id, json, parse_engine, parse_queue, state, steps, CLAIMABLE};
+use super::PostgresStore;
+use crate::{ClaimParams, FailParams, HeartbeatOutcome, ReportOutcome, StoreError, Transition};
+
+/// Columns a transition returns, read by [`transition_from_row`].
+const TRANSITION_COLUMNS: &str =
+    "j.id, j.workspace_id, j.queue, j.engine, j.state, j.attempt, j.started_at, j.finished_at";
+
+fn transition_from_row(row: &PgRow, from: JobState) -> Result<Transition, StoreError> {
+    Ok(Transition {
+        job_id: job_id(row, "id")?,
+        queue: parse_queue(row.try_get("queue")?)?,
+        engine: parse_engine(row.try_get("engine")?)?,
+        from,
+        to: state(row, "state")?,
+        attempt: count(row, "attempt", "attempt")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// `now` plus a duration; far-future overflows saturate like SQLite's do.
+fn after(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn interval(duration: Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// A worker's report about jobs it leased (complete, fail, release) as one
+/// statement. Parameters: `$1` now, `$2` the worker, `$3` each item's index
+/// in the call, `$4` job ids, `$5` attempts, then one array per `extra`
+/// column. The statement returns [`TRANSITION_COLUMNS`] and `ord` for every
+/// item it applied.
+#[derive(Debug)]
+struct Report<'a> {
+    /// Further per-item columns: name and array type.
+    extra: &'a [(&'a str, &'a str)],
+    /// Assignments besides `updated_at` and `lease_expires_at`; `items.<column>` is in scope.
+    set: &'a str,
+    kind: EventKind,
+    /// The event's message, an SQL expression over `items`.
+    message: &'a str,
+}
+
+impl Report<'_> {
+    fn sql(&self) -> String {
+        let Self {
+            extra,
+            set,
+            kind,
+            message,
+        } = self;
+        let kind = kind.as_str();
+        let names: String = extra.iter().map(|(name, _)| format!(", {name}")).collect();
+        let arrays: String = extra
+            .iter()
+            .enumerate()
+            .map(|(n, (_, array))| format!(", ${}::{array}", n + 6))
+            .collect();
+        // Items naming the same lease twice apply once, as the first of
+        // them: the later ones find the job no longer running, as they would
+        // one at a time. Rows are locked in id order so that two reports
+        // about overlapping jobs never deadlock.
+        format!(
+            "WITH items AS ( \
+               SELECT DISTINCT ON (job_id, attempt) * \
+               FROM UNNEST($3::int4[], $4::uuid[], $5::int8[]{arrays}) AS i(ord, job_id, attempt{names}) \
+               ORDER BY job_id, attempt, ord \
+             ), leased AS ( \
+               SELECT items.* FROM jobs j JOIN items ON j.id = items.job_id \
+               WHERE j.state = 'running' AND j.attempt = items.attempt AND j.worker_id = $2 \
+               ORDER BY j.id FOR UPDATE OF j \
+             ), updated AS ( \
+               UPDATE jobs j SET {set}, updated_at = $1, lease_expires_at = NULL \
+               FROM leased AS items \
+               WHERE j.id = items.job_id AND j.state = 'running' AND j.attempt = items.attempt \
+                 AND j.worker_id = $2 \
+               RETURNING {TRANSITION_COLUMNS}, items.ord, {message} AS message \
+             ), events AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id, message) \
+               SELECT workspace_id, id, $1, '{kind}', 'running', state, attempt, $2, message \
+               FROM updated ORDER BY ord \
+             ) \
+             SELECT * FROM updated"
+        )
+    }
+}
+
+/// Per-item outcomes, in the order of the call's items, from the rows a
+/// [`Report`] statement returned.
+fn report_outcomes(
+    rows: &[PgRow],
+    items: impl Iterator<Item = JobId>,
+) -> Result<Vec<ReportOutcome>, StoreError> {
+    let mut applied = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let ord: i32 = row.try_get("ord")?;
+        applied.insert(ord, transition_from_row(row, JobState::Running)?);
+    }
+    Ok(items
+        .enumerate()
+        .map(|(index, job_id)| {
+            let ord = i32::try_from(index).unwrap_or(i32::MAX);
+            match applied.remove(&ord) {
+                Some(transition) => ReportOutcome::Applied(transition),
+                None => ReportOutcome::Stale(job_id),
+            }
+        })
+        .collect())
+}
+
+/// The `$3`, `$4` and `$5` arrays of a [`Report`]: index, job id, attempt.
+fn item_arrays(items: impl Iterator<Item = LeaseRef>) -> (Vec<i32>, Vec<Uuid>, Vec<i64>) {
+    let mut arrays = (Vec::new(), Vec::new(), Vec::new());
+    for (index, lease) in items.enumerate() {
+        arrays.0.push(i32::try_from(index).unwrap_or(i32::MAX));
+        arrays.1.push(lease.job_id.as_uuid());
+        arrays.2.push(i64::from(lease.attempt));
+    }
+    arrays
+}
+
+impl PostgresStore {
+    pub(super) async fn claim(&self, params: &ClaimParams) -> Result<Vec<ClaimedJob>, StoreError> {
+        let queue_filter = if params.queues.is_empty() {
+            ""
+        } else {
+            " AND queue = ANY($5)"
+        };
+        // SKIP LOCKED: concurrent claims each take different rows and never
+        // wait for one another. The UPDATE is still fenced on the state the
+        // row was picked in.
+        let sql = format!(
+            "WITH picked AS ( \
+               SELECT id, state FROM jobs \
+               WHERE state IN {CLAIMABLE} AND run_at <= $1{queue_filter} \
+               ORDER BY priority, run_at, id LIMIT $4 \
+               FOR UPDATE SKIP LOCKED \
+             ), claimed AS ( \
+               UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker_id = $2, \
+                 started_at = $1, updated_at = $1, lease_expires_at = $3, finished_at = NULL \
+               FROM picked WHERE j.id = picked.id AND j.state = picked.state \
+               RETURNING {TRANSITION_COLUMNS}, j.priority, j.run_at, j.steps, j.timeout_seconds, \
+                 j.lease_expires_at, picked.state AS from_state \
+             ), events AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) \
+               SELECT workspace_id, id, $1, 'claimed', from_state, state, attempt, $2 \
+               FROM claimed ORDER BY priority, run_at, id \
+             ) \
+             SELECT * FROM claimed ORDER BY priority, run_at, id"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(params.now)
+            .bind(params.worker_id.as_str())
+            .bind(after(params.now, params.lease_ttl))
+            .bind(i64::from(params.limit));
+        if !params.queues.is_empty() {
+            let queues: Vec<&str> = params.queues.iter().map(|q| q.as_str()).collect();
+            query = query.bind(queues);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let transition = transition_from_row(row, state(row, "from_state")?)?;
+                Ok(ClaimedJob {
+                    job_id: transition.job_id,
+                    attempt: transition.attempt,
+                    lease_expires_at: row.try_get("lease_expires_at")?,
+                    due_at: row.try_get("run_at")?,
+                    queue: transition.queue,
+                    spec: JobSpec {
+                        engine: transition.engine,
+                        steps: steps(row)?,
+                        timeout_seconds: count(row, "timeout_seconds", "timeout")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+        now: DateTime<Utc>,
+        lease_ttl: Duration,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        // A lease never outlives the job's timeout by more than one lease
+        // length, so a hung attempt is reaped even if its heartbeats go on.
+        let (_, ids, attempts) = item_arrays(leases.iter().copied());
+        let rows = sqlx::query(
+            "WITH items AS ( \
+               SELECT * FROM UNNEST($3::uuid[], $4::int8[]) WITH ORDINALITY AS i(job_id, attempt, ord) \
+             ), leased AS ( \
+               SELECT j.id, j.attempt FROM jobs j \
+               WHERE EXISTS (SELECT 1 FROM items WHERE items.job_id = j.id AND items.attempt = j.attempt) \
+                 AND j.state = 'running' AND j.worker_id = $2 \
+               ORDER BY j.id FOR UPDATE \
+             ), extended AS ( \
+               UPDATE jobs j SET lease_expires_at = \
+                 LEAST($5, j.started_at + j.timeout_seconds * interval '1 second' + $6) \
+               FROM leased \
+               WHERE j.id = leased.id AND j.state = 'running' AND j.attempt = leased.attempt \
+                 AND j.worker_id = $2 \
+                 AND j.started_at + j.timeout_seconds * interval '1 second' + $6 > $1 \
+               RETURNING j.id, j.attempt \
+             ) \
+             SELECT items.job_id, \
+               EXISTS (SELECT 1 FROM extended e WHERE e.id = items.job_id AND e.attempt = items.attempt) \
+                 AS extended, \
+               EXISTS (SELECT 1 FROM jobs c WHERE c.id = items.job_id AND c.state = 'cancelled' \
+                 AND c.attempt = items.attempt) AS cancelled \
+             FROM items ORDER BY items.ord",
+        )
+        .bind(now)
+        .bind(worker.as_str())
+        .bind(ids)
+        .bind(attempts)
+        .bind(after(now, lease_ttl))
+        .bind(interval(lease_ttl))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut outcome = HeartbeatOutcome::default();
+        for row in &rows {
+            let id = job_id(row, "job_id")?;
+            if row.try_get("extended")? {
+                outcome.extended.push(id);
+            } else if row.try_get("cancelled")? {
+                outcome.cancelled.push(id);
+            } else {
+                outcome.lost.push(id);
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub(super) async fn complete(
+        &self,
+        worker: &WorkerId,
+        items: &[CompleteItem],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let sql = Report {
+            extra: &[("result", "jsonb[]")],
+            set: "state = 'succeeded', result = items.result, finished_at = $1",
+            kind: EventKind::Succeeded,
+            message: "NULL::text",
+        }
+        .sql();
+        let (ords, ids, attempts) = item_arrays(items.iter().map(|item| LeaseRef {
+            job_id: item.job_id,
+            attempt: item.attempt,
+        }));
+        let results: Vec<_> = items.iter().map(|item| Json(&item.result)).collect();
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(worker.as_str())
+            .bind(ords)
+            .bind(ids)
+            .bind(attempts)
+            .bind(results)
+            .fetch_all(&self.pool)
+            .await?;
+        report_outcomes(&rows, items.iter().map(|item| item.job_id))
+    }
+
+    pub(super) async fn fail(&self, params: &FailParams) -> Result<Vec<ReportOutcome>, StoreError> {
+        let now = params.now;
+        let worker = params.worker_id.as_str();
+        let mut tx = self.pool.begin().await?;
+        // The retry policy and attempt budget never change while a job
+        // runs, so reading them first is safe; the lock keeps the leases
+        // ours until the fenced UPDATE below.
+        let ids: Vec<Uuid> = params.items.iter().map(|i| i.job_id.as_uuid()).collect();
+        let leased = sqlx::query(
+            "SELECT id, attempt, retry, max_attempts, attempt_offset FROM jobs \
+             WHERE id = ANY($1) AND state = 'running' AND worker_id = $2 ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut budgets = HashMap::with_capacity(leased.len());
+        for row in &leased {
+            let retry: RetryPolicy = json(row, "retry", "retry policy")?;
+            let used = count(row, "attempt", "attempt")?.saturating_sub(count(
+                row,
+                "attempt_offset",
+                "attempt offset",
+            )?);
+            let exhausted = used >= count(row, "max_attempts", "max attempts")?;
+            let lease = (job_id(row, "id")?, count(row, "attempt", "attempt")?);
+            budgets.insert(lease, (retry, exhausted));
+        }
+
+        let mut ords = Vec::new();
+        let mut ids = Vec::new();
+        let mut attempts = Vec::new();
+        let mut states = Vec::new();
+        let mut errors = Vec::new();
+        let mut run_ats = Vec::new();
+        let mut finished_ats = Vec::new();
+        let mut messages = Vec::new();
+        for (index, item) in params.items.iter().enumerate() {
+            // Items without a lease stay out of the statement: they are stale.
+            let Some((retry, exhausted)) = budgets.get(&(item.job_id, item.attempt)) else {
+                continue;
+            };
+            let to = if item.error.kind.is_retryable() && !exhausted {
+                JobState::Retrying
+            } else {
+                JobState::Dead
+            };
+            let unit = params.jitter.get(index).copied().unwrap_or(0.5);
+            ords.push(i32::try_from(index).unwrap_or(i32::MAX));
+            ids.push(item.job_id.as_uuid());
+            attempts.push(i64::from(item.attempt));
+            states.push(to.as_str());
+            errors.push(Json(&item.error));
+            run_ats.push(match to {
+                JobState::Retrying => after(now, retry.delay(item.attempt, unit)),
+                _ => now,
+            });
+            finished_ats.push((to == JobState::Dead).then_some(now));
+            messages.push(item.error.message.as_str());
+        }
+        let sql = Report {
+            extra: &[
+                ("to_state", "text[]"),
+                ("error", "jsonb[]"),
+                ("run_at", "timestamptz[]"),
+                ("finished_at", "timestamptz[]"),
+                ("message", "text[]"),
+            ],
+            set: "state = items.to_state, last_error = items.error, run_at = items.run_at, \
+                  finished_at = items.finished_at",
+            kind: EventKind::Failed,
+            message: "items.message",
+        }
+        .sql();
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(worker)
+            .bind(ords)
+            .bind(ids)
+            .bind(attempts)
+            .bind(states)
+            .bind(errors)
+            .bind(run_ats)
+            .bind(finished_ats)
+            .bind(messages)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        report_outcomes(&rows, params.items.iter().map(|item| item.job_id))
+    }
+
+    pub(super) async fn release(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let sql = Report {
+            extra: &[],
+            set: "state = 'available', attempt_offset = j.attempt_offset + 1, run_at = $1",
+            kind: EventKind::Released,
+            message: "'released unrun by the worker'",
+        }
+        .sql();
+        let (ords, ids, attempts) = item_arrays(leases.iter().copied());
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(worker.as_str())
+            .bind(ords)
+            .bind(ids)
+            .bind(attempts)
+            .fetch_all(&self.pool)
+            .await?;
+        report_outcomes(&rows, leases.iter().map(|lease| lease.job_id))
+    }
+
+    pub(super) async fn reap(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let error = JobError::new(
+            ErrorKind::LeaseExpired,
+            "the worker stopped renewing its lease (it died, hung or lost its connection)",
+        );
+        // SKIP LOCKED: a lease that a worker is reporting on right now is
+        // left to the report; if it is still expired afterwards, the next
+        // sweep takes it.
+        let rows = sqlx::query(&format!(
+            "WITH expired AS ( \
+               SELECT id, attempt, lease_expires_at FROM jobs \
+               WHERE state = 'running' AND lease_expires_at < $1 \
+               ORDER BY lease_expires_at LIMIT $2 \
+               FOR UPDATE SKIP LOCKED \
+             ), reaped AS ( \
+               UPDATE jobs j SET \
+                 state = CASE WHEN j.attempt - j.attempt_offset >= j.max_attempts THEN 'dead' ELSE 'available' END, \
+                 finished_at = CASE WHEN j.attempt - j.attempt_offset >= j.max_attempts THEN $1 END, \
+                 run_at = $1, updated_at = $1, lease_expires_at = NULL, last_error = $3 \
+               FROM expired \
+               WHERE j.id = expired.id AND j.state = 'running' AND j.attempt = expired.attempt \
+                 AND j.lease_expires_at < $1 \
+               RETURNING {TRANSITION_COLUMNS}, j.worker_id, expired.lease_expires_at AS expired_at \
+             ), events AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) \
+               SELECT workspace_id, id, $1, 'lease_expired', 'running', state, attempt, worker_id \
+               FROM reaped ORDER BY expired_at, id \
+             ) \
+             SELECT * FROM reaped ORDER BY expired_at, id"
+        ))
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(Json(&error))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| transition_from_row(row, JobState::Running))
+            .collect()
+    }
+}

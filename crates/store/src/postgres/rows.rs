@@ -1,0 +1,173 @@
+//! Mapping between PostgreSQL rows and model values.
+
+use accord_model::{
+    Engine, EventKind, Job, JobError, JobEvent, JobId, JobResult, JobState, Priority, QueueName,
+    RetryPolicy, Step, WorkerId, WorkspaceId,
+};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgRow, Postgres};
+use sqlx::types::Json;
+use sqlx::{Decode, PgConnection, Row, Type};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// Every column of `jobs`, in the order [`job_from_row`] reads them by name.
+pub(super) const JOB_COLUMNS: &str = "id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+    max_attempts, timeout_seconds, attempt, attempt_offset, run_at, created_at, updated_at, started_at, \
+    finished_at, worker_id, lease_expires_at, result, last_error";
+
+pub(super) const CLAIMABLE: &str = "('scheduled', 'available', 'retrying')";
+pub(super) const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
+
+/// Reads a column, reporting a value that does not fit the model as
+/// corrupt rather than as a database failure.
+fn column<'r, T>(row: &'r PgRow, name: &str, what: &'static str) -> Result<T, StoreError>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    row.try_get(name).map_err(|err| match err {
+        sqlx::Error::ColumnDecode { source, .. } => StoreError::corrupt(what, source),
+        other => other.into(),
+    })
+}
+
+pub(super) fn json<T: DeserializeOwned>(
+    row: &PgRow,
+    name: &str,
+    what: &'static str,
+) -> Result<T, StoreError> {
+    column::<Json<T>>(row, name, what).map(|Json(value)| value)
+}
+
+fn opt_json<T: DeserializeOwned>(
+    row: &PgRow,
+    name: &str,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    column::<Option<Json<T>>>(row, name, what).map(|value| value.map(|Json(value)| value))
+}
+
+pub(super) fn parse_state(text: &str) -> Result<JobState, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("job state", err))
+}
+
+pub(super) fn parse_queue(text: String) -> Result<QueueName, StoreError> {
+    QueueName::new(text).map_err(|err| StoreError::corrupt("queue name", err))
+}
+
+pub(super) fn parse_engine(text: &str) -> Result<Engine, StoreError> {
+    Engine::parse(text).ok_or_else(|| StoreError::corrupt("engine", text))
+}
+
+pub(super) fn parse_priority(rank: i16) -> Result<Priority, StoreError> {
+    Priority::from_rank(rank).ok_or_else(|| StoreError::corrupt("priority", rank))
+}
+
+fn parse_worker(text: Option<String>) -> Result<Option<WorkerId>, StoreError> {
+    text.map(|w| WorkerId::new(w).map_err(|err| StoreError::corrupt("worker id", err)))
+        .transpose()
+}
+
+/// A non-negative `integer` column as the model's `u32`.
+pub(super) fn count(row: &PgRow, name: &str, what: &'static str) -> Result<u32, StoreError> {
+    let value: i32 = column(row, name, what)?;
+    u32::try_from(value).map_err(|_| StoreError::corrupt(what, value))
+}
+
+pub(super) fn job_id(row: &PgRow, name: &str) -> Result<JobId, StoreError> {
+    column::<Uuid>(row, name, "job id").map(JobId::from_uuid)
+}
+
+pub(super) fn state(row: &PgRow, name: &str) -> Result<JobState, StoreError> {
+    parse_state(&column::<String>(row, name, "job state")?)
+}
+
+pub(super) fn steps(row: &PgRow) -> Result<Vec<Step>, StoreError> {
+    json(row, "steps", "job steps")
+}
+
+pub(super) fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
+    let max_attempts = count(row, "max_attempts", "max attempts")?;
+    let attempt = count(row, "attempt", "attempt")?;
+    let offset = count(row, "attempt_offset", "attempt offset")?;
+    Ok(Job {
+        id: job_id(row, "id")?,
+        workspace_id: WorkspaceId::from_uuid(column(row, "workspace_id", "workspace id")?),
+        queue: parse_queue(column(row, "queue", "queue name")?)?,
+        priority: parse_priority(column(row, "priority", "priority")?)?,
+        state: state(row, "state")?,
+        engine: parse_engine(&column::<String>(row, "engine", "engine")?)?,
+        steps: steps(row)?,
+        labels: json(row, "labels", "job labels")?,
+        retry: json::<RetryPolicy>(row, "retry", "retry policy")?,
+        run_at: column(row, "run_at", "timestamp")?,
+        max_attempts,
+        timeout_seconds: count(row, "timeout_seconds", "timeout")?,
+        attempt,
+        attempts_left: max_attempts.saturating_sub(attempt.saturating_sub(offset)),
+        created_at: column(row, "created_at", "timestamp")?,
+        updated_at: column(row, "updated_at", "timestamp")?,
+        started_at: column(row, "started_at", "timestamp")?,
+        finished_at: column(row, "finished_at", "timestamp")?,
+        worker_id: parse_worker(column(row, "worker_id", "worker id")?)?,
+        lease_expires_at: column(row, "lease_expires_at", "timestamp")?,
+        result: opt_json::<JobResult>(row, "result", "job result")?,
+        last_error: opt_json::<JobError>(row, "last_error", "job error")?,
+    })
+}
+
+pub(super) fn event_from_row(row: &PgRow) -> Result<JobEvent, StoreError> {
+    let kind: String = column(row, "kind", "event kind")?;
+    let from_state: Option<String> = column(row, "from_state", "job state")?;
+    Ok(JobEvent {
+        id: column(row, "id", "event id")?,
+        job_id: job_id(row, "job_id")?,
+        at: column(row, "at", "timestamp")?,
+        kind: EventKind::parse(&kind).ok_or_else(|| StoreError::corrupt("event kind", &kind))?,
+        from_state: from_state.as_deref().map(parse_state).transpose()?,
+        to_state: state(row, "to_state")?,
+        attempt: count(row, "attempt", "attempt")?,
+        worker_id: parse_worker(column(row, "worker_id", "worker id")?)?,
+        message: column(row, "message", "event message")?,
+    })
+}
+
+/// One row of `job_events` to write, for the transitions that are not
+/// written by a single statement together with their event.
+#[derive(Debug)]
+pub(super) struct NewEvent<'a> {
+    pub workspace_id: Uuid,
+    pub job_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub from: Option<JobState>,
+    pub to: JobState,
+    pub attempt: u32,
+    pub worker_id: Option<&'a str>,
+    pub message: Option<&'a str>,
+}
+
+pub(super) async fn insert_event(
+    conn: &mut PgConnection,
+    event: NewEvent<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id, message) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.workspace_id)
+    .bind(event.job_id)
+    .bind(event.at)
+    .bind(event.kind.as_str())
+    .bind(event.from.map(JobState::as_str))
+    .bind(event.to.as_str())
+    .bind(i64::from(event.attempt))
+    .bind(event.worker_id)
+    .bind(event.message)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
