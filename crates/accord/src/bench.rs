@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchQueueArgs;
-use crate::config::ServerSettings;
+use crate::config::{ServerSettings, StoreSettings};
 use crate::server::ControlPlane;
 
 /// Runs nothing; tells the benchmark when each job started.
@@ -62,15 +62,24 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&data_dir)?;
-    let mut sqlite = accord_store::SqliteConfig::new(data_dir.join("bench.db"));
-    sqlite.synchronous = args
-        .sqlite_synchronous
-        .parse()
-        .map_err(anyhow::Error::msg)?;
+    let store = match &args.database_url {
+        Some(url) => StoreSettings::Postgres(accord_store::PostgresConfig::new(url.clone())),
+        None => {
+            let mut config = accord_store::SqliteConfig::new(data_dir.join("bench.db"));
+            config.synchronous = args
+                .sqlite_synchronous
+                .parse()
+                .map_err(anyhow::Error::msg)?;
+            StoreSettings::Sqlite { data_dir, config }
+        }
+    };
+    let described = match &store {
+        StoreSettings::Sqlite { .. } => format!("sqlite (synchronous={})", args.sqlite_synchronous),
+        StoreSettings::Postgres(config) => format!("postgres ({})", config.redacted_url()),
+    };
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse()?,
-        data_dir: data_dir.clone(),
-        sqlite,
+        store,
         queue: QueueConfig {
             retention: None,
             ..QueueConfig::default()
@@ -82,8 +91,8 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     let url = control.local_url();
     let client = AccordClient::new(&url)?;
     println!(
-        "accord bench queue: store=sqlite (synchronous={}), jobs={}, samples={}, worker concurrency={}, cores={}",
-        args.sqlite_synchronous,
+        "accord bench queue: store={}, jobs={}, samples={}, worker concurrency={}, cores={}",
+        described,
         args.jobs,
         args.samples,
         args.concurrency,

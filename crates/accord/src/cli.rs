@@ -59,6 +59,18 @@ pub enum Command {
     Bench(BenchCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The PostgreSQL database to migrate.
+    #[arg(long, env = "ACCORD_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The SQLite data directory to migrate (when no --database-url is given).
+    #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -93,9 +105,18 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "ACCORD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Where the SQLite database lives.
+    /// Where the SQLite database lives (ignored with --database-url).
     #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL (`postgres://user:password@host/db`) instead of the embedded SQLite file.
+    #[arg(long, env = "ACCORD_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// PostgreSQL connection pool size.
+    #[arg(long, env = "ACCORD_DATABASE_MAX_CONNECTIONS", value_name = "N")]
+    pub database_max_connections: Option<u32>,
+    /// Do not apply database migrations on start (run `accord migrate` instead).
+    #[arg(long, env = "ACCORD_SKIP_MIGRATIONS", value_parser = BoolishValueParser::new())]
+    pub skip_migrations: bool,
     /// SQLite durability: `full` (fsync every commit) or `normal`.
     #[arg(long, env = "ACCORD_SQLITE_SYNCHRONOUS", value_name = "MODE")]
     pub sqlite_synchronous: Option<String>,
@@ -237,4 +258,7 @@ pub struct BenchQueueArgs {
     /// SQLite durability for the run: `full` or `normal`.
     #[arg(long, default_value = "full")]
     pub sqlite_synchronous: String,
+    /// Benchmark PostgreSQL instead of SQLite. Use a scratch database: the benchmark's jobs stay in it.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }

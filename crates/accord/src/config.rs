@@ -9,7 +9,7 @@ use std::time::Duration;
 use accord_api::ApiConfig;
 use accord_model::{QueueName, WorkerId};
 use accord_queue::QueueConfig;
-use accord_store::{SqliteConfig, Synchronous};
+use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
 use accord_worker::WorkerConfig;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -40,6 +40,9 @@ pub struct FileConfig {
 pub struct FileServer {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub database_max_connections: Option<u32>,
+    pub skip_migrations: Option<bool>,
     pub sqlite_synchronous: Option<String>,
     pub lease_seconds: Option<u64>,
     pub maintenance_interval_ms: Option<u64>,
@@ -79,12 +82,31 @@ impl FileConfig {
     }
 }
 
+/// Which database the control plane uses.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// The embedded default: a file in the data directory.
+    Sqlite {
+        data_dir: PathBuf,
+        config: SqliteConfig,
+    },
+    Postgres(PostgresConfig),
+}
+
+impl StoreSettings {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite { config, .. } => format!("sqlite {}", config.path.display()),
+            Self::Postgres(config) => format!("postgres {}", config.redacted_url()),
+        }
+    }
+}
+
 /// Everything the control plane needs, resolved.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub sqlite: SqliteConfig,
+    pub store: StoreSettings,
     pub queue: QueueConfig,
     pub api: ApiConfig,
     pub allow_unauthenticated_remote: bool,
@@ -116,8 +138,30 @@ impl ServerSettings {
             .retention_hours
             .or(file.retention_hours)
             .unwrap_or(24 * 7);
-        let mut sqlite = SqliteConfig::new(data_dir.join("accord.db"));
-        sqlite.synchronous = synchronous;
+        let migrate = !(args.skip_migrations || file.skip_migrations.unwrap_or(false));
+        let store = match args
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+        {
+            Some(url) => {
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    bail!("--database-url must be a postgres:// URL (SQLite is the default: use --data-dir)");
+                }
+                let mut config = PostgresConfig::new(url);
+                config.max_connections = args
+                    .database_max_connections
+                    .or(file.database_max_connections)
+                    .unwrap_or(16);
+                config.migrate = migrate;
+                StoreSettings::Postgres(config)
+            }
+            None => {
+                let mut config = SqliteConfig::new(data_dir.join("accord.db"));
+                config.synchronous = synchronous;
+                StoreSettings::Sqlite { data_dir, config }
+            }
+        };
         let queue = QueueConfig {
             lease_ttl: Duration::from_secs(lease_seconds),
             maintenance_interval: Duration::from_millis(
@@ -140,8 +184,7 @@ impl ServerSettings {
         };
         Ok(Self {
             listen,
-            data_dir,
-            sqlite,
+            store,
             queue,
             api,
             allow_unauthenticated_remote: args.allow_unauthenticated_remote

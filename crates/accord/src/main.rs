@@ -25,7 +25,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BenchCommand, Cli, Command, LogFormat};
-use crate::config::{worker_settings, FileConfig, ServerSettings, DEFAULT_SERVER};
+use crate::config::{worker_settings, FileConfig, ServerSettings, StoreSettings, DEFAULT_SERVER};
 use crate::server::{stop_signal, ControlPlane};
 
 fn main() {
@@ -44,7 +44,7 @@ async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     let quiet_by_default = matches!(
         cli.command,
-        Command::Jobs(_) | Command::Bench(_) | Command::Openapi
+        Command::Jobs(_) | Command::Bench(_) | Command::Openapi | Command::Migrate(_)
     );
     let default_filter = quiet_by_default.then_some("warn");
     let filter = cli
@@ -100,6 +100,24 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file.client).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
+        Command::Migrate(args) => {
+            let store = match args.database_url {
+                Some(url) => {
+                    let mut config = accord_store::PostgresConfig::new(url);
+                    config.max_connections = 1;
+                    StoreSettings::Postgres(config)
+                }
+                None => {
+                    let data_dir = args.data_dir.unwrap_or_else(|| "accord-data".into());
+                    let config = accord_store::SqliteConfig::new(data_dir.join("accord.db"));
+                    StoreSettings::Sqlite { data_dir, config }
+                }
+            };
+            let opened = server::open_store(&store).await?;
+            opened.close().await;
+            println!("migrated {}", store.describe());
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", accord_api::openapi().to_pretty_json()?);
             Ok(())
@@ -143,7 +161,7 @@ async fn run_worker_until_stopped(
 fn print_banner(control: &ControlPlane, settings: &ServerSettings) {
     let url = control.local_url();
     println!("Accord {} is listening on {url}", env!("CARGO_PKG_VERSION"));
-    println!("  database:  {}", settings.sqlite.path.display());
+    println!("  database:  {}", settings.store.describe());
     println!("  API docs:  {url}/docs");
     println!("  submit:    accord jobs submit job.json --wait --server {url}");
     if settings.queue.allow_private_targets {

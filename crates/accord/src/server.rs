@@ -6,18 +6,18 @@ use std::sync::Arc;
 use accord_api::{router, ApiState};
 use accord_model::SystemClock;
 use accord_queue::{Queue, QueueMetrics};
-use accord_store::SqliteStore;
+use accord_store::{PostgresStore, SqliteStore, Store};
 use anyhow::{bail, Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerSettings;
+use crate::config::{ServerSettings, StoreSettings};
 
 /// A running control plane.
 #[derive(Debug)]
 pub struct ControlPlane {
     pub addr: SocketAddr,
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     shutdown: CancellationToken,
     claims_closed: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
@@ -33,13 +33,9 @@ impl ControlPlane {
                 settings.listen
             );
         }
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("create data directory {}", settings.data_dir.display()))?;
-        let store = SqliteStore::open(&settings.sqlite)
-            .await
-            .with_context(|| format!("open database {}", settings.sqlite.path.display()))?;
+        let store = open_store(&settings.store).await?;
         let queue = Queue::new(
-            Arc::new(store.clone()),
+            store.clone(),
             Arc::new(SystemClock),
             settings.queue.clone(),
             Arc::new(QueueMetrics::new()),
@@ -66,7 +62,7 @@ impl ControlPlane {
             let shutdown = shutdown.clone();
             async move { queue.run_maintenance(shutdown).await }
         });
-        tracing::info!(%addr, store = "sqlite", path = %settings.sqlite.path.display(), "control plane started");
+        tracing::info!(%addr, store = %settings.store.describe(), "control plane started");
         Ok(Self {
             addr,
             store,
@@ -105,6 +101,26 @@ impl ControlPlane {
         tracing::info!("control plane stopped");
         Ok(())
     }
+}
+
+/// Opens (and, unless told otherwise, migrates) the configured database.
+pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
+    Ok(match settings {
+        StoreSettings::Sqlite { data_dir, config } => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("create data directory {}", data_dir.display()))?;
+            let store = SqliteStore::open(config)
+                .await
+                .with_context(|| format!("open database {}", config.path.display()))?;
+            Arc::new(store)
+        }
+        StoreSettings::Postgres(config) => {
+            let store = PostgresStore::connect(config)
+                .await
+                .with_context(|| format!("connect to {}", config.redacted_url()))?;
+            Arc::new(store)
+        }
+    })
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -703,3 +703,95 @@ async fn docs_openapi_metrics_and_health_are_served() {
         assert!(named, "log line without job_id: {line}");
     }
 }
+
+#[tokio::test]
+async fn postgres_backend_runs_the_documented_job() {
+    let database = accord_test_support::TestDatabase::create().await;
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &["--database-url", &database.url()]);
+    let client = accord.client();
+    assert_eq!(client.ops_status().await.unwrap().store, "postgres");
+    let id = client
+        .submit_job(&job(&documented_job(&fixture.url("/page"))), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let job = wait_finished(&client, id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let result = job.result.unwrap();
+    assert_eq!(
+        result.extracted["title"],
+        ExtractedValue::One(Some(PAGE_H1.to_owned()))
+    );
+    assert_eq!(
+        event_kinds(&client, id).await,
+        ["created", "claimed", "succeeded"]
+    );
+}
+
+#[tokio::test]
+async fn postgres_replicas_share_one_queue_and_survive_a_killed_worker() {
+    let database = accord_test_support::TestDatabase::create().await;
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = database.url();
+    let one_dir = dir.path().join("one");
+    let two_dir = dir.path().join("two");
+    std::fs::create_dir_all(&one_dir).unwrap();
+    std::fs::create_dir_all(&two_dir).unwrap();
+    let replica_one = serve(&one_dir, &["--database-url", &url, "--lease-seconds", "2"]);
+    let replica_two = serve(&two_dir, &["--database-url", &url, "--lease-seconds", "2"]);
+    let mut first = worker(
+        dir.path(),
+        replica_one.url(),
+        "pg-worker-a",
+        &["--concurrency", "1"],
+    );
+
+    // Submitted through replica two, claimed by a worker of replica one.
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}}],"max_attempts":3}}"#,
+        fixture.url("/hang-once/pg")
+    ));
+    let id = replica_two
+        .client()
+        .submit_job(&spec, None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let running = wait_state(&replica_one.client(), id, JobState::Running).await;
+    assert_eq!(
+        running.worker_id.as_ref().map(|w| w.as_str()),
+        Some("pg-worker-a")
+    );
+    eventually(Duration::from_secs(30), "worker-a to fetch", || async {
+        (fixture.hits("/hang-once/pg") == 1).then_some(())
+    })
+    .await;
+    first.kill_hard();
+
+    let _second = worker(
+        dir.path(),
+        replica_two.url(),
+        "pg-worker-b",
+        &["--concurrency", "1"],
+    );
+    let job = wait_finished(&replica_one.client(), id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.attempt, 2);
+    let events = replica_two
+        .client()
+        .job_events(id, None)
+        .await
+        .unwrap()
+        .items;
+    let count = |kind: &str| events.iter().filter(|e| e.kind.as_str() == kind).count();
+    assert_eq!(
+        (count("claimed"), count("lease_expired"), count("succeeded")),
+        (2, 1, 1),
+        "{events:?}"
+    );
+}

@@ -136,6 +136,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Closes the connections, waiting for statements under way.
+    async fn close(&self);
+
     /// Creates a workspace; every job belongs to one.
     async fn workspace_create(
         &self,

@@ -13,8 +13,8 @@ use accord_store::{
     CancelOutcome, ClaimParams, FailParams, InsertJob, InsertOutcome, JobFilter, PostgresConfig,
     PostgresStore, ReportOutcome, RetryOutcome, Store,
 };
+use accord_test_support::TestDatabase;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Connection, Executor, PgConnection};
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -838,86 +838,12 @@ async fn open_sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 conformance!(sqlite, open_sqlite().await);
 
-/// The server the PostgreSQL tests create their databases on; the user needs
-/// the CREATEDB privilege.
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the test harness, not library code, chooses the database server"
-)]
-fn postgres_admin_url() -> String {
-    std::env::var("ACCORD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
-}
-
-/// A database created for one test and dropped when the test ends, also
-/// when it fails.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        // FORCE ends the store's pooled connections, which close lazily.
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop runs on the test's runtime, which must not be blocked on from
-        // inside; a thread with a runtime of its own does the work.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                admin.execute(sql.as_str()).await?;
-                admin.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if let Ok(Err(err)) = dropped {
-            report_leftover(&self.name, &*err);
-        }
-    }
-}
-
-#[expect(
-    clippy::print_stderr,
-    reason = "a leftover test database is worth a line in the test output, not a panic in Drop"
-)]
-fn report_leftover(name: &str, err: &dyn std::error::Error) {
-    eprintln!("could not drop test database {name}: {err}");
-}
-
 async fn open_postgres() -> (Arc<dyn Store>, TestDatabase) {
-    let admin_url = postgres_admin_url();
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|err| {
-            panic!(
-                "PostgreSQL is not reachable at {admin_url} ({err}); start it, or set \
-             ACCORD_TEST_POSTGRES_URL to a server where the user may create databases"
-            )
-        });
-    let name = format!("accord_test_{}", uuid::Uuid::now_v7().simple());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap_or_else(|err| panic!("create the test database {name}: {err}"));
-    admin.close().await.unwrap();
-    let guard = TestDatabase {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let mut url = url::Url::parse(&admin_url).expect("the PostgreSQL URL parses");
-    url.set_path(&name);
-    let config = PostgresConfig {
-        url: url.into(),
-        max_connections: 8,
-    };
+    let database = TestDatabase::create().await;
+    let mut config = PostgresConfig::new(database.url());
+    config.max_connections = 8;
     let store = PostgresStore::connect(&config).await.unwrap();
-    (Arc::new(store), guard)
+    (Arc::new(store), database)
 }
 
 conformance!(postgres, open_postgres().await);

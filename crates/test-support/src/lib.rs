@@ -11,9 +11,14 @@
 //! It is built to be cheap per request (axum, no per-request logging) so a
 //! benchmark measures the code under test, not the fixture. It deliberately
 //! does not do TLS or anything that would need the network beyond loopback.
+//!
+//! [`TestDatabase`] creates a fresh PostgreSQL database for one test and
+//! drops it afterwards.
 
 mod fixture;
+mod postgres;
 
 pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
 };
+pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};

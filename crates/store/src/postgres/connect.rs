@@ -13,6 +13,8 @@ pub struct PostgresConfig {
     /// A `postgres://` connection URL.
     pub url: String,
     pub max_connections: u32,
+    /// Run pending migrations on connect (on by default).
+    pub migrate: bool,
 }
 
 impl PostgresConfig {
@@ -20,7 +22,13 @@ impl PostgresConfig {
         Self {
             url: url.into(),
             max_connections: 10,
+            migrate: true,
         }
+    }
+
+    /// The URL with any password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        redacted(&self.url)
     }
 }
 
@@ -30,6 +38,7 @@ impl fmt::Debug for PostgresConfig {
         f.debug_struct("PostgresConfig")
             .field("url", &redacted(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -56,16 +65,28 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database and migrates it. Several processes may do
-    /// this at once: migrations take an advisory lock.
+    /// Connects to the database and, unless the config says otherwise,
+    /// migrates it. Several processes may do this at once: migrations take
+    /// an advisory lock.
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
             .connect(&config.url)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        if config.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Closes the pool, waiting for statements under way.

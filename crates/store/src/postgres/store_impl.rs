@@ -21,6 +21,10 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    async fn close(&self) {
+        PostgresStore::close(self).await;
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

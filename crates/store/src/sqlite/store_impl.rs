@@ -21,6 +21,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
