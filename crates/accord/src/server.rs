@@ -60,7 +60,12 @@ impl ControlPlane {
         let maintenance = tokio::spawn({
             let queue = queue.clone();
             let shutdown = shutdown.clone();
-            async move { queue.run_maintenance(shutdown).await }
+            async move {
+                tokio::join!(
+                    queue.run_maintenance(shutdown.clone()),
+                    queue.run_wakeup_listener(shutdown)
+                );
+            }
         });
         tracing::info!(%addr, store = %settings.store.describe(), "control plane started");
         Ok(Self {

@@ -86,3 +86,47 @@ impl Queue {
         }
     }
 }
+
+impl Queue {
+    /// Wakes this process's waiting claims whenever another process sharing
+    /// the database says jobs became claimable. Returns at once for a
+    /// single-process store; reconnects with a pause after errors.
+    pub async fn run_wakeup_listener(&self, shutdown: CancellationToken) {
+        let mut pause = std::time::Duration::from_millis(200);
+        loop {
+            let subscribed = tokio::select! {
+                () = shutdown.cancelled() => return,
+                subscribed = self.inner.store.job_wakeups() => subscribed,
+            };
+            let mut wakeups = match subscribed {
+                Ok(Some(wakeups)) => wakeups,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot listen for wake-ups; polling meanwhile");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                    continue;
+                }
+            };
+            pause = std::time::Duration::from_millis(200);
+            loop {
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    next = wakeups.next() => next,
+                };
+                match next {
+                    Ok(()) => self.wake_claimers(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "wake-up listener lost its connection; reconnecting");
+                        // A hint may have been lost: look at the store now.
+                        self.wake_claimers();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -128,6 +128,16 @@ pub struct QueueStats {
     pub finished_since: BTreeMap<JobState, u64>,
 }
 
+/// Hints, from other processes sharing the database, that jobs may have
+/// become claimable. Hints can be lost (while reconnecting); claims keep a
+/// polling backstop.
+#[async_trait]
+pub trait JobWakeups: Send + fmt::Debug {
+    /// Waits for the next hint. After an error the caller may call again:
+    /// the listener reconnects.
+    async fn next(&mut self) -> Result<(), StoreError>;
+}
+
 /// Durable storage of jobs and their events.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -138,6 +148,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Closes the connections, waiting for statements under way.
     async fn close(&self);
+
+    /// Subscribes to wake-up hints from other processes; `None` when the
+    /// backend is used by one process only (SQLite).
+    async fn job_wakeups(&self) -> Result<Option<Box<dyn JobWakeups>>, StoreError>;
 
     /// Creates a workspace; every job belongs to one.
     async fn workspace_create(

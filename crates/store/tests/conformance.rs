@@ -847,3 +847,40 @@ async fn open_postgres() -> (Arc<dyn Store>, TestDatabase) {
 }
 
 conformance!(postgres, open_postgres().await);
+
+async fn hear(wakeups: &mut dyn accord_store::JobWakeups) {
+    tokio::time::timeout(Duration::from_secs(20), wakeups.next())
+        .await
+        .expect("a wake-up arrives")
+        .unwrap();
+}
+
+/// PostgreSQL only: a control plane hears about jobs inserted, requeued or
+/// reaped by another process sharing the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_other_processes() {
+    let database = TestDatabase::create().await;
+    let one = PostgresStore::connect(&PostgresConfig::new(database.url()))
+        .await
+        .unwrap();
+    let two = PostgresStore::connect(&PostgresConfig::new(database.url()))
+        .await
+        .unwrap();
+    let mut wakeups = one
+        .job_wakeups()
+        .await
+        .unwrap()
+        .expect("postgres has wake-ups");
+    let id = insert(&two, "", t0()).await;
+    hear(&mut *wakeups).await;
+    let lease = claim(&two, "w", 1, at(0)).await;
+    assert_eq!(lease.len(), 1);
+    two.job_reap_expired(at(100), 10).await.unwrap();
+    hear(&mut *wakeups).await;
+    assert_eq!(state_of(&two, id).await, JobState::Available);
+    let sqlite = open_sqlite().await;
+    assert!(
+        sqlite.0.job_wakeups().await.unwrap().is_none(),
+        "one process: no wake-ups"
+    );
+}

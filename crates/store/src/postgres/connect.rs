@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 
 use crate::StoreError;
 
@@ -62,6 +63,10 @@ fn redacted(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(super) pool: PgPool,
+    /// For the listener, which needs a session connection of its own.
+    pub(super) url: String,
+    /// Asks the announcer task to NOTIFY other processes.
+    pub(super) announcer: mpsc::UnboundedSender<()>,
 }
 
 impl PostgresStore {
@@ -74,7 +79,13 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect(&config.url)
             .await?;
-        let store = Self { pool };
+        let (announcer, requests) = mpsc::unbounded_channel();
+        tokio::spawn(announce_loop(pool.clone(), requests));
+        let store = Self {
+            pool,
+            url: config.url.clone(),
+            announcer,
+        };
         if config.migrate {
             store.migrate().await?;
         }
@@ -92,6 +103,22 @@ impl PostgresStore {
     /// Closes the pool, waiting for statements under way.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Sends one `NOTIFY` for every burst of requests: many inserts in a row
+/// cost one notification, not one each. Requests are made after the
+/// transition committed, so listeners always find the rows.
+async fn announce_loop(pool: PgPool, mut requests: mpsc::UnboundedReceiver<()>) {
+    while requests.recv().await.is_some() {
+        while requests.try_recv().is_ok() {}
+        if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::wakeups::CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %err, "could not notify other processes; their polling will catch up");
+        }
     }
 }
 

@@ -14,5 +14,6 @@ mod lease;
 mod maintenance;
 mod rows;
 mod store_impl;
+mod wakeups;
 
 pub use connect::{PostgresConfig, PostgresStore};

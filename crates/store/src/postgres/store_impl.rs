@@ -25,6 +25,10 @@ impl Store for PostgresStore {
         PostgresStore::close(self).await;
     }
 
+    async fn job_wakeups(&self) -> Result<Option<Box<dyn crate::JobWakeups>>, StoreError> {
+        Ok(Some(Box::new(self.listen().await?)))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -50,7 +54,11 @@ impl Store for PostgresStore {
         insert: InsertJob,
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError> {
-        self.insert(insert, now).await
+        let outcome = self.insert(insert, now).await?;
+        if matches!(outcome, InsertOutcome::Created(_)) {
+            self.announce();
+        }
+        Ok(outcome)
     }
 
     async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -114,7 +122,14 @@ impl Store for PostgresStore {
         leases: &[LeaseRef],
         now: DateTime<Utc>,
     ) -> Result<Vec<ReportOutcome>, StoreError> {
-        self.release(worker, leases, now).await
+        let outcomes = self.release(worker, leases, now).await?;
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, ReportOutcome::Applied(_)))
+        {
+            self.announce();
+        }
+        Ok(outcomes)
     }
 
     async fn job_cancel(
@@ -132,7 +147,11 @@ impl Store for PostgresStore {
         id: JobId,
         now: DateTime<Utc>,
     ) -> Result<RetryOutcome, StoreError> {
-        self.retry(workspace, id, now).await
+        let outcome = self.retry(workspace, id, now).await?;
+        if matches!(outcome, RetryOutcome::Requeued(_)) {
+            self.announce();
+        }
+        Ok(outcome)
     }
 
     async fn job_reap_expired(
@@ -140,7 +159,11 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Transition>, StoreError> {
-        self.reap(now, limit).await
+        let reaped = self.reap(now, limit).await?;
+        if !reaped.is_empty() {
+            self.announce();
+        }
+        Ok(reaped)
     }
 
     async fn job_prune_finished(

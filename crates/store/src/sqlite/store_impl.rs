@@ -25,6 +25,10 @@ impl Store for SqliteStore {
         SqliteStore::close(self).await;
     }
 
+    async fn job_wakeups(&self) -> Result<Option<Box<dyn crate::JobWakeups>>, StoreError> {
+        Ok(None)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
