@@ -794,4 +794,44 @@ async fn postgres_replicas_share_one_queue_and_survive_a_killed_worker() {
         (2, 1, 1),
         "{events:?}"
     );
+    // One replica runs the reaper and the pruner; when it dies, the other takes over.
+    let leads = |replica: &Process| {
+        let client = replica.client();
+        async move {
+            client
+                .ops_status()
+                .await
+                .map(|s| s.maintenance_leader)
+                .unwrap_or(false)
+        }
+    };
+    let (one_leads, two_leads) =
+        eventually(Duration::from_secs(30), "a maintenance leader", || async {
+            let (one, two) = (leads(&replica_one).await, leads(&replica_two).await);
+            (one || two).then_some((one, two))
+        })
+        .await;
+    assert!(
+        one_leads != two_leads,
+        "exactly one leader: {one_leads} {two_leads}"
+    );
+    let (mut leader, follower) = if one_leads {
+        (replica_one, replica_two)
+    } else {
+        (replica_two, replica_one)
+    };
+    leader.kill_hard();
+    eventually(
+        Duration::from_secs(30),
+        "the follower to take over",
+        || async {
+            follower
+                .client()
+                .ops_status()
+                .await
+                .ok()
+                .filter(|s| s.maintenance_leader)
+        },
+    )
+    .await;
 }

@@ -63,6 +63,9 @@ pub struct OpsStatus {
     /// Finished jobs are deleted after this long; absent when kept forever.
     pub retention_seconds: Option<u64>,
     pub allow_private_targets: bool,
+    /// Whether this replica runs the reaper and the pruner (one replica
+    /// does at a time).
+    pub maintenance_leader: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

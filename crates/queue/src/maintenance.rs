@@ -1,6 +1,8 @@
 //! Background duties: the reaper (expired leases back to the queue) and
 //! the pruner (retention of finished jobs). One loop owns both.
 
+use std::sync::atomic::Ordering;
+
 use accord_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
@@ -70,15 +72,43 @@ impl Queue {
         Ok(report)
     }
 
-    /// Runs [`Queue::maintain_once`] every `maintenance_interval` until cancelled.
-    /// A store outage is logged and retried at the next tick.
+    /// Runs [`Queue::maintain_once`] every `maintenance_interval` until
+    /// cancelled, but only while this process leads: among control planes
+    /// sharing a database one runs the background duties at a time, and
+    /// another takes over when it dies. A store outage is logged and retried
+    /// at the next tick.
     pub async fn run_maintenance(&self, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(self.inner.config.maintenance_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leadership: Option<Box<dyn accord_store::Leadership>> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
+            }
+            let still_leading = match leadership.as_mut() {
+                Some(held) => held.still_held().await,
+                None => false,
+            };
+            if leadership.is_some() && !still_leading {
+                tracing::warn!("lost the maintenance leadership (database session ended)");
+                leadership = None;
+                self.inner.leading.store(false, Ordering::Relaxed);
+                continue;
+            }
+            if leadership.is_none() {
+                match self.inner.store.leadership_try_acquire().await {
+                    Ok(Some(held)) => {
+                        tracing::info!("leading background duties (reaper, pruner)");
+                        leadership = Some(held);
+                        self.inner.leading.store(true, Ordering::Relaxed);
+                    }
+                    Ok(None) => continue,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot contend for the maintenance leadership");
+                        continue;
+                    }
+                }
             }
             if let Err(err) = self.maintain_once().await {
                 tracing::warn!(error = %err, "maintenance pass failed; will try again");

@@ -1,6 +1,7 @@
 //! The [`Queue`] handle: shared by the api's handlers and the maintenance loop.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,6 +27,8 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     /// When each worker was last heard from: a plain cache for the worker gauge.
     pub(crate) workers_seen: Mutex<HashMap<WorkerId, Instant>>,
+    /// Whether this process currently runs the background duties.
+    pub(crate) leading: AtomicBool,
 }
 
 impl Queue {
@@ -43,6 +46,7 @@ impl Queue {
                 metrics,
                 wake: Notify::new(),
                 workers_seen: Mutex::new(HashMap::new()),
+                leading: AtomicBool::new(false),
             }),
         }
     }
@@ -157,6 +161,11 @@ impl Queue {
         self.inner.metrics.set_job_counts(&counts);
         self.inner.metrics.workers.set(self.active_workers() as i64);
         Ok(self.inner.metrics.encode())
+    }
+
+    /// Whether this process runs the reaper and the pruner right now.
+    pub fn is_maintenance_leader(&self) -> bool {
+        self.inner.leading.load(Ordering::Relaxed)
     }
 
     /// Workers heard from within two lease lengths.

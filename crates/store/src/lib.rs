@@ -24,5 +24,5 @@ pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::{
     CancelOutcome, ClaimParams, FailParams, HeartbeatOutcome, InsertJob, InsertOutcome, JobCount,
-    JobFilter, JobWakeups, QueueStats, ReportOutcome, RetryOutcome, Store, Transition,
+    JobFilter, JobWakeups, Leadership, QueueStats, ReportOutcome, RetryOutcome, Store, Transition,
 };

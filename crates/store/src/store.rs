@@ -138,6 +138,14 @@ pub trait JobWakeups: Send + fmt::Debug {
     async fn next(&mut self) -> Result<(), StoreError>;
 }
 
+/// Held by the one process that runs the background duties (reaper,
+/// pruner) among all that share the database; dropping it steps down.
+#[async_trait]
+pub trait Leadership: Send + fmt::Debug {
+    /// Whether this process still leads (its session is alive).
+    async fn still_held(&mut self) -> bool;
+}
+
 /// Durable storage of jobs and their events.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -152,6 +160,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Subscribes to wake-up hints from other processes; `None` when the
     /// backend is used by one process only (SQLite).
     async fn job_wakeups(&self) -> Result<Option<Box<dyn JobWakeups>>, StoreError>;
+
+    /// Tries to become the process that runs background duties; `None` when
+    /// another process leads. A single-process store always grants it.
+    async fn leadership_try_acquire(&self) -> Result<Option<Box<dyn Leadership>>, StoreError>;
 
     /// Creates a workspace; every job belongs to one.
     async fn workspace_create(

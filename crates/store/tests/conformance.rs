@@ -884,3 +884,43 @@ async fn postgres_wakes_other_processes() {
         "one process: no wake-ups"
     );
 }
+
+/// PostgreSQL only: one process at a time leads the background duties, and
+/// another takes over when the leader's session ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_elects_one_maintenance_leader() {
+    let database = TestDatabase::create().await;
+    let one = PostgresStore::connect(&PostgresConfig::new(database.url()))
+        .await
+        .unwrap();
+    let two = PostgresStore::connect(&PostgresConfig::new(database.url()))
+        .await
+        .unwrap();
+    let mut leader = one
+        .leadership_try_acquire()
+        .await
+        .unwrap()
+        .expect("the first contender leads");
+    assert!(leader.still_held().await);
+    assert!(
+        two.leadership_try_acquire().await.unwrap().is_none(),
+        "only one leader at a time"
+    );
+    drop(leader);
+    // The lock goes with the session; the server notices the closed socket
+    // promptly, but give it a few tries.
+    let mut took_over = None;
+    for _ in 0..100 {
+        if let Some(held) = two.leadership_try_acquire().await.unwrap() {
+            took_over = Some(held);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(took_over.is_some(), "the other process takes over");
+    let sqlite = open_sqlite().await;
+    assert!(
+        sqlite.0.leadership_try_acquire().await.unwrap().is_some(),
+        "one process always leads"
+    );
+}

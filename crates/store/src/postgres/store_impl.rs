@@ -25,6 +25,15 @@ impl Store for PostgresStore {
         PostgresStore::close(self).await;
     }
 
+    async fn leadership_try_acquire(
+        &self,
+    ) -> Result<Option<Box<dyn crate::Leadership>>, StoreError> {
+        Ok(self
+            .lead()
+            .await?
+            .map(|held| Box::new(held) as Box<dyn crate::Leadership>))
+    }
+
     async fn job_wakeups(&self) -> Result<Option<Box<dyn crate::JobWakeups>>, StoreError> {
         Ok(Some(Box::new(self.listen().await?)))
     }

@@ -15,6 +15,17 @@ use crate::{
     JobFilter, QueueStats, ReportOutcome, RetryOutcome, Store, StoreError, Transition,
 };
 
+/// SQLite is opened by one process, which therefore always leads.
+#[derive(Debug)]
+struct SoleProcess;
+
+#[async_trait]
+impl crate::Leadership for SoleProcess {
+    async fn still_held(&mut self) -> bool {
+        true
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -23,6 +34,12 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         SqliteStore::close(self).await;
+    }
+
+    async fn leadership_try_acquire(
+        &self,
+    ) -> Result<Option<Box<dyn crate::Leadership>>, StoreError> {
+        Ok(Some(Box::new(SoleProcess)))
     }
 
     async fn job_wakeups(&self) -> Result<Option<Box<dyn crate::JobWakeups>>, StoreError> {
