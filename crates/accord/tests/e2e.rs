@@ -835,3 +835,210 @@ async fn postgres_replicas_share_one_queue_and_survive_a_killed_worker() {
     )
     .await;
 }
+
+/// Chaos on PostgreSQL: two control planes and three workers as real
+/// processes, 2,000 jobs submitted through both replicas, one worker and one
+/// replica SIGKILLed mid-run and restarted. Afterwards the database and the
+/// event log must show every accepted job finished, none completed twice,
+/// and at no point a job left running past its lease plus the reaper's
+/// interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_on_postgres_loses_nothing_and_completes_nothing_twice() {
+    use sqlx::{Connection, Row};
+
+    const JOBS: usize = 2_000;
+    let database = accord_test_support::TestDatabase::create().await;
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = database.url();
+    let server_args = |port: &str| -> Vec<String> {
+        [
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &url,
+            "--allow-private-targets",
+            "--lease-seconds",
+            "3",
+            "--maintenance-interval-ms",
+            "200",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let start_server = |port: &str, name: &str| {
+        let args = server_args(port);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Process::start(&args, dir.path(), name, true)
+    };
+    let mut replica_one = start_server("0", "replica-one");
+    let replica_two = start_server("0", "replica-two");
+    let one_url = replica_one.url().to_owned();
+    let one_port = one_url.rsplit(':').next().unwrap().to_owned();
+    let worker_args = ["--concurrency", "16"];
+    let mut worker_a = worker(dir.path(), &one_url, "chaos-a", &worker_args);
+    let _worker_b = worker(dir.path(), &one_url, "chaos-b", &worker_args);
+    let _worker_c = worker(dir.path(), replica_two.url(), "chaos-c", &worker_args);
+
+    // Watch the invariant "nothing runs past its lease plus the reaper's
+    // interval (plus a leader fail-over)" during the whole run.
+    let watch_url = url.clone();
+    let watching = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn({
+        let watching = watching.clone();
+        async move {
+            let mut db = sqlx::PgConnection::connect(&watch_url).await.unwrap();
+            let mut worst = 0i64;
+            while !watching.is_cancelled() {
+                let overdue: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM jobs WHERE state = 'running' \
+                     AND lease_expires_at < now() - interval '1500 milliseconds'",
+                )
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+                worst = worst.max(overdue);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            worst
+        }
+    });
+
+    // Submit through both replicas, 8 at a time; a client whose replica is
+    // down retries on the other, as a real client behind a load balancer would.
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}},{{"action":"extract","fields":{{"h":{{"selector":"h1"}}}}}}],"max_attempts":10,"retry":{{"initial_delay_ms":100}}}}"#,
+        fixture.url("/page")
+    ));
+    let clients = [
+        accord_client::AccordClient::new(&one_url).unwrap(),
+        replica_two.client(),
+    ];
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let submitted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut submitters = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let (clients, spec, accepted, submitted) = (
+            clients.clone(),
+            spec.clone(),
+            accepted.clone(),
+            submitted.clone(),
+        );
+        submitters.spawn(async move {
+            for i in 0..JOBS / 8 {
+                let mut target = (n + i) % 2;
+                loop {
+                    match clients[target].submit_job(&spec, None).await {
+                        Ok(done) => {
+                            accepted.lock().unwrap().push(done.job.id);
+                            submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        Err(err) if err.is_retryable() => {
+                            target = 1 - target;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(err) => panic!("submit refused: {err}"),
+                    }
+                }
+            }
+        });
+    }
+
+    // Mid-run: kill a worker and a replica, then bring both back.
+    eventually(
+        Duration::from_secs(120),
+        "a quarter of the jobs submitted",
+        || async {
+            (submitted.load(std::sync::atomic::Ordering::Relaxed) >= JOBS / 4).then_some(())
+        },
+    )
+    .await;
+    worker_a.kill_hard();
+    replica_one.kill_hard();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _replica_one_again = start_server(&one_port, "replica-one-again");
+    let _worker_a_again = worker(dir.path(), &one_url, "chaos-a2", &worker_args);
+
+    while let Some(done) = submitters.join_next().await {
+        done.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), JOBS);
+
+    // Everything accepted (and anything else in the table) finishes.
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let rows =
+            sqlx::query("SELECT state, count(*) AS n FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+        let counts: Vec<(String, i64)> =
+            rows.iter().map(|r| (r.get("state"), r.get("n"))).collect();
+        if counts
+            .iter()
+            .all(|(state, _)| matches!(state.as_str(), "succeeded" | "dead" | "cancelled"))
+        {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let logs: String = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|entry| entry.ok())
+                .filter(|entry| entry.path().extension().is_some_and(|e| e == "log"))
+                .map(|entry| {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    format!(
+                        "== {}\n{}\n",
+                        entry.path().display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    )
+                })
+                .collect();
+            panic!("jobs still open after 180 s: {counts:?}\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    watching.cancel();
+    let worst_overdue = watcher.await.unwrap();
+
+    let ids: Vec<uuid::Uuid> = accepted.iter().map(|id| id.as_uuid()).collect();
+    let rows =
+        sqlx::query("SELECT state, count(*) AS n FROM jobs WHERE id = ANY($1) GROUP BY state")
+            .bind(&ids)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let by_state: Vec<(String, i64)> = rows.iter().map(|r| (r.get("state"), r.get("n"))).collect();
+    assert_eq!(
+        by_state,
+        vec![("succeeded".to_owned(), JOBS as i64)],
+        "every accepted job succeeded"
+    );
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT job_id FROM job_events WHERE kind = 'succeeded' \
+         GROUP BY job_id HAVING count(*) > 1) AS doubled",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(twice, 0, "no job completed twice");
+    let without_success: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs j WHERE j.id = ANY($1) AND NOT EXISTS \
+         (SELECT 1 FROM job_events e WHERE e.job_id = j.id AND e.kind = 'succeeded')",
+    )
+    .bind(&ids)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(without_success, 0, "every success is in the event log");
+    assert_eq!(
+        worst_overdue, 0,
+        "no job stayed running past its lease plus the reaper interval"
+    );
+}
