@@ -1042,3 +1042,114 @@ async fn chaos_on_postgres_loses_nothing_and_completes_nothing_twice() {
         "no job stayed running past its lease plus the reaper interval"
     );
 }
+
+/// PostgreSQL itself restarts under load (a cluster of the test's own):
+/// while it is down the API answers 503, never 500, and every job accepted
+/// before, during or after the outage still runs to completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_under_load_loses_nothing_and_answers_503() {
+    let cluster = std::sync::Arc::new(accord_test_support::ThrowawayCluster::start());
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        dir.path(),
+        &["--database-url", &cluster.url(), "--lease-seconds", "3"],
+    );
+    let _worker = worker(
+        dir.path(),
+        server.url(),
+        "restart-worker",
+        &["--concurrency", "8"],
+    );
+    let base = server.url().to_owned();
+    let body = documented_job(&fixture.url("/page"));
+
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<accord_model::JobId>::new()));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        u16,
+        usize,
+    >::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let submitter = tokio::spawn({
+        let (accepted, statuses, stop, base) = (
+            accepted.clone(),
+            statuses.clone(),
+            stop.clone(),
+            base.clone(),
+        );
+        async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap();
+            while !stop.is_cancelled() {
+                let response = http
+                    .post(format!("{base}/api/v1/jobs"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("the control plane itself stays up");
+                let status = response.status().as_u16();
+                *statuses.lock().unwrap().entry(status).or_default() += 1;
+                if status == 201 {
+                    let job: accord_model::Job = response.json().await.unwrap();
+                    accepted.lock().unwrap().push(job.id);
+                } else {
+                    let error: serde_json::Value = response.json().await.unwrap();
+                    assert_eq!(
+                        error["error"]["code"], "store_unavailable",
+                        "{status}: {error}"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let count = || accepted.lock().unwrap().len();
+    eventually(Duration::from_secs(60), "100 jobs accepted", || async {
+        (count() >= 100).then_some(())
+    })
+    .await;
+
+    let down = cluster.clone();
+    tokio::task::spawn_blocking(move || down.stop())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "a 503 while the database is down",
+        || async { statuses.lock().unwrap().contains_key(&503).then_some(()) },
+    )
+    .await;
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    let up_again = cluster.clone();
+    tokio::task::spawn_blocking(move || up_again.start_again())
+        .await
+        .unwrap();
+    let before = count();
+    eventually(
+        Duration::from_secs(60),
+        "100 more jobs accepted after the restart",
+        || async { (count() >= before + 100).then_some(()) },
+    )
+    .await;
+    stop.cancel();
+    submitter.await.unwrap();
+
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(
+        statuses.keys().all(|s| *s == 201 || *s == 503),
+        "only 201 and 503: {statuses:?}"
+    );
+    let client = server.client();
+    let accepted = accepted.lock().unwrap().clone();
+    for id in &accepted {
+        let job = wait_finished(&client, *id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}

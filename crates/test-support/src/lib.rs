@@ -13,11 +13,14 @@
 //! does not do TLS or anything that would need the network beyond loopback.
 //!
 //! [`TestDatabase`] creates a fresh PostgreSQL database for one test and
-//! drops it afterwards.
+//! drops it afterwards; [`ThrowawayCluster`] is a whole PostgreSQL server of
+//! the test's own, for tests that stop and restart the database.
 
+mod cluster;
 mod fixture;
 mod postgres;
 
+pub use cluster::ThrowawayCluster;
 pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
 };

@@ -76,7 +76,10 @@ impl PostgresStore {
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
+            // While the database is down, requests fail (503) after this
+            // long instead of hanging: the pool keeps retrying to connect
+            // until then.
+            .acquire_timeout(Duration::from_secs(3))
             .connect(&config.url)
             .await?;
         let (announcer, requests) = mpsc::unbounded_channel();
