@@ -99,17 +99,27 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    // Phase 1: insert N jobs through the API, then start the worker and burn them down.
+    // Phase 1: insert N jobs through the API (in batches, as a producer of
+    // many jobs would), then start the worker and burn them down.
     let job = bench_job();
     let inserting = Instant::now();
-    let submitters = 16.min(args.jobs.max(1));
+    let batches: Vec<usize> = (0..args.jobs)
+        .step_by(args.batch_size.max(1))
+        .map(|start| args.batch_size.max(1).min(args.jobs - start))
+        .collect();
+    let submitters = 4.min(batches.len().max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..submitters {
         let (client, job) = (client.clone(), job.clone());
-        let count = args.jobs / submitters + usize::from(n < args.jobs % submitters);
+        let mine: Vec<usize> = batches
+            .iter()
+            .copied()
+            .skip(n)
+            .step_by(submitters)
+            .collect();
         tasks.spawn(async move {
-            for _ in 0..count {
-                client.submit_job(&job, None).await?;
+            for size in mine {
+                client.submit_jobs(vec![job.clone(); size]).await?;
             }
             Ok::<_, accord_client::ClientError>(())
         });
@@ -149,10 +159,11 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     println!();
     println!("burn-down ({} jobs):", args.jobs);
     println!(
-        "  insert through the API: {:>9.0} jobs/s ({:.2} s, {} concurrent submitters, one job per request)",
+        "  insert through the API: {:>9.0} jobs/s ({:.2} s, {} concurrent submitters, {} jobs per request)",
         args.jobs as f64 / insert_time.as_secs_f64(),
         insert_time.as_secs_f64(),
-        submitters
+        submitters,
+        args.batch_size
     );
     println!(
         "  worked (claim, run, complete): {:>9.0} jobs/s ({:.2} s)",

@@ -252,6 +252,9 @@ pub struct BenchQueueArgs {
     /// Worker concurrency.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Jobs per insert request in the burn-down phase (`POST /api/v1/jobs/batch`).
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
     /// Where the benchmark's database lives (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -63,6 +63,35 @@ async fn submitted_job_succeeds_with_extracted_values() {
 }
 
 #[tokio::test]
+async fn batch_submission_is_all_or_none() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+    let good = job(&documented_job(&fixture.url("/page")));
+    let created = client.submit_jobs(vec![good.clone(); 20]).await.unwrap();
+    assert_eq!(created.len(), 20);
+    for created in &created {
+        let done = wait_finished(&client, created.id).await;
+        assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    }
+
+    // One bad job rejects the batch and names its index; nothing is stored.
+    let mut bad = good.clone();
+    bad.max_attempts = 0;
+    let err = client
+        .submit_jobs(vec![good.clone(), good.clone(), bad])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("validation_failed"));
+    assert!(err.to_string().contains("jobs[2].max_attempts"), "{err}");
+    let empty = client.submit_jobs(Vec::new()).await.unwrap_err();
+    assert_eq!(empty.code(), Some("validation_failed"));
+    let page = client.list_jobs(&Default::default()).await.unwrap();
+    assert_eq!(page.items.len(), 20);
+}
+
+#[tokio::test]
 async fn idempotency_key_replays_or_conflicts() {
     let fixture = FixtureServer::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use accord_model::{
     ClaimRequest, ClaimResponse, CompleteRequest, EventPage, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, Job, JobId, JobPage, JobState, NewJob, OpsStatus, QueueStatsView,
-    ReleaseRequest, ReportResponse,
+    HeartbeatResponse, Job, JobBatch, JobId, JobPage, JobState, NewJob, NewJobBatch, OpsStatus,
+    QueueStatsView, ReleaseRequest, ReportResponse,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -128,6 +128,15 @@ impl AccordClient {
             job,
             created: status == 201,
         })
+    }
+
+    /// Submits many jobs at once, all or none.
+    pub async fn submit_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, ClientError> {
+        let batch = NewJobBatch { jobs };
+        let created: JobBatch = self
+            .post("api/v1/jobs/batch", &batch, Duration::from_secs(60))
+            .await?;
+        Ok(created.jobs)
     }
 
     pub async fn get_job(&self, id: JobId) -> Result<Job, ClientError> {

@@ -32,5 +32,6 @@ pub use retry::RetryPolicy;
 pub use spec::{Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError};
 pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
 pub use wire::{
-    ErrorBody, ErrorDetail, EventPage, HealthView, JobPage, OpsStatus, QueueStatsView, Throughput,
+    ErrorBody, ErrorDetail, EventPage, HealthView, JobBatch, JobPage, NewJobBatch, OpsStatus,
+    QueueStatsView, Throughput,
 };

@@ -9,6 +9,20 @@ use utoipa::ToSchema;
 
 use crate::{Job, JobEvent, JobState, Priority};
 
+/// `POST /api/v1/jobs/batch`: many jobs, accepted all or none.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobBatch {
+    /// 1 to 1000 jobs.
+    pub jobs: Vec<crate::NewJob>,
+}
+
+/// The jobs a batch created, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobBatch {
+    pub jobs: Vec<Job>,
+}
+
 /// A page of jobs, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobPage {

@@ -1,7 +1,7 @@
 //! Accepting a job: validate, apply the target policy, insert with its
 //! idempotency key, wake the claimers.
 
-use accord_model::{classify_ip, JobId, NewJob, Step, WorkspaceId};
+use accord_model::{classify_ip, Job, JobId, NewJob, Step, ValidationError, WorkspaceId};
 use accord_store::{InsertJob, InsertOutcome};
 
 use crate::metrics::QueueLabels;
@@ -52,6 +52,52 @@ impl Queue {
             }),
             InsertOutcome::KeyReused => Err(QueueError::IdempotencyKeyReused),
         }
+    }
+
+    /// Accepts many jobs at once, all or none: every job is validated first
+    /// (an error names its index), then all are inserted in one transaction.
+    pub async fn enqueue_many(
+        &self,
+        workspace: WorkspaceId,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Job>, QueueError> {
+        let mut inserts = Vec::with_capacity(jobs.len());
+        for (index, job) in jobs.into_iter().enumerate() {
+            let at = |err: ValidationError| ValidationError {
+                field: format!("jobs[{index}].{}", err.field),
+                message: err.message,
+            };
+            job.validate(&self.inner.config.limits).map_err(at)?;
+            self.check_targets(&job).map_err(|err| match err {
+                QueueError::TargetNotAllowed(reason) => {
+                    QueueError::TargetNotAllowed(format!("jobs[{index}].{reason}"))
+                }
+                other => other,
+            })?;
+            inserts.push(InsertJob {
+                id: JobId::new(),
+                workspace_id: workspace,
+                job,
+                idempotency: None,
+            });
+        }
+        let created = self
+            .inner
+            .store
+            .job_insert_many(&inserts, self.now())
+            .await?;
+        for job in &created {
+            self.inner
+                .metrics
+                .enqueued
+                .get_or_create(&QueueLabels {
+                    queue: job.queue.to_string(),
+                })
+                .inc();
+        }
+        tracing::info!(jobs = created.len(), "job batch enqueued");
+        self.wake_claimers();
+        Ok(created)
     }
 
     /// Refuses literal non-public addresses up front; host names are checked

@@ -181,6 +181,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError>;
 
+    /// Inserts many jobs (without idempotency keys) and their `created`
+    /// events in one transaction: all or none.
+    async fn job_insert_many(
+        &self,
+        inserts: &[InsertJob],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError>;
+
     async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError>;
 
     async fn job_list(

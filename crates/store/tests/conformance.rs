@@ -788,6 +788,49 @@ async fn stats_count_by_state_and_priority(store: Arc<dyn Store>) {
     );
 }
 
+async fn insert_many_writes_all_jobs_and_events(store: Arc<dyn Store>) {
+    let inserts: Vec<InsertJob> = (0..5)
+        .map(|n| InsertJob {
+            id: JobId::new(),
+            workspace_id: WorkspaceId::DEFAULT,
+            job: new_job(&format!(r#","labels":{{"n":"{n}"}}"#)),
+            idempotency: None,
+        })
+        .collect();
+    let created = store.job_insert_many(&inserts, t0()).await.unwrap();
+    let ids: Vec<JobId> = created.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        inserts.iter().map(|i| i.id).collect::<Vec<_>>(),
+        "request order"
+    );
+    for id in ids {
+        assert_eq!(state_of(&*store, id).await, JobState::Available);
+        assert_eq!(event_kinds(&*store, id).await, [EventKind::Created]);
+    }
+    // All or none: a job of a missing workspace fails the whole batch.
+    let mut broken: Vec<InsertJob> = inserts
+        .iter()
+        .map(|i| InsertJob {
+            id: JobId::new(),
+            ..i.clone()
+        })
+        .collect();
+    broken[3].workspace_id = WorkspaceId::new();
+    assert!(store.job_insert_many(&broken, t0()).await.is_err());
+    let listed = store
+        .job_list(
+            WorkspaceId::DEFAULT,
+            &JobFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 5, "nothing of the failed batch was stored");
+}
+
 /// Runs every conformance test against one backend; `$open` is an async
 /// expression giving a fresh `(Arc<dyn Store>, guard)` where the guard keeps
 /// the database alive for the test.
@@ -797,6 +840,7 @@ macro_rules! conformance {
             use super::*;
             conformance!(@tests $open;
                 insert_then_get_round_trips,
+                insert_many_writes_all_jobs_and_events,
                 every_read_is_scoped_by_workspace,
                 idempotency_key_returns_original_or_conflicts,
                 claim_takes_priority_then_due_time,

@@ -21,6 +21,7 @@ use crate::{ApiError, ApiState};
 pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(jobs::create_job, jobs::list_jobs))
+        .routes(routes!(jobs::create_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::job_events))
         .routes(routes!(jobs::cancel_job))

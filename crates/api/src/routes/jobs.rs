@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use crate::extract::{JobIdPath, JsonBody, QueryParams, Workspace};
 use crate::{ApiError, ApiState};
-use accord_model::{ErrorBody, EventPage, JobPage};
+use accord_model::{ErrorBody, EventPage, JobBatch, JobPage, NewJobBatch};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +100,44 @@ pub async fn create_job(
     };
     Ok((status, Json(enqueued.job)))
 }
+
+/// Submit many jobs at once (1 to 1000), all or none: one invalid job
+/// rejects the batch, naming its index. Idempotency keys are not supported
+/// here; submit jobs one by one to use them.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/batch", tag = "jobs",
+    request_body = NewJobBatch,
+    responses(
+        (status = 201, description = "Jobs created, in request order", body = JobBatch),
+        (status = 400, description = "Malformed JSON, or an Idempotency-Key header", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field, bad value or an invalid job", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create_jobs(
+    State(state): State<ApiState>,
+    Workspace(workspace): Workspace,
+    headers: HeaderMap,
+    JsonBody(batch): JsonBody<NewJobBatch>,
+) -> Result<(StatusCode, Json<JobBatch>), ApiError> {
+    if headers.contains_key("idempotency-key") {
+        return Err(ApiError::InvalidIdempotencyKey(
+            "Idempotency-Key is not supported on batch submissions".to_owned(),
+        ));
+    }
+    if !(1..=MAX_BATCH_JOBS).contains(&batch.jobs.len()) {
+        return Err(ApiError::Validation(format!(
+            "jobs: a batch holds 1 to {MAX_BATCH_JOBS} jobs, not {}",
+            batch.jobs.len()
+        )));
+    }
+    let jobs = state.queue.enqueue_many(workspace, batch.jobs).await?;
+    Ok((StatusCode::CREATED, Json(JobBatch { jobs })))
+}
+
+const MAX_BATCH_JOBS: usize = 1_000;
 
 /// List jobs, newest first.
 #[utoipa::path(

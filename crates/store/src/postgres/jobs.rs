@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use accord_model::{EventKind, Job, JobEvent, JobId, JobState, WorkspaceId};
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
 
@@ -17,50 +18,12 @@ impl PostgresStore {
         insert: InsertJob,
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError> {
-        let job = &insert.job;
-        let run_at = job.run_at.unwrap_or(now);
-        let state = if run_at > now {
-            JobState::Scheduled
-        } else {
-            JobState::Available
-        };
         let workspace = insert.workspace_id.as_uuid();
         let (key, hash) = match &insert.idempotency {
             Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
             None => (None, None),
         };
-
-        // The job and its `created` event are one statement, so one commit.
-        let row = sqlx::query(&format!(
-            "WITH inserted AS ( \
-               INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                 max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) \
-               ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-               RETURNING {JOB_COLUMNS} \
-             ), created AS ( \
-               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
-               SELECT workspace_id, id, created_at, 'created', NULL, state, attempt FROM inserted \
-             ) \
-             SELECT {JOB_COLUMNS} FROM inserted"
-        ))
-        .bind(insert.id.as_uuid())
-        .bind(workspace)
-        .bind(job.queue.as_str())
-        .bind(job.priority.rank())
-        .bind(state.as_str())
-        .bind(job.engine.as_str())
-        .bind(Json(&job.steps))
-        .bind(Json(&job.labels))
-        .bind(Json(&job.retry))
-        .bind(i64::from(job.max_attempts))
-        .bind(i64::from(job.timeout_seconds))
-        .bind(run_at)
-        .bind(now)
-        .bind(key)
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = insert_row(&self.pool, &insert, now).await?;
         if let Some(row) = row {
             return Ok(InsertOutcome::Created(job_from_row(&row)?));
         }
@@ -81,6 +44,27 @@ impl PostgresStore {
         } else {
             InsertOutcome::KeyReused
         })
+    }
+
+    /// Inserts every job and its event in one transaction: all or none.
+    pub(super) async fn insert_many(
+        &self,
+        inserts: &[InsertJob],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut created = Vec::with_capacity(inserts.len());
+        for insert in inserts {
+            let row = insert_row(&mut *tx, insert, now).await?.ok_or_else(|| {
+                StoreError::corrupt(
+                    "batch insert",
+                    "a batch job cannot carry an idempotency key",
+                )
+            })?;
+            created.push(job_from_row(&row)?);
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     pub(super) async fn get(
@@ -291,4 +275,61 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(RetryOutcome::Requeued(job))
     }
+}
+
+/// Writes one job and its `created` event in one statement; `None` when its
+/// idempotency key is taken (nothing written).
+async fn insert_row<'c, E>(
+    executor: E,
+    insert: &InsertJob,
+    now: DateTime<Utc>,
+) -> Result<Option<PgRow>, StoreError>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let job = &insert.job;
+    let run_at = job.run_at.unwrap_or(now);
+    let state = if run_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    };
+    let workspace = insert.workspace_id.as_uuid();
+    let (key, hash) = match &insert.idempotency {
+        Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
+        None => (None, None),
+    };
+
+    // The job and its `created` event are one statement, so one commit.
+    let row = sqlx::query(&format!(
+            "WITH inserted AS ( \
+               INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+                 max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) \
+               ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+               RETURNING {JOB_COLUMNS} \
+             ), created AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
+               SELECT workspace_id, id, created_at, 'created', NULL, state, attempt FROM inserted \
+             ) \
+             SELECT {JOB_COLUMNS} FROM inserted"
+        ))
+        .bind(insert.id.as_uuid())
+        .bind(workspace)
+        .bind(job.queue.as_str())
+        .bind(job.priority.rank())
+        .bind(state.as_str())
+        .bind(job.engine.as_str())
+        .bind(Json(&job.steps))
+        .bind(Json(&job.labels))
+        .bind(Json(&job.retry))
+        .bind(i64::from(job.max_attempts))
+        .bind(i64::from(job.timeout_seconds))
+        .bind(run_at)
+        .bind(now)
+        .bind(key)
+        .bind(hash)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row)
 }

@@ -70,6 +70,16 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
+    async fn job_insert_many(
+        &self,
+        inserts: &[InsertJob],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let created = self.insert_many(inserts, now).await?;
+        self.announce();
+        Ok(created)
+    }
+
     async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
         self.get(workspace, id).await
     }

@@ -2,6 +2,7 @@
 
 use accord_model::{EventKind, Job, JobEvent, JobId, JobState, WorkspaceId};
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 
 use super::rows::{
     event_from_row, insert_event, job_from_row, ms, parse_state, to_json, NewEvent, JOB_COLUMNS,
@@ -15,83 +16,52 @@ impl SqliteStore {
         insert: InsertJob,
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError> {
-        let job = &insert.job;
-        let now_ms = ms(now);
-        let run_at = job.run_at.map_or(now_ms, ms);
-        let state = if run_at > now_ms {
-            JobState::Scheduled
-        } else {
-            JobState::Available
-        };
-        let id = insert.id.to_string();
-        let workspace = insert.workspace_id.to_string();
-        let (key, hash) = match &insert.idempotency {
-            Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
-            None => (None, None),
-        };
-
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-             max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(&id)
-        .bind(&workspace)
-        .bind(job.queue.as_str())
-        .bind(job.priority.rank())
-        .bind(state.as_str())
-        .bind(job.engine.as_str())
-        .bind(to_json(&job.steps))
-        .bind(to_json(&job.labels))
-        .bind(to_json(&job.retry))
-        .bind(job.max_attempts)
-        .bind(job.timeout_seconds)
-        .bind(run_at)
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(key)
-        .bind(hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let Some(row) = row else {
-            // The key exists: answer with the original job if the request matches.
-            let existing = sqlx::query(&format!(
-                "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE workspace_id = ? AND idempotency_key = ?"
-            ))
-            .bind(&workspace)
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+        if let Some(created) = insert_row(&mut tx, &insert, now).await? {
             tx.commit().await?;
-            let stored_hash: Option<String> = sqlx::Row::try_get(&existing, "request_hash")?;
-            return Ok(if stored_hash.as_deref() == hash {
-                InsertOutcome::Existing(job_from_row(&existing)?)
-            } else {
-                InsertOutcome::KeyReused
-            });
-        };
-        insert_event(
-            &mut tx,
-            NewEvent {
-                workspace_id: &workspace,
-                job_id: &id,
-                at: now_ms,
-                kind: EventKind::Created,
-                from: None,
-                to: state,
-                attempt: 0,
-                worker_id: None,
-                message: None,
-            },
-        )
+            return Ok(InsertOutcome::Created(created));
+        }
+        // The key exists: answer with the original job if the request matches.
+        let (key, hash) = insert
+            .idempotency
+            .as_ref()
+            .map(|(key, hash)| (key.as_str(), hash.as_str()))
+            .expect("only a keyed insert can conflict");
+        let existing = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE workspace_id = ? AND idempotency_key = ?"
+        ))
+        .bind(insert.workspace_id.to_string())
+        .bind(key)
+        .fetch_one(&mut *tx)
         .await?;
-        let created = job_from_row(&row)?;
         tx.commit().await?;
-        Ok(InsertOutcome::Created(created))
+        let stored_hash: Option<String> = sqlx::Row::try_get(&existing, "request_hash")?;
+        Ok(if stored_hash.as_deref() == Some(hash) {
+            InsertOutcome::Existing(job_from_row(&existing)?)
+        } else {
+            InsertOutcome::KeyReused
+        })
+    }
+
+    /// Inserts every job and its event in one transaction: all or none.
+    pub(super) async fn insert_many(
+        &self,
+        inserts: &[InsertJob],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut created = Vec::with_capacity(inserts.len());
+        for insert in inserts {
+            let job = insert_row(&mut tx, insert, now).await?.ok_or_else(|| {
+                StoreError::corrupt(
+                    "batch insert",
+                    "a batch job cannot carry an idempotency key",
+                )
+            })?;
+            created.push(job);
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     pub(super) async fn get(
@@ -295,4 +265,71 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(RetryOutcome::Requeued(job))
     }
+}
+
+/// Writes one job and its `created` event; `None` when its idempotency key
+/// is taken (nothing written).
+async fn insert_row(
+    conn: &mut SqliteConnection,
+    insert: &InsertJob,
+    now: DateTime<Utc>,
+) -> Result<Option<Job>, StoreError> {
+    let job = &insert.job;
+    let now_ms = ms(now);
+    let run_at = job.run_at.map_or(now_ms, ms);
+    let state = if run_at > now_ms {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    };
+    let id = insert.id.to_string();
+    let workspace = insert.workspace_id.to_string();
+    let (key, hash) = match &insert.idempotency {
+        Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
+        None => (None, None),
+    };
+    let row = sqlx::query(&format!(
+        "INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+         max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(&id)
+    .bind(&workspace)
+    .bind(job.queue.as_str())
+    .bind(job.priority.rank())
+    .bind(state.as_str())
+    .bind(job.engine.as_str())
+    .bind(to_json(&job.steps))
+    .bind(to_json(&job.labels))
+    .bind(to_json(&job.retry))
+    .bind(job.max_attempts)
+    .bind(job.timeout_seconds)
+    .bind(run_at)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(key)
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    insert_event(
+        conn,
+        NewEvent {
+            workspace_id: &workspace,
+            job_id: &id,
+            at: now_ms,
+            kind: EventKind::Created,
+            from: None,
+            to: state,
+            attempt: 0,
+            worker_id: None,
+            message: None,
+        },
+    )
+    .await?;
+    job_from_row(&row).map(Some)
 }

@@ -74,6 +74,15 @@ impl Store for SqliteStore {
         self.insert(insert, now).await
     }
 
+    async fn job_insert_many(
+        &self,
+        inserts: &[InsertJob],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let created = self.insert_many(inserts, now).await?;
+        Ok(created)
+    }
+
     async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
         self.get(workspace, id).await
     }
