@@ -19,16 +19,21 @@ use crate::cli::BenchQueueArgs;
 use crate::config::{ServerSettings, StoreSettings};
 use crate::server::ControlPlane;
 
-/// Runs nothing; tells the benchmark when each job started.
+/// Runs nothing; tells the benchmark which job (by its URL) started when.
 #[derive(Debug)]
 struct NoopExecutor {
-    started: mpsc::UnboundedSender<Instant>,
+    started: mpsc::UnboundedSender<(String, Instant)>,
 }
 
 #[async_trait::async_trait]
 impl Executor for NoopExecutor {
-    async fn run(&self, _spec: &JobSpec) -> Result<JobResult, EngineError> {
-        let _ = self.started.send(Instant::now());
+    async fn run(&self, spec: &JobSpec) -> Result<JobResult, EngineError> {
+        let now = Instant::now();
+        let url = match spec.steps.first() {
+            Some(accord_model::Step::Navigate { url, .. }) => url.to_string(),
+            _ => String::new(),
+        };
+        let _ = self.started.send((url, now));
         Ok(JobResult {
             extracted: Default::default(),
             status: 200,
@@ -38,9 +43,13 @@ impl Executor for NoopExecutor {
     }
 }
 
-fn bench_job() -> NewJob {
-    serde_json::from_str(r#"{"steps":[{"action":"navigate","url":"https://bench.invalid/"}]}"#)
-        .expect("valid job")
+const BURN_DOWN_URL: &str = "https://bench.invalid/burn-down";
+
+fn bench_job(url: &str) -> NewJob {
+    serde_json::from_str(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{url}"}}]}}"#
+    ))
+    .expect("valid job")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -101,7 +110,24 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
 
     // Phase 1: insert N jobs through the API (in batches, as a producer of
     // many jobs would), then start the worker and burn them down.
-    let job = bench_job();
+    let job = bench_job(BURN_DOWN_URL);
+    // A database with history (see --database-url) may hold finished jobs:
+    // count only this run's. Unfinished ones would skew every figure.
+    let before = client.queue_stats().await?;
+    let count = |state| before.by_state.get(&state).copied().unwrap_or(0);
+    let unfinished: u64 = [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retrying,
+    ]
+    .into_iter()
+    .map(count)
+    .sum();
+    if unfinished > 0 {
+        anyhow::bail!("the benchmark needs an idle queue, but the database holds {unfinished} unfinished jobs");
+    }
+    let already_succeeded = count(JobState::Succeeded);
     let inserting = Instant::now();
     let batches: Vec<usize> = (0..args.jobs)
         .step_by(args.batch_size.max(1))
@@ -140,6 +166,14 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     let worker = tokio::spawn(Worker::new(client.clone(), executor, config).run(stop.clone()));
 
     let working = Instant::now();
+    let mut burned = 0;
+    while burned < args.jobs {
+        let (url, _) = started_rx.recv().await.context("the worker stopped")?;
+        if url == BURN_DOWN_URL {
+            burned += 1;
+        }
+    }
+    // Every job has started; wait for the last reports to land.
     loop {
         let stats = client.queue_stats().await?;
         if stats
@@ -147,14 +181,13 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
             .get(&JobState::Succeeded)
             .copied()
             .unwrap_or(0)
-            >= args.jobs as u64
+            >= already_succeeded + args.jobs as u64
         {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let work_time = working.elapsed();
-    while started_rx.try_recv().is_ok() {}
 
     println!();
     println!("burn-down ({} jobs):", args.jobs);
@@ -176,12 +209,21 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     let warmup = (args.samples / 10).clamp(10, 100);
     let mut samples = Vec::with_capacity(args.samples);
     for n in 0..warmup + args.samples {
+        let url = format!("https://bench.invalid/latency/{n}");
+        let sample = bench_job(&url);
         let before = Instant::now();
-        client.submit_job(&job, None).await?;
-        let started = tokio::time::timeout(Duration::from_secs(30), started_rx.recv())
-            .await
-            .context("a job did not start within 30 s")?
-            .context("the worker stopped")?;
+        client.submit_job(&sample, None).await?;
+        let started = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some((started_url, at)) = started_rx.recv().await {
+                if started_url == url {
+                    return Some(at);
+                }
+            }
+            None
+        })
+        .await
+        .context("a job did not start within 30 s")?
+        .context("the worker stopped")?;
         if n >= warmup {
             samples.push(started.saturating_duration_since(before));
         }
