@@ -270,16 +270,10 @@ async fn killed_worker_job_is_rerun_by_another_worker_exactly_once() {
         fixture.url("/hang-once/kill")
     ));
     let id = client.submit_job(&spec, None).await.unwrap().job.id;
-    let running = wait_state(&client, id, JobState::Running).await;
-    assert_eq!(
-        running.worker_id.as_ref().map(|w| w.as_str()),
-        Some("worker-a")
-    );
-    eventually(Duration::from_secs(30), "worker-a to fetch", || async {
-        (fixture.hits("/hang-once/kill") == 1).then_some(())
+    kill_worker_mid_job(&client, id, &mut first, "worker-a", || {
+        fixture.hits("/hang-once/kill") == 1
     })
     .await;
-    first.kill_hard();
 
     let _second = worker(
         dir.path(),
@@ -791,16 +785,10 @@ async fn postgres_replicas_share_one_queue_and_survive_a_killed_worker() {
         .unwrap()
         .job
         .id;
-    let running = wait_state(&replica_one.client(), id, JobState::Running).await;
-    assert_eq!(
-        running.worker_id.as_ref().map(|w| w.as_str()),
-        Some("pg-worker-a")
-    );
-    eventually(Duration::from_secs(30), "worker-a to fetch", || async {
-        (fixture.hits("/hang-once/pg") == 1).then_some(())
+    kill_worker_mid_job(&replica_one.client(), id, &mut first, "pg-worker-a", || {
+        fixture.hits("/hang-once/pg") == 1
     })
     .await;
-    first.kill_hard();
 
     let _second = worker(
         dir.path(),
@@ -811,17 +799,10 @@ async fn postgres_replicas_share_one_queue_and_survive_a_killed_worker() {
     let job = wait_finished(&replica_one.client(), id).await;
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     assert_eq!(job.attempt, 2);
-    let events = replica_two
-        .client()
-        .job_events(id, None)
-        .await
-        .unwrap()
-        .items;
-    let count = |kind: &str| events.iter().filter(|e| e.kind.as_str() == kind).count();
+    let kinds = ["claimed", "lease_expired", "succeeded"];
     assert_eq!(
-        (count("claimed"), count("lease_expired"), count("succeeded")),
-        (2, 1, 1),
-        "{events:?}"
+        event_counts(&replica_two.client(), id, &kinds).await,
+        [2, 1, 1]
     );
     // One replica runs the reaper and the pruner; when it dies, the other takes over.
     let leads = |replica: &Process| {

@@ -36,13 +36,7 @@ impl Queue {
         match self.inner.store.job_insert(insert, self.now()).await? {
             InsertOutcome::Created(job) => {
                 tracing::info!(job_id = %job.id, queue = %job.queue, priority = %job.priority, "job enqueued");
-                self.inner
-                    .metrics
-                    .enqueued
-                    .get_or_create(&QueueLabels {
-                        queue: job.queue.to_string(),
-                    })
-                    .inc();
+                self.record_enqueued(&job);
                 self.wake_claimers();
                 Ok(Enqueued { job, created: true })
             }
@@ -87,17 +81,18 @@ impl Queue {
             .job_insert_many(&inserts, self.now())
             .await?;
         for job in &created {
-            self.inner
-                .metrics
-                .enqueued
-                .get_or_create(&QueueLabels {
-                    queue: job.queue.to_string(),
-                })
-                .inc();
+            self.record_enqueued(job);
         }
         tracing::info!(jobs = created.len(), "job batch enqueued");
         self.wake_claimers();
         Ok(created)
+    }
+
+    fn record_enqueued(&self, job: &Job) {
+        let labels = QueueLabels {
+            queue: job.queue.to_string(),
+        };
+        self.inner.metrics.enqueued.get_or_create(&labels).inc();
     }
 
     /// Refuses literal non-public addresses up front; host names are checked

@@ -33,7 +33,7 @@ impl TestDatabase {
                  or set ACCORD_TEST_POSTGRES_URL to a server where the user may create databases"
             )
         });
-        let name = format!("accord_test_{:016x}", rand_suffix());
+        let name = format!("accord_test_{}", uuid::Uuid::now_v7().simple());
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
             .await
@@ -52,18 +52,6 @@ impl TestDatabase {
     pub fn url(&self) -> String {
         self.url.clone()
     }
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }
 
 impl Drop for TestDatabase {

@@ -213,3 +213,31 @@ pub async fn event_kinds(client: &AccordClient, id: JobId) -> Vec<String> {
         .map(|e| e.kind.as_str().to_owned())
         .collect()
 }
+
+/// Waits until `name` runs job `id` and its page request has arrived
+/// (`fetched`), then SIGKILLs that worker mid-job.
+pub async fn kill_worker_mid_job(
+    client: &AccordClient,
+    id: JobId,
+    worker: &mut Process,
+    name: &str,
+    fetched: impl Fn() -> bool,
+) {
+    let running = wait_state(client, id, JobState::Running).await;
+    assert_eq!(running.worker_id.as_ref().map(|w| w.as_str()), Some(name));
+    eventually(Duration::from_secs(30), "the worker to fetch", || {
+        let done = fetched();
+        async move { done.then_some(()) }
+    })
+    .await;
+    worker.kill_hard();
+}
+
+/// How many events of each kind the job has, in the order asked.
+pub async fn event_counts(client: &AccordClient, id: JobId, kinds: &[&str]) -> Vec<usize> {
+    let events = client.job_events(id, None).await.expect("events").items;
+    kinds
+        .iter()
+        .map(|kind| events.iter().filter(|e| e.kind.as_str() == *kind).count())
+        .collect()
+}
