@@ -8,6 +8,7 @@
 //! Values are validated when they are parsed (at the API boundary) so the rest
 //! of the system can trust them.
 
+mod auth;
 mod clock;
 mod event;
 mod ids;
@@ -19,6 +20,11 @@ mod spec;
 mod target;
 mod wire;
 
+pub use auth::{
+    check_workspace_name, ApiKey, ApiKeyId, ApiKeyList, ApiToken, AuditEntry, AuditOutcome,
+    AuditPage, CreatedApiKey, NewApiKey, NewAuditEntry, NewWorkspace, Permission, RateLimit, Role,
+    WorkerScope, Workspace, WorkspaceList,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EventKind, JobEvent};
 pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};

@@ -23,6 +23,7 @@ pub use error::StoreError;
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::{
-    CancelOutcome, ClaimParams, FailParams, HeartbeatOutcome, InsertJob, InsertOutcome, JobCount,
-    JobFilter, JobWakeups, Leadership, QueueStats, ReportOutcome, RetryOutcome, Store, Transition,
+    AuditFilter, CancelOutcome, ClaimParams, FailParams, HeartbeatOutcome, InsertJob,
+    InsertOutcome, JobCount, JobFilter, JobWakeups, Leadership, QueueStats, ReportOutcome,
+    RetryOutcome, Store, StoredApiKey, Transition,
 };

@@ -6,8 +6,9 @@ use std::fmt;
 use std::time::Duration;
 
 use accord_model::{
-    ClaimedJob, CompleteItem, Engine, FailItem, Job, JobEvent, JobId, JobState, LeaseRef, NewJob,
-    Priority, QueueName, WorkerId, WorkspaceId,
+    ApiKey, ApiKeyId, AuditEntry, AuditOutcome, ClaimedJob, CompleteItem, Engine, FailItem, Job,
+    JobEvent, JobId, JobState, LeaseRef, NewAuditEntry, NewJob, Priority, QueueName, WorkerId,
+    Workspace, WorkspaceId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -128,6 +129,27 @@ pub struct QueueStats {
     pub finished_since: BTreeMap<JobState, u64>,
 }
 
+/// A key as stored: its listing plus the hash of its secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredApiKey {
+    pub key: ApiKey,
+    /// SHA-256 of the secret, hex.
+    pub secret_hash: String,
+}
+
+/// Filters for reading the audit log. Results are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    pub key_id: Option<ApiKeyId>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries older than this one (the cursor).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
 /// Hints, from other processes sharing the database, that jobs may have
 /// become claimable. Hints can be lost (while reconnecting); claims keep a
 /// polling backstop.
@@ -165,13 +187,50 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// another process leads. A single-process store always grants it.
     async fn leadership_try_acquire(&self) -> Result<Option<Box<dyn Leadership>>, StoreError>;
 
-    /// Creates a workspace; every job belongs to one.
-    async fn workspace_create(
+    /// Creates a workspace; `false` when the name is taken (nothing changed).
+    async fn workspace_create(&self, workspace: &Workspace) -> Result<bool, StoreError>;
+
+    /// Every workspace, oldest first.
+    async fn workspace_list(&self) -> Result<Vec<Workspace>, StoreError>;
+
+    async fn workspace_get(&self, id: WorkspaceId) -> Result<Option<Workspace>, StoreError>;
+
+    async fn workspace_find(&self, name: &str) -> Result<Option<Workspace>, StoreError>;
+
+    async fn api_key_insert(&self, key: &StoredApiKey) -> Result<(), StoreError>;
+
+    /// Looks a key up by id in any workspace: this is how a request is
+    /// authenticated, before its workspace is known.
+    async fn api_key_get(&self, id: &ApiKeyId) -> Result<Option<StoredApiKey>, StoreError>;
+
+    /// The workspace's keys, oldest first, revoked ones included.
+    async fn api_key_list(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes a key of the workspace; revoking twice keeps the first time.
+    /// `None` when the workspace has no such key.
+    async fn api_key_revoke(
         &self,
-        id: WorkspaceId,
-        name: &str,
+        workspace: WorkspaceId,
+        id: &ApiKeyId,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Records that the key was used.
+    async fn api_key_touch(&self, id: &ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Keys that are neither revoked nor expired at `now`, over all workspaces.
+    async fn api_key_count_active(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    async fn audit_insert(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError>;
+
+    async fn audit_list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Deletes up to `limit` audit entries older than `cutoff`.
+    async fn audit_prune(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 
     /// Inserts a job and its `created` event in one transaction, enforcing
     /// the idempotency key.

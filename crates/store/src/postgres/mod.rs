@@ -8,6 +8,7 @@
 //! (data-modifying CTEs), and batches go in as arrays (`UNNEST`) so a batch
 //! costs one round trip however long it is.
 
+mod access;
 mod connect;
 mod jobs;
 mod leader;

@@ -4,6 +4,7 @@
 //! SQLite's write lock inside the process; reads use a small pool of their
 //! own and see the last committed state (WAL readers do not block the writer).
 
+mod access;
 mod connect;
 mod jobs;
 mod lease;

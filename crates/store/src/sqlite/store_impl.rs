@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use accord_model::{
-    ClaimedJob, CompleteItem, Job, JobEvent, JobId, LeaseRef, QueueName, WorkerId, WorkspaceId,
+    ApiKey, ApiKeyId, AuditEntry, ClaimedJob, CompleteItem, Job, JobEvent, JobId, LeaseRef,
+    NewAuditEntry, QueueName, WorkerId, Workspace, WorkspaceId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::SqliteStore;
 use crate::{
-    CancelOutcome, ClaimParams, FailParams, HeartbeatOutcome, InsertJob, InsertOutcome, JobCount,
-    JobFilter, QueueStats, ReportOutcome, RetryOutcome, Store, StoreError, Transition,
+    AuditFilter, CancelOutcome, ClaimParams, FailParams, HeartbeatOutcome, InsertJob,
+    InsertOutcome, JobCount, JobFilter, QueueStats, ReportOutcome, RetryOutcome, Store, StoreError,
+    StoredApiKey, Transition,
 };
 
 /// SQLite is opened by one process, which therefore always leads.
@@ -51,19 +53,65 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn workspace_create(
+    async fn workspace_create(&self, workspace: &Workspace) -> Result<bool, StoreError> {
+        self.workspace_insert(workspace).await
+    }
+
+    async fn workspace_list(&self) -> Result<Vec<Workspace>, StoreError> {
+        self.workspaces().await
+    }
+
+    async fn workspace_get(&self, id: WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        self.workspace_by("id", id.to_string()).await
+    }
+
+    async fn workspace_find(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        self.workspace_by("name", name.to_owned()).await
+    }
+
+    async fn api_key_insert(&self, key: &StoredApiKey) -> Result<(), StoreError> {
+        self.key_insert(key).await
+    }
+
+    async fn api_key_get(&self, id: &ApiKeyId) -> Result<Option<StoredApiKey>, StoreError> {
+        self.key_get(id).await
+    }
+
+    async fn api_key_list(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
+        self.keys(workspace).await
+    }
+
+    async fn api_key_revoke(
         &self,
-        id: WorkspaceId,
-        name: &str,
+        workspace: WorkspaceId,
+        id: &ApiKeyId,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(id.to_string())
-            .bind(name)
-            .bind(now.timestamp_millis())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.key_revoke(workspace, id, now).await
+    }
+
+    async fn api_key_touch(&self, id: &ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.key_touch(id, now).await
+    }
+
+    async fn api_key_count_active(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.keys_active(now).await
+    }
+
+    async fn audit_insert(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
+        self.audit_write(entries).await
+    }
+
+    async fn audit_list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_read(workspace, filter).await
+    }
+
+    async fn audit_prune(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        self.audit_delete_before(cutoff, limit).await
     }
 
     async fn job_insert(
