@@ -37,12 +37,13 @@ fn worker(name: &str) -> WorkerId {
 }
 
 async fn other_workspace(store: &dyn Store) -> WorkspaceId {
-    let id = WorkspaceId::new();
-    store
-        .workspace_create(id, &format!("ws-{id}"), t0())
-        .await
-        .unwrap();
-    id
+    let workspace = accord_model::Workspace {
+        id: WorkspaceId::new(),
+        name: format!("ws-{}", WorkspaceId::new()),
+        created_at: t0(),
+    };
+    assert!(store.workspace_create(&workspace).await.unwrap());
+    workspace.id
 }
 
 async fn insert(store: &dyn Store, extra: &str, now: DateTime<Utc>) -> JobId {
