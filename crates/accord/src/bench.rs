@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use accord_client::AccordClient;
 use accord_engine::{EngineError, Executor};
-use accord_model::{JobResult, JobSpec, JobState, NewJob, WorkerId};
+use accord_model::{JobResult, JobSpec, JobState, NewJob, RateLimit, Role, WorkerId, WorkspaceId};
 use accord_queue::QueueConfig;
 use accord_worker::{Worker, WorkerConfig};
 use anyhow::{Context, Result};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchQueueArgs;
 use crate::config::{ServerSettings, StoreSettings};
+use crate::keys_cmd::{create_key_in_store, KeySpec};
 use crate::server::ControlPlane;
 
 /// Runs nothing; tells the benchmark which job (by its URL) started when.
@@ -88,17 +89,36 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     };
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse()?,
+        data_dir: temp.path().to_owned(),
         store,
         queue: QueueConfig {
             retention: None,
             ..QueueConfig::default()
         },
         api: Default::default(),
-        allow_unauthenticated_remote: false,
+        redis_url: None,
     };
-    let control = ControlPlane::start(&settings).await?;
+    let opened = crate::server::open_store(&settings.store).await?;
+    // The benchmark's own keys, with limits it cannot reach: it measures the
+    // queue, not the rate limiter.
+    let mut keys = Vec::new();
+    for role in [Role::Operator, Role::Worker] {
+        let spec = KeySpec {
+            workspace: WorkspaceId::DEFAULT,
+            role,
+            name: "accord bench".to_owned(),
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+            rate_limit: Some(RateLimit {
+                burst: 1_000_000,
+                per_second: 1_000_000.0,
+            }),
+        };
+        keys.push(create_key_in_store(opened.as_ref(), spec).await?.token);
+    }
+    let control = ControlPlane::start_on(&settings, opened).await?;
     let url = control.local_url();
-    let client = AccordClient::new(&url)?;
+    let client = AccordClient::new(&url)?.with_api_key(&keys[0])?;
+    let worker_client = AccordClient::new(&url)?.with_api_key(&keys[1])?;
     println!(
         "accord bench queue: store={}, jobs={}, samples={}, worker concurrency={}, cores={}",
         described,
@@ -163,7 +183,7 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     config.concurrency = args.concurrency;
     config.claim_wait = Duration::from_secs(5);
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(Worker::new(client.clone(), executor, config).run(stop.clone()));
+    let worker = tokio::spawn(Worker::new(worker_client, executor, config).run(stop.clone()));
 
     let working = Instant::now();
     let mut burned = 0;

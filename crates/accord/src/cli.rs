@@ -54,6 +54,12 @@ pub enum Command {
     /// Submit, inspect and manage jobs on a running server.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create and list workspaces (admins of the default workspace).
+    #[command(subcommand)]
+    Workspaces(WorkspacesCommand),
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -95,6 +101,17 @@ pub struct WorkerCmdArgs {
     /// Let the engine fetch private, loopback and link-local addresses (tests and local demos only).
     #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
+    /// A worker-role API key (`acc_<id>_<secret>`).
+    #[arg(
+        long,
+        env = "ACCORD_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// A file holding the worker-role API key.
+    #[arg(long, env = "ACCORD_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub worker: WorkerArgs,
 }
@@ -135,9 +152,17 @@ pub struct ServerArgs {
     /// Allow jobs to target private, loopback and link-local addresses (tests and local demos only).
     #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
-    /// Listen on a non-loopback address although the API has no authentication yet.
-    #[arg(long, env = "ACCORD_ALLOW_UNAUTHENTICATED_REMOTE", value_parser = BoolishValueParser::new())]
-    pub allow_unauthenticated_remote: bool,
+    /// Share rate limits and job-event notices across replicas through Redis (`redis://host:6379`).
+    #[arg(long, env = "ACCORD_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Origins allowed to call the API from a browser, comma-separated (default: none, CORS off).
+    #[arg(
+        long,
+        env = "ACCORD_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGINS"
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 /// Worker settings.
@@ -168,12 +193,23 @@ pub struct WorkerArgs {
     pub user_agent: Option<String>,
 }
 
-/// Where a client command finds the server.
+/// Where a client command finds the server, and the key it uses.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// The Accord server.
     #[arg(long, env = "ACCORD_SERVER", value_name = "URL")]
     pub server: Option<String>,
+    /// The API key (`acc_<id>_<secret>`). Default for a local server: `<data-dir>/admin.key`.
+    #[arg(
+        long,
+        env = "ACCORD_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Where a local server keeps its data (and `admin.key`).
+    #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -230,6 +266,87 @@ pub enum JobsCommand {
     /// Requeue a dead or cancelled job.
     Retry {
         id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Operator,
+    Viewer,
+    Worker,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (its secret is shown only this once).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// What the key is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// The workspace (name or id); default: the caller's (offline: `default`).
+        #[arg(long)]
+        workspace: Option<String>,
+        /// The key stops working after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+        /// Own rate limit: requests at once (with --rate-per-second).
+        #[arg(long, requires = "rate_per_second")]
+        rate_burst: Option<u32>,
+        /// Own rate limit: requests per second (with --rate-burst).
+        #[arg(long, requires = "rate_burst")]
+        rate_per_second: Option<f64>,
+        /// Also write the key to this file (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        save_to: Option<PathBuf>,
+        /// Write the key straight into the database instead of calling a
+        /// server: how the first key of a deployment is made.
+        #[arg(long)]
+        offline: bool,
+        /// With --offline: the PostgreSQL database.
+        #[arg(
+            long,
+            env = "ACCORD_DATABASE_URL",
+            value_name = "URL",
+            requires = "offline"
+        )]
+        database_url: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Another workspace (admins of the default workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a key at once, on every replica.
+    Revoke {
+        /// The key's id (the part after `acc_`).
+        id: String,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspacesCommand {
+    /// Create a workspace.
+    Create {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List workspaces.
+    List {
         #[command(flatten)]
         client: ClientArgs,
     },

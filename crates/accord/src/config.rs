@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use accord_api::auth::RoleLimits;
 use accord_api::ApiConfig;
-use accord_model::{QueueName, WorkerId};
+use accord_model::{QueueName, RateLimit, WorkerId};
 use accord_queue::QueueConfig;
 use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
 use accord_worker::WorkerConfig;
@@ -49,7 +50,42 @@ pub struct FileServer {
     pub retention_hours: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub allow_private_targets: Option<bool>,
-    pub allow_unauthenticated_remote: Option<bool>,
+    pub redis_url: Option<String>,
+    pub cors_origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub rate_limits: FileRateLimits,
+}
+
+/// `[server.rate_limits.<role>]` tables: `burst` and `per_second`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimits {
+    pub admin: Option<RateLimit>,
+    pub operator: Option<RateLimit>,
+    pub viewer: Option<RateLimit>,
+    pub worker: Option<RateLimit>,
+    pub failed_auth: Option<RateLimit>,
+}
+
+impl FileRateLimits {
+    fn resolve(&self) -> Result<RoleLimits> {
+        let defaults = RoleLimits::default();
+        let pick =
+            |name: &str, value: Option<RateLimit>, default: RateLimit| -> Result<RateLimit> {
+                let limit = value.unwrap_or(default);
+                limit
+                    .check()
+                    .map_err(|err| anyhow::anyhow!("[server.rate_limits.{name}]: {err}"))?;
+                Ok(limit)
+            };
+        Ok(RoleLimits {
+            admin: pick("admin", self.admin, defaults.admin)?,
+            operator: pick("operator", self.operator, defaults.operator)?,
+            viewer: pick("viewer", self.viewer, defaults.viewer)?,
+            worker: pick("worker", self.worker, defaults.worker)?,
+            failed_auth: pick("failed_auth", self.failed_auth, defaults.failed_auth)?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,12 +99,15 @@ pub struct FileWorker {
     pub shutdown_grace_seconds: Option<u64>,
     pub allow_private_targets: Option<bool>,
     pub user_agent: Option<String>,
+    pub api_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileClient {
     pub server: Option<String>,
+    pub api_key: Option<String>,
+    pub data_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -102,14 +141,34 @@ impl StoreSettings {
     }
 }
 
+/// The store of a one-off command (`migrate`, `keys create --offline`).
+pub fn store_settings(database_url: Option<String>, data_dir: PathBuf) -> Result<StoreSettings> {
+    Ok(match database_url {
+        Some(url) => {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                bail!("--database-url must be a postgres:// URL");
+            }
+            let mut config = PostgresConfig::new(url);
+            config.max_connections = 2;
+            StoreSettings::Postgres(config)
+        }
+        None => {
+            let config = SqliteConfig::new(data_dir.join("accord.db"));
+            StoreSettings::Sqlite { data_dir, config }
+        }
+    })
+}
+
 /// Everything the control plane needs, resolved.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Where the SQLite database and the key files of `accord up` live.
+    pub data_dir: PathBuf,
     pub store: StoreSettings,
     pub queue: QueueConfig,
     pub api: ApiConfig,
-    pub allow_unauthenticated_remote: bool,
+    pub redis_url: Option<String>,
 }
 
 impl ServerSettings {
@@ -159,7 +218,10 @@ impl ServerSettings {
             None => {
                 let mut config = SqliteConfig::new(data_dir.join("accord.db"));
                 config.synchronous = synchronous;
-                StoreSettings::Sqlite { data_dir, config }
+                StoreSettings::Sqlite {
+                    data_dir: data_dir.clone(),
+                    config,
+                }
             }
         };
         let queue = QueueConfig {
@@ -180,15 +242,22 @@ impl ServerSettings {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(2 * 1024 * 1024),
+            rate_limits: file.rate_limits.resolve()?,
+            cors_origins: if args.cors_origins.is_empty() {
+                file.cors_origins.clone().unwrap_or_default()
+            } else {
+                args.cors_origins.clone()
+            },
             ..ApiConfig::default()
         };
+        let redis_url = args.redis_url.clone().or_else(|| file.redis_url.clone());
         Ok(Self {
             listen,
+            data_dir,
             store,
             queue,
             api,
-            allow_unauthenticated_remote: args.allow_unauthenticated_remote
-                || file.allow_unauthenticated_remote.unwrap_or(false),
+            redis_url,
         })
     }
 }

@@ -7,7 +7,7 @@ use accord_client::{AccordClient, ListJobs};
 use accord_model::{Job, JobId, JobState, NewJob};
 use anyhow::{Context, Result};
 
-use crate::cli::{ClientArgs, JobsCommand, Output};
+use crate::cli::{JobsCommand, Output};
 
 /// `println!` that ends the program quietly when standard output is a
 /// closed pipe (`accord jobs list | head`) instead of panicking.
@@ -31,23 +31,15 @@ fn write_line(args: std::fmt::Arguments<'_>) {
         std::process::exit(1);
     }
 }
-use crate::config::{FileClient, DEFAULT_SERVER};
-
-fn connect(args: &ClientArgs, file: &FileClient) -> Result<AccordClient> {
-    let server = args
-        .server
-        .clone()
-        .or_else(|| file.server.clone())
-        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-    AccordClient::new(&server).context("connect to the server")
-}
+use crate::config::FileConfig;
+use crate::keys_cmd::connect;
 
 fn parse_id(id: &str) -> Result<JobId> {
     id.parse()
         .with_context(|| format!("{id:?} is not a job id"))
 }
 
-pub async fn run(command: JobsCommand, file: &FileClient) -> Result<()> {
+pub async fn run(command: JobsCommand, file: &FileConfig) -> Result<()> {
     match command {
         JobsCommand::Submit {
             file: path,

@@ -12,6 +12,7 @@ mod bench;
 mod cli;
 mod config;
 mod jobs_cmd;
+mod keys_cmd;
 mod logging;
 mod server;
 
@@ -25,7 +26,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BenchCommand, Cli, Command, LogFormat};
-use crate::config::{worker_settings, FileConfig, ServerSettings, StoreSettings, DEFAULT_SERVER};
+use crate::config::{worker_settings, FileConfig, ServerSettings, DEFAULT_SERVER};
 use crate::server::{stop_signal, ControlPlane};
 
 fn main() {
@@ -44,7 +45,12 @@ async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     let quiet_by_default = matches!(
         cli.command,
-        Command::Jobs(_) | Command::Bench(_) | Command::Openapi | Command::Migrate(_)
+        Command::Jobs(_)
+            | Command::Keys(_)
+            | Command::Workspaces(_)
+            | Command::Bench(_)
+            | Command::Openapi
+            | Command::Migrate(_)
     );
     let default_filter = quiet_by_default.then_some("warn");
     let filter = cli
@@ -67,10 +73,13 @@ async fn run(cli: Cli) -> Result<()> {
                 settings.queue.allow_private_targets,
                 user_agent(&args.worker, &file),
             )?;
-            let control = ControlPlane::start(&settings).await?;
+            let store = server::open_store(&settings.store).await?;
+            let keys = keys_cmd::ensure_local_keys(&store, &settings.data_dir).await?;
+            let control = ControlPlane::start_on(&settings, store).await?;
             let url = control.local_url();
             print_banner(&control, &settings);
-            let client = AccordClient::new(&url)?;
+            print_keys(&keys, &settings);
+            let client = AccordClient::new(&url)?.with_api_key(&keys.worker)?;
             let stop = CancellationToken::new();
             let worker = tokio::spawn(Worker::new(client, engine, worker).run(stop.clone()));
             stop_signal().await;
@@ -96,28 +105,28 @@ async fn run(cli: Cli) -> Result<()> {
             let allow_private =
                 args.allow_private_targets || file.worker.allow_private_targets.unwrap_or(false);
             let engine = engine(allow_private, user_agent(&args.worker, &file))?;
-            run_worker_until_stopped(&server, engine, config).await
+            let key = match (&args.api_key, args.api_key_file.as_ref().or(file.worker.api_key_file.as_ref())) {
+                (Some(key), _) => key.clone(),
+                (None, Some(path)) => keys_cmd::read_key_file(path)?,
+                (None, None) => anyhow::bail!(
+                    "a worker needs a worker-role API key: --api-key, ACCORD_API_KEY or --api-key-file \
+                     (create one with `accord keys create --role worker`)"
+                ),
+            };
+            run_worker_until_stopped(&server, &key, engine, config).await
         }
-        Command::Jobs(command) => jobs_cmd::run(command, &file.client).await,
+        Command::Jobs(command) => jobs_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Migrate(args) => {
-            let store = match args.database_url {
-                Some(url) => {
-                    let mut config = accord_store::PostgresConfig::new(url);
-                    config.max_connections = 1;
-                    StoreSettings::Postgres(config)
-                }
-                None => {
-                    let data_dir = args.data_dir.unwrap_or_else(|| "accord-data".into());
-                    let config = accord_store::SqliteConfig::new(data_dir.join("accord.db"));
-                    StoreSettings::Sqlite { data_dir, config }
-                }
-            };
+            let data_dir = args.data_dir.unwrap_or_else(|| "accord-data".into());
+            let store = config::store_settings(args.database_url, data_dir)?;
             let opened = server::open_store(&store).await?;
             opened.close().await;
             println!("migrated {}", store.describe());
             Ok(())
         }
+        Command::Keys(command) => keys_cmd::run_keys(command, &file).await,
+        Command::Workspaces(command) => keys_cmd::run_workspaces(command, &file).await,
         Command::Openapi => {
             println!("{}", accord_api::openapi().to_pretty_json()?);
             Ok(())
@@ -146,10 +155,13 @@ fn engine(allow_private_targets: bool, user_agent: Option<String>) -> Result<Arc
 /// Runs a worker until Ctrl-C or SIGTERM, then lets it finish or give back its jobs.
 async fn run_worker_until_stopped(
     server: &str,
+    key: &str,
     engine: Arc<HttpEngine>,
     config: WorkerConfig,
 ) -> Result<()> {
-    let client = AccordClient::new(server).with_context(|| format!("server URL {server}"))?;
+    let client = AccordClient::new(server)
+        .with_context(|| format!("server URL {server}"))?
+        .with_api_key(key)?;
     let stop = CancellationToken::new();
     let worker = tokio::spawn(Worker::new(client, engine, config).run(stop.clone()));
     stop_signal().await;
@@ -168,4 +180,21 @@ fn print_banner(control: &ControlPlane, settings: &ServerSettings) {
         println!("  note:      private and loopback targets are ALLOWED (--allow-private-targets)");
     }
     println!("Press Ctrl-C to stop.");
+}
+
+fn print_keys(keys: &keys_cmd::LocalKeys, settings: &ServerSettings) {
+    let path = settings.data_dir.join(keys_cmd::ADMIN_KEY_FILE);
+    match &keys.new_admin {
+        Some(token) => {
+            println!("  admin key: {token}");
+            println!(
+                "             shown only now; saved to {} (mode 0600), which the CLI uses for this server",
+                path.display()
+            );
+        }
+        None => println!(
+            "  admin key: in {} (the CLI uses it for this server)",
+            path.display()
+        ),
+    }
 }

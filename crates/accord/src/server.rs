@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use accord_api::{router, ApiState};
+use accord_api::{router, ApiState, AuditRecorder};
+use accord_cluster::{Cluster, ClusterConfig, DEFAULT_KEY_PREFIX};
 use accord_model::SystemClock;
 use accord_queue::{Queue, QueueMetrics};
 use accord_store::{PostgresStore, SqliteStore, Store};
@@ -18,22 +19,44 @@ use crate::config::{ServerSettings, StoreSettings};
 pub struct ControlPlane {
     pub addr: SocketAddr,
     store: Arc<dyn Store>,
+    cluster: Cluster,
     shutdown: CancellationToken,
     claims_closed: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     maintenance: JoinHandle<()>,
+    audit: JoinHandle<()>,
 }
 
 impl ControlPlane {
     pub async fn start(settings: &ServerSettings) -> Result<Self> {
-        if !settings.listen.ip().is_loopback() && !settings.allow_unauthenticated_remote {
-            bail!(
-                "refusing to listen on {}: the API has no authentication yet, so it only listens on loopback \
-                 addresses unless --allow-unauthenticated-remote is given",
-                settings.listen
-            );
-        }
         let store = open_store(&settings.store).await?;
+        Self::start_on(settings, store).await
+    }
+
+    /// Starts on an opened store (`accord up` makes its keys on it first).
+    pub async fn start_on(settings: &ServerSettings, store: Arc<dyn Store>) -> Result<Self> {
+        if !settings.listen.ip().is_loopback() {
+            let keys = store
+                .api_key_count_active(chrono::Utc::now())
+                .await
+                .context("count API keys")?;
+            if keys == 0 {
+                bail!(
+                    "refusing to listen on {}: no API key exists yet, so nobody could use this server \
+                     and it must not be reachable without one. Create an admin key first: \
+                     `accord keys create --offline --role admin --save-to admin.key` (with the same \
+                     --database-url or --data-dir)",
+                    settings.listen
+                );
+            }
+        }
+        let cluster = Cluster::connect(ClusterConfig {
+            redis_url: settings.redis_url.clone(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            replica_id: uuid::Uuid::new_v4().simple().to_string(),
+        })
+        .await
+        .context("connect to Redis")?;
         let queue = Queue::new(
             store.clone(),
             Arc::new(SystemClock),
@@ -47,14 +70,20 @@ impl ControlPlane {
         let shutdown = CancellationToken::new();
         // Waiting claims end as soon as claims close, which happens first on shutdown.
         let claims_closed = shutdown.child_token();
+        let (recorder, audit) = AuditRecorder::start(store.clone());
         let app = router(ApiState::new(
             queue.clone(),
+            cluster.clone(),
+            recorder,
             settings.api.clone(),
             claims_closed.clone(),
         ));
         let server = tokio::spawn({
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
             async move { serve.await }
         });
         let maintenance = tokio::spawn({
@@ -71,10 +100,12 @@ impl ControlPlane {
         Ok(Self {
             addr,
             store,
+            cluster,
             shutdown,
             claims_closed,
             server,
             maintenance,
+            audit,
         })
     }
 
@@ -102,6 +133,9 @@ impl ControlPlane {
             .context("server task")?
             .context("serve HTTP")?;
         self.maintenance.await.context("maintenance task")?;
+        // The router is gone, and with it every sender: the recorder drains and ends.
+        self.audit.await.context("audit task")?;
+        self.cluster.shutdown().await;
         self.store.close().await;
         tracing::info!("control plane stopped");
         Ok(())

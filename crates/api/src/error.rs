@@ -49,6 +49,22 @@ pub enum ApiError {
         accepted: Vec<accord_model::JobId>,
         rejected: Vec<accord_model::JobId>,
     },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("rate limit exceeded; retry in {} ms", .0.as_millis())]
+    RateLimited(std::time::Duration),
+    #[error("the request URI is longer than the limit of {0} bytes")]
+    UriTooLong(usize),
+    #[error("the JSON body nests deeper than the limit of {0} levels")]
+    JsonTooDeep(usize),
+    #[error("{0}")]
+    KeyNotFound(String),
+    #[error("{0}")]
+    WorkspaceNotFound(String),
+    #[error("a workspace named {0:?} already exists")]
+    WorkspaceExists(String),
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -78,6 +94,14 @@ impl ApiError {
             Self::NotCancellable(_) => (S::CONFLICT, "job_not_cancellable"),
             Self::NotRetryable(_) => (S::CONFLICT, "job_not_retryable"),
             Self::StaleLease { .. } => (S::CONFLICT, "stale_lease"),
+            Self::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
+            Self::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::UriTooLong(_) => (S::URI_TOO_LONG, "uri_too_long"),
+            Self::JsonTooDeep(_) => (S::BAD_REQUEST, "json_too_deep"),
+            Self::KeyNotFound(_) => (S::NOT_FOUND, "key_not_found"),
+            Self::WorkspaceNotFound(_) => (S::NOT_FOUND, "workspace_not_found"),
+            Self::WorkspaceExists(_) => (S::CONFLICT, "workspace_exists"),
             Self::Unavailable => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -121,11 +145,19 @@ impl From<QueueError> for ApiError {
             QueueError::StaleLease { accepted, rejected } => {
                 Self::StaleLease { accepted, rejected }
             }
-            QueueError::Store(err) if err.is_unavailable() => {
+            QueueError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<accord_store::StoreError> for ApiError {
+    fn from(err: accord_store::StoreError) -> Self {
+        match err {
+            err if err.is_unavailable() => {
                 tracing::warn!(error = %err, "store unavailable");
                 Self::Unavailable
             }
-            QueueError::Store(err) => {
+            err => {
                 tracing::error!(error = %err, "store error");
                 Self::Internal
             }

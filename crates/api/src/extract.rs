@@ -1,7 +1,7 @@
 //! Request extractors that turn every malformed input into the right entry
 //! of the error table instead of axum's plain-text rejections.
 
-use accord_model::{JobId, WorkspaceId};
+use accord_model::JobId;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -39,24 +39,34 @@ where
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let limit = req
+        let limits = req
             .extensions()
-            .get::<BodyLimit>()
-            .map_or(usize::MAX, |limit| limit.0);
+            .get::<BodyLimits>()
+            .copied()
+            .unwrap_or(BodyLimits {
+                bytes: usize::MAX,
+                depth: usize::MAX,
+            });
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limit)
+                ApiError::PayloadTooLarge(limits.bytes)
             } else {
                 ApiError::MalformedJson(rejection.body_text())
             }
         })?;
+        if crate::hardening::json_depth(&bytes) > limits.depth {
+            return Err(ApiError::JsonTooDeep(limits.depth));
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }
 
-/// The configured body limit, put into request extensions so rejections can name it.
+/// The configured body limits, put into request extensions so rejections can name them.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimits {
+    pub bytes: usize,
+    pub depth: usize,
+}
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -134,19 +144,6 @@ impl<S: Send + Sync> FromRequestParts<S> for JobIdPath {
         raw.parse()
             .map(JobIdPath)
             .map_err(|_| ApiError::InvalidId(format!("{raw:?} is not a job id (expected a UUID)")))
-    }
-}
-
-/// The workspace a request acts in. Until API keys exist every request acts
-/// in the default workspace; this extractor is the one place that will change.
-#[derive(Debug, Clone, Copy)]
-pub struct Workspace(pub WorkspaceId);
-
-impl<S: Send + Sync> FromRequestParts<S> for Workspace {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Workspace(WorkspaceId::DEFAULT))
     }
 }
 

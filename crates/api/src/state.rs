@@ -1,44 +1,74 @@
 //! What every handler can reach.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use accord_cluster::Cluster;
 use accord_queue::Queue;
 use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditRecorder;
+use crate::auth::{RoleLimits, RouteTable};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Longest request URI (path and query) accepted, in bytes.
+    pub max_uri_bytes: usize,
+    /// Deepest nesting of arrays and objects accepted in a JSON body.
+    pub max_json_depth: usize,
     /// Longest `Idempotency-Key` accepted.
     pub max_idempotency_key_len: usize,
+    /// Default rate limits per role, and for failed authentications.
+    pub rate_limits: RoleLimits,
+    /// Origins allowed to call the API from a browser (CORS); empty turns CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_json_depth: 64,
             max_idempotency_key_len: 255,
+            rate_limits: RoleLimits::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
 
-/// Handles shared by the handlers: the queue, the config, and the shutdown
-/// signal that ends waiting claims early.
+/// Handles shared by the handlers: the queue, shared cluster state (rate
+/// limits, event fan-out), the audit recorder, the config, and the
+/// shutdown signal that ends waiting claims early.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub queue: Queue,
-    pub config: ApiConfig,
+    pub cluster: Cluster,
+    pub audit: AuditRecorder,
+    pub config: Arc<ApiConfig>,
     pub shutdown: CancellationToken,
     pub started: Instant,
+    pub(crate) routes: Arc<RouteTable>,
 }
 
 impl ApiState {
-    pub fn new(queue: Queue, config: ApiConfig, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        queue: Queue,
+        cluster: Cluster,
+        audit: AuditRecorder,
+        config: ApiConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             queue,
-            config,
+            cluster,
+            audit,
+            config: Arc::new(config),
             shutdown,
             started: Instant::now(),
+            routes: Arc::new(RouteTable::from_openapi(&crate::openapi())),
         }
     }
 }

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use accord_model::{
-    ClaimRequest, ClaimResponse, CompleteRequest, EventPage, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, Job, JobBatch, JobId, JobPage, JobState, NewJob, NewJobBatch, OpsStatus,
-    QueueStatsView, ReleaseRequest, ReportResponse,
+    ApiKey, ApiKeyList, AuditPage, ClaimRequest, ClaimResponse, CompleteRequest, CreatedApiKey,
+    EventPage, FailRequest, HeartbeatRequest, HeartbeatResponse, Job, JobBatch, JobId, JobPage,
+    JobState, NewApiKey, NewJob, NewJobBatch, NewWorkspace, OpsStatus, QueueStatsView,
+    ReleaseRequest, ReportResponse, Workspace, WorkspaceList,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -19,6 +20,8 @@ use crate::ClientError;
 pub struct AccordClient {
     http: reqwest::Client,
     base: Url,
+    /// `Bearer acc_…`, marked sensitive so it never shows in debug output.
+    authorization: Option<reqwest::header::HeaderValue>,
 }
 
 /// A submitted job and whether this call created it (`false`: idempotent replay).
@@ -59,7 +62,22 @@ impl AccordClient {
             .no_proxy()
             .build()
             .map_err(ClientError::transport)?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            authorization: None,
+        })
+    }
+
+    /// Sends this API key (`acc_<id>_<secret>`) with every request.
+    pub fn with_api_key(mut self, key: &str) -> Result<Self, ClientError> {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+            .map_err(|_| {
+            ClientError::BaseUrl("the API key contains invalid characters".to_owned())
+        })?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     pub fn base_url(&self) -> &Url {
@@ -71,7 +89,11 @@ impl AccordClient {
             .base
             .join(path.trim_start_matches('/'))
             .expect("routes are valid relative URLs");
-        self.http.request(method, url)
+        let request = self.http.request(method, url);
+        match &self.authorization {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+            None => request,
+        }
     }
 
     async fn send<T: DeserializeOwned>(
@@ -185,6 +207,55 @@ impl AccordClient {
 
     pub async fn queue_stats(&self) -> Result<QueueStatsView, ClientError> {
         self.get("api/v1/queue/stats").await
+    }
+
+    pub async fn create_key(&self, key: &NewApiKey) -> Result<CreatedApiKey, ClientError> {
+        self.post("api/v1/keys", key, Duration::from_secs(30)).await
+    }
+
+    /// Keys of the caller's workspace, or of the named one (admins of the default workspace).
+    pub async fn list_keys(&self, workspace: Option<&str>) -> Result<ApiKeyList, ClientError> {
+        let mut request = self
+            .request(Method::GET, "api/v1/keys")
+            .timeout(Duration::from_secs(30));
+        if let Some(workspace) = workspace {
+            request = request.query(&[("workspace", workspace)]);
+        }
+        self.send(request).await.map(|(_, value)| value)
+    }
+
+    pub async fn revoke_key(
+        &self,
+        id: &str,
+        workspace: Option<&str>,
+    ) -> Result<ApiKey, ClientError> {
+        let mut request = self
+            .request(Method::POST, &format!("api/v1/keys/{id}/revoke"))
+            .timeout(Duration::from_secs(30));
+        if let Some(workspace) = workspace {
+            request = request.query(&[("workspace", workspace)]);
+        }
+        self.send(request).await.map(|(_, value)| value)
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> Result<Workspace, ClientError> {
+        let body = NewWorkspace {
+            name: name.to_owned(),
+        };
+        self.post("api/v1/workspaces", &body, Duration::from_secs(30))
+            .await
+    }
+
+    pub async fn list_workspaces(&self) -> Result<WorkspaceList, ClientError> {
+        self.get("api/v1/workspaces").await
+    }
+
+    pub async fn audit(&self, query: &[(&str, String)]) -> Result<AuditPage, ClientError> {
+        let request = self
+            .request(Method::GET, "api/v1/audit")
+            .query(query)
+            .timeout(Duration::from_secs(30));
+        self.send(request).await.map(|(_, value)| value)
     }
 
     pub async fn ops_status(&self) -> Result<OpsStatus, ClientError> {

@@ -84,8 +84,13 @@ pub struct OpsStatus {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthView {
-    /// `ok`, `ready` or `unavailable`.
+    /// `ok` (alive), `ready`, `degraded` (ready, but Redis is down: rate
+    /// limits are per replica until it is back) or `unavailable` (the
+    /// database does not answer).
     pub status: String,
+    /// `up` or `down`; absent when no Redis is configured (and on `/health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 /// `{"error": {"code": "...", "message": "..."}}`

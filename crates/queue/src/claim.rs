@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use accord_model::{
     ClaimRequest, ClaimedJob, CompleteItem, FailItem, HeartbeatResponse, JobId, JobState, LeaseRef,
-    WorkerId,
+    WorkerId, WorkerScope,
 };
 use accord_store::{ClaimParams, FailParams, ReportOutcome, Transition};
 use rand::Rng;
@@ -27,8 +27,12 @@ impl Queue {
     /// Leases up to `limit` due jobs, waiting up to `wait_ms` (capped by the
     /// configuration) for one to appear. An insert wakes waiting claims at
     /// once; scheduled jobs are picked up when they fall due; a periodic look
-    /// at the store backs both up.
-    pub async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, QueueError> {
+    /// at the store backs both up. Only jobs of the scope's workspaces are leased.
+    pub async fn claim(
+        &self,
+        scope: WorkerScope,
+        request: &ClaimRequest,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
         self.saw_worker(&request.worker_id);
         let config = &self.inner.config;
         let wait = Duration::from_millis(request.wait_ms).min(config.max_claim_wait);
@@ -42,6 +46,7 @@ impl Queue {
 
             let params = ClaimParams {
                 worker_id: request.worker_id.clone(),
+                workspace: scope.workspace(),
                 queues: request.queues.clone(),
                 limit: request.limit,
                 now: self.now(),

@@ -58,7 +58,14 @@ async fn waiting_claim_wakes_on_insert() {
     };
     let h = harness(config).await;
     let queue = h.queue.clone();
-    let waiting = tokio::spawn(async move { queue.claim(&claim_request(30_000)).await });
+    let waiting = tokio::spawn(async move {
+        queue
+            .claim(
+                accord_model::WorkerScope::AllWorkspaces,
+                &claim_request(30_000),
+            )
+            .await
+    });
     tokio::task::yield_now().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let enqueued = h
@@ -78,8 +85,18 @@ async fn waiting_claim_wakes_on_insert() {
 #[tokio::test]
 async fn empty_claim_returns_after_its_wait() {
     let h = harness(QueueConfig::default()).await;
-    assert!(h.queue.claim(&claim_request(0)).await.unwrap().is_empty());
-    assert!(h.queue.claim(&claim_request(20)).await.unwrap().is_empty());
+    assert!(h
+        .queue
+        .claim(accord_model::WorkerScope::AllWorkspaces, &claim_request(0))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(h
+        .queue
+        .claim(accord_model::WorkerScope::AllWorkspaces, &claim_request(20))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -92,7 +109,10 @@ async fn reaper_runs_on_the_injected_clock() {
         .unwrap()
         .job
         .id;
-    h.queue.claim(&claim_request(0)).await.unwrap();
+    h.queue
+        .claim(accord_model::WorkerScope::AllWorkspaces, &claim_request(0))
+        .await
+        .unwrap();
     assert_eq!(h.queue.maintain_once().await.unwrap().reaped, 0);
     h.clock.advance(chrono::Duration::seconds(31));
     assert_eq!(h.queue.maintain_once().await.unwrap().reaped, 1);
@@ -186,7 +206,11 @@ async fn stale_reports_are_refused_but_others_apply() {
         .unwrap()
         .job
         .id;
-    let claimed = h.queue.claim(&claim_request(0)).await.unwrap();
+    let claimed = h
+        .queue
+        .claim(accord_model::WorkerScope::AllWorkspaces, &claim_request(0))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     let item = |id, attempt| accord_model::CompleteItem {
         job_id: id,

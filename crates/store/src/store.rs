@@ -48,6 +48,8 @@ pub struct JobFilter {
 #[derive(Debug, Clone)]
 pub struct ClaimParams {
     pub worker_id: WorkerId,
+    /// Only jobs of this workspace; `None` for every workspace.
+    pub workspace: Option<WorkspaceId>,
     /// Empty means every queue.
     pub queues: Vec<QueueName>,
     pub limit: u32,

@@ -62,6 +62,7 @@ async fn insert(store: &dyn Store, extra: &str, now: DateTime<Utc>) -> JobId {
 async fn claim(store: &dyn Store, who: &str, limit: u32, now: DateTime<Utc>) -> Vec<LeaseRef> {
     let params = ClaimParams {
         worker_id: worker(who),
+        workspace: None,
         queues: Vec::new(),
         limit,
         now,
@@ -196,6 +197,24 @@ async fn every_read_is_scoped_by_workspace(store: Arc<dyn Store>) {
         .unwrap();
     assert!(listed.is_empty());
     assert_eq!(state_of(&*store, id).await, JobState::Available);
+
+    // A worker scoped to another workspace leases nothing of this one.
+    let scoped = ClaimParams {
+        worker_id: worker("w"),
+        workspace: Some(other),
+        queues: Vec::new(),
+        limit: 10,
+        now: t0(),
+        lease_ttl: TTL,
+    };
+    assert!(store.job_claim_available(&scoped).await.unwrap().is_empty());
+    let own = ClaimParams {
+        workspace: Some(WorkspaceId::DEFAULT),
+        ..scoped
+    };
+    let claimed = store.job_claim_available(&own).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job_id, id);
 }
 
 async fn idempotency_key_returns_original_or_conflicts(store: Arc<dyn Store>) {
@@ -286,6 +305,7 @@ async fn claim_respects_limit_and_queues(store: Arc<dyn Store>) {
     let b = insert(&*store, r#","queue":"b""#, t0()).await;
     let params = ClaimParams {
         worker_id: worker("w"),
+        workspace: None,
         queues: vec![QueueName::new("b").unwrap()],
         limit: 10,
         now: at(1),

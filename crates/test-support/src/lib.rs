@@ -15,13 +15,17 @@
 //! [`TestDatabase`] creates a fresh PostgreSQL database for one test and
 //! drops it afterwards; [`ThrowawayCluster`] is a whole PostgreSQL server of
 //! the test's own, for tests that stop and restart the database.
+//! [`ThrowawayRedis`] is likewise a Redis server of the test's own, for tests
+//! that stop and restart Redis.
 
 mod cluster;
 mod fixture;
 mod postgres;
+mod redis;
 
 pub use cluster::ThrowawayCluster;
 pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
 };
 pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
+pub use redis::ThrowawayRedis;

@@ -1,10 +1,11 @@
 //! Assembling the router: every route is registered through utoipa-axum,
-//! so the OpenAPI document cannot miss one.
+//! so the OpenAPI document cannot miss one, and every route passes the
+//! auth guard, which knows each route's rule from the same document.
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Router};
+use axum::{middleware, Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -12,10 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{jobs, ops, worker};
-use crate::extract::BodyLimit;
+use super::{audit, jobs, keys, ops, worker, workspaces};
+use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
-use crate::{ApiError, ApiState};
+use crate::{auth, hardening, ApiError, ApiState};
 
 /// Every documented route, with the OpenAPI document built from them.
 pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
@@ -31,6 +32,13 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
+        .routes(routes!(
+            workspaces::create_workspace,
+            workspaces::list_workspaces
+        ))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(audit::list_audit))
         .routes(routes!(worker::claim))
         .routes(routes!(worker::heartbeat))
         .routes(routes!(worker::complete))
@@ -40,15 +48,28 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
 
 /// The whole HTTP surface of the control plane.
 pub fn router(state: ApiState) -> Router {
-    let limit = state.config.max_body_bytes;
+    let config = state.config.clone();
     let (routes, openapi) = api_router().split_for_parts();
-    routes
+    let openapi = crate::openapi::complete(openapi);
+    let routes = routes.route_layer(middleware::from_fn_with_state(state.clone(), auth::guard));
+    let mut app = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(Extension(BodyLimit(limit)))
-        .layer(TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(Extension(BodyLimits {
+            bytes: config.max_body_bytes,
+            depth: config.max_json_depth,
+        }))
+        .layer(middleware::from_fn(hardening::security_headers))
+        .layer(middleware::from_fn_with_state(
+            config.max_uri_bytes,
+            hardening::limit_uri,
+        ));
+    if let Some(cors) = hardening::cors(&config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a request handler panicked");

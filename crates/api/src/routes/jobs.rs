@@ -8,7 +8,8 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::extract::{JobIdPath, JsonBody, QueryParams, Workspace};
+use crate::auth::Workspace;
+use crate::extract::{JobIdPath, JsonBody, QueryParams};
 use crate::{ApiError, ApiState};
 use accord_model::{ErrorBody, EventPage, JobBatch, JobPage, NewJobBatch};
 

@@ -1,9 +1,12 @@
 //! The routes, one file per area; `app.rs` assembles them.
 
 mod app;
+mod audit;
 mod jobs;
+mod keys;
 mod ops;
 mod worker;
+mod workspaces;
 
 pub(crate) use app::api_router;
 pub use app::router;

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use accord_cluster::RedisStatus;
 use accord_model::{JobState, Priority};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::extract::Workspace;
+use crate::auth::Workspace;
 use crate::{ApiError, ApiState};
 use accord_model::{ErrorBody, HealthView, OpsStatus, QueueStatsView, Throughput};
 
@@ -84,32 +85,38 @@ pub async fn ops_status(State(state): State<ApiState>) -> Json<OpsStatus> {
 pub async fn health() -> Json<HealthView> {
     Json(HealthView {
         status: "ok".into(),
+        redis: None,
     })
 }
 
-/// Readiness: the store answers (503 when it does not).
+/// Readiness: the database answers (503 when it does not). With Redis
+/// configured but down the answer is still 200, `degraded`: everything
+/// works, with rate limits counted per replica until Redis is back.
 #[utoipa::path(
     get, path = "/ready", tag = "ops",
     responses((status = 200, body = HealthView), (status = 503, body = HealthView))
 )]
 pub async fn ready(State(state): State<ApiState>) -> (StatusCode, Json<HealthView>) {
-    match state.queue.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(HealthView {
-                status: "ready".into(),
-            }),
-        ),
+    let redis = match state.cluster.status() {
+        RedisStatus::NotConfigured => None,
+        RedisStatus::Up => Some("up"),
+        RedisStatus::Down { .. } => Some("down"),
+    };
+    let (code, status) = match state.queue.store().ping().await {
+        Ok(()) if redis == Some("down") => (StatusCode::OK, "degraded"),
+        Ok(()) => (StatusCode::OK, "ready"),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(HealthView {
-                    status: "unavailable".into(),
-                }),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
-    }
+    };
+    (
+        code,
+        Json(HealthView {
+            status: status.into(),
+            redis: redis.map(str::to_owned),
+        }),
+    )
 }
 
 /// Prometheus metrics (OpenMetrics text).

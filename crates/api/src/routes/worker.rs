@@ -3,16 +3,31 @@
 
 use accord_model::{
     ClaimRequest, ClaimResponse, CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse,
-    ReleaseRequest, ReportResponse,
+    ReleaseRequest, ReportResponse, WorkerId,
 };
 use axum::extract::State;
 use axum::Json;
 
+use crate::auth::Caller;
 use crate::extract::JsonBody;
 use crate::{ApiError, ApiState};
 use accord_model::ErrorBody;
 
 const MAX_BATCH: usize = 1_000;
+
+/// The worker id as stored: prefixed with the caller's key id, so a lease
+/// can only be renewed or reported with the key that took it (and so only
+/// within the key's workspaces). A report about anyone else's job, or a
+/// job of another workspace, is answered exactly like one about a job that
+/// does not exist: `409 stale_lease` naming it.
+fn bound(caller: &Caller, worker_id: &WorkerId) -> Result<WorkerId, ApiError> {
+    WorkerId::new(format!("{}.{}", caller.key_id, worker_id)).map_err(|_| {
+        ApiError::Validation(format!(
+            "worker_id must be at most {} characters",
+            128 - accord_model::ApiKeyId::LEN - 1
+        ))
+    })
+}
 
 fn check_batch(len: usize) -> Result<(), ApiError> {
     if len > MAX_BATCH {
@@ -31,8 +46,10 @@ fn check_batch(len: usize) -> Result<(), ApiError> {
 )]
 pub async fn claim(
     State(state): State<ApiState>,
-    JsonBody(request): JsonBody<ClaimRequest>,
+    caller: Caller,
+    JsonBody(mut request): JsonBody<ClaimRequest>,
 ) -> Result<Json<ClaimResponse>, ApiError> {
+    request.worker_id = bound(&caller, &request.worker_id)?;
     if !(1..=MAX_BATCH as u32).contains(&request.limit) {
         return Err(ApiError::Validation(format!(
             "limit must be between 1 and {MAX_BATCH}"
@@ -40,7 +57,7 @@ pub async fn claim(
     }
     // A shutting-down server answers waiting claims with nothing at once.
     let jobs = tokio::select! {
-        jobs = state.queue.claim(&request) => jobs?,
+        jobs = state.queue.claim(caller.worker_scope(), &request) => jobs?,
         () = state.shutdown.cancelled() => Vec::new(),
     };
     Ok(Json(ClaimResponse { jobs }))
@@ -54,8 +71,10 @@ pub async fn claim(
 )]
 pub async fn heartbeat(
     State(state): State<ApiState>,
-    JsonBody(request): JsonBody<HeartbeatRequest>,
+    caller: Caller,
+    JsonBody(mut request): JsonBody<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
+    request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.leases.len())?;
     Ok(Json(
         state
@@ -78,8 +97,10 @@ pub async fn heartbeat(
 )]
 pub async fn complete(
     State(state): State<ApiState>,
-    JsonBody(request): JsonBody<CompleteRequest>,
+    caller: Caller,
+    JsonBody(mut request): JsonBody<CompleteRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.items.len())?;
     let accepted = state
         .queue
@@ -102,8 +123,10 @@ pub async fn complete(
 )]
 pub async fn fail(
     State(state): State<ApiState>,
-    JsonBody(request): JsonBody<FailRequest>,
+    caller: Caller,
+    JsonBody(mut request): JsonBody<FailRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.items.len())?;
     let accepted = state.queue.fail(&request.worker_id, request.items).await?;
     Ok(Json(ReportResponse { accepted }))
@@ -122,8 +145,10 @@ pub async fn fail(
 )]
 pub async fn release(
     State(state): State<ApiState>,
-    JsonBody(request): JsonBody<ReleaseRequest>,
+    caller: Caller,
+    JsonBody(mut request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<ReportResponse>, ApiError> {
+    request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.leases.len())?;
     let accepted = state
         .queue

@@ -77,11 +77,14 @@ impl SqliteStore {
     pub(super) async fn claim(&self, params: &ClaimParams) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = ms(params.now);
         let lease_until = now.saturating_add(ttl_ms(params.lease_ttl));
-        let queue_filter = if params.queues.is_empty() {
+        let mut queue_filter = if params.queues.is_empty() {
             String::new()
         } else {
             format!(" AND queue IN ({})", placeholders(params.queues.len()))
         };
+        if params.workspace.is_some() {
+            queue_filter.push_str(" AND workspace_id = ?");
+        }
         let mut tx = self.writer.begin().await?;
         let sql = format!(
             "SELECT id, state FROM jobs WHERE state IN {CLAIMABLE} AND run_at <= ?{queue_filter} \
@@ -90,6 +93,9 @@ impl SqliteStore {
         let mut select = sqlx::query(&sql).bind(now);
         for queue in &params.queues {
             select = select.bind(queue.as_str());
+        }
+        if let Some(workspace) = params.workspace {
+            select = select.bind(workspace.to_string());
         }
         let candidates = select.bind(params.limit).fetch_all(&mut *tx).await?;
         let mut claimed = Vec::with_capacity(candidates.len());

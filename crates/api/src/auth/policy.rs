@@ -1,0 +1,102 @@
+//! The route table: what each operation of the API requires. Built from the
+//! OpenAPI document, so every route the router serves has an entry; an
+//! operation without a rule fails the build of the router (fail closed),
+//! and a test walks the table for every role.
+
+use std::collections::HashMap;
+
+use accord_model::Permission;
+use axum::http::Method;
+use utoipa::openapi::OpenApi;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone: probes and documentation.
+    Public,
+    /// A valid key whose role grants this (in the right workspace).
+    Requires(Permission),
+}
+
+/// The rule of each operation, by OpenAPI operation id.
+pub(crate) fn access(operation_id: &str) -> Option<Access> {
+    use Access::{Public, Requires};
+    use Permission as P;
+    Some(match operation_id {
+        "health" | "ready" => Public,
+        "create_job" | "create_jobs" | "cancel_job" | "retry_job" => Requires(P::JobsWrite),
+        "list_jobs" | "get_job" | "job_events" | "queue_stats" => Requires(P::JobsRead),
+        "ops_status" | "metrics" => Requires(P::InstanceRead),
+        "claim" | "heartbeat" | "complete" | "fail" | "release" => Requires(P::WorkerProtocol),
+        "list_keys" | "create_key" | "revoke_key" => Requires(P::KeysManage),
+        "list_audit" => Requires(P::AuditRead),
+        "list_workspaces" => Requires(P::WorkspacesRead),
+        "create_workspace" => Requires(P::WorkspacesManage),
+        _ => return None,
+    })
+}
+
+/// One route of the table.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub operation_id: String,
+    pub access: Access,
+    /// `POST /api/v1/jobs/{id}/cancel`, for the audit log.
+    pub label: String,
+    /// Mutating calls are written to the audit log; the worker protocol is
+    /// not (its effects are in each job's event log, with the worker's id).
+    pub audited: bool,
+}
+
+/// Every route, by method and path template.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteTable {
+    routes: HashMap<(Method, String), Route>,
+}
+
+impl RouteTable {
+    /// Builds the table from the document. Panics when an operation has no
+    /// id or no rule: that is a programming error a test catches at once.
+    pub(crate) fn from_openapi(doc: &OpenApi) -> Self {
+        let mut routes = HashMap::new();
+        for (path, item) in &doc.paths.paths {
+            let operations = [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let operation_id = operation
+                    .operation_id
+                    .clone()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operation id"));
+                let access = access(&operation_id).unwrap_or_else(|| {
+                    panic!("{method} {path} ({operation_id}) has no access rule in auth/policy.rs")
+                });
+                let audited =
+                    method != Method::GET && access != Access::Requires(Permission::WorkerProtocol);
+                let route = Route {
+                    label: format!("{method} {path}"),
+                    operation_id,
+                    access,
+                    audited,
+                };
+                routes.insert((method, path.clone()), route);
+            }
+        }
+        Self { routes }
+    }
+
+    /// The route for a matched path; `HEAD` is served by `GET`.
+    pub(crate) fn get(&self, method: &Method, path: &str) -> Option<&Route> {
+        let method = if method == Method::HEAD {
+            Method::GET
+        } else {
+            method.clone()
+        };
+        self.routes.get(&(method, path.to_owned()))
+    }
+}
