@@ -23,7 +23,8 @@ async fn submitted_job_succeeds_with_extracted_values() {
     let client = accord.client();
 
     let url = fixture.url("/page");
-    let raw = reqwest::Client::new()
+    let raw = accord
+        .http()
         .post(format!("{}/api/v1/jobs", accord.url()))
         .header("content-type", "application/json")
         .body(documented_job(&url))
@@ -51,7 +52,10 @@ async fn submitted_job_succeeds_with_extracted_values() {
     );
 
     // The raw wire format carries the documented fields.
-    let wire: serde_json::Value = reqwest::get(format!("{}/api/v1/jobs/{}", accord.url(), job.id))
+    let wire: serde_json::Value = accord
+        .http()
+        .get(format!("{}/api/v1/jobs/{}", accord.url(), job.id))
+        .send()
         .await
         .unwrap()
         .json()
@@ -96,7 +100,7 @@ async fn idempotency_key_replays_or_conflicts() {
     let fixture = FixtureServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let accord = up(dir.path(), &[]);
-    let http = reqwest::Client::new();
+    let http = accord.http();
     let submit = |body: String| {
         http.post(format!("{}/api/v1/jobs", accord.url()))
             .header("content-type", "application/json")
@@ -324,7 +328,8 @@ async fn stale_completion_is_rejected_and_changes_nothing() {
         limit: 1,
         wait_ms: 5_000,
     };
-    let claimed = client.claim(&claim).await.unwrap().jobs;
+    let worker_client = server.worker_client();
+    let claimed = worker_client.claim(&claim).await.unwrap().jobs;
     assert_eq!(claimed.len(), 1);
     let lease = claimed[0].lease();
     let complete = |attempt| CompleteRequest {
@@ -340,7 +345,7 @@ async fn stale_completion_is_rejected_and_changes_nothing() {
             },
         }],
     };
-    let stale = client
+    let stale = worker_client
         .complete(&complete(lease.attempt + 1))
         .await
         .unwrap_err();
@@ -352,9 +357,15 @@ async fn stale_completion_is_rejected_and_changes_nothing() {
     assert_eq!(stale.stale_jobs(), Some(vec![id]));
     assert_eq!(client.get_job(id).await.unwrap().state, JobState::Running);
 
-    let accepted = client.complete(&complete(lease.attempt)).await.unwrap();
+    let accepted = worker_client
+        .complete(&complete(lease.attempt))
+        .await
+        .unwrap();
     assert_eq!(accepted.accepted, vec![id]);
-    let again = client.complete(&complete(lease.attempt)).await.unwrap_err();
+    let again = worker_client
+        .complete(&complete(lease.attempt))
+        .await
+        .unwrap_err();
     assert_eq!(
         again.code(),
         Some("stale_lease"),
@@ -424,7 +435,8 @@ async fn private_targets_are_refused_by_default() {
         dir.path(),
         "up-default",
         true,
-    );
+    )
+    .with_admin_key_from(&data);
     let client = accord.client();
     for url in [
         "http://127.0.0.1:8080/",
@@ -446,7 +458,7 @@ async fn private_targets_are_refused_by_default() {
 async fn bad_input_gets_its_own_error_code() {
     let dir = tempfile::tempdir().unwrap();
     let accord = up(dir.path(), &[]);
-    let http = reqwest::Client::new();
+    let http = accord.http();
     let base = accord.url().to_owned();
     let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
     let cases: Vec<(&str, String, Option<&str>, u16, &str)> = vec![
@@ -558,6 +570,9 @@ async fn bad_input_gets_its_own_error_code() {
     ];
     for (method, path, body, status, code) in cases {
         let mut request = http.request(method.parse().unwrap(), format!("{base}{path}"));
+        if path.starts_with("/internal/") {
+            request = request.bearer_auth(accord.worker_key.as_deref().unwrap());
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -679,7 +694,10 @@ async fn docs_openapi_metrics_and_health_are_served() {
     let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
 
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    let metrics = accord
+        .http()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -878,10 +896,13 @@ async fn chaos_on_postgres_loses_nothing_and_completes_nothing_twice() {
         .map(|s| s.to_string())
         .collect()
     };
+    let keys = provision_keys(dir.path(), &["--database-url", &url]);
     let start_server = |port: &str, name: &str| {
         let args = server_args(port);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Process::start(&args, dir.path(), name, true)
+        let mut process = Process::start(&args, dir.path(), name, true);
+        process.admin_key = Some(keys.admin.clone());
+        process
     };
     let mut replica_one = start_server("0", "replica-one");
     let replica_two = start_server("0", "replica-two");
@@ -922,10 +943,7 @@ async fn chaos_on_postgres_loses_nothing_and_completes_nothing_twice() {
         r#"{{"steps":[{{"action":"navigate","url":"{}"}},{{"action":"extract","fields":{{"h":{{"selector":"h1"}}}}}}],"max_attempts":10,"retry":{{"initial_delay_ms":100}}}}"#,
         fixture.url("/page")
     ));
-    let clients = [
-        accord_client::AccordClient::new(&one_url).unwrap(),
-        replica_two.client(),
-    ];
+    let clients = [client_for(&one_url, &keys.admin), replica_two.client()];
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let submitted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut submitters = tokio::task::JoinSet::new();
@@ -1080,6 +1098,7 @@ async fn postgres_restart_under_load_loses_nothing_and_answers_503() {
         usize,
     >::new()));
     let stop = tokio_util::sync::CancellationToken::new();
+    let key = server.key().to_owned();
     let submitter = tokio::spawn({
         let (accepted, statuses, stop, base) = (
             accepted.clone(),
@@ -1095,6 +1114,7 @@ async fn postgres_restart_under_load_loses_nothing_and_answers_503() {
             while !stop.is_cancelled() {
                 let response = http
                     .post(format!("{base}/api/v1/jobs"))
+                    .bearer_auth(&key)
                     .header("content-type", "application/json")
                     .body(body.clone())
                     .send()

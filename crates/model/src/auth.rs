@@ -25,7 +25,7 @@ pub enum Role {
     Admin,
     /// Jobs: submit, cancel, retry, and read everything a viewer reads.
     Operator,
-    /// Read only.
+    /// Read only (in the default workspace, metrics and status too).
     Viewer,
     /// Only the worker protocol (claim, heartbeat, complete, fail, release).
     Worker,
@@ -48,8 +48,8 @@ impl Role {
         use Permission as P;
         match self {
             Role::Admin => !matches!(permission, P::WorkerProtocol),
-            Role::Operator => matches!(permission, P::JobsRead | P::JobsWrite),
-            Role::Viewer => matches!(permission, P::JobsRead),
+            Role::Operator => matches!(permission, P::JobsRead | P::JobsWrite | P::InstanceRead),
+            Role::Viewer => matches!(permission, P::JobsRead | P::InstanceRead),
             Role::Worker => matches!(permission, P::WorkerProtocol),
         }
     }
@@ -534,8 +534,11 @@ mod tests {
                 .collect()
         };
         assert_eq!(granted(Role::Worker), vec![P::WorkerProtocol]);
-        assert_eq!(granted(Role::Viewer), vec![P::JobsRead]);
-        assert_eq!(granted(Role::Operator), vec![P::JobsRead, P::JobsWrite]);
+        assert_eq!(granted(Role::Viewer), vec![P::JobsRead, P::InstanceRead]);
+        assert_eq!(
+            granted(Role::Operator),
+            vec![P::JobsRead, P::JobsWrite, P::InstanceRead]
+        );
         assert_eq!(granted(Role::Admin).len(), all.len() - 1);
         assert!(!Role::Admin.grants(P::WorkerProtocol));
     }

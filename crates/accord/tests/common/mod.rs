@@ -20,6 +20,10 @@ pub struct Process {
     pub child: Child,
     pub url: Option<String>,
     pub log: PathBuf,
+    /// An admin key of the server's default workspace, for [`Process::client`].
+    pub admin_key: Option<String>,
+    /// A worker key of the server's default workspace, for [`Process::worker_client`].
+    pub worker_key: Option<String>,
 }
 
 impl Process {
@@ -54,15 +58,63 @@ impl Process {
                     )
                 })
         });
-        Process { child, url, log }
+        Process {
+            child,
+            url,
+            log,
+            admin_key: None,
+            worker_key: None,
+        }
     }
 
     pub fn url(&self) -> &str {
         self.url.as_deref().expect("a server process")
     }
 
+    /// A client with the server's admin key.
     pub fn client(&self) -> AccordClient {
-        AccordClient::new(self.url()).expect("client")
+        let key = self
+            .admin_key
+            .as_deref()
+            .expect("a server with an admin key");
+        client_for(self.url(), key)
+    }
+
+    /// A client with the server's worker key, to speak the worker protocol by hand.
+    pub fn worker_client(&self) -> AccordClient {
+        let key = self
+            .worker_key
+            .as_deref()
+            .expect("a server with a worker key");
+        client_for(self.url(), key)
+    }
+
+    /// The admin key (`acc_…`) this server's client uses.
+    pub fn key(&self) -> &str {
+        self.admin_key
+            .as_deref()
+            .expect("a server with an admin key")
+    }
+
+    /// A plain HTTP client sending the admin key, for raw wire checks.
+    pub fn http(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.key()).parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    /// Reads the admin key `accord up` saved in its data directory.
+    pub fn with_admin_key_from(mut self, data_dir: &Path) -> Process {
+        let key =
+            std::fs::read_to_string(data_dir.join("admin.key")).expect("accord up saved admin.key");
+        self.admin_key = Some(key.trim().to_owned());
+        self
     }
 
     pub fn logs(&self) -> String {
@@ -104,12 +156,87 @@ impl Drop for Process {
     }
 }
 
+/// A client for `url` sending `key`.
+pub fn client_for(url: &str, key: &str) -> AccordClient {
+    AccordClient::new(url)
+        .expect("client")
+        .with_api_key(key)
+        .expect("valid key")
+}
+
+/// A config file lifting every role's rate limit out of the way: tests
+/// poll quickly, and the rate limiter has tests of its own.
+fn test_config(dir: &Path) -> PathBuf {
+    let path = dir.join("accord-test.toml");
+    let mut text = String::new();
+    for role in ["admin", "operator", "viewer", "worker", "failed_auth"] {
+        text.push_str(&format!(
+            "[server.rate_limits.{role}]\nburst = 1000000\nper_second = 1000000.0\n"
+        ));
+    }
+    std::fs::write(&path, text).expect("write test config");
+    path
+}
+
+/// The admin and worker keys of a database, made offline with
+/// `accord keys create --offline` and saved as `admin.key` and
+/// `worker.key` in `dir` (reused when already there).
+pub struct TestKeys {
+    pub admin: String,
+    pub worker: String,
+}
+
+pub fn provision_keys(dir: &Path, store_args: &[&str]) -> TestKeys {
+    let key = |role: &str| -> String {
+        let path = dir.join(format!("{role}.key"));
+        if !path.exists() {
+            let mut args = vec![
+                "keys",
+                "create",
+                "--offline",
+                "--role",
+                role,
+                "--name",
+                "e2e",
+                "--rate-burst",
+                "1000000",
+                "--rate-per-second",
+                "1000000",
+                "--save-to",
+                path.to_str().unwrap(),
+            ];
+            args.extend_from_slice(store_args);
+            let output = Command::new(BIN)
+                .args(&args)
+                .output()
+                .expect("run accord keys create");
+            assert!(
+                output.status.success(),
+                "accord {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::fs::read_to_string(&path)
+            .expect("read key file")
+            .trim()
+            .to_owned()
+    };
+    TestKeys {
+        admin: key("admin"),
+        worker: key("worker"),
+    }
+}
+
 /// `accord up` on a fresh data directory, with loopback targets allowed
-/// (the fixture lives on loopback) and short timers.
+/// (the fixture lives on loopback) and short timers. Its client uses the
+/// admin key `accord up` made and saved.
 pub fn up(dir: &Path, extra: &[&str]) -> Process {
     let data = dir.join("data");
+    let config = test_config(dir);
     let mut args = vec![
         "up",
+        "--config",
+        config.to_str().unwrap(),
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
@@ -121,14 +248,23 @@ pub fn up(dir: &Path, extra: &[&str]) -> Process {
         "100",
     ];
     args.extend_from_slice(extra);
-    Process::start(&args, dir, "up", true)
+    Process::start(&args, dir, "up", true).with_admin_key_from(&data)
 }
 
-/// `accord serve` with short leases so lease expiry is quick to observe.
+/// `accord serve` with short leases so lease expiry is quick to observe,
+/// after making its keys (on the `--database-url` in `extra`, or its data directory).
 pub fn serve(dir: &Path, extra: &[&str]) -> Process {
     let data = dir.join("data");
+    let store_args: Vec<&str> = match extra.iter().position(|arg| *arg == "--database-url") {
+        Some(at) => vec!["--database-url", extra[at + 1]],
+        None => vec!["--data-dir", data.to_str().unwrap()],
+    };
+    let keys = provision_keys(dir, &store_args);
+    let config = test_config(dir);
     let mut args = vec![
         "serve",
+        "--config",
+        config.to_str().unwrap(),
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
@@ -138,15 +274,36 @@ pub fn serve(dir: &Path, extra: &[&str]) -> Process {
         "100",
     ];
     args.extend_from_slice(extra);
-    Process::start(&args, dir, "serve", true)
+    let mut process = Process::start(&args, dir, "serve", true);
+    process.admin_key = Some(keys.admin);
+    process.worker_key = Some(keys.worker);
+    process
 }
 
-/// `accord worker` against a server.
+/// The worker key made for a server started in `dir` or in one of its
+/// sub-directories (replicas of one database share keys).
+fn worker_key_near(dir: &Path) -> PathBuf {
+    let here = dir.join("worker.key");
+    if here.exists() {
+        return here;
+    }
+    std::fs::read_dir(dir)
+        .expect("read test directory")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path().join("worker.key"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("no worker.key in or under {}", dir.display()))
+}
+
+/// `accord worker` against a server, with the worker key made for it.
 pub fn worker(dir: &Path, server: &str, name: &str, extra: &[&str]) -> Process {
+    let key = worker_key_near(dir);
     let mut args = vec![
         "worker",
         "--server",
         server,
+        "--api-key-file",
+        key.to_str().unwrap(),
         "--worker-id",
         name,
         "--allow-private-targets",
@@ -224,7 +381,14 @@ pub async fn kill_worker_mid_job(
     fetched: impl Fn() -> bool,
 ) {
     let running = wait_state(client, id, JobState::Running).await;
-    assert_eq!(running.worker_id.as_ref().map(|w| w.as_str()), Some(name));
+    // The server binds worker ids to their key: `<key id>.<name>`.
+    let holder = running.worker_id.as_ref().map(|w| w.as_str().to_owned());
+    assert!(
+        holder
+            .as_deref()
+            .is_some_and(|holder| holder.ends_with(&format!(".{name}"))),
+        "{holder:?} is not {name}"
+    );
     eventually(Duration::from_secs(30), "the worker to fetch", || {
         let done = fetched();
         async move { done.then_some(()) }

@@ -4,11 +4,11 @@ use accord_model::{Job, JobId, JobState, NewJob, QueueName};
 use accord_store::JobFilter;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Workspace;
+use crate::auth::{AuditTarget, Workspace};
 use crate::extract::{JobIdPath, JsonBody, QueryParams};
 use crate::{ApiError, ApiState};
 use accord_model::{ErrorBody, EventPage, JobBatch, JobPage, NewJobBatch};
@@ -91,7 +91,7 @@ pub async fn create_job(
     Workspace(workspace): Workspace,
     headers: HeaderMap,
     JsonBody(job): JsonBody<NewJob>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Job>), ApiError> {
     let key = idempotency_key(&headers, state.config.max_idempotency_key_len)?;
     let enqueued = state.queue.enqueue(workspace, job, key).await?;
     let status = if enqueued.created {
@@ -99,7 +99,8 @@ pub async fn create_job(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(enqueued.job)))
+    let target = AuditTarget(enqueued.job.id.to_string());
+    Ok((status, Extension(target), Json(enqueued.job)))
 }
 
 /// Submit many jobs at once (1 to 1000), all or none: one invalid job

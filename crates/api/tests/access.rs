@@ -1,0 +1,806 @@
+//! Who may call what, checked on the real router over a real (SQLite)
+//! store: the role matrix and the cross-workspace walk go through every
+//! operation of the OpenAPI document, so a new route is covered the day it
+//! is added. Also revoked and expired keys, rate-limit isolation, input
+//! limits, CORS, security headers and the audit log.
+
+use std::sync::Arc;
+
+use accord_api::auth::{hash_secret, new_token};
+use accord_api::{router, ApiConfig, ApiState, AuditRecorder};
+use accord_cluster::Cluster;
+use accord_model::{ApiKey, ApiKeyId, JobId, RateLimit, Role, SystemClock, Workspace, WorkspaceId};
+use accord_queue::{Queue, QueueConfig, QueueMetrics};
+use accord_store::{SqliteConfig, SqliteStore, Store, StoredApiKey};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const UNLIMITED: RateLimit = RateLimit {
+    burst: 1_000_000,
+    per_second: 1_000_000.0,
+};
+
+/// One control plane (or several "replicas" of it) on one store.
+struct Harness {
+    store: Arc<dyn Store>,
+    app: Router,
+    queue: Queue,
+    other: Workspace,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(config: ApiConfig) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(&SqliteConfig::new(dir.path().join("accord.db")))
+            .await
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let other = Workspace {
+            id: WorkspaceId::new(),
+            name: "team-b".to_owned(),
+            created_at: chrono::Utc::now(),
+        };
+        assert!(store.workspace_create(&other).await.unwrap());
+        let queue = Queue::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            QueueConfig::default(),
+            Arc::new(QueueMetrics::new()),
+        );
+        let app = replica(&queue, config);
+        Harness {
+            store,
+            app,
+            queue,
+            other,
+            _dir: dir,
+        }
+    }
+
+    async fn key(&self, workspace: WorkspaceId, role: Role, limit: RateLimit) -> String {
+        self.key_with(workspace, role, limit, |_| {}).await
+    }
+
+    async fn key_with(
+        &self,
+        workspace: WorkspaceId,
+        role: Role,
+        limit: RateLimit,
+        adjust: impl FnOnce(&mut ApiKey),
+    ) -> String {
+        let token = new_token();
+        let mut key = ApiKey {
+            id: token.id.clone(),
+            workspace_id: workspace,
+            name: format!("{role} test key"),
+            role,
+            rate_limit: Some(limit),
+            created_at: chrono::Utc::now(),
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        adjust(&mut key);
+        self.store
+            .api_key_insert(&StoredApiKey {
+                key,
+                secret_hash: hash_secret(token.secret()),
+            })
+            .await
+            .unwrap();
+        token.reveal()
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        call(&self.app, method, uri, key, body.map(|b| b.to_string())).await
+    }
+}
+
+/// Another router on the same store and queue: what a second replica is.
+fn replica(queue: &Queue, config: ApiConfig) -> Router {
+    let (audit, _task) = AuditRecorder::start(queue.store().clone());
+    router(ApiState::new(
+        queue.clone(),
+        Cluster::local(),
+        audit,
+        config,
+        CancellationToken::new(),
+    ))
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<String>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body)),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn job_body() -> Value {
+    json!({"steps": [{"action": "navigate", "url": "https://example.com/"}]})
+}
+
+/// Every operation of the document, as (method, path template, operation id).
+fn operations() -> Vec<(String, String, String)> {
+    let doc = serde_json::to_value(accord_api::openapi()).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if let Some(id) = operation["operationId"].as_str() {
+                out.push((method.to_uppercase(), path.clone(), id.to_owned()));
+            }
+        }
+    }
+    assert!(out.len() >= 20, "the document lists every route");
+    out
+}
+
+/// Which roles may call each operation: written out here, independently of
+/// the code's table, so a change to either shows up as a failure.
+fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
+    use Role::*;
+    match operation {
+        "health" | "ready" => vec![Admin, Operator, Viewer, Worker],
+        "create_job" | "create_jobs" | "cancel_job" | "retry_job" => vec![Admin, Operator],
+        "list_jobs" | "get_job" | "job_events" | "queue_stats" => vec![Admin, Operator, Viewer],
+        "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
+        "ops_status" | "metrics" => vec![],
+        "claim" | "heartbeat" | "complete" | "fail" | "release" => vec![Worker],
+        "list_keys" | "create_key" | "revoke_key" | "list_audit" | "list_workspaces" => {
+            vec![Admin]
+        }
+        "create_workspace" if default_workspace => vec![Admin],
+        "create_workspace" => vec![],
+        other => panic!("operation {other} is missing from the test's matrix: add it"),
+    }
+}
+
+/// A body that gets past the guard for each operation (what the handler
+/// then makes of it does not matter to the matrix).
+fn body_for(operation: &str) -> Option<Value> {
+    Some(match operation {
+        "create_job" => job_body(),
+        "create_jobs" => json!({"jobs": [job_body()]}),
+        "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
+        "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
+        "complete" | "fail" => json!({"worker_id": "w", "items": []}),
+        "create_key" => json!({"name": "made in test", "role": "viewer"}),
+        "create_workspace" => {
+            json!({"name": format!("ws-{}", WorkspaceId::new().as_uuid().simple())})
+        }
+        _ => return None,
+    })
+}
+
+fn fill(path: &str, job: JobId, key: &ApiKeyId) -> String {
+    if path.starts_with("/api/v1/keys/") {
+        path.replace("{id}", key.as_str())
+    } else {
+        path.replace("{id}", &job.to_string())
+    }
+}
+
+async fn submit(h: &Harness, key: &str) -> JobId {
+    let answer = h
+        .call("POST", "/api/v1/jobs", Some(key), Some(job_body()))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    answer.body["id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_may_call_exactly_its_routes() {
+    let h = Harness::start(ApiConfig::default()).await;
+    for workspace in [WorkspaceId::DEFAULT, h.other.id] {
+        let operator = h.key(workspace, Role::Operator, UNLIMITED).await;
+        for role in Role::ALL {
+            let key = h.key(workspace, role, UNLIMITED).await;
+            for (method, path, operation) in operations() {
+                // A fresh job and key of the caller's workspace for each
+                // call, so a cancel or revoke before does not change the answer.
+                let job = submit(&h, &operator).await;
+                let spare = h.key(workspace, Role::Viewer, UNLIMITED).await;
+                let spare: accord_model::ApiToken = spare.parse().unwrap();
+                let uri = fill(&path, job, &spare.id);
+                let answer = h
+                    .call(&method, &uri, Some(&key), body_for(&operation))
+                    .await;
+                let may = allowed(&operation, workspace == WorkspaceId::DEFAULT).contains(&role);
+                let what = format!("{role} key of {workspace}: {method} {uri}");
+                if may {
+                    // Allowed: past the guard. The handler may still refuse
+                    // the request itself (a retry of a queued job is a 409).
+                    assert!(
+                        ![401, 403, 429].contains(&answer.status.as_u16())
+                            && !answer.status.is_server_error(),
+                        "{what} should be allowed: {answer:?}"
+                    );
+                } else {
+                    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{what}: {answer:?}");
+                    assert_eq!(answer.code(), "forbidden", "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_or_a_bad_key_gets_401_everywhere_but_the_probes() {
+    let mut config = ApiConfig::default();
+    config.rate_limits.failed_auth = UNLIMITED;
+    let h = Harness::start(config).await;
+    let real = h.key(WorkspaceId::DEFAULT, Role::Admin, UNLIMITED).await;
+    let wrong_secret = format!(
+        "{}{}",
+        &real[..real.len() - 1],
+        if real.ends_with('a') { 'b' } else { 'a' }
+    );
+    let unknown = new_token().reveal();
+    let job = JobId::new();
+    let key_id: ApiKeyId = "aaaaaaaaaaaaaaaa".parse().unwrap();
+    for (method, path, operation) in operations() {
+        let uri = fill(&path, job, &key_id);
+        for key in [
+            None,
+            Some("acc_nonsense"),
+            Some(unknown.as_str()),
+            Some(wrong_secret.as_str()),
+        ] {
+            let answer = h.call(&method, &uri, key, body_for(&operation)).await;
+            if operation == "health" || operation == "ready" {
+                assert_eq!(answer.status, StatusCode::OK, "{method} {uri}");
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {uri} {key:?}: {answer:?}"
+                );
+                assert_eq!(answer.code(), "unauthenticated");
+                assert!(answer.headers.contains_key("www-authenticate"));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_keys_is_slowed_down_per_client_address() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let burst = ApiConfig::default().rate_limits.failed_auth.burst as usize;
+    let mut statuses = Vec::new();
+    for _ in 0..burst + 10 {
+        let guess = new_token().reveal();
+        let answer = h.call("GET", "/api/v1/jobs", Some(&guess), None).await;
+        statuses.push(answer.status.as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        burst,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 10);
+    // A valid key is not held up by someone else's guessing.
+    let key = h.key(WorkspaceId::DEFAULT, Role::Viewer, UNLIMITED).await;
+    let answer = h.call("GET", "/api/v1/jobs", Some(&key), None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_workspace_sees_nothing_of_this_one() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let a_operator = h.key(WorkspaceId::DEFAULT, Role::Operator, UNLIMITED).await;
+    let a_admin_key = h.key(WorkspaceId::DEFAULT, Role::Viewer, UNLIMITED).await;
+    let a_key_id = a_admin_key.parse::<accord_model::ApiToken>().unwrap().id;
+    for role in Role::ALL {
+        let b_key = h.key(h.other.id, role, UNLIMITED).await;
+        for (method, path, operation) in operations() {
+            let may = allowed(&operation, false).contains(&role);
+            if !path.contains("{id}") || !may {
+                continue;
+            }
+            let job = submit(&h, &a_operator).await;
+            let uri = fill(&path, job, &a_key_id);
+            let answer = h
+                .call(&method, &uri, Some(&b_key), body_for(&operation))
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::NOT_FOUND,
+                "{role} key of B: {method} {uri}: {answer:?}"
+            );
+            // And nothing changed in A.
+            let job = h.queue.get(WorkspaceId::DEFAULT, job).await.unwrap();
+            assert_eq!(job.state, accord_model::JobState::Available);
+        }
+    }
+    // Lists and statistics of B hold nothing of A.
+    let b_viewer = h.key(h.other.id, Role::Viewer, UNLIMITED).await;
+    let listed = h.call("GET", "/api/v1/jobs", Some(&b_viewer), None).await;
+    assert_eq!(listed.body["items"], json!([]));
+    let stats = h
+        .call("GET", "/api/v1/queue/stats", Some(&b_viewer), None)
+        .await;
+    assert_eq!(stats.body["by_state"]["available"], 0);
+    // B's admin cannot reach A's keys, audit log or workspace by naming them.
+    let b_admin = h.key(h.other.id, Role::Admin, UNLIMITED).await;
+    for uri in [
+        "/api/v1/keys?workspace=default".to_owned(),
+        format!("/api/v1/keys?workspace={}", WorkspaceId::DEFAULT),
+        "/api/v1/audit?workspace=default".to_owned(),
+        format!("/api/v1/keys/{a_key_id}/revoke?workspace=default"),
+    ] {
+        let method = if uri.contains("revoke") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let answer = h.call(method, &uri, Some(&b_admin), None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}: {answer:?}");
+    }
+    let keys = h.call("GET", "/api/v1/keys", Some(&b_admin), None).await;
+    assert!(keys.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|key| key["workspace_id"] == json!(h.other.id)));
+    let workspaces = h
+        .call("GET", "/api/v1/workspaces", Some(&b_admin), None)
+        .await;
+    assert_eq!(workspaces.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(workspaces.body["items"][0]["name"], "team-b");
+
+    // B's worker claims none of A's jobs, and cannot report on A's leases:
+    // they are answered exactly like leases of jobs that do not exist.
+    let b_worker = h.key(h.other.id, Role::Worker, UNLIMITED).await;
+    let a_worker = h.key(WorkspaceId::DEFAULT, Role::Worker, UNLIMITED).await;
+    let claim = json!({"worker_id": "w", "limit": 1000, "wait_ms": 0});
+    let answer = h
+        .call(
+            "POST",
+            "/internal/v1/worker/claim",
+            Some(&b_worker),
+            Some(claim.clone()),
+        )
+        .await;
+    assert_eq!(answer.body["jobs"], json!([]), "{answer:?}");
+    let answer = h
+        .call(
+            "POST",
+            "/internal/v1/worker/claim",
+            Some(&a_worker),
+            Some(json!({"worker_id": "w", "limit": 1, "wait_ms": 0})),
+        )
+        .await;
+    let leased = &answer.body["jobs"][0];
+    let lease = json!({"job_id": leased["job_id"], "attempt": leased["attempt"]});
+    let missing = json!({"job_id": JobId::new(), "attempt": 1});
+    for (path, body) in [
+        ("heartbeat", json!({"worker_id": "w", "leases": [lease]})),
+        ("release", json!({"worker_id": "w", "leases": [lease]})),
+        (
+            "complete",
+            json!({"worker_id": "w", "items": [{"job_id": lease["job_id"], "attempt": lease["attempt"], "result": {"status": 200, "final_url": "https://example.com/", "data": {}, "timings": {"total_ms": 1}}}]}),
+        ),
+    ] {
+        let foreign = h
+            .call(
+                "POST",
+                &format!("/internal/v1/worker/{path}"),
+                Some(&b_worker),
+                Some(body.clone()),
+            )
+            .await;
+        let text = body.to_string().replace(
+            lease["job_id"].as_str().unwrap(),
+            missing["job_id"].as_str().unwrap(),
+        );
+        let unknown = call(
+            &h.app,
+            "POST",
+            &format!("/internal/v1/worker/{path}"),
+            Some(&b_worker),
+            Some(text),
+        )
+        .await;
+        assert_eq!(
+            foreign.status, unknown.status,
+            "{path}: {foreign:?} vs {unknown:?}"
+        );
+        assert_eq!(foreign.code(), unknown.code(), "{path}");
+    }
+    let job: JobId = lease["job_id"].as_str().unwrap().parse().unwrap();
+    let job = h.queue.get(WorkspaceId::DEFAULT, job).await.unwrap();
+    assert_eq!(
+        job.state,
+        accord_model::JobState::Running,
+        "A's lease is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_and_expired_keys_stop_working_at_once_on_every_replica() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let second_replica = replica(&h.queue, ApiConfig::default());
+    let admin = h.key(WorkspaceId::DEFAULT, Role::Admin, UNLIMITED).await;
+    let created = h
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&admin),
+            Some(json!({"name": "ci", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let id = created.body["key"]["id"].as_str().unwrap().to_owned();
+    let ok = call(&second_replica, "GET", "/api/v1/jobs", Some(&token), None).await;
+    assert_eq!(ok.status, StatusCode::OK);
+
+    let revoked = h
+        .call(
+            "POST",
+            &format!("/api/v1/keys/{id}/revoke"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked.body["revoked_at"].is_string());
+    let refused = call(&second_replica, "GET", "/api/v1/jobs", Some(&token), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+
+    let expired = h
+        .key_with(WorkspaceId::DEFAULT, Role::Viewer, UNLIMITED, |key| {
+            key.expires_at = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+        })
+        .await;
+    let refused = h.call("GET", "/api/v1/jobs", Some(&expired), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+
+    // An expiry in the past is refused at creation; a future one is kept.
+    let past = h
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&admin),
+            Some(json!({"name": "x", "role": "viewer", "expires_at": "2000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let listed = h.call("GET", "/api/v1/keys", Some(&admin), None).await;
+    let row = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == json!(id))
+        .unwrap()
+        .clone();
+    assert!(row["revoked_at"].is_string());
+    assert!(
+        !listed.body.to_string().contains(&token[21..]),
+        "secrets are never listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_hammering_the_api_does_not_slow_down_another() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let slow = RateLimit {
+        burst: 5,
+        per_second: 0.01,
+    };
+    let noisy = h.key(WorkspaceId::DEFAULT, Role::Viewer, slow).await;
+    let quiet = h.key(WorkspaceId::DEFAULT, Role::Viewer, slow).await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let answer = h.call("GET", "/api/v1/jobs", Some(&noisy), None).await;
+        statuses.push(answer.status.as_u16());
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(answer.code(), "rate_limited");
+            let retry: u64 = answer.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(retry >= 1, "Retry-After says when");
+            assert_eq!(answer.headers["ratelimit-remaining"], "0");
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15);
+    for n in 0..5 {
+        let answer = h.call("GET", "/api/v1/jobs", Some(&quiet), None).await;
+        assert_eq!(answer.status, StatusCode::OK, "the quiet key's call {n}");
+        assert_eq!(answer.headers["ratelimit-limit"], "5");
+        assert_eq!(
+            answer.headers["ratelimit-remaining"].to_str().unwrap(),
+            (4 - n).to_string()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_deep_and_long_inputs_are_refused_with_their_own_codes() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let operator = h.key(WorkspaceId::DEFAULT, Role::Operator, UNLIMITED).await;
+    let huge = json!({"steps": [{"action": "navigate", "url": "https://example.com/"}], "labels": {"x": "a".repeat(2 * 1024 * 1024)}});
+    let answer = h
+        .call("POST", "/api/v1/jobs", Some(&operator), Some(huge))
+        .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.code(), "payload_too_large");
+
+    let deep = format!(
+        r#"{{"steps":[{{"action":"navigate","url":"https://example.com/"}}],"labels":{}1{}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let answer = call(&h.app, "POST", "/api/v1/jobs", Some(&operator), Some(deep)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.code(), "json_too_deep");
+
+    let long = format!("/api/v1/jobs?queue={}", "q".repeat(9000));
+    let answer = h.call("GET", &long, Some(&operator), None).await;
+    assert_eq!(answer.status, StatusCode::URI_TOO_LONG);
+    assert_eq!(answer.code(), "uri_too_long");
+    let answer = h
+        .call("GET", &format!("/nowhere/{}", "x".repeat(9000)), None, None)
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::URI_TOO_LONG,
+        "before routing, too"
+    );
+
+    let unknown = json!({"name": "x", "role": "viewer", "colour": "red"});
+    let admin = h.key(WorkspaceId::DEFAULT, Role::Admin, UNLIMITED).await;
+    let answer = h
+        .call("POST", "/api/v1/keys", Some(&admin), Some(unknown))
+        .await;
+    assert_eq!(answer.code(), "unknown_field");
+    let bad_role = json!({"name": "x", "role": "root"});
+    let answer = h
+        .call("POST", "/api/v1/keys", Some(&admin), Some(bad_role))
+        .await;
+    assert_eq!(answer.code(), "invalid_enum_value");
+    let bad_name = json!({"name": "no spaces allowed"});
+    let answer = h
+        .call("POST", "/api/v1/workspaces", Some(&admin), Some(bad_name))
+        .await;
+    assert_eq!(answer.code(), "validation_failed");
+    let taken = json!({"name": "team-b"});
+    let answer = h
+        .call("POST", "/api/v1/workspaces", Some(&admin), Some(taken))
+        .await;
+    assert_eq!(answer.code(), "workspace_exists");
+
+    // Nothing was stored by any of it.
+    let listed = h.call("GET", "/api/v1/jobs", Some(&operator), None).await;
+    assert_eq!(listed.body["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_security_headers_are_always_set() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/api/v1/jobs")
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(preflight).await.unwrap();
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    for uri in ["/health", "/docs/", "/api/v1/jobs"] {
+        let answer = h.call("GET", uri, None, None).await;
+        for header in [
+            "x-content-type-options",
+            "x-frame-options",
+            "content-security-policy",
+            "referrer-policy",
+        ] {
+            assert!(answer.headers.contains_key(header), "{uri} lacks {header}");
+        }
+    }
+
+    let config = ApiConfig {
+        cors_origins: vec!["https://ui.example".to_owned()],
+        ..ApiConfig::default()
+    };
+    let app = replica(&h.queue, config);
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/api/v1/jobs")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = app
+        .clone()
+        .oneshot(preflight("https://ui.example"))
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://ui.example"
+    );
+    let other = app
+        .clone()
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_changes_and_failures_without_secrets() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let admin = h.key(WorkspaceId::DEFAULT, Role::Admin, UNLIMITED).await;
+    let operator = h.key(WorkspaceId::DEFAULT, Role::Operator, UNLIMITED).await;
+    let viewer = h.key(WorkspaceId::DEFAULT, Role::Viewer, UNLIMITED).await;
+    let job = submit(&h, &operator).await;
+    h.call(
+        "POST",
+        &format!("/api/v1/jobs/{job}/cancel"),
+        Some(&operator),
+        None,
+    )
+    .await;
+    let denied = h
+        .call("POST", "/api/v1/jobs", Some(&viewer), Some(job_body()))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let wrong = format!(
+        "{}{}",
+        &admin[..admin.len() - 1],
+        if admin.ends_with('a') { 'b' } else { 'a' }
+    );
+    h.call("GET", "/api/v1/jobs", Some(&wrong), None).await;
+    let created = h
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&admin),
+            Some(json!({"name": "ci", "role": "viewer"})),
+        )
+        .await;
+    let secret = created.body["token"].as_str().unwrap().to_owned();
+    h.call("GET", "/api/v1/jobs", Some(&viewer), None).await;
+
+    // Entries are written in the background: wait for the last one.
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        page = h
+            .call("GET", "/api/v1/audit", Some(&admin), None)
+            .await
+            .body;
+        if page["items"]
+            .as_array()
+            .is_some_and(|items| items.len() >= 5)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let items = page["items"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = items
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("create_key", "success"),
+            ("list_jobs", "unauthenticated"),
+            ("create_job", "forbidden"),
+            ("cancel_job", "success"),
+            ("create_job", "success"),
+        ],
+        "newest first; reads are not recorded, failed authentications are"
+    );
+    assert_eq!(
+        items[4]["target"],
+        json!(job.to_string()),
+        "the created job"
+    );
+    assert_eq!(items[3]["target"], json!(job.to_string()));
+    assert_eq!(items[3]["route"], "POST /api/v1/jobs/{id}/cancel");
+    assert_eq!(items[0]["target"], created.body["key"]["id"]);
+    assert_eq!(items[2]["role"], "viewer");
+    assert_eq!(
+        items[1]["key_id"],
+        Value::Null,
+        "a wrong secret names no key"
+    );
+    let text = page.to_string();
+    for secret in [&admin, &operator, &viewer, &wrong, &secret] {
+        assert!(!text.contains(&secret[21..]), "no secret in the audit log");
+    }
+
+    // Filters.
+    let only = h
+        .call(
+            "GET",
+            "/api/v1/audit?action=create_job&outcome=success",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(only.body["items"].as_array().unwrap().len(), 1);
+    let bad = h
+        .call("GET", "/api/v1/audit?outcome=maybe", Some(&admin), None)
+        .await;
+    assert_eq!(bad.code(), "invalid_query");
+    // Another workspace's admin sees none of it.
+    let b_admin = h.key(h.other.id, Role::Admin, UNLIMITED).await;
+    let theirs = h.call("GET", "/api/v1/audit", Some(&b_admin), None).await;
+    assert_eq!(theirs.body["items"], json!([]));
+}
