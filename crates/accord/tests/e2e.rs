@@ -288,7 +288,12 @@ async fn killed_worker_job_is_rerun_by_another_worker_exactly_once() {
     let job = wait_finished(&client, id).await;
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     assert_eq!(job.attempt, 2);
-    assert_eq!(job.worker_id.as_ref().map(|w| w.as_str()), Some("worker-b"));
+    assert!(
+        job.worker_id
+            .as_ref()
+            .is_some_and(|w| w.as_str().ends_with(".worker-b")),
+        "{job:?}"
+    );
     let events = client.job_events(id, None).await.unwrap().items;
     let count = |kind: &str| events.iter().filter(|e| e.kind.as_str() == kind).count();
     assert_eq!(
@@ -300,10 +305,10 @@ async fn killed_worker_job_is_rerun_by_another_worker_exactly_once() {
         .iter()
         .find(|e| e.kind.as_str() == "succeeded")
         .unwrap();
-    assert_eq!(
-        succeeded.worker_id.as_ref().map(|w| w.as_str()),
-        Some("worker-b")
-    );
+    assert!(succeeded
+        .worker_id
+        .as_ref()
+        .is_some_and(|w| w.as_str().ends_with(".worker-b")));
 }
 
 #[tokio::test]
@@ -1182,4 +1187,172 @@ async fn postgres_restart_under_load_loses_nothing_and_answers_503() {
     }
     let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+/// Runs a one-off `accord` command and returns (success, stdout, stderr).
+fn accord_cli(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("ACCORD_API_KEY")
+        .output()
+        .expect("run accord");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// First start makes an admin key (0600 file, used by the CLI for the
+/// local server); a restart does not make another. Workspaces and keys are
+/// managed from the CLI, and a revoked key stops working at once.
+#[tokio::test]
+async fn up_makes_one_admin_key_and_the_cli_manages_keys_and_workspaces() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let mut accord = up(dir.path(), &[]);
+    let url = accord.url().to_owned();
+    for file in ["admin.key", "worker.key"] {
+        let mode = std::fs::metadata(data.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} is private");
+    }
+    let admin = accord.key().to_owned();
+
+    // The CLI finds admin.key by itself for a local server.
+    let (ok, _, err) = accord_cli(&["jobs", "list", "--server", &url, "--data-dir", &data_arg]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = accord_cli(&[
+        "jobs",
+        "list",
+        "--server",
+        &url,
+        "--data-dir",
+        "/nonexistent",
+    ]);
+    assert!(!ok && err.contains("unauthenticated"), "{err}");
+
+    let (ok, out, err) = accord_cli(&[
+        "workspaces",
+        "create",
+        "team-a",
+        "--server",
+        &url,
+        "--data-dir",
+        &data_arg,
+    ]);
+    assert!(ok && out.contains("team-a"), "{out}{err}");
+    let (ok, out, err) = accord_cli(&[
+        "keys",
+        "create",
+        "--role",
+        "operator",
+        "--workspace",
+        "team-a",
+        "--name",
+        "ci",
+        "--server",
+        &url,
+        "--data-dir",
+        &data_arg,
+        "-o",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let created: accord_model::CreatedApiKey = serde_json::from_str(&out).unwrap();
+    let team = client_for(&url, &created.token);
+    let id = team
+        .submit_job(
+            &job(r#"{"steps":[{"action":"navigate","url":"http://127.0.0.1:9/"}]}"#),
+            None,
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    let err = accord.client().get_job(id).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("job_not_found"),
+        "other workspaces see nothing"
+    );
+
+    let (ok, out, _) = accord_cli(&[
+        "keys",
+        "list",
+        "--workspace",
+        "team-a",
+        "--server",
+        &url,
+        "--data-dir",
+        &data_arg,
+    ]);
+    assert!(ok && out.contains(created.key.id.as_str()), "{out}");
+    assert!(
+        !out.contains(&created.token),
+        "listing never shows a secret"
+    );
+    let (ok, _, err) = accord_cli(&[
+        "keys",
+        "revoke",
+        created.key.id.as_str(),
+        "--workspace",
+        "team-a",
+        "--server",
+        &url,
+        "--data-dir",
+        &data_arg,
+    ]);
+    assert!(ok, "{err}");
+    let err = team.get_job(id).await.unwrap_err();
+    assert_eq!(err.code(), Some("unauthenticated"));
+
+    // A restart keeps the keys: no second admin key.
+    accord.interrupt_and_wait().await;
+    let again = up(dir.path(), &[]);
+    assert_eq!(again.key(), admin, "admin.key is kept");
+    let keys = again.client().list_keys(None).await.unwrap();
+    let admins = keys
+        .items
+        .iter()
+        .filter(|key| key.role == accord_model::Role::Admin)
+        .count();
+    assert_eq!(admins, 1);
+}
+
+/// Bound to a non-loopback address, `serve` refuses to start until a key
+/// exists; a worker refuses to start without a key.
+#[tokio::test]
+async fn serve_needs_a_key_before_it_listens_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let (ok, _, err) = accord_cli(&["serve", "--listen", "0.0.0.0:0", "--data-dir", data_arg]);
+    assert!(!ok, "serve must refuse");
+    assert!(err.contains("no API key exists"), "{err}");
+
+    let (ok, out, err) = accord_cli(&[
+        "keys",
+        "create",
+        "--offline",
+        "--role",
+        "admin",
+        "--data-dir",
+        data_arg,
+    ]);
+    assert!(ok && out.starts_with("acc_"), "{out}{err}");
+    let server = Process::start(
+        &["serve", "--listen", "0.0.0.0:0", "--data-dir", data_arg],
+        dir.path(),
+        "serve-remote",
+        true,
+    );
+    assert!(server.url().contains(':'));
+
+    let (ok, _, err) = accord_cli(&["worker", "--server", "http://127.0.0.1:9"]);
+    assert!(!ok && err.contains("worker-role API key"), "{err}");
 }

@@ -109,11 +109,15 @@ impl Process {
             .unwrap()
     }
 
-    /// Reads the admin key `accord up` saved in its data directory.
+    /// Reads the admin and worker keys `accord up` saved in its data directory.
     pub fn with_admin_key_from(mut self, data_dir: &Path) -> Process {
-        let key =
-            std::fs::read_to_string(data_dir.join("admin.key")).expect("accord up saved admin.key");
-        self.admin_key = Some(key.trim().to_owned());
+        let read = |file: &str| {
+            let key = std::fs::read_to_string(data_dir.join(file))
+                .unwrap_or_else(|err| panic!("accord up saved {file}: {err}"));
+            Some(key.trim().to_owned())
+        };
+        self.admin_key = read("admin.key");
+        self.worker_key = read("worker.key");
         self
     }
 
