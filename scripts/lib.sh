@@ -159,6 +159,11 @@ redis_installed() {
 redis_start() {
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no >/dev/null
 }
+# The Redis tests also start throwaway servers of their own (redis-server).
+redis_install() {
+    ensure_commands redis-server:redis-server redis-cli:redis-tools
+    redis_ready || redis_start
+}
 
 _service_unavailable() {
     local policy=$1 message=$2

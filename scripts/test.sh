@@ -22,9 +22,10 @@ ensure_commands "${ACCORD_BUILD_DEPS[@]}" "${ACCORD_TEST_DEPS[@]}"
 ensure_rust_component rustfmt
 ensure_rust_component clippy
 ensure_nextest
-# The store conformance suite runs on PostgreSQL too; Redis is for later suites.
+# The store conformance suite runs on PostgreSQL too; the cluster suite
+# (shared rate limits, event fan-out) on Redis.
 ensure_service postgres required
-ensure_service redis optional
+ensure_service redis required
 # Trust authentication (this machine) ignores the password; a fresh install
 # made by postgres_install has it set.
 export ACCORD_TEST_POSTGRES_URL=${ACCORD_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
