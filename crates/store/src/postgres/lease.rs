@@ -150,18 +150,22 @@ fn item_arrays(items: impl Iterator<Item = LeaseRef>) -> (Vec<i32>, Vec<Uuid>, V
 
 impl PostgresStore {
     pub(super) async fn claim(&self, params: &ClaimParams) -> Result<Vec<ClaimedJob>, StoreError> {
-        let queue_filter = if params.queues.is_empty() {
-            ""
-        } else {
-            " AND queue = ANY($5)"
-        };
+        let mut filters = String::new();
+        let mut next_param = 5;
+        if !params.queues.is_empty() {
+            filters.push_str(&format!(" AND queue = ANY(${next_param})"));
+            next_param += 1;
+        }
+        if params.workspace.is_some() {
+            filters.push_str(&format!(" AND workspace_id = ${next_param}"));
+        }
         // SKIP LOCKED: concurrent claims each take different rows and never
         // wait for one another. The UPDATE is still fenced on the state the
         // row was picked in.
         let sql = format!(
             "WITH picked AS ( \
                SELECT id, state FROM jobs \
-               WHERE state IN {CLAIMABLE} AND run_at <= $1{queue_filter} \
+               WHERE state IN {CLAIMABLE} AND run_at <= $1{filters} \
                ORDER BY priority, run_at, id LIMIT $4 \
                FOR UPDATE SKIP LOCKED \
              ), claimed AS ( \
@@ -185,6 +189,9 @@ impl PostgresStore {
         if !params.queues.is_empty() {
             let queues: Vec<&str> = params.queues.iter().map(|q| q.as_str()).collect();
             query = query.bind(queues);
+        }
+        if let Some(workspace) = params.workspace {
+            query = query.bind(workspace.as_uuid());
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
