@@ -146,6 +146,9 @@ pub struct ServerArgs {
     /// Delete finished jobs after this many hours (0 keeps them forever).
     #[arg(long, env = "ACCORD_RETENTION_HOURS", value_name = "HOURS")]
     pub retention_hours: Option<u64>,
+    /// Delete audit entries after this many days (0 keeps them forever).
+    #[arg(long, env = "ACCORD_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Largest request body, in bytes.
     #[arg(long, env = "ACCORD_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -155,6 +158,9 @@ pub struct ServerArgs {
     /// Share rate limits and job-event notices across replicas through Redis (`redis://host:6379`).
     #[arg(long, env = "ACCORD_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
+    /// How often live event streams re-read the event log when no change notice arrives.
+    #[arg(long, env = "ACCORD_EVENT_POLL_MS", value_name = "MS")]
+    pub event_poll_ms: Option<u64>,
     /// Origins allowed to call the API from a browser, comma-separated (default: none, CORS off).
     #[arg(
         long,

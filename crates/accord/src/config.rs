@@ -48,9 +48,11 @@ pub struct FileServer {
     pub lease_seconds: Option<u64>,
     pub maintenance_interval_ms: Option<u64>,
     pub retention_hours: Option<u64>,
+    pub audit_retention_days: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub allow_private_targets: Option<bool>,
     pub redis_url: Option<String>,
+    pub event_poll_ms: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     #[serde(default)]
     pub rate_limits: FileRateLimits,
@@ -197,6 +199,10 @@ impl ServerSettings {
             .retention_hours
             .or(file.retention_hours)
             .unwrap_or(24 * 7);
+        let audit_retention_days = args
+            .audit_retention_days
+            .or(file.audit_retention_days)
+            .unwrap_or(90);
         let migrate = !(args.skip_migrations || file.skip_migrations.unwrap_or(false));
         let store = match args
             .database_url
@@ -233,6 +239,8 @@ impl ServerSettings {
                     .max(10),
             ),
             retention: (retention_hours > 0).then(|| Duration::from_secs(retention_hours * 3600)),
+            audit_retention: (audit_retention_days > 0)
+                .then(|| Duration::from_secs(audit_retention_days * 24 * 3600)),
             allow_private_targets: args.allow_private_targets
                 || file.allow_private_targets.unwrap_or(false),
             ..QueueConfig::default()
@@ -248,6 +256,12 @@ impl ServerSettings {
             } else {
                 args.cors_origins.clone()
             },
+            event_poll_interval: Duration::from_millis(
+                args.event_poll_ms
+                    .or(file.event_poll_ms)
+                    .unwrap_or(1_000)
+                    .max(10),
+            ),
             ..ApiConfig::default()
         };
         let redis_url = args.redis_url.clone().or_else(|| file.redis_url.clone());

@@ -62,7 +62,8 @@ impl ControlPlane {
             Arc::new(SystemClock),
             settings.queue.clone(),
             Arc::new(QueueMetrics::new()),
-        );
+        )
+        .with_events(cluster.events().clone());
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listen on {}", settings.listen))?;

@@ -1356,3 +1356,109 @@ async fn serve_needs_a_key_before_it_listens_beyond_loopback() {
     let (ok, _, err) = accord_cli(&["worker", "--server", "http://127.0.0.1:9"]);
     assert!(!ok && err.contains("worker-role API key"), "{err}");
 }
+
+/// Reads a Server-Sent Events stream until it ends; returns its text.
+async fn read_stream(response: reqwest::Response) -> String {
+    let mut response = response;
+    let mut text = String::new();
+    while let Some(chunk) = response.chunk().await.expect("stream chunk") {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+/// Two replicas share Redis: a client following a job's events on one
+/// replica sees the transitions made through the other at once. The
+/// replicas' own re-read interval is set to ten minutes, so only the notice
+/// carried by Redis can wake the stream within the test's bounded wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_made_on_one_replica_stream_live_from_another_through_redis() {
+    let database = accord_test_support::TestDatabase::create().await;
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = database.url();
+    let redis = accord_test_support::shared_redis_url();
+    let shared = [
+        "--database-url",
+        url.as_str(),
+        "--redis-url",
+        redis.as_str(),
+        "--event-poll-ms",
+        "600000",
+    ];
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let replica_a = serve(&a_dir, &shared);
+    let replica_b = serve(&b_dir, &shared);
+    for replica in [&replica_a, &replica_b] {
+        let ready: serde_json::Value = reqwest::get(format!("{}/ready", replica.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["redis"], "up", "{ready}");
+    }
+
+    let id = replica_b
+        .client()
+        .submit_job(&job(&documented_job(&fixture.url("/page"))), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let following = replica_a
+        .http()
+        .get(format!(
+            "{}/api/v1/jobs/{id}/events/stream",
+            replica_a.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(following.status(), 200);
+    assert!(following.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let reading = tokio::spawn(read_stream(following));
+    // The job runs only now, on a worker of replica B.
+    let _worker = worker(&b_dir, replica_b.url(), "fanout-worker", &[]);
+    let text = tokio::time::timeout(Duration::from_secs(60), reading)
+        .await
+        .expect("the stream on replica A saw the job finish through Redis")
+        .unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|data| {
+            let event: accord_model::JobEvent = serde_json::from_str(data.trim()).unwrap();
+            event.kind.as_str().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["created", "claimed", "succeeded"], "{text}");
+
+    // Resuming after the last event sends nothing again, and ends.
+    let last = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("id:"))
+        .next_back()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let resumed = replica_a
+        .http()
+        .get(format!(
+            "{}/api/v1/jobs/{id}/events/stream",
+            replica_a.url()
+        ))
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(30), read_stream(resumed))
+        .await
+        .expect("a resumed stream of a finished job ends");
+    assert!(!rest.contains("data:"), "{rest}");
+}

@@ -24,6 +24,9 @@ pub struct ApiConfig {
     pub rate_limits: RoleLimits,
     /// Origins allowed to call the API from a browser (CORS); empty turns CORS off.
     pub cors_origins: Vec<String>,
+    /// How often a live event stream re-reads the event log when no notice
+    /// of a change arrives (the backstop for lost notices).
+    pub event_poll_interval: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +38,7 @@ impl Default for ApiConfig {
             max_idempotency_key_len: 255,
             rate_limits: RoleLimits::default(),
             cors_origins: Vec::new(),
+            event_poll_interval: crate::routes::DEFAULT_EVENT_POLL,
         }
     }
 }

@@ -153,6 +153,18 @@ async fn call(
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
+    // A live event stream does not end while its job runs: its status and
+    // headers are the answer.
+    if headers
+        .get("content-type")
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return Answer {
+            status,
+            headers,
+            body: Value::Null,
+        };
+    }
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
@@ -190,7 +202,9 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
     match operation {
         "health" | "ready" => vec![Admin, Operator, Viewer, Worker],
         "create_job" | "create_jobs" | "cancel_job" | "retry_job" => vec![Admin, Operator],
-        "list_jobs" | "get_job" | "job_events" | "queue_stats" => vec![Admin, Operator, Viewer],
+        "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats" => {
+            vec![Admin, Operator, Viewer]
+        }
         "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" => vec![],
         "claim" | "heartbeat" | "complete" | "fail" | "release" => vec![Worker],

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_model::{JobId, JobState, WorkspaceId};
+use accord_model::{JobId, JobState};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -34,10 +34,10 @@ const OUTBOX_CAPACITY: usize = 1_024;
 /// Opening the pub/sub connection and subscribing gives up after this long.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A job changed state.
+/// A job changed state. Only a hint, keyed by job id: readers look the
+/// job's events up in the database, scoped by their own workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobNotice {
-    pub workspace_id: WorkspaceId,
     pub job_id: JobId,
     pub state: JobState,
 }
@@ -47,7 +47,6 @@ pub struct JobNotice {
 struct WireNotice {
     /// The publishing process, so it can skip its own notices.
     origin: String,
-    workspace_id: WorkspaceId,
     job_id: JobId,
     state: JobState,
 }
@@ -135,7 +134,6 @@ async fn publish_loop(link: Arc<Link>, origin: String, mut queued: mpsc::Receive
         }
         let wire = WireNotice {
             origin: origin.clone(),
-            workspace_id: notice.workspace_id,
             job_id: notice.job_id,
             state: notice.state,
         };
@@ -244,7 +242,6 @@ fn relay(payload: &[u8], origin: &str, local: &broadcast::Sender<JobNotice>) {
         Ok(wire) if wire.origin == origin => {}
         Ok(wire) => {
             let _ = local.send(JobNotice {
-                workspace_id: wire.workspace_id,
                 job_id: wire.job_id,
                 state: wire.state,
             });
@@ -259,7 +256,6 @@ mod tests {
 
     fn notice() -> JobNotice {
         JobNotice {
-            workspace_id: WorkspaceId::DEFAULT,
             job_id: JobId::new(),
             state: JobState::Running,
         }
@@ -270,7 +266,6 @@ mod tests {
         let job_id = JobId::new();
         let wire = WireNotice {
             origin: "api-1/00000000000000ff".to_owned(),
-            workspace_id: WorkspaceId::DEFAULT,
             job_id,
             state: JobState::Succeeded,
         };
@@ -278,7 +273,6 @@ mod tests {
             serde_json::to_value(&wire).unwrap(),
             serde_json::json!({
                 "origin": "api-1/00000000000000ff",
-                "workspace_id": "00000000-0000-0000-0000-000000000001",
                 "job_id": job_id.to_string(),
                 "state": "succeeded",
             })
@@ -293,7 +287,6 @@ mod tests {
         let encode = |origin: &str, notice: JobNotice| {
             serde_json::to_vec(&WireNotice {
                 origin: origin.to_owned(),
-                workspace_id: notice.workspace_id,
                 job_id: notice.job_id,
                 state: notice.state,
             })

@@ -76,6 +76,7 @@ impl Queue {
     fn record_claims(&self, claimed: &[ClaimedJob], now: chrono::DateTime<chrono::Utc>) {
         let metrics = &self.inner.metrics;
         for job in claimed {
+            self.announce(job.job_id, JobState::Running);
             let labels = QueueLabels {
                 queue: job.queue.to_string(),
             };
@@ -189,6 +190,7 @@ impl Queue {
         now: chrono::DateTime<chrono::Utc>,
         cause: Cause,
     ) {
+        self.announce(transition.job_id, transition.to);
         let metrics = &self.inner.metrics;
         let queue = transition.queue.to_string();
         let engine = transition.engine.as_str().to_owned();

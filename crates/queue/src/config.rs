@@ -12,6 +12,8 @@ pub struct QueueConfig {
     pub maintenance_interval: Duration,
     /// Finished jobs older than this are deleted; `None` keeps them forever.
     pub retention: Option<Duration>,
+    /// Audit entries older than this are deleted; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
     /// At most this many rows are reaped or pruned per statement.
     pub maintenance_batch: u32,
     /// The longest a claim may wait for a job.
@@ -30,6 +32,7 @@ impl Default for QueueConfig {
             lease_ttl: Duration::from_secs(30),
             maintenance_interval: Duration::from_secs(1),
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             maintenance_batch: 1_000,
             max_claim_wait: Duration::from_secs(30),
             claim_poll_interval: Duration::from_secs(1),

@@ -37,6 +37,7 @@ impl Queue {
             InsertOutcome::Created(job) => {
                 tracing::info!(job_id = %job.id, queue = %job.queue, priority = %job.priority, "job enqueued");
                 self.record_enqueued(&job);
+                self.announce(job.id, job.state);
                 self.wake_claimers();
                 Ok(Enqueued { job, created: true })
             }

@@ -15,11 +15,12 @@ use crate::Queue;
 pub struct MaintenanceReport {
     pub reaped: usize,
     pub pruned: u64,
+    pub audit_pruned: u64,
 }
 
 impl Queue {
     /// One pass: reap every expired lease, then prune one bounded batch of
-    /// finished jobs past retention.
+    /// finished jobs, and one of audit entries, past their retention.
     pub async fn maintain_once(&self) -> Result<MaintenanceReport, StoreError> {
         let config = &self.inner.config;
         let mut report = MaintenanceReport::default();
@@ -68,6 +69,15 @@ impl Queue {
                     "finished jobs past retention deleted"
                 );
             }
+        }
+        if let Some(retention) = config.audit_retention {
+            let cutoff =
+                self.now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            report.audit_pruned = self
+                .inner
+                .store
+                .audit_prune(cutoff, config.maintenance_batch)
+                .await?;
         }
         Ok(report)
     }

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use accord_model::{Clock, Job, JobEvent, JobId, WorkerId, WorkspaceId};
+use accord_cluster::{EventBus, JobNotice};
+use accord_model::{Clock, Job, JobEvent, JobId, JobState, WorkerId, WorkspaceId};
 use accord_store::{CancelOutcome, JobFilter, QueueStats, RetryOutcome, Store};
 use tokio::sync::Notify;
 
@@ -29,6 +30,10 @@ pub(crate) struct Inner {
     pub(crate) workers_seen: Mutex<HashMap<WorkerId, Instant>>,
     /// Whether this process currently runs the background duties.
     pub(crate) leading: AtomicBool,
+    /// Where every state change is announced (to this process's event
+    /// streams and, through Redis, to other replicas'). Hints only: the
+    /// event log in the store is the record.
+    pub(crate) events: EventBus,
 }
 
 impl Queue {
@@ -47,8 +52,27 @@ impl Queue {
                 wake: Notify::new(),
                 workers_seen: Mutex::new(HashMap::new()),
                 leading: AtomicBool::new(false),
+                events: EventBus::local(),
             }),
         }
+    }
+
+    /// Announces state changes on this bus (shared with other replicas
+    /// through Redis when configured). Call before sharing the queue.
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_events is called before the queue is shared")
+            .events = events;
+        self
+    }
+
+    /// The bus state changes are announced on.
+    pub fn event_bus(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    pub(crate) fn announce(&self, job_id: JobId, state: JobState) {
+        self.inner.events.publish(JobNotice { job_id, state });
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -114,6 +138,7 @@ impl Queue {
         {
             CancelOutcome::Cancelled { job, was } => {
                 tracing::info!(job_id = %id, was = %was, "job cancelled");
+                self.announce(job.id, job.state);
                 Ok(job)
             }
             CancelOutcome::Finished(job) if job.state == accord_model::JobState::Cancelled => {
@@ -137,6 +162,7 @@ impl Queue {
         {
             RetryOutcome::Requeued(job) => {
                 tracing::info!(job_id = %id, "job requeued");
+                self.announce(job.id, job.state);
                 self.wake_claimers();
                 Ok(job)
             }

@@ -28,4 +28,4 @@ pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
 };
 pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
-pub use redis::ThrowawayRedis;
+pub use redis::{shared_redis_url, ThrowawayRedis, DEFAULT_REDIS_URL};

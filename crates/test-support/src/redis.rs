@@ -196,3 +196,15 @@ fn free_port() -> u16 {
         .map(|addr| addr.port())
         .expect("a free port")
 }
+
+/// The Redis server most tests use; `ACCORD_TEST_REDIS_URL` overrides it.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The shared Redis server tests may write to (with keys of their own).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test harness, not library code, chooses the Redis server"
+)]
+pub fn shared_redis_url() -> String {
+    std::env::var("ACCORD_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
+}

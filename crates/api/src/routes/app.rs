@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{audit, jobs, keys, ops, worker, workspaces};
+use super::{audit, jobs, keys, ops, stream, worker, workspaces};
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
 use crate::{auth, hardening, ApiError, ApiState};
@@ -25,6 +25,7 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(jobs::create_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::job_events))
+        .routes(routes!(stream::stream_job_events))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(ops::queue_stats))

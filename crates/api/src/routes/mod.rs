@@ -5,8 +5,10 @@ mod audit;
 mod jobs;
 mod keys;
 mod ops;
+mod stream;
 mod worker;
 mod workspaces;
 
 pub(crate) use app::api_router;
 pub use app::router;
+pub(crate) use stream::DEFAULT_EVENT_POLL;

@@ -5,18 +5,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use accord_cluster::{Cluster, ClusterConfig, RedisStatus};
-use accord_model::{JobId, JobState, WorkspaceId};
+use accord_model::{JobId, JobState};
 
-/// The Redis server most tests use; `ACCORD_TEST_REDIS_URL` overrides it.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the test harness, not library code, chooses the Redis server"
-)]
-pub fn shared_redis_url() -> String {
-    std::env::var("ACCORD_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
-}
+pub use accord_test_support::shared_redis_url;
 
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
@@ -62,7 +53,6 @@ pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output =
 
 pub fn notice(state: JobState) -> accord_cluster::JobNotice {
     accord_cluster::JobNotice {
-        workspace_id: WorkspaceId::DEFAULT,
         job_id: JobId::new(),
         state,
     }
