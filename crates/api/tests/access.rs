@@ -813,6 +813,25 @@ async fn the_audit_log_records_changes_and_failures_without_secrets() {
         .call("GET", "/api/v1/audit?outcome=maybe", Some(&admin), None)
         .await;
     assert_eq!(bad.code(), "invalid_query");
+    // The keys' last use was recorded (in the background, too).
+    let operator_id = operator.parse::<accord_model::ApiToken>().unwrap().id;
+    let mut used = Value::Null;
+    for _ in 0..100 {
+        let keys = h.call("GET", "/api/v1/keys", Some(&admin), None).await.body;
+        used = keys["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|key| key["id"] == json!(operator_id))
+            .unwrap()["last_used_at"]
+            .clone();
+        if used.is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(used.is_string(), "last use of the operator key: {used}");
+
     // Another workspace's admin sees none of it.
     let b_admin = h.key(h.other.id, Role::Admin, UNLIMITED).await;
     let theirs = h.call("GET", "/api/v1/audit", Some(&b_admin), None).await;
