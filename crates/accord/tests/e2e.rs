@@ -1368,11 +1368,12 @@ async fn read_stream(response: reqwest::Response) -> String {
 }
 
 /// Two replicas share Redis: a client following a job's events on one
-/// replica sees the transitions made through the other at once. The
+/// replica sees the transitions made through the other at once, and a key's
+/// rate limit is one bucket for both. The
 /// replicas' own re-read interval is set to ten minutes, so only the notice
 /// carried by Redis can wake the stream within the test's bounded wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_made_on_one_replica_stream_live_from_another_through_redis() {
+async fn replicas_share_event_notices_and_rate_limits_through_redis() {
     let database = accord_test_support::TestDatabase::create().await;
     let fixture = FixtureServer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -1461,4 +1462,32 @@ async fn events_made_on_one_replica_stream_live_from_another_through_redis() {
         .await
         .expect("a resumed stream of a finished job ends");
     assert!(!rest.contains("data:"), "{rest}");
+
+    // A key's rate limit holds across both replicas: its bucket is in Redis.
+    let limited = replica_a
+        .client()
+        .create_key(&accord_model::NewApiKey {
+            name: "limited".to_owned(),
+            role: accord_model::Role::Viewer,
+            workspace: None,
+            expires_at: None,
+            rate_limit: Some(accord_model::RateLimit {
+                burst: 4,
+                per_second: 0.01,
+            }),
+        })
+        .await
+        .unwrap();
+    let mut allowed = 0;
+    for n in 0..12 {
+        let replica = if n % 2 == 0 { &replica_a } else { &replica_b };
+        match client_for(replica.url(), &limited.token)
+            .list_jobs(&Default::default())
+            .await
+        {
+            Ok(_) => allowed += 1,
+            Err(err) => assert_eq!(err.code(), Some("rate_limited"), "{err}"),
+        }
+    }
+    assert_eq!(allowed, 4, "one bucket for the key, shared by the replicas");
 }
