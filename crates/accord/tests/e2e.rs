@@ -1491,3 +1491,41 @@ async fn replicas_share_event_notices_and_rate_limits_through_redis() {
     }
     assert_eq!(allowed, 4, "one bucket for the key, shared by the replicas");
 }
+
+/// Redis going away degrades a replica, never breaks it: jobs still run,
+/// `/ready` says `degraded`, and the replica goes back to Redis by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_keeps_working_while_redis_is_down() {
+    let redis = accord_test_support::ThrowawayRedis::start();
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &["--redis-url", &redis.url()]);
+    let _worker = worker(dir.path(), server.url(), "redis-outage-worker", &[]);
+    let client = server.client();
+    let ready = |expected: &'static str| {
+        let url = format!("{}/ready", server.url());
+        eventually(Duration::from_secs(30), expected, move || {
+            let url = url.clone();
+            async move {
+                let body: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                (body["redis"] == expected).then_some(body)
+            }
+        })
+    };
+    ready("up").await;
+
+    redis.stop();
+    let body = ready("down").await;
+    assert_eq!(body["status"], "degraded");
+    let id = client
+        .submit_job(&job(&documented_job(&fixture.url("/page"))), None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    assert_eq!(wait_finished(&client, id).await.state, JobState::Succeeded);
+
+    redis.restart();
+    let body = ready("up").await;
+    assert_eq!(body["status"], "ready");
+}
