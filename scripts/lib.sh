@@ -82,16 +82,21 @@ ensure_commands() {
         fi
     done
     [ "${#missing[@]}" -eq 0 ] && return 0
+    install_packages "${missing[@]}"
+}
+
+# install_packages PACKAGE...: installs Debian packages with apt-get.
+install_packages() {
     command -v apt-get >/dev/null 2>&1 ||
-        die "missing system packages: ${missing[*]}. Install them with your package manager (these scripts know apt-get only)."
-    log "installing missing system packages: ${missing[*]}"
+        die "missing system packages: $*. Install them with your package manager (these scripts know apt-get only)."
+    log "installing missing system packages: $*"
     if [ -z "$_ACCORD_APT_UPDATED" ]; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
             die "apt-get update failed (run as root, or with sudo)"
         _ACCORD_APT_UPDATED=1
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        die "could not install: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
+        die "could not install: $*"
 }
 
 # ensure_rust_component NAME: rustfmt and clippy come with rustup's default
@@ -113,6 +118,37 @@ ensure_nextest() {
     cargo nextest --version >/dev/null 2>&1 && return 0
     log "installing cargo-nextest (once; this compiles it and takes a few minutes)"
     cargo install cargo-nextest --locked
+}
+
+# The API fuzzer of crates/accord/tests/fuzz.rs, with the libraries that
+# generate its test cases pinned too: the cases follow from these versions
+# and the seed, so a new version is a deliberate bump (schemathesis's in that
+# test as well).
+ACCORD_SCHEMATHESIS_REQUIREMENTS=(
+    "schemathesis==4.32.5"
+    "hypothesis==6.170.15"
+    "jsonschema-rs==0.60.3"
+)
+
+# ensure_schemathesis: installs ACCORD_SCHEMATHESIS_REQUIREMENTS from PyPI
+# into a virtualenv under target/, unless that is what it already holds, and
+# exports ACCORD_SCHEMATHESIS, the path of its `st` command, for the test.
+ensure_schemathesis() {
+    local venv="$ACCORD_ROOT/target/schemathesis-venv"
+    local stamp="$venv/accord-requirements.txt"
+    export ACCORD_SCHEMATHESIS="$venv/bin/st"
+    if [ -x "$ACCORD_SCHEMATHESIS" ] && [ -f "$stamp" ] &&
+        [ "$(cat "$stamp")" = "${ACCORD_SCHEMATHESIS_REQUIREMENTS[*]}" ]; then
+        return 0
+    fi
+    # Debian's python3 makes virtualenvs only with python3-venv (ensurepip).
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || install_packages python3-venv
+    log "installing ${ACCORD_SCHEMATHESIS_REQUIREMENTS[*]} into $venv (once)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "could not create a Python virtualenv in $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${ACCORD_SCHEMATHESIS_REQUIREMENTS[@]}" ||
+        die "could not install ${ACCORD_SCHEMATHESIS_REQUIREMENTS[*]} from PyPI"
+    printf '%s' "${ACCORD_SCHEMATHESIS_REQUIREMENTS[*]}" >"$stamp"
 }
 
 # --- Services --------------------------------------------------------------

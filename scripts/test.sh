@@ -6,7 +6,8 @@
 #   ./scripts/test.sh -E 'package(=accord)'  extra arguments go to `cargo nextest run`
 #
 # Needs a Rust toolchain (rustup, stable); installs pkg-config, a C compiler,
-# python3 and cargo-nextest when they are missing (apt-get, as root or via sudo).
+# python3 and cargo-nextest when they are missing (apt-get, as root or via sudo),
+# and schemathesis (the API fuzzer, from PyPI) into target/schemathesis-venv.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -22,6 +23,7 @@ ensure_commands "${ACCORD_BUILD_DEPS[@]}" "${ACCORD_TEST_DEPS[@]}"
 ensure_rust_component rustfmt
 ensure_rust_component clippy
 ensure_nextest
+ensure_schemathesis
 # The store conformance suite runs on PostgreSQL too; the cluster suite
 # (shared rate limits, event fan-out) on Redis.
 ensure_service postgres required

@@ -72,7 +72,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
-        classify(err.into_inner(), &path)
+        classify(err.into_inner(), &path, bytes)
     })?;
     deserializer
         .end()
@@ -80,11 +80,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-fn classify(err: serde_json::Error, path: &str) -> ApiError {
+fn classify(err: serde_json::Error, path: &str, bytes: &[u8]) -> ApiError {
     use serde_json::error::Category;
     match err.classify() {
-        Category::Io | Category::Syntax | Category::Eof => ApiError::MalformedJson(err.to_string()),
-        Category::Data => {
+        // serde_json reports some type mismatches as syntax errors (an enum
+        // given as `{}` is "expected value"): only a body that is not JSON
+        // at all is malformed.
+        Category::Syntax | Category::Eof if !is_json(bytes) => {
+            ApiError::MalformedJson(err.to_string())
+        }
+        Category::Io => ApiError::MalformedJson(err.to_string()),
+        Category::Syntax | Category::Eof | Category::Data => {
             let text = err.to_string();
             let at = if path.is_empty() || path == "." {
                 String::new()
@@ -101,6 +107,10 @@ fn classify(err: serde_json::Error, path: &str) -> ApiError {
             }
         }
     }
+}
+
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 /// serde_json ends data errors with " at line 1 column 42"; the path says more.
@@ -182,6 +192,13 @@ mod tests {
             &format!(r#"{{"steps":[{nav}],"max_attempts":"three"}}"#),
             "invalid_field",
             "max_attempts: invalid type",
+        );
+        // Valid JSON of the wrong shape is a field error, even where
+        // serde_json calls it a syntax error.
+        check(
+            &format!(r#"{{"steps":[{nav}],"priority":{{}}}}"#),
+            "invalid_field",
+            "priority",
         );
         check(
             r#"{"priority":"high"}"#,

@@ -137,7 +137,7 @@ impl WorkerScope {
 /// The public part of an API key: 16 characters of `[a-z0-9]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "k3x9q2m4v8w1z7ab")]
+#[schema(value_type = String, pattern = "^[a-z0-9]{16}$", example = "k3x9q2m4v8w1z7ab")]
 pub struct ApiKeyId(String);
 
 impl ApiKeyId {
@@ -264,6 +264,7 @@ pub struct Workspace {
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     /// 1 to 64 characters of `[A-Za-z0-9._-]`, unique.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
 }
 
@@ -334,6 +335,7 @@ impl ApiKey {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// What the key is for, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub role: Role,
     /// The workspace the key acts in (its id or name). Default: the

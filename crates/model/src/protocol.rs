@@ -13,12 +13,19 @@ use crate::{JobError, JobId, JobResult, JobSpec, QueueName, WorkerId};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
+    /// Stored behind the key's id (`<key id>.<worker_id>`), which leaves 111
+    /// of a worker id's 128 characters; the same on every call.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     /// Queues to take jobs from; empty means every queue.
     #[serde(default)]
     pub queues: Vec<QueueName>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: u32,
+    /// Waits longer than 30 s are cut to 30 s.
+    // Not utoipa's `int64` for a u64: the document would refuse values the API accepts.
     #[serde(default)]
+    #[schema(format = "uint64")]
     pub wait_ms: u64,
 }
 
@@ -56,6 +63,8 @@ pub struct ClaimResponse {
 #[serde(deny_unknown_fields)]
 pub struct LeaseRef {
     pub job_id: JobId,
+    // Not utoipa's `int32` for a u32: the document would refuse attempts the API accepts.
+    #[schema(format = "uint32")]
     pub attempt: u32,
 }
 
@@ -63,6 +72,7 @@ pub struct LeaseRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     pub leases: Vec<LeaseRef>,
 }
@@ -83,6 +93,7 @@ pub struct HeartbeatResponse {
 #[serde(deny_unknown_fields)]
 pub struct CompleteItem {
     pub job_id: JobId,
+    #[schema(format = "uint32")]
     pub attempt: u32,
     pub result: JobResult,
 }
@@ -91,6 +102,7 @@ pub struct CompleteItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     pub items: Vec<CompleteItem>,
 }
@@ -99,6 +111,7 @@ pub struct CompleteRequest {
 #[serde(deny_unknown_fields)]
 pub struct FailItem {
     pub job_id: JobId,
+    #[schema(format = "uint32")]
     pub attempt: u32,
     pub error: JobError,
 }
@@ -107,6 +120,7 @@ pub struct FailItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     pub items: Vec<FailItem>,
 }
@@ -115,6 +129,7 @@ pub struct FailRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     pub leases: Vec<LeaseRef>,
 }

@@ -147,6 +147,7 @@ pub struct JobSpec {
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
     #[serde(default)]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub queue: QueueName,
     #[serde(default)]
     pub priority: Priority,
@@ -154,11 +155,14 @@ pub struct NewJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_at: Option<DateTime<Utc>>,
     #[serde(default = "default_max_attempts")]
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: u32,
     #[serde(default = "default_timeout_seconds")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timeout_seconds: u32,
     #[serde(default)]
     pub engine: Engine,
+    #[schema(min_items = 1, max_items = 100)]
     pub steps: Vec<Step>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

@@ -30,6 +30,7 @@ pub struct AuditParams {
     /// The `next_cursor` of the previous page.
     pub before: Option<i64>,
     /// 1 to 500; default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Another workspace (id or name); only for admins of the default workspace.
     pub workspace: Option<String>,

@@ -20,12 +20,16 @@ pub struct ListParams {
     /// Only jobs in this state.
     pub state: Option<JobState>,
     /// Only jobs of this queue.
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub queue: Option<QueueName>,
     /// Only jobs with this label, as `key:value`.
+    #[param(pattern = "^[^:]+:")]
     pub label: Option<String>,
     /// 1 to 500; default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(format = Uuid)]
     pub cursor: Option<String>,
 }
 
@@ -36,6 +40,7 @@ pub struct EventParams {
     /// Only events after this event id.
     pub after: Option<i64>,
     /// 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -191,7 +196,7 @@ pub async fn list_jobs(
 /// Get one job, with its result once it has one.
 #[utoipa::path(
     get, path = "/api/v1/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, format = Uuid, description = "Job id")),
     responses(
         (status = 200, body = Job),
         (status = 400, description = "Not a job id", body = ErrorBody),
@@ -209,7 +214,7 @@ pub async fn get_job(
 /// The job's history: every state transition, oldest first.
 #[utoipa::path(
     get, path = "/api/v1/jobs/{id}/events", tag = "jobs",
-    params(("id" = String, Path, description = "Job id"), EventParams),
+    params(("id" = String, Path, format = Uuid, description = "Job id"), EventParams),
     responses(
         (status = 200, body = EventPage),
         (status = 400, description = "Not a job id, or bad paging", body = ErrorBody),
@@ -238,9 +243,10 @@ pub async fn job_events(
 /// Cancelling a cancelled job is a no-op.
 #[utoipa::path(
     post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, format = Uuid, description = "Job id")),
     responses(
         (status = 200, body = Job),
+        (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "Already succeeded or dead", body = ErrorBody),
     )
@@ -256,9 +262,10 @@ pub async fn cancel_job(
 /// Requeue a dead or cancelled job with a fresh set of attempts.
 #[utoipa::path(
     post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, format = Uuid, description = "Job id")),
     responses(
         (status = 200, body = Job),
+        (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "Not dead or cancelled", body = ErrorBody),
     )

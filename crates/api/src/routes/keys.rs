@@ -139,7 +139,7 @@ pub async fn list_keys(
 /// against the database on every request.
 #[utoipa::path(
     post, path = "/api/v1/keys/{id}/revoke", tag = "access",
-    params(("id" = String, Path, description = "The key's id (the part after `acc_`)"), KeyScope),
+    params(("id" = String, Path, pattern = "^[a-z0-9]{16}$", description = "The key's id (the part after `acc_`)"), KeyScope),
     responses(
         (status = 200, description = "Revoked (or already revoked)", body = ApiKey),
         (status = 400, description = "Malformed id or query", body = ErrorBody),

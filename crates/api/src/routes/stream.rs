@@ -36,6 +36,23 @@ pub struct StreamParams {
     pub after: Option<i64>,
 }
 
+/// One message of the stream. OpenAPI 3.1 has the schema of an event
+/// stream describe each of its messages, by their SSE fields.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "documents the wire format; the stream writes it with axum's `Event`"
+)]
+struct JobEventMessage {
+    /// Always `job_event`.
+    event: String,
+    /// The event's id: send it as `Last-Event-ID` to resume after it.
+    id: String,
+    /// The event (a `JobEvent`) as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
 /// Follow a job's events live (Server-Sent Events). Each event's `id` is the
 /// event id, its `data` the event as JSON; reconnecting with
 /// `Last-Event-ID` resumes without gaps or repeats. The stream ends after
@@ -43,12 +60,12 @@ pub struct StreamParams {
 #[utoipa::path(
     get, path = "/api/v1/jobs/{id}/events/stream", tag = "jobs",
     params(
-        ("id" = String, Path, description = "Job id"),
+        ("id" = String, Path, format = Uuid, description = "Job id"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id"),
         StreamParams,
     ),
     responses(
-        (status = 200, description = "A stream of `job_event` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of `job_event` events", content_type = "text/event-stream", body = JobEventMessage),
         (status = 400, description = "Not a job id, or a bad cursor", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),

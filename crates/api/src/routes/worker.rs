@@ -42,7 +42,14 @@ fn check_batch(len: usize) -> Result<(), ApiError> {
 #[utoipa::path(
     post, path = "/internal/v1/worker/claim", tag = "worker",
     request_body = ClaimRequest,
-    responses((status = 200, body = ClaimResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody))
+    responses(
+        (status = 200, body = ClaimResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field or bad value", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
 )]
 pub async fn claim(
     State(state): State<ApiState>,
@@ -67,7 +74,14 @@ pub async fn claim(
 #[utoipa::path(
     post, path = "/internal/v1/worker/heartbeat", tag = "worker",
     request_body = HeartbeatRequest,
-    responses((status = 200, body = HeartbeatResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody))
+    responses(
+        (status = 200, body = HeartbeatResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field or bad value", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
 )]
 pub async fn heartbeat(
     State(state): State<ApiState>,
@@ -90,9 +104,12 @@ pub async fn heartbeat(
     request_body = CompleteRequest,
     responses(
         (status = 200, body = ReportResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "Some leases were stale; the rest were applied", body = ErrorBody),
-        (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field or bad value", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn complete(
@@ -116,9 +133,12 @@ pub async fn complete(
     request_body = FailRequest,
     responses(
         (status = 200, body = ReportResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "Some leases were stale; the rest were applied", body = ErrorBody),
-        (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field or bad value", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn fail(
@@ -138,9 +158,12 @@ pub async fn fail(
     request_body = ReleaseRequest,
     responses(
         (status = 200, body = ReportResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "Some leases were stale; the rest were applied", body = ErrorBody),
-        (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field or bad value", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn release(
