@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use accord_client::AccordClient;
 use accord_engine::{EngineError, Executor};
-use accord_model::{JobResult, JobSpec, JobState, NewJob, RateLimit, Role, WorkerId, WorkspaceId};
+use accord_model::{
+    JobResult, JobSpec, JobState, NewJob, QueueStatsView, RateLimit, Role, WorkerId, WorkspaceId,
+};
 use accord_queue::QueueConfig;
 use accord_worker::{Worker, WorkerConfig};
 use anyhow::{Context, Result};
@@ -51,6 +53,19 @@ fn bench_job(url: &str) -> NewJob {
         r#"{{"steps":[{{"action":"navigate","url":"{url}"}}]}}"#
     ))
     .expect("valid job")
+}
+
+/// Jobs that are queued or running.
+fn unfinished(stats: &QueueStatsView) -> u64 {
+    [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retrying,
+    ]
+    .into_iter()
+    .map(|state| stats.by_state.get(&state).copied().unwrap_or(0))
+    .sum()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -131,23 +146,14 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     // Phase 1: insert N jobs through the API (in batches, as a producer of
     // many jobs would), then start the worker and burn them down.
     let job = bench_job(BURN_DOWN_URL);
-    // A database with history (see --database-url) may hold finished jobs:
-    // count only this run's. Unfinished ones would skew every figure.
-    let before = client.queue_stats().await?;
-    let count = |state| before.by_state.get(&state).copied().unwrap_or(0);
-    let unfinished: u64 = [
-        JobState::Scheduled,
-        JobState::Available,
-        JobState::Running,
-        JobState::Retrying,
-    ]
-    .into_iter()
-    .map(count)
-    .sum();
-    if unfinished > 0 {
-        anyhow::bail!("the benchmark needs an idle queue, but the database holds {unfinished} unfinished jobs");
+    // A database with history (see --database-url) may hold finished jobs,
+    // which do not matter; unfinished ones would skew every figure.
+    let waiting = unfinished(&client.queue_stats().await?);
+    if waiting > 0 {
+        anyhow::bail!(
+            "the benchmark needs an idle queue, but the database holds {waiting} unfinished jobs"
+        );
     }
-    let already_succeeded = count(JobState::Succeeded);
     let inserting = Instant::now();
     let batches: Vec<usize> = (0..args.jobs)
         .step_by(args.batch_size.max(1))
@@ -193,18 +199,11 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
             burned += 1;
         }
     }
-    // Every job has started; wait for the last reports to land.
-    loop {
-        let stats = client.queue_stats().await?;
-        if stats
-            .by_state
-            .get(&JobState::Succeeded)
-            .copied()
-            .unwrap_or(0)
-            >= already_succeeded + args.jobs as u64
-        {
-            break;
-        }
+    // Every job has started; wait for the last reports to land. The queue
+    // was idle before, so it is done when nothing is unfinished again
+    // (counting succeeded jobs instead would miscount while a pruner
+    // deletes old ones).
+    while unfinished(&client.queue_stats().await?) > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let work_time = working.elapsed();

@@ -1,6 +1,6 @@
 //! One job's life inside the worker: run it under its timeout, stop when
-//! told, hand the outcome to the reporter and wait until it was delivered
-//! (the lease stays in the heartbeat until then).
+//! told, and hand the outcome to the reporter (the lease stays in the
+//! heartbeat until the reporter says it was delivered).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +21,23 @@ pub(crate) struct JobTask {
     pub stop: CancellationToken,
 }
 
+/// How a job task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Its outcome went to the reporter, which frees the slot once delivered.
+    Reported,
+    /// It was stopped before it finished; nothing will be reported.
+    Stopped,
+}
+
 impl JobTask {
-    pub(crate) async fn run(self) {
+    pub(crate) async fn run(self) -> Ended {
         let span =
             tracing::info_span!("job", job_id = %self.job.job_id, attempt = self.job.attempt);
-        self.run_inner().instrument(span).await;
+        self.run_inner().instrument(span).await
     }
 
-    async fn run_inner(self) {
+    async fn run_inner(self) -> Ended {
         let timeout = Duration::from_secs(u64::from(self.job.spec.timeout_seconds));
         tracing::info!(
             engine = self.job.spec.engine.as_str(),
@@ -38,7 +47,7 @@ impl JobTask {
         let outcome = tokio::select! {
             () = self.stop.cancelled() => {
                 tracing::info!("job stopped: cancelled, lease lost, or worker shutting down");
-                return;
+                return Ended::Stopped;
             }
             outcome = tokio::time::timeout(timeout, self.executor.run(&self.job.spec)) => outcome,
         };
@@ -55,12 +64,12 @@ impl JobTask {
                     attempt,
                     result,
                 };
-                self.reporter.report(Outcome::Complete(item)).await;
+                self.reporter.report(Outcome::Complete(item));
             }
             Ok(Err(err)) => {
                 let error = JobError::from(err);
                 tracing::info!(kind = ?error.kind, step = ?error.step, error = %error.message, "job attempt failed");
-                self.report_failure(error).await;
+                self.report_failure(error);
             }
             Err(_elapsed) => {
                 let error = JobError::new(
@@ -71,17 +80,18 @@ impl JobTask {
                     ),
                 );
                 tracing::info!("job attempt timed out");
-                self.report_failure(error).await;
+                self.report_failure(error);
             }
         }
+        Ended::Reported
     }
 
-    async fn report_failure(&self, error: JobError) {
+    fn report_failure(&self, error: JobError) {
         let item = FailItem {
             job_id: self.job.job_id,
             attempt: self.job.attempt,
             error,
         };
-        self.reporter.report(Outcome::Fail(item)).await;
+        self.reporter.report(Outcome::Fail(item));
     }
 }

@@ -2,13 +2,18 @@
 //! reporter task, which sends everything that has piled up in one
 //! `complete` and one `fail` call. While one batch is in flight the next
 //! one gathers, so batches grow with load and cost nothing when idle.
+//! After each batch it tells the run loop, in one message, which jobs are
+//! done: their slots free up together, so the next claim asks for as many
+//! jobs as the batch freed instead of one at a time.
 
 use std::future::Future;
 use std::time::Duration;
 
 use accord_client::{AccordClient, ClientError};
-use accord_model::{CompleteItem, CompleteRequest, FailItem, FailRequest, WorkerId};
-use tokio::sync::{mpsc, oneshot};
+use accord_model::{CompleteItem, CompleteRequest, FailItem, FailRequest, JobId, WorkerId};
+use tokio::sync::mpsc;
+
+use crate::run_loop::Event;
 
 /// The most outcomes sent in one call.
 const MAX_BATCH: usize = 500;
@@ -20,36 +25,50 @@ pub(crate) enum Outcome {
     Fail(FailItem),
 }
 
-type Pending = (Outcome, oneshot::Sender<()>);
+impl Outcome {
+    fn job_id(&self) -> JobId {
+        match self {
+            Self::Complete(item) => item.job_id,
+            Self::Fail(item) => item.job_id,
+        }
+    }
+}
 
 /// A handle to the reporter task; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Reporter {
-    queue: mpsc::UnboundedSender<Pending>,
+    queue: mpsc::UnboundedSender<Outcome>,
 }
 
 impl Reporter {
-    /// Starts the reporter task; it ends when every handle is dropped.
-    pub(crate) fn spawn(client: AccordClient, worker_id: WorkerId) -> Self {
+    /// Starts the reporter task; it ends when every handle is dropped. It
+    /// sends [`Event::Reported`] to the run loop after each batch.
+    pub(crate) fn spawn(
+        client: AccordClient,
+        worker_id: WorkerId,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Self {
         let (queue, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, worker_id, inbox));
+        tokio::spawn(run(client, worker_id, inbox, events));
         Self { queue }
     }
 
-    /// Hands an outcome over and waits until it was delivered, refused, or
-    /// given up on (the lease then expires and the job runs again).
-    pub(crate) async fn report(&self, outcome: Outcome) {
-        let (done, delivered) = oneshot::channel();
-        if self.queue.send((outcome, done)).is_ok() {
-            let _ = delivered.await;
-        }
+    /// Hands an outcome over. The run loop learns through
+    /// [`Event::Reported`] when it was delivered, refused, or given up on
+    /// (the lease then expires and the job runs again); until then the job
+    /// keeps its lease in the heartbeat.
+    pub(crate) fn report(&self, outcome: Outcome) {
+        // The task ends only when every handle is gone, so this cannot fail
+        // while `self` exists.
+        let _ = self.queue.send(outcome);
     }
 }
 
 async fn run(
     client: AccordClient,
     worker_id: WorkerId,
-    mut inbox: mpsc::UnboundedReceiver<Pending>,
+    mut inbox: mpsc::UnboundedReceiver<Outcome>,
+    events: mpsc::UnboundedSender<Event>,
 ) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
@@ -61,13 +80,12 @@ async fn run(
         }
         let mut completes = Vec::new();
         let mut fails = Vec::new();
-        let mut waiters = Vec::with_capacity(batch.len());
-        for (outcome, done) in batch {
+        let done: Vec<JobId> = batch.iter().map(Outcome::job_id).collect();
+        for outcome in batch {
             match outcome {
                 Outcome::Complete(item) => completes.push(item),
                 Outcome::Fail(item) => fails.push(item),
             }
-            waiters.push(done);
         }
         if !completes.is_empty() {
             let request = CompleteRequest {
@@ -83,9 +101,8 @@ async fn run(
             };
             send(|| client.fail(&request)).await;
         }
-        for done in waiters {
-            let _ = done.send(());
-        }
+        // The run loop may be gone (shutdown); nothing is left to free then.
+        let _ = events.send(Event::Reported(done));
     }
 }
 

@@ -15,22 +15,39 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::job::JobTask;
+use crate::job::{Ended, JobTask};
 use crate::report::Reporter;
 use crate::WorkerConfig;
 
 /// What the loop reacts to.
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Claimed(Result<Vec<ClaimedJob>, ClientError>),
     Heartbeat(Result<HeartbeatResponse, ClientError>),
-    Finished(JobId),
+    /// The reporter is done with these jobs' outcomes (delivered, refused or
+    /// given up on): their slots are free.
+    Reported(Vec<JobId>),
+    /// A job stopped before it finished, so nothing will be reported.
+    Stopped(JobId),
 }
 
 #[derive(Debug)]
 struct Running {
     lease: LeaseRef,
     stop: CancellationToken,
+}
+
+/// Everything the loop owns between events.
+#[derive(Debug, Default)]
+struct State {
+    running: HashMap<JobId, Running>,
+    /// The claim under way, if any; aborted on shutdown so an idle worker
+    /// stops at once instead of waiting out its long-poll.
+    claiming: Option<tokio::task::AbortHandle>,
+    heartbeating: bool,
+    claim_backoff: Duration,
+    stopping_at: Option<Instant>,
+    released_on_stop: bool,
 }
 
 /// A worker bound to one control plane and one executor.
@@ -57,95 +74,128 @@ impl Worker {
         let config = &self.config;
         tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.base_url(), "worker started");
         let (events, mut inbox) = mpsc::unbounded_channel();
-        let reporter = Reporter::spawn(self.client.clone(), config.worker_id.clone());
-        let mut running: HashMap<JobId, Running> = HashMap::new();
-        // The claim under way, if any; aborted on shutdown so an idle worker
-        // stops at once instead of waiting out its long-poll.
-        let mut claiming: Option<tokio::task::AbortHandle> = None;
-        let mut heartbeating = false;
-        let mut claim_backoff = Duration::ZERO;
-        let mut stopping_at: Option<Instant> = None;
-        let mut released_on_stop = false;
+        let reporter = Reporter::spawn(
+            self.client.clone(),
+            config.worker_id.clone(),
+            events.clone(),
+        );
+        let mut state = State::default();
         let mut ticker = tokio::time::interval(config.heartbeat_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            let free = config.concurrency.saturating_sub(running.len());
-            if stopping_at.is_none() && claiming.is_none() && free > 0 {
-                claiming = Some(self.spawn_claim(free, claim_backoff, events.clone()));
+            let free = config.concurrency.saturating_sub(state.running.len());
+            if state.stopping_at.is_none() && state.claiming.is_none() && free > 0 {
+                state.claiming = Some(self.spawn_claim(free, state.claim_backoff, events.clone()));
             }
-            if stopping_at.is_some() && claiming.is_none() && running.is_empty() {
+            if state.stopping_at.is_some() && state.claiming.is_none() && state.running.is_empty() {
                 break;
             }
-            let grace_over =
-                stopping_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let grace_over = state
+                .stopping_at
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                () = shutdown.cancelled(), if stopping_at.is_none() => {
-                    tracing::info!(running = running.len(), "worker stopping: no new claims");
-                    stopping_at = Some(Instant::now() + config.shutdown_grace);
+                () = shutdown.cancelled(), if state.stopping_at.is_none() => {
+                    tracing::info!(running = state.running.len(), "worker stopping: no new claims");
+                    state.stopping_at = Some(Instant::now() + config.shutdown_grace);
                     // A claim dropped between the server's commit and its
                     // answer leaves jobs leased to nobody until the lease
                     // expires; the reaper then requeues them. Rare, and
                     // nothing is lost.
-                    if let Some(claim) = claiming.take() {
+                    if let Some(claim) = state.claiming.take() {
                         claim.abort();
                     }
                 }
-                () = tokio::time::sleep_until(grace_over), if stopping_at.is_some() && !released_on_stop && !running.is_empty() => {
-                    released_on_stop = true;
-                    let leases: Vec<LeaseRef> = running.values().map(|r| r.lease).collect();
+                () = tokio::time::sleep_until(grace_over), if state.stopping_at.is_some() && !state.released_on_stop && !state.running.is_empty() => {
+                    state.released_on_stop = true;
+                    let leases: Vec<LeaseRef> = state.running.values().map(|r| r.lease).collect();
                     tracing::warn!(jobs = leases.len(), "grace period over: stopping jobs and giving their leases back");
-                    for job in running.values() {
+                    for job in state.running.values() {
                         job.stop.cancel();
                     }
                     self.release(leases).await;
                 }
                 _ = ticker.tick() => {
-                    if !heartbeating && !running.is_empty() {
-                        heartbeating = true;
-                        self.spawn_heartbeat(running.values().map(|r| r.lease).collect(), events.clone());
+                    if !state.heartbeating && !state.running.is_empty() {
+                        state.heartbeating = true;
+                        self.spawn_heartbeat(state.running.values().map(|r| r.lease).collect(), events.clone());
                     }
                 }
-                Some(event) = inbox.recv() => match event {
-                    Event::Claimed(Ok(jobs)) => {
-                        claiming = None;
-                        claim_backoff = Duration::ZERO;
-                        if stopping_at.is_some() {
-                            self.release(jobs.iter().map(ClaimedJob::lease).collect()).await;
-                            continue;
-                        }
-                        for job in jobs {
-                            let stop = CancellationToken::new();
-                            running.insert(job.job_id, Running { lease: job.lease(), stop: stop.clone() });
-                            self.spawn_job(job, stop, reporter.clone(), events.clone());
-                        }
+                Some(event) = inbox.recv() => {
+                    self.on_event(&mut state, event, &reporter, &events).await;
+                    // Take in whatever else has arrived before deciding what
+                    // to claim: slots freed together make one claim for all
+                    // of them rather than one claim each.
+                    while let Ok(event) = inbox.try_recv() {
+                        self.on_event(&mut state, event, &reporter, &events).await;
                     }
-                    Event::Claimed(Err(err)) => {
-                        claiming = None;
-                        claim_backoff = (claim_backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(5));
-                        tracing::warn!(error = %err, retry_in_ms = claim_backoff.as_millis() as u64, "claim failed");
-                    }
-                    Event::Heartbeat(Ok(answer)) => {
-                        heartbeating = false;
-                        for id in answer.cancelled.iter().chain(&answer.lost) {
-                            if let Some(job) = running.get(id) {
-                                let why = if answer.cancelled.contains(id) { "cancelled" } else { "lease lost" };
-                                tracing::info!(job_id = %id, why, "stopping job");
-                                job.stop.cancel();
-                            }
-                        }
-                    }
-                    Event::Heartbeat(Err(err)) => {
-                        heartbeating = false;
-                        tracing::warn!(error = %err, "heartbeat failed; leases may expire if this goes on");
-                    }
-                    Event::Finished(id) => {
-                        running.remove(&id);
-                    }
-                },
+                }
             }
         }
         tracing::info!(worker_id = %config.worker_id, "worker stopped");
+    }
+
+    async fn on_event(
+        &self,
+        state: &mut State,
+        event: Event,
+        reporter: &Reporter,
+        events: &mpsc::UnboundedSender<Event>,
+    ) {
+        match event {
+            Event::Claimed(Ok(jobs)) => {
+                state.claiming = None;
+                state.claim_backoff = Duration::ZERO;
+                if state.stopping_at.is_some() {
+                    self.release(jobs.iter().map(ClaimedJob::lease).collect())
+                        .await;
+                    return;
+                }
+                for job in jobs {
+                    let stop = CancellationToken::new();
+                    state.running.insert(
+                        job.job_id,
+                        Running {
+                            lease: job.lease(),
+                            stop: stop.clone(),
+                        },
+                    );
+                    self.spawn_job(job, stop, reporter.clone(), events.clone());
+                }
+            }
+            Event::Claimed(Err(err)) => {
+                state.claiming = None;
+                state.claim_backoff = (state.claim_backoff * 2)
+                    .clamp(Duration::from_millis(250), Duration::from_secs(5));
+                tracing::warn!(error = %err, retry_in_ms = state.claim_backoff.as_millis() as u64, "claim failed");
+            }
+            Event::Heartbeat(Ok(answer)) => {
+                state.heartbeating = false;
+                for id in answer.cancelled.iter().chain(&answer.lost) {
+                    if let Some(job) = state.running.get(id) {
+                        let why = if answer.cancelled.contains(id) {
+                            "cancelled"
+                        } else {
+                            "lease lost"
+                        };
+                        tracing::info!(job_id = %id, why, "stopping job");
+                        job.stop.cancel();
+                    }
+                }
+            }
+            Event::Heartbeat(Err(err)) => {
+                state.heartbeating = false;
+                tracing::warn!(error = %err, "heartbeat failed; leases may expire if this goes on");
+            }
+            Event::Reported(ids) => {
+                for id in ids {
+                    state.running.remove(&id);
+                }
+            }
+            Event::Stopped(id) => {
+                state.running.remove(&id);
+            }
+        }
     }
 
     fn spawn_claim(
@@ -198,8 +248,9 @@ impl Worker {
             stop,
         };
         tokio::spawn(async move {
-            task.run().await;
-            let _ = events.send(Event::Finished(id));
+            if task.run().await == Ended::Stopped {
+                let _ = events.send(Event::Stopped(id));
+            }
         });
     }
 

@@ -80,6 +80,12 @@ impl PostgresStore {
             // long instead of hanging: the pool keeps retrying to connect
             // until then.
             .acquire_timeout(Duration::from_secs(3))
+            // No round trip to check a connection before every statement:
+            // on the hot path that ping cost as much as the statement. A
+            // connection that died meanwhile (the server restarted) fails
+            // its next statement instead, which reports the store as
+            // unavailable (503, and the worker retries) and drops it.
+            .test_before_acquire(false)
             .connect(&config.url)
             .await?;
         let (announcer, requests) = mpsc::unbounded_channel();

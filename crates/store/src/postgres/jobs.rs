@@ -1,14 +1,17 @@
 //! Inserting, reading and the operator's transitions (cancel, retry).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use accord_model::{EventKind, Job, JobEvent, JobId, JobState, WorkspaceId};
+use accord_model::{EventKind, Job, JobEvent, JobId, JobState, RetryPolicy, Step, WorkspaceId};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
+use uuid::Uuid;
 
-use super::rows::{event_from_row, insert_event, job_from_row, state, NewEvent, JOB_COLUMNS};
+use super::rows::{
+    counted, event_from_row, insert_event, job_from_row, state, NewEvent, JOB_COLUMNS,
+};
 use super::PostgresStore;
 use crate::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, RetryOutcome, StoreError};
 
@@ -46,25 +49,75 @@ impl PostgresStore {
         })
     }
 
-    /// Inserts every job and its event in one transaction: all or none.
+    /// Inserts every job and its `created` event with one statement: all
+    /// or none, and one round trip however long the batch is.
     pub(super) async fn insert_many(
         &self,
         inserts: &[InsertJob],
         now: DateTime<Utc>,
     ) -> Result<Vec<Job>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut created = Vec::with_capacity(inserts.len());
-        for insert in inserts {
-            let row = insert_row(&mut *tx, insert, now).await?.ok_or_else(|| {
-                StoreError::corrupt(
-                    "batch insert",
-                    "a batch job cannot carry an idempotency key",
-                )
-            })?;
-            created.push(job_from_row(&row)?);
+        if inserts.iter().any(|insert| insert.idempotency.is_some()) {
+            return Err(StoreError::corrupt(
+                "batch insert",
+                "a batch job cannot carry an idempotency key",
+            ));
         }
-        tx.commit().await?;
-        Ok(created)
+        let mut columns = BatchColumns::with_capacity(inserts.len());
+        for insert in inserts {
+            columns.push(insert, now);
+        }
+        // Events go in in request order, as they would one job at a time.
+        let rows = sqlx::query(&format!(
+            "WITH input AS ( \
+               SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], \
+                 $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int8[], $11::int8[], \
+                 $12::timestamptz[]) WITH ORDINALITY \
+                 AS i(id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+                   max_attempts, timeout_seconds, run_at, ord) \
+             ), inserted AS ( \
+               INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+                 max_attempts, timeout_seconds, run_at, created_at, updated_at) \
+               SELECT id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+                 max_attempts, timeout_seconds, run_at, $13, $13 \
+               FROM input ORDER BY ord \
+               RETURNING {JOB_COLUMNS} \
+             ), created AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
+               SELECT inserted.workspace_id, inserted.id, inserted.created_at, 'created', NULL, \
+                 inserted.state, inserted.attempt \
+               FROM inserted JOIN input USING (id) ORDER BY input.ord \
+             ), {counted} \
+             SELECT {JOB_COLUMNS} FROM inserted",
+            counted = counted("inserted", "NULL", "c.state"),
+        ))
+        .bind(columns.ids)
+        .bind(columns.workspaces)
+        .bind(columns.queues)
+        .bind(columns.priorities)
+        .bind(columns.states)
+        .bind(columns.engines)
+        .bind(columns.steps)
+        .bind(columns.labels)
+        .bind(columns.retries)
+        .bind(columns.max_attempts)
+        .bind(columns.timeouts)
+        .bind(columns.run_ats)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut created: HashMap<JobId, Job> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_from_row(row)?;
+            created.insert(job.id, job);
+        }
+        inserts
+            .iter()
+            .map(|insert| {
+                created.remove(&insert.id).ok_or_else(|| {
+                    StoreError::corrupt("batch insert", "a job of the batch was not returned")
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn get(
@@ -183,8 +236,12 @@ impl PostgresStore {
             return Ok(CancelOutcome::Finished(was));
         }
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, lease_expires_at = NULL \
-             WHERE workspace_id = $2 AND id = $3 AND state = $4 AND attempt = $5 RETURNING {JOB_COLUMNS}"
+            "WITH updated AS ( \
+               UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, lease_expires_at = NULL \
+               WHERE workspace_id = $2 AND id = $3 AND state = $4 AND attempt = $5 RETURNING {JOB_COLUMNS} \
+             ), {counted} \
+             SELECT {JOB_COLUMNS} FROM updated",
+            counted = counted("updated", "$4::text", "c.state"),
         ))
         .bind(now)
         .bind(workspace)
@@ -235,10 +292,14 @@ impl PostgresStore {
         };
         let was = state(&current, "state")?;
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = $1, updated_at = $1, \
-             finished_at = NULL, result = NULL \
-             WHERE workspace_id = $2 AND id = $3 AND state = $4 AND state IN ('dead', 'cancelled') \
-             RETURNING {JOB_COLUMNS}"
+            "WITH updated AS ( \
+               UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = $1, updated_at = $1, \
+                 finished_at = NULL, result = NULL \
+               WHERE workspace_id = $2 AND id = $3 AND state = $4 AND state IN ('dead', 'cancelled') \
+               RETURNING {JOB_COLUMNS} \
+             ), {counted} \
+             SELECT {JOB_COLUMNS} FROM updated",
+            counted = counted("updated", "$4::text", "c.state"),
         ))
         .bind(now)
         .bind(workspace)
@@ -289,11 +350,7 @@ where
 {
     let job = &insert.job;
     let run_at = job.run_at.unwrap_or(now);
-    let state = if run_at > now {
-        JobState::Scheduled
-    } else {
-        JobState::Available
-    };
+    let state = initial_state(run_at, now);
     let workspace = insert.workspace_id.as_uuid();
     let (key, hash) = match &insert.idempotency {
         Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
@@ -311,8 +368,9 @@ where
              ), created AS ( \
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
                SELECT workspace_id, id, created_at, 'created', NULL, state, attempt FROM inserted \
-             ) \
-             SELECT {JOB_COLUMNS} FROM inserted"
+             ), {counted} \
+             SELECT {JOB_COLUMNS} FROM inserted",
+            counted = counted("inserted", "NULL", "c.state"),
         ))
         .bind(insert.id.as_uuid())
         .bind(workspace)
@@ -332,4 +390,67 @@ where
         .fetch_optional(executor)
         .await?;
     Ok(row)
+}
+
+/// A batch of jobs as one array per column, for `UNNEST`.
+struct BatchColumns<'a> {
+    ids: Vec<Uuid>,
+    workspaces: Vec<Uuid>,
+    queues: Vec<&'a str>,
+    priorities: Vec<i16>,
+    states: Vec<&'static str>,
+    engines: Vec<&'static str>,
+    steps: Vec<Json<&'a Vec<Step>>>,
+    labels: Vec<Json<&'a BTreeMap<String, String>>>,
+    retries: Vec<Json<&'a RetryPolicy>>,
+    // As `int8`, like the single insert's parameters: a value too big for
+    // the `integer` column is refused by the insert instead of wrapping.
+    max_attempts: Vec<i64>,
+    timeouts: Vec<i64>,
+    run_ats: Vec<DateTime<Utc>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(n),
+            workspaces: Vec::with_capacity(n),
+            queues: Vec::with_capacity(n),
+            priorities: Vec::with_capacity(n),
+            states: Vec::with_capacity(n),
+            engines: Vec::with_capacity(n),
+            steps: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            retries: Vec::with_capacity(n),
+            max_attempts: Vec::with_capacity(n),
+            timeouts: Vec::with_capacity(n),
+            run_ats: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, insert: &'a InsertJob, now: DateTime<Utc>) {
+        let job = &insert.job;
+        let run_at = job.run_at.unwrap_or(now);
+        self.ids.push(insert.id.as_uuid());
+        self.workspaces.push(insert.workspace_id.as_uuid());
+        self.queues.push(job.queue.as_str());
+        self.priorities.push(job.priority.rank());
+        self.states.push(initial_state(run_at, now).as_str());
+        self.engines.push(job.engine.as_str());
+        self.steps.push(Json(&job.steps));
+        self.labels.push(Json(&job.labels));
+        self.retries.push(Json(&job.retry));
+        self.max_attempts.push(i64::from(job.max_attempts));
+        self.timeouts.push(i64::from(job.timeout_seconds));
+        self.run_ats.push(run_at);
+    }
+}
+
+/// A new job waits in `scheduled` until its `run_at`, else is `available` at once.
+fn initial_state(run_at: DateTime<Utc>, now: DateTime<Utc>) -> JobState {
+    if run_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    }
 }

@@ -17,7 +17,9 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::rows::{count, job_id, json, parse_engine, parse_queue, state, steps, CLAIMABLE};
+use super::rows::{
+    count, counted, job_id, json, parse_engine, parse_queue, rows_of, state, steps, CLAIMABLE,
+};
 use super::PostgresStore;
 use crate::{ClaimParams, FailParams, HeartbeatOutcome, ReportOutcome, StoreError, Transition};
 
@@ -103,13 +105,14 @@ impl Report<'_> {
                FROM leased AS items \
                WHERE j.id = items.job_id AND j.state = 'running' AND j.attempt = items.attempt \
                  AND j.worker_id = $2 \
-               RETURNING {TRANSITION_COLUMNS}, items.ord, {message} AS message \
+               RETURNING {TRANSITION_COLUMNS}, j.priority, items.ord, {message} AS message \
              ), events AS ( \
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id, message) \
                SELECT workspace_id, id, $1, '{kind}', 'running', state, attempt, $2, message \
                FROM updated ORDER BY ord \
-             ) \
-             SELECT * FROM updated"
+             ), {counted} \
+             SELECT * FROM updated",
+            counted = counted("updated", "'running'", "c.state"),
         )
     }
 }
@@ -162,24 +165,35 @@ impl PostgresStore {
         // SKIP LOCKED: concurrent claims each take different rows and never
         // wait for one another. The UPDATE is still fenced on the state the
         // row was picked in.
+        //
+        // The plan must not depend on statistics, which are always stale in
+        // a queue: `LIMIT (SELECT $4)` hides the limit, so the planner plans
+        // to stop early and walks `jobs_claimable` in claim order. Shown a
+        // limit larger than the number of claimable jobs it expects (after
+        // any burst of inserts), it would rather fetch every due job and
+        // sort them, for every claim: a backlog of n jobs would cost n² to
+        // drain. The picked rows are then updated through the primary key
+        // (see `rows_of`).
         let sql = format!(
             "WITH picked AS ( \
                SELECT id, state FROM jobs \
                WHERE state IN {CLAIMABLE} AND run_at <= $1{filters} \
-               ORDER BY priority, run_at, id LIMIT $4 \
+               ORDER BY priority, run_at, id LIMIT (SELECT $4::int8) \
                FOR UPDATE SKIP LOCKED \
              ), claimed AS ( \
                UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker_id = $2, \
                  started_at = $1, updated_at = $1, lease_expires_at = $3, finished_at = NULL \
-               FROM picked WHERE j.id = picked.id AND j.state = picked.state \
+               FROM {picked} WHERE j.id = p.id AND j.state = p.state \
                RETURNING {TRANSITION_COLUMNS}, j.priority, j.run_at, j.steps, j.timeout_seconds, \
-                 j.lease_expires_at, picked.state AS from_state \
+                 j.lease_expires_at, p.state AS from_state \
              ), events AS ( \
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) \
                SELECT workspace_id, id, $1, 'claimed', from_state, state, attempt, $2 \
                FROM claimed ORDER BY priority, run_at, id \
-             ) \
-             SELECT * FROM claimed ORDER BY priority, run_at, id"
+             ), {counted} \
+             SELECT * FROM claimed ORDER BY priority, run_at, id",
+            picked = rows_of("picked", &["id", "state"], "p"),
+            counted = counted("claimed", "c.from_state", "c.state"),
         );
         let mut query = sqlx::query(&sql)
             .bind(params.now)
@@ -420,34 +434,43 @@ impl PostgresStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Transition>, StoreError> {
+        // The reaper runs on every maintenance pass of the leading process,
+        // so it also keeps the count deltas short. First, so that a failure
+        // here never loses the transitions below.
+        self.fold_counts().await?;
         let error = JobError::new(
             ErrorKind::LeaseExpired,
             "the worker stopped renewing its lease (it died, hung or lost its connection)",
         );
         // SKIP LOCKED: a lease that a worker is reporting on right now is
         // left to the report; if it is still expired afterwards, the next
-        // sweep takes it.
+        // sweep takes it. The hidden limit and `rows_of` keep the plan a
+        // walk of `jobs_leased` in expiry order that stops early, then
+        // primary-key look-ups (see `claim`).
         let rows = sqlx::query(&format!(
             "WITH expired AS ( \
                SELECT id, attempt, lease_expires_at FROM jobs \
                WHERE state = 'running' AND lease_expires_at < $1 \
-               ORDER BY lease_expires_at LIMIT $2 \
+               ORDER BY lease_expires_at LIMIT (SELECT $2::int8) \
                FOR UPDATE SKIP LOCKED \
              ), reaped AS ( \
                UPDATE jobs j SET \
                  state = CASE WHEN j.attempt - j.attempt_offset >= j.max_attempts THEN 'dead' ELSE 'available' END, \
                  finished_at = CASE WHEN j.attempt - j.attempt_offset >= j.max_attempts THEN $1 END, \
                  run_at = $1, updated_at = $1, lease_expires_at = NULL, last_error = $3 \
-               FROM expired \
-               WHERE j.id = expired.id AND j.state = 'running' AND j.attempt = expired.attempt \
+               FROM {expired} \
+               WHERE j.id = e.id AND j.state = 'running' AND j.attempt = e.attempt \
                  AND j.lease_expires_at < $1 \
-               RETURNING {TRANSITION_COLUMNS}, j.worker_id, expired.lease_expires_at AS expired_at \
+               RETURNING {TRANSITION_COLUMNS}, j.priority, j.worker_id, \
+                 e.lease_expires_at AS expired_at \
              ), events AS ( \
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) \
                SELECT workspace_id, id, $1, 'lease_expired', 'running', state, attempt, worker_id \
                FROM reaped ORDER BY expired_at, id \
-             ) \
-             SELECT * FROM reaped ORDER BY expired_at, id"
+             ), {counted} \
+             SELECT * FROM reaped ORDER BY expired_at, id",
+            expired = rows_of("expired", &["id", "attempt", "lease_expires_at"], "e"),
+            counted = counted("reaped", "'running'", "c.state"),
         ))
         .bind(now)
         .bind(i64::from(limit))

@@ -21,6 +21,46 @@ pub(super) const JOB_COLUMNS: &str = "id, workspace_id, queue, priority, state, 
 pub(super) const CLAIMABLE: &str = "('scheduled', 'available', 'retrying')";
 pub(super) const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
 
+/// A `FROM` item that reads back `columns` of the rows picked by the CTE
+/// `cte`, as one array per column in `id` order, unnested under `alias`.
+///
+/// The planner takes an array it cannot see for a handful of rows, so it
+/// joins them to `jobs` by primary key. Joined to the CTE itself, it would
+/// believe the statistics about how many rows the pick finds, which are
+/// stale in a queue whose backlog swings by orders of magnitude between
+/// two ANALYZE runs, and might hash-join with a scan of every job instead.
+pub(super) fn rows_of(cte: &str, columns: &[&str], alias: &str) -> String {
+    let arrays: Vec<String> = columns
+        .iter()
+        .map(|column| format!("ARRAY(SELECT {column} FROM {cte} ORDER BY id)"))
+        .collect();
+    format!(
+        "unnest({}) AS {alias}({})",
+        arrays.join(", "),
+        columns.join(", ")
+    )
+}
+
+/// A data-modifying CTE named `counted` that appends to `job_count_deltas`
+/// the net change in job counts made by the rows of the CTE `source`, each
+/// of which moved from the state `from` to the state `to` (SQL expressions
+/// over `c`, a row of `source`; `NULL` for a job that starts or stops
+/// existing). `source` must return `workspace_id`, `queue` and `priority`.
+///
+/// Every statement that writes `jobs` includes one, so that counts stay
+/// exact without ever grouping the table (see migration 0003).
+pub(super) fn counted(source: &str, from: &str, to: &str) -> String {
+    format!(
+        "counted AS ( \
+           INSERT INTO job_count_deltas (workspace_id, queue, state, priority, n) \
+           SELECT c.workspace_id, c.queue, m.state, c.priority, SUM(m.n) \
+           FROM {source} AS c CROSS JOIN LATERAL (VALUES ({from}, -1), ({to}, 1)) AS m(state, n) \
+           WHERE m.state IS NOT NULL \
+           GROUP BY c.workspace_id, c.queue, m.state, c.priority HAVING SUM(m.n) <> 0 \
+         )"
+    )
+}
+
 /// Reads a column, reporting a value that does not fit the model as
 /// corrupt rather than as a database failure.
 fn column<'r, T>(row: &'r PgRow, name: &str, what: &'static str) -> Result<T, StoreError>
