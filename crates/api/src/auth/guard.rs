@@ -23,14 +23,10 @@ use crate::{ApiError, ApiState};
 pub struct AuditTarget(pub String);
 
 pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let matched = request
+    let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
-    let route = matched
-        .as_deref()
-        .and_then(|path| state.routes.get(request.method(), path))
-        .cloned();
+        .and_then(|path| state.routes.get(request.method(), path.as_str()));
     let Some(route) = route else {
         // Every served route is in the table; this is a bug, so refuse.
         tracing::error!(path = %request.uri().path(), "no access rule for a served route");
@@ -40,9 +36,9 @@ pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next:
         return next.run(request).await;
     };
     let call = Call {
-        route: &route,
+        route,
         client: client_addr(&request),
-        target: path_target(&request, &route),
+        target: path_target(&request, route),
     };
 
     let caller = match authenticate(&state, request.headers()).await {

@@ -50,17 +50,18 @@ pub(crate) struct Route {
     pub audited: bool,
 }
 
-/// Every route, by method and path template.
+/// Every route, by path template, then method. Looked up on every request
+/// without allocating.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RouteTable {
-    routes: HashMap<(Method, String), Route>,
+    routes: HashMap<String, HashMap<Method, Route>>,
 }
 
 impl RouteTable {
     /// Builds the table from the document. Panics when an operation has no
     /// id or no rule: that is a programming error a test catches at once.
     pub(crate) fn from_openapi(doc: &OpenApi) -> Self {
-        let mut routes = HashMap::new();
+        let mut routes: HashMap<String, HashMap<Method, Route>> = HashMap::new();
         for (path, item) in &doc.paths.paths {
             let operations = [
                 (Method::GET, &item.get),
@@ -86,7 +87,10 @@ impl RouteTable {
                     access,
                     audited,
                 };
-                routes.insert((method, path.clone()), route);
+                routes
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(method, route);
             }
         }
         Self { routes }
@@ -94,11 +98,12 @@ impl RouteTable {
 
     /// The route for a matched path; `HEAD` is served by `GET`.
     pub(crate) fn get(&self, method: &Method, path: &str) -> Option<&Route> {
-        let method = if method == Method::HEAD {
-            Method::GET
+        static GET: Method = Method::GET;
+        let method = if *method == Method::HEAD {
+            &GET
         } else {
-            method.clone()
+            method
         };
-        self.routes.get(&(method, path.to_owned()))
+        self.routes.get(path)?.get(method)
     }
 }
