@@ -9,28 +9,6 @@ use anyhow::{Context, Result};
 
 use crate::cli::{JobsCommand, Output};
 
-/// `println!` that ends the program quietly when standard output is a
-/// closed pipe (`accord jobs list | head`) instead of panicking.
-macro_rules! out {
-    ($($arg:tt)*) => {
-        write_line(format_args!($($arg)*))
-    };
-}
-
-fn write_line(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let written = stdout
-        .write_fmt(args)
-        .and_then(|()| stdout.write_all(b"\n"));
-    if let Err(err) = written {
-        if err.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: write to standard output: {err}");
-        std::process::exit(1);
-    }
-}
 use crate::config::FileConfig;
 use crate::keys_cmd::connect;
 

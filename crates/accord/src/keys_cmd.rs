@@ -228,11 +228,9 @@ pub async fn run_keys(command: KeysCommand, file: &FileConfig) -> Result<()> {
                 let workspace = match workspace {
                     None => WorkspaceId::DEFAULT,
                     Some(named) => {
-                        let found = match named.parse::<WorkspaceId>() {
-                            Ok(id) => store.workspace_get(id).await?,
-                            Err(_) => store.workspace_find(&named).await?,
-                        };
-                        found
+                        store
+                            .workspace_lookup(&named)
+                            .await?
                             .with_context(|| format!("workspace {named:?} not found"))?
                             .id
                     }
@@ -262,9 +260,9 @@ pub async fn run_keys(command: KeysCommand, file: &FileConfig) -> Result<()> {
                 write_key_file(path, &created.token)?;
             }
             match client.output {
-                Output::Json => out(&serde_json::to_string_pretty(&created)?),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&created)?),
                 Output::Text => {
-                    out(&created.token);
+                    out!("{}", created.token);
                     eprintln!(
                         "created {} key {} in workspace {}; the secret above is shown only once{}",
                         created.key.role,
@@ -283,7 +281,7 @@ pub async fn run_keys(command: KeysCommand, file: &FileConfig) -> Result<()> {
                 .list_keys(workspace.as_deref())
                 .await?;
             match client.output {
-                Output::Json => out(&serde_json::to_string_pretty(&keys)?),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&keys)?),
                 Output::Text => {
                     let now = Utc::now();
                     for key in keys.items {
@@ -297,10 +295,13 @@ pub async fn run_keys(command: KeysCommand, file: &FileConfig) -> Result<()> {
                         let used = key
                             .last_used_at
                             .map_or("never".to_owned(), |at| at.to_rfc3339());
-                        out(&format!(
+                        out!(
                             "{}  {:<8}  {:<7}  last used {used}  {}",
-                            key.id, key.role, state, key.name
-                        ));
+                            key.id,
+                            key.role,
+                            state,
+                            key.name
+                        );
                     }
                 }
             }
@@ -315,8 +316,8 @@ pub async fn run_keys(command: KeysCommand, file: &FileConfig) -> Result<()> {
                 .revoke_key(&id, workspace.as_deref())
                 .await?;
             match client.output {
-                Output::Json => out(&serde_json::to_string_pretty(&key)?),
-                Output::Text => out(&format!("revoked {}", key.id)),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&key)?),
+                Output::Text => out!("revoked {}", key.id),
             }
             Ok(())
         }
@@ -328,17 +329,17 @@ pub async fn run_workspaces(command: WorkspacesCommand, file: &FileConfig) -> Re
         WorkspacesCommand::Create { name, client } => {
             let workspace = connect(&client, file)?.create_workspace(&name).await?;
             match client.output {
-                Output::Json => out(&serde_json::to_string_pretty(&workspace)?),
-                Output::Text => out(&format!("{}  {}", workspace.id, workspace.name)),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&workspace)?),
+                Output::Text => out!("{}  {}", workspace.id, workspace.name),
             }
         }
         WorkspacesCommand::List { client } => {
             let list = connect(&client, file)?.list_workspaces().await?;
             match client.output {
-                Output::Json => out(&serde_json::to_string_pretty(&list)?),
+                Output::Json => out!("{}", serde_json::to_string_pretty(&list)?),
                 Output::Text => {
                     for workspace in list.items {
-                        out(&format!("{}  {}", workspace.id, workspace.name));
+                        out!("{}  {}", workspace.id, workspace.name);
                     }
                 }
             }
@@ -364,8 +365,4 @@ async fn offline_store(
         .unwrap_or_else(|| PathBuf::from("accord-data"));
     let settings = crate::config::store_settings(database_url, data_dir)?;
     crate::server::open_store(&settings).await
-}
-
-fn out(text: &str) {
-    println!("{text}");
 }

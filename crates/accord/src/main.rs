@@ -8,6 +8,9 @@
     reason = "the CLI's output is its interface"
 )]
 
+#[macro_use]
+mod output;
+
 mod bench;
 mod cli;
 mod config;

@@ -121,6 +121,17 @@ fn strip_position(text: &str) -> &str {
     }
 }
 
+/// A page size: the default when absent, else 1 to `max` (`400 invalid_query` otherwise).
+pub(crate) fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match requested {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::InvalidQuery(format!(
+            "limit must be between 1 and {max}, not {n}"
+        ))),
+    }
+}
+
 /// Query parameters with rejections mapped to `400 invalid_query`.
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);

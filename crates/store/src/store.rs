@@ -199,6 +199,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     async fn workspace_find(&self, name: &str) -> Result<Option<Workspace>, StoreError>;
 
+    /// A workspace named by its id or, failing that, by its name.
+    async fn workspace_lookup(&self, reference: &str) -> Result<Option<Workspace>, StoreError> {
+        match reference.parse::<WorkspaceId>() {
+            Ok(id) => self.workspace_get(id).await,
+            Err(_) => self.workspace_find(reference).await,
+        }
+    }
+
     async fn api_key_insert(&self, key: &StoredApiKey) -> Result<(), StoreError>;
 
     /// Looks a key up by id in any workspace: this is how a request is

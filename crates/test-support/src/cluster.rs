@@ -155,7 +155,8 @@ fn run(command: &mut Command) {
     );
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now, for a server of the test's own.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -7,10 +7,12 @@
 //! `PING`: tests talk to it through the code under test.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::cluster::free_port;
 
 /// How long a start may take before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -188,13 +190,6 @@ fn answers_ping(port: u16) -> bool {
         && stream.write_all(b"PING\r\n").is_ok()
         && stream.read_exact(&mut answer).is_ok()
         && &answer == b"+PONG\r\n"
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
 }
 
 /// The Redis server most tests use; `ACCORD_TEST_REDIS_URL` overrides it.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
-use crate::extract::QueryParams;
+use crate::extract::{page_limit, QueryParams};
 use crate::routes::keys::target_workspace;
 use crate::{ApiError, ApiState};
 
@@ -52,15 +52,7 @@ pub async fn list_audit(
     caller: Caller,
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let limit = match params.limit {
-        None => 100,
-        Some(n @ 1..=500) => n,
-        Some(n) => {
-            return Err(ApiError::InvalidQuery(format!(
-                "limit must be between 1 and 500, not {n}"
-            )))
-        }
-    };
+    let limit = page_limit(params.limit, 100, 500)?;
     let workspace = target_workspace(&state, &caller, params.workspace.as_deref()).await?;
     let filter = AuditFilter {
         action: params.action,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::{AuditTarget, Workspace};
-use crate::extract::{JobIdPath, JsonBody, QueryParams};
+use crate::extract::{page_limit, JobIdPath, JsonBody, QueryParams};
 use crate::{ApiError, ApiState};
 use accord_model::{ErrorBody, EventPage, JobBatch, JobPage, NewJobBatch};
 
@@ -60,16 +60,6 @@ fn idempotency_key(headers: &HeaderMap, max_len: usize) -> Result<Option<String>
             ))
         })?;
     Ok(Some(key.to_owned()))
-}
-
-fn limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
-    match requested {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::InvalidQuery(format!(
-            "limit must be between 1 and {max}, not {n}"
-        ))),
-    }
 }
 
 /// Submit a job.
@@ -161,7 +151,7 @@ pub async fn list_jobs(
     Workspace(workspace): Workspace,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<JobPage>, ApiError> {
-    let limit = limit(params.limit, 50, 500)?;
+    let limit = page_limit(params.limit, 50, 500)?;
     let label = params
         .label
         .map(|label| match label.split_once(':') {
@@ -227,7 +217,7 @@ pub async fn job_events(
     JobIdPath(id): JobIdPath,
     QueryParams(params): QueryParams<EventParams>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let limit = limit(params.limit, 100, 1000)?;
+    let limit = page_limit(params.limit, 100, 1000)?;
     let items = state
         .queue
         .events(workspace, id, params.after, limit)

@@ -36,12 +36,7 @@ pub(super) async fn target_workspace(
     let Some(named) = named else {
         return Ok(caller.workspace);
     };
-    let store = state.queue.store();
-    let found = match named.parse::<WorkspaceId>() {
-        Ok(id) => store.workspace_get(id).await?,
-        Err(_) => store.workspace_find(named).await?,
-    };
-    match found {
+    match state.queue.store().workspace_lookup(named).await? {
         Some(workspace) if caller.is_instance_admin() || workspace.id == caller.workspace => {
             Ok(workspace.id)
         }
