@@ -2,7 +2,7 @@
 //! authenticate the key, check role and workspace, take a rate-limit token,
 //! run the handler, and record the call in the audit log.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use accord_model::{ApiToken, AuditOutcome, NewAuditEntry, Permission};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -87,7 +87,7 @@ pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next:
 /// What the audit log needs of a request, taken before it is consumed.
 struct Call<'a> {
     route: &'a Route,
-    client: Option<String>,
+    client: Option<IpAddr>,
     target: Option<String>,
 }
 
@@ -109,7 +109,7 @@ impl Call<'_> {
             target: self.target.clone(),
             outcome: AuditOutcome::from_status(status),
             status,
-            client_addr: self.client.clone(),
+            client_addr: self.client.map(|ip| ip.to_string()),
             detail,
         }
     }
@@ -202,7 +202,9 @@ async fn refuse_unauthenticated(state: &ApiState, call: &Call<'_>, refusal: Refu
     if !matches!(refusal.error, ApiError::Unauthenticated(_)) {
         return refusal.error.into_response();
     }
-    let address = call.client.as_deref().unwrap_or("unknown");
+    let address = call
+        .client
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let decision = state
         .cluster
         .limiter()
@@ -238,11 +240,11 @@ fn forbidden_reason(caller: &Caller, permission: Permission) -> String {
     }
 }
 
-fn client_addr(request: &Request) -> Option<String> {
+fn client_addr(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
+        .map(|info| info.0.ip())
 }
 
 /// The `{id}` of the path, if the route has one.
