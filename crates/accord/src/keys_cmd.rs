@@ -9,7 +9,7 @@ use accord_api::auth::{hash_secret, new_token};
 use accord_client::AccordClient;
 use accord_model::{ApiKey, ApiToken, CreatedApiKey, NewApiKey, RateLimit, Role, WorkspaceId};
 use accord_store::{Store, StoredApiKey};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::Utc;
 
 use crate::cli::{ClientArgs, KeysCommand, Output, RoleArg, WorkspacesCommand};
@@ -353,13 +353,9 @@ async fn offline_store(
     data_dir: Option<PathBuf>,
     file: &FileConfig,
 ) -> Result<Arc<dyn Store>> {
+    // The same defaults as `accord serve`, so the key lands in the database
+    // the server will open (creating and migrating it if it is the first).
     let database_url = database_url.or_else(|| file.server.database_url.clone());
-    if database_url.is_none() && data_dir.is_none() && file.server.data_dir.is_none() {
-        let default = Path::new("accord-data");
-        if !default.join("accord.db").exists() {
-            bail!("--offline needs --database-url or --data-dir (no accord-data/accord.db here)");
-        }
-    }
     let data_dir = data_dir
         .or_else(|| file.server.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("accord-data"));
