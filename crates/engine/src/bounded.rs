@@ -43,7 +43,7 @@ impl Default for PageLimits {
         Self {
             max_nodes: 500_000,
             max_depth: 512,
-            max_processing: Duration::from_secs(20),
+            max_processing: Duration::from_secs(10),
             max_extracted_bytes: 1024 * 1024,
         }
     }

@@ -104,10 +104,11 @@ impl Document {
         budget: &Budget<'_>,
     ) -> Result<ExtractedValue, StepFailure> {
         let read = |element: ElementRef<'_>| -> Result<Option<String>, Exceeded> {
-            Ok(match &field.attribute {
+            let value = match &field.attribute {
                 Some(name) => element.value().attr(name).map(str::to_owned),
                 None => Some(text_of(element, budget)?),
-            })
+            };
+            Ok(value.map(storable))
         };
         let selector = field.selector.compiled();
         if field.all {
@@ -208,6 +209,16 @@ impl Document {
             .next()
             .unwrap_or_else(|| self.html.root_element());
         text_of(root, budget)
+    }
+}
+
+/// The text with any NUL replaced, as browsers do: no store can keep NUL in
+/// text, and a result the control plane refuses could never be reported.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
     }
 }
 
@@ -429,6 +440,11 @@ mod tests {
             "<p>&amp; &lt;ok&gt;</p>",
             field("p", None, false),
             one("& <ok>"),
+        );
+        check(
+            "<a title='a\0b'>x</a>",
+            field("a", Some("title"), false),
+            one("a\u{fffd}b"),
         );
         check(
             "<p>\u{a0}nbsp\u{a0}</p>",

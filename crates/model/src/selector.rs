@@ -188,8 +188,15 @@ impl Serialize for CssSelector {
 impl<'de> Deserialize<'de> for CssSelector {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let source = String::deserialize(deserializer)?;
-        Self::parse(&source)
-            .map_err(|err| serde::de::Error::custom(format_args!("invalid CSS selector: {err}")))
+        Self::parse(&source).map_err(|err| {
+            // Inside a step the error's path ends at the step, so the
+            // message quotes the selector (the start of a long one).
+            let mut shown: String = source.chars().take(40).collect();
+            if shown.len() < source.len() {
+                shown.push_str("...");
+            }
+            serde::de::Error::custom(format_args!("invalid CSS selector {shown:?}: {err}"))
+        })
     }
 }
 
@@ -285,8 +292,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&selector).unwrap(), r#""a.b""#);
         let err = serde_json::from_str::<CssSelector>(r#""a[""#).unwrap_err();
         assert!(
-            err.to_string().starts_with("invalid CSS selector: "),
+            err.to_string()
+                .starts_with(r#"invalid CSS selector "a[": "#),
             "{err}"
         );
+        let long = format!(r#""{}""#, "a".repeat(2_000));
+        let err = serde_json::from_str::<CssSelector>(&long).unwrap_err();
+        let expected = format!(
+            r#"invalid CSS selector "{}...": it is 2000 bytes"#,
+            "a".repeat(40)
+        );
+        assert!(err.to_string().starts_with(&expected), "{err}");
     }
 }

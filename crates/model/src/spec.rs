@@ -520,7 +520,7 @@ mod tests {
             &format!(
                 r#"{{"steps":[{nav},{{"action":"extract","fields":{{"x":{{"selector":"h1\u0000"}}}}}}]}}"#
             ),
-            Err("invalid CSS selector: it contains a NUL character"),
+            Err(r#"invalid CSS selector "h1\0": it contains a NUL character"#),
         );
         check(
             &format!(
