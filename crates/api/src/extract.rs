@@ -234,6 +234,73 @@ mod tests {
         assert!(err.to_string().contains(expected_message), "{body}: {err}");
     }
 
+    /// Fuzzing the worker protocol's inputs through the real extractor:
+    /// every body is accepted or refused with a 4xx, never a panic or a 5xx.
+    #[test]
+    fn worker_protocol_inputs_are_refused_with_4xx() {
+        use accord_model::{
+            ClaimRequest, CompleteRequest, FailRequest, HeartbeatRequest, ReleaseRequest,
+        };
+        use accord_test_support::fuzz::{fuzz, FuzzTarget};
+
+        async fn answer<T: DeserializeOwned>(body: Vec<u8>) -> Option<ApiError> {
+            let mut request = Request::new(axum::body::Body::from(body));
+            request.headers_mut().insert(
+                CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            request.extensions_mut().insert(BodyLimits {
+                bytes: 2 * 1024 * 1024,
+                depth: 64,
+                read_timeout: std::time::Duration::from_secs(5),
+            });
+            JsonBody::<T>::from_request(request, &()).await.err()
+        }
+
+        let target = FuzzTarget {
+            name: "worker_protocol",
+            dictionary: &[
+                r#""worker_id":"#,
+                r#""attempt":4294967296"#,
+                r#""job_id":"not-a-uuid""#,
+                r#""leases":["#,
+                r#""items":["#,
+                r#""kind":"retryable""#,
+                "\\u0000",
+                "[",
+                "{",
+                "\"",
+                "-1",
+                "1e400",
+            ],
+            max_len: 256 * 1024,
+            per_input: std::time::Duration::from_secs(5),
+        };
+        fuzz(&target, |input| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|err| err.to_string())?;
+            let input = input.to_vec();
+            let errors = runtime.block_on(async {
+                [
+                    answer::<ClaimRequest>(input.clone()).await,
+                    answer::<HeartbeatRequest>(input.clone()).await,
+                    answer::<CompleteRequest>(input.clone()).await,
+                    answer::<FailRequest>(input.clone()).await,
+                    answer::<ReleaseRequest>(input).await,
+                ]
+            });
+            for error in errors.into_iter().flatten() {
+                let (status, code) = error.status_and_code();
+                if !status.is_client_error() {
+                    return Err(format!("answered {status} {code}: {error}"));
+                }
+            }
+            Ok(())
+        });
+    }
+
     #[test]
     fn only_utf8_json_is_json() {
         for (value, expected) in [

@@ -287,6 +287,29 @@ async fn process(batch: PageBatch, stop: &CancellationToken) -> Result<BatchDone
     }
 }
 
+/// Parses a page and runs page steps (`extract`, `assert`) on it within
+/// `limits`, on the calling thread: what a job does with a page once it is
+/// fetched. For benchmarks and fuzzing; jobs go through [`HttpEngine`].
+///
+/// # Panics
+/// If `steps` holds a step that is not a page step.
+pub fn process_page(
+    body: &str,
+    status: u16,
+    steps: &[Step],
+    limits: &PageLimits,
+    stop: &AtomicBool,
+) -> Result<BTreeMap<String, ExtractedValue>, EngineError> {
+    let batch = PageBatch {
+        body: body.into(),
+        status,
+        steps: steps.to_vec(),
+        first_index: 0,
+        limits: *limits,
+    };
+    process_blocking(batch, stop).map(|done| done.extracted)
+}
+
 fn process_blocking(batch: PageBatch, cancelled: &AtomicBool) -> Result<BatchDone, EngineError> {
     let parse_started = Instant::now();
     let budget = Budget::new(&batch.limits, cancelled);

@@ -23,4 +23,4 @@ pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};
 pub use executor::Executor;
 pub use guard::RefusedTarget;
-pub use http::HttpEngine;
+pub use http::{process_page, HttpEngine};

@@ -21,6 +21,7 @@
 
 mod cluster;
 mod fixture;
+pub mod fuzz;
 mod hostile;
 mod postgres;
 mod redis;
