@@ -296,6 +296,7 @@ impl ServerSettings {
                 .or(file.max_connections)
                 .unwrap_or(defaults.max_connections)
                 .max(1),
+            ..defaults
         };
         if connections.idle_timeout <= queue.max_claim_wait {
             bail!(

@@ -41,7 +41,9 @@ use crate::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Longest time a client may take to send a request's headers, from
-    /// when the server starts waiting for them.
+    /// when the server starts waiting for them: on a new connection, or on
+    /// a kept-alive one after the previous answer (so it is also how long
+    /// an idle keep-alive connection stays open).
     pub header_read_timeout: Duration,
     /// A connection that sends and receives nothing for this long is
     /// closed. Must be longer than the longest claim wait and the event
@@ -49,6 +51,9 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Most connections open at once; more are answered `503` and closed.
     pub max_connections: usize,
+    /// Largest request head (request line and headers); a bigger one is
+    /// answered `431`.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -57,6 +62,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -74,6 +80,8 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // hyper's read buffer bounds the head; its floor is 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8 * 1024))
         .keep_alive(true);
     loop {
         let (stream, peer) = tokio::select! {

@@ -191,8 +191,17 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>], target: &FuzzTarget) -> Vec<u8> {
             // Splice in a token, or a token repeated: the deep-nesting case.
             3 | 4 if !target.dictionary.is_empty() => {
                 let token = target.dictionary[rng.below(target.dictionary.len())].as_bytes();
-                let times = if rng.below(4) == 0 { 1 + rng.below(2_000) } else { 1 };
-                let splice: Vec<u8> = token.iter().copied().cycle().take(token.len() * times).collect();
+                let times = if rng.below(4) == 0 {
+                    1 + rng.below(2_000)
+                } else {
+                    1
+                };
+                let splice: Vec<u8> = token
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(token.len() * times)
+                    .collect();
                 input.splice(at..at, splice);
             }
             // Copy a slice of this or another entry here.

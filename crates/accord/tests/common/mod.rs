@@ -130,6 +130,7 @@ impl Process {
         );
         reqwest::Client::builder()
             .default_headers(headers)
+            .pool_idle_timeout(Duration::from_secs(1))
             .build()
             .unwrap()
     }
