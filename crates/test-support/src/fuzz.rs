@@ -100,7 +100,12 @@ where
     }
     drop(inputs_tx);
     runner.join().expect("the fuzz runner ends");
-    eprintln!(
+    // The test's own report line: how much fuzzing it did, and how to repeat it.
+    #[expect(
+        clippy::print_stderr,
+        reason = "a test's report, shown by the test runner"
+    )]
+    let () = eprintln!(
         "fuzz target {}: {runs} inputs in {:?} (seed {seed})",
         target.name,
         started.elapsed()
