@@ -378,6 +378,15 @@ pub enum WorkspacesCommand {
 pub enum BenchCommand {
     /// Queue throughput and insert-to-start latency with no-op jobs, through the real API and worker protocol.
     Queue(BenchQueueArgs),
+    /// What the page bounds cost: ordinary pages through the engine's bounded processing and through a plain parse.
+    Engine(BenchEngineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEngineArgs {
+    /// Runs per page and variant; the median is reported.
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]

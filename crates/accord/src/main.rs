@@ -12,6 +12,7 @@
 mod output;
 
 mod bench;
+mod bench_engine;
 mod cli;
 mod config;
 mod jobs_cmd;
@@ -135,6 +136,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
+        Command::Bench(BenchCommand::Engine(args)) => {
+            tokio::task::spawn_blocking(move || bench_engine::engine(args)).await?
+        }
         Command::Migrate(args) => {
             let data_dir = args.data_dir.unwrap_or_else(|| "accord-data".into());
             let store = config::store_settings(args.database_url, data_dir)?;
