@@ -15,11 +15,11 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::WorkerConfig;
 use crate::control::ControlPlane;
 use crate::event::Event;
 use crate::job::{Ended, JobTask};
 use crate::report::Reporter;
-use crate::config::WorkerConfig;
 
 /// The pauses between claims while claiming fails.
 const CLAIM_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
