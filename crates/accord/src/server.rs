@@ -74,6 +74,7 @@ impl ControlPlane {
         let (recorder, audit) = AuditRecorder::start(store.clone());
         let app = router(ApiState::new(
             queue.clone(),
+            store.clone(),
             cluster.clone(),
             recorder,
             settings.api.clone(),

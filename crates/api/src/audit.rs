@@ -10,20 +10,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_model::{ApiKeyId, NewAuditEntry};
+use accord_model::{ApiKeyId, Backoff, NewAuditEntry};
 use accord_store::Store;
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 const CHANNEL: usize = 10_000;
 const BATCH: usize = 500;
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+/// The pauses between tries while the store is unavailable.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 #[derive(Debug)]
 enum Record {
     Entry(NewAuditEntry),
     Used(ApiKeyId, DateTime<Utc>),
+    /// Answered once everything sent before it is written.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Sends records to the writer task. Cheap to clone; the task ends once
@@ -44,6 +48,17 @@ impl AuditRecorder {
     pub(crate) async fn record(&self, entry: NewAuditEntry) {
         if self.tx.send(Record::Entry(entry)).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit entry was not written");
+        }
+    }
+
+    /// Waits until every entry and last-used time recorded before this call
+    /// is written (or, at shutdown, given up on). For tests and shutdown:
+    /// requests never wait on the writer.
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.tx.send(Record::Flush(done)).await.is_ok() {
+            // A writer that stopped has nothing left to write.
+            let _ = written.await;
         }
     }
 
@@ -71,6 +86,7 @@ impl Writer {
         let mut entries = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut used = HashMap::new();
+            let mut flushes = Vec::new();
             let mut next = Some(first);
             while let Some(record) = next {
                 match record {
@@ -78,6 +94,7 @@ impl Writer {
                     Record::Used(key, at) => {
                         used.insert(key, at);
                     }
+                    Record::Flush(done) => flushes.push(done),
                 }
                 next = if entries.len() < BATCH {
                     rx.try_recv().ok()
@@ -87,6 +104,9 @@ impl Writer {
             }
             self.write_entries(&mut entries, rx.is_closed()).await;
             self.touch(used).await;
+            for done in flushes {
+                let _ = done.send(());
+            }
         }
         self.write_entries(&mut entries, true).await;
     }
@@ -94,7 +114,7 @@ impl Writer {
     /// Writes the batch, retrying while the store is unavailable. Only at
     /// shutdown does it give up, after a few tries, and say how many were lost.
     async fn write_entries(&mut self, entries: &mut Vec<NewAuditEntry>, closing: bool) {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = RETRY;
         let mut tries = 0;
         while !entries.is_empty() {
             match self.store.audit_insert(entries).await {
@@ -106,9 +126,9 @@ impl Writer {
                         entries.clear();
                         return;
                     }
-                    tracing::warn!(error = %err, pending = entries.len(), "writing audit entries failed; retrying");
+                    let delay = backoff.next_delay(rand::random());
+                    tracing::warn!(error = %err, pending = entries.len(), retry_in_ms = delay.as_millis() as u64, "writing audit entries failed; retrying");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }

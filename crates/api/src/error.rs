@@ -54,11 +54,6 @@ pub enum ApiError {
     NotCancellable(String),
     #[error("{0}")]
     NotRetryable(String),
-    #[error("the worker does not hold the lease of {} job(s); the other items were applied", rejected.len())]
-    StaleLease {
-        accepted: Vec<accord_model::JobId>,
-        rejected: Vec<accord_model::JobId>,
-    },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -107,7 +102,6 @@ impl ApiError {
             Self::IdempotencyKeyReused => (S::CONFLICT, "idempotency_key_reused"),
             Self::NotCancellable(_) => (S::CONFLICT, "job_not_cancellable"),
             Self::NotRetryable(_) => (S::CONFLICT, "job_not_retryable"),
-            Self::StaleLease { .. } => (S::CONFLICT, "stale_lease"),
             Self::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             Self::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate_limited"),
@@ -123,18 +117,11 @@ impl ApiError {
 
     pub fn body(&self) -> ErrorBody {
         let (_, code) = self.status_and_code();
-        let details = match self {
-            Self::StaleLease { accepted, rejected } => Some(serde_json::json!({
-                "accepted": accepted,
-                "rejected": rejected,
-            })),
-            _ => None,
-        };
         ErrorBody {
             error: ErrorDetail {
                 code: code.to_owned(),
                 message: self.to_string(),
-                details,
+                details: None,
             },
         }
     }
@@ -156,9 +143,6 @@ impl From<QueueError> for ApiError {
             QueueError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             err @ QueueError::NotCancellable { .. } => Self::NotCancellable(err.to_string()),
             err @ QueueError::NotRetryable { .. } => Self::NotRetryable(err.to_string()),
-            QueueError::StaleLease { accepted, rejected } => {
-                Self::StaleLease { accepted, rejected }
-            }
             QueueError::Store(err) => err.into(),
         }
     }

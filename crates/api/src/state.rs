@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use accord_cluster::Cluster;
 use accord_queue::Queue;
+use accord_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditRecorder;
@@ -46,12 +47,14 @@ impl Default for ApiConfig {
     }
 }
 
-/// Handles shared by the handlers: the queue, shared cluster state (rate
-/// limits, event fan-out), the audit recorder, the config, and the
-/// shutdown signal that ends waiting claims early.
+/// Handles shared by the handlers: the queue (the job lifecycle), the
+/// store (for what is not a job: workspaces, keys, the audit log, health),
+/// shared cluster state (rate limits, event fan-out), the audit recorder,
+/// the config, and the shutdown signal that ends waiting claims early.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub queue: Queue,
+    pub store: Arc<dyn Store>,
     pub cluster: Cluster,
     pub audit: AuditRecorder,
     pub config: Arc<ApiConfig>,
@@ -63,6 +66,7 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(
         queue: Queue,
+        store: Arc<dyn Store>,
         cluster: Cluster,
         audit: AuditRecorder,
         config: ApiConfig,
@@ -70,6 +74,7 @@ impl ApiState {
     ) -> Self {
         Self {
             queue,
+            store,
             cluster,
             audit,
             config: Arc::new(config),

@@ -28,6 +28,8 @@ const UNLIMITED: RateLimit = RateLimit {
 struct Harness {
     store: Arc<dyn Store>,
     app: Router,
+    /// The recorder of `app`: [`AuditRecorder::flush`] waits for its writes.
+    audit: AuditRecorder,
     queue: Queue,
     other: Workspace,
     _dir: tempfile::TempDir,
@@ -52,10 +54,11 @@ impl Harness {
             QueueConfig::default(),
             Arc::new(QueueMetrics::new()),
         );
-        let app = replica(&queue, config);
+        let (app, audit) = replica_with_audit(&queue, &store, config);
         Harness {
             store,
             app,
+            audit,
             queue,
             other,
             _dir: dir,
@@ -108,15 +111,26 @@ impl Harness {
 }
 
 /// Another router on the same store and queue: what a second replica is.
-fn replica(queue: &Queue, config: ApiConfig) -> Router {
-    let (audit, _task) = AuditRecorder::start(queue.store().clone());
-    router(ApiState::new(
+fn replica(queue: &Queue, store: &Arc<dyn Store>, config: ApiConfig) -> Router {
+    replica_with_audit(queue, store, config).0
+}
+
+/// A replica and its audit recorder, to wait for what it wrote.
+fn replica_with_audit(
+    queue: &Queue,
+    store: &Arc<dyn Store>,
+    config: ApiConfig,
+) -> (Router, AuditRecorder) {
+    let (audit, _task) = AuditRecorder::start(store.clone());
+    let app = router(ApiState::new(
         queue.clone(),
+        store.clone(),
         Cluster::local(),
-        audit,
+        audit.clone(),
         config,
         CancellationToken::new(),
-    ))
+    ));
+    (app, audit)
 }
 
 #[derive(Debug)]
@@ -481,7 +495,7 @@ async fn another_workspace_sees_nothing_of_this_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_and_expired_keys_stop_working_at_once_on_every_replica() {
     let h = Harness::start(ApiConfig::default()).await;
-    let second_replica = replica(&h.queue, ApiConfig::default());
+    let second_replica = replica(&h.queue, &h.store, ApiConfig::default());
     let admin = h.key(WorkspaceId::DEFAULT, Role::Admin, UNLIMITED).await;
     let created = h
         .call(
@@ -682,7 +696,7 @@ async fn cors_is_off_by_default_and_security_headers_are_always_set() {
         cors_origins: vec!["https://ui.example".to_owned()],
         ..ApiConfig::default()
     };
-    let app = replica(&h.queue, config);
+    let app = replica(&h.queue, &h.store, config);
     let preflight = |origin: &str| {
         Request::builder()
             .method("OPTIONS")
@@ -744,21 +758,12 @@ async fn the_audit_log_records_changes_and_failures_without_secrets() {
     let secret = created.body["token"].as_str().unwrap().to_owned();
     h.call("GET", "/api/v1/jobs", Some(&viewer), None).await;
 
-    // Entries are written in the background: wait for the last one.
-    let mut page = Value::Null;
-    for _ in 0..100 {
-        page = h
-            .call("GET", "/api/v1/audit", Some(&admin), None)
-            .await
-            .body;
-        if page["items"]
-            .as_array()
-            .is_some_and(|items| items.len() >= 5)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // Entries are written in the background: wait until they are.
+    h.audit.flush().await;
+    let page = h
+        .call("GET", "/api/v1/audit", Some(&admin), None)
+        .await
+        .body;
     let items = page["items"].as_array().unwrap();
     let actions: Vec<(&str, &str)> = items
         .iter()
@@ -815,21 +820,15 @@ async fn the_audit_log_records_changes_and_failures_without_secrets() {
     assert_eq!(bad.code(), "invalid_query");
     // The keys' last use was recorded (in the background, too).
     let operator_id = operator.parse::<accord_model::ApiToken>().unwrap().id;
-    let mut used = Value::Null;
-    for _ in 0..100 {
-        let keys = h.call("GET", "/api/v1/keys", Some(&admin), None).await.body;
-        used = keys["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|key| key["id"] == json!(operator_id))
-            .unwrap()["last_used_at"]
-            .clone();
-        if used.is_string() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    h.audit.flush().await;
+    let keys = h.call("GET", "/api/v1/keys", Some(&admin), None).await.body;
+    let used = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == json!(operator_id))
+        .unwrap()["last_used_at"]
+        .clone();
     assert!(used.is_string(), "last use of the operator key: {used}");
 
     // Another workspace's admin sees none of it.

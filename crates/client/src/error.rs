@@ -1,6 +1,6 @@
 //! Client errors: what the server said, or why it could not be asked.
 
-use accord_model::{ErrorBody, JobId};
+use accord_model::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -70,20 +70,6 @@ impl ClientError {
                 matches!(status, 429 | 502 | 503 | 504)
             }
             Self::BaseUrl(_) => false,
-        }
-    }
-
-    /// For a `stale_lease` answer: the jobs whose reports were refused.
-    pub fn stale_jobs(&self) -> Option<Vec<JobId>> {
-        match self {
-            Self::Api {
-                code,
-                details: Some(details),
-                ..
-            } if code == "stale_lease" => {
-                serde_json::from_value(details.get("rejected")?.clone()).ok()
-            }
-            _ => None,
         }
     }
 }

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use accord_model::Backoff;
+
 /// The key prefix when none is configured.
 pub const DEFAULT_KEY_PREFIX: &str = "accord:";
 
@@ -17,6 +19,10 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_millis(250);
 /// While Redis answers, the prober checks it this often, so `/ready` notices
 /// an outage even when no request does.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// The reconnect delays of the background tasks (the prober and the
+/// subscriber) while Redis is down: from 100 ms up to 2 s.
+pub(crate) const RECONNECT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 #[derive(Clone)]
 pub struct ClusterConfig {

@@ -18,8 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tracing::debug;
 
-use crate::backoff::Backoff;
-use crate::config::{PROBE_INTERVAL, REQUEST_TIMEOUT};
+use crate::config::{PROBE_INTERVAL, RECONNECT_BACKOFF, REQUEST_TIMEOUT};
 use crate::health::Part;
 use crate::link::{CommandError, Link, RedisHandle};
 
@@ -165,7 +164,7 @@ async fn subscribe_loop(
     let channel = link.key(CHANNEL);
     // `connect` waits for this, so it is sent once the health is recorded.
     let mut first_attempt = Some(first_attempt);
-    let mut backoff = Backoff::new();
+    let mut backoff = RECONNECT_BACKOFF;
     loop {
         let lost = match subscribe(&link.client, &channel).await {
             Ok(pubsub) => {
@@ -178,7 +177,7 @@ async fn subscribe_loop(
         };
         link.health.record_down(Part::Events, &lost);
         first_attempt_done(&mut first_attempt);
-        tokio::time::sleep(backoff.next_delay()).await;
+        tokio::time::sleep(backoff.next_delay(rand::random())).await;
     }
 }
 

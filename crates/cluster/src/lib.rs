@@ -21,7 +21,6 @@
 //! Does not choose keys or limits (the api does), and never writes anything
 //! that must agree with the database. Needs Redis 5 or newer; no TLS.
 
-mod backoff;
 mod bucket;
 mod cluster;
 mod config;

@@ -11,9 +11,8 @@
 
 use std::sync::Arc;
 
-use crate::backoff::Backoff;
 use crate::bucket::BucketConfig;
-use crate::config::PROBE_INTERVAL;
+use crate::config::{PROBE_INTERVAL, RECONNECT_BACKOFF};
 use crate::health::Part;
 use crate::link::Link;
 use crate::redis_bucket::redis_bucket_take;
@@ -36,13 +35,13 @@ pub(crate) async fn probe_once(link: &Link) {
 
 pub(crate) async fn probe_loop(link: Arc<Link>) {
     let mut health = link.health.subscribe();
-    let mut backoff = Backoff::new();
+    let mut backoff = RECONNECT_BACKOFF;
     loop {
         let delay = if health.borrow_and_update().commands_up() {
             backoff.reset();
             PROBE_INTERVAL
         } else {
-            backoff.next_delay()
+            backoff.next_delay(rand::random())
         };
         tokio::select! {
             () = tokio::time::sleep(delay) => probe_once(&link).await,

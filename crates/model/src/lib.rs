@@ -1,14 +1,16 @@
 //! Accord's domain model: the types every other crate speaks.
 //!
 //! Owns ids, the job specification (`NewJob`, `Step`), job states and their
-//! meaning, results and errors, job events, the retry policy, the worker
-//! protocol messages and the clock abstraction.
+//! meaning, results and errors, job events, the retry policy, the backoff
+//! of background retries, the worker protocol messages and the clock
+//! abstraction.
 //!
 //! Deliberately does not do IO: no database, no network, no file system.
 //! Values are validated when they are parsed (at the API boundary) so the rest
 //! of the system can trust them.
 
 mod auth;
+mod backoff;
 mod clock;
 mod event;
 mod ids;
@@ -26,13 +28,15 @@ pub use auth::{
     AuditPage, CreatedApiKey, NewApiKey, NewAuditEntry, NewWorkspace, Permission, RateLimit, Role,
     WorkerScope, Workspace, WorkspaceList,
 };
+pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EventKind, JobEvent};
 pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
 pub use job::{Job, JobState, Priority};
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, FailItem, FailRequest,
-    HeartbeatRequest, HeartbeatResponse, LeaseRef, ReleaseRequest, ReportResponse,
+    HeartbeatRequest, HeartbeatResponse, LeaseRef, RejectReason, RejectedItem, ReleaseRequest,
+    ReportResponse,
 };
 pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
 pub use retry::RetryPolicy;

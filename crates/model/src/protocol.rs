@@ -134,11 +134,80 @@ pub struct ReleaseRequest {
     pub leases: Vec<LeaseRef>,
 }
 
-/// The answer to complete, fail and release when every item was accepted.
-/// When any item's lease was stale the answer is `409 stale_lease` instead,
-/// naming the rejected jobs; the other items were applied all the same.
+/// The answer to complete, fail and release: which items were applied and
+/// which were refused. A refused item is data, not an error: the call
+/// answers 200 and the other items were applied all the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportResponse {
     pub accepted: Vec<JobId>,
+    pub rejected: Vec<RejectedItem>,
+}
+
+/// An item of a report that changed nothing, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedItem {
+    pub job_id: JobId,
+    pub reason: RejectReason,
+}
+
+/// Why a report's item was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The worker does not hold this lease (any more): it expired and went
+    /// to another attempt, the job was cancelled or already finished, the
+    /// token is wrong, or the job is not one this worker's key may see.
+    StaleLease,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StaleLease => "stale_lease",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ReportResponse {
+    /// Refuses these jobs as stale leases and accepts the rest.
+    pub fn new(accepted: Vec<JobId>, stale: Vec<JobId>) -> Self {
+        let rejected = stale
+            .into_iter()
+            .map(|job_id| RejectedItem {
+                job_id,
+                reason: RejectReason::StaleLease,
+            })
+            .collect();
+        Self { accepted, rejected }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_answer_names_each_rejected_job_with_its_reason() {
+        let accepted = JobId::new();
+        let stale = JobId::new();
+        let answer = ReportResponse::new(vec![accepted], vec![stale]);
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "accepted": [accepted.to_string()],
+                "rejected": [{"job_id": stale.to_string(), "reason": "stale_lease"}],
+            })
+        );
+        let back: ReportResponse = serde_json::from_value(json).unwrap();
+        assert_eq!(back, answer);
+    }
 }

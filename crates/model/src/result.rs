@@ -17,13 +17,19 @@ pub enum ExtractedValue {
 /// Where the time of a run went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+// Not utoipa's `int64` for a u64 (nor `int32` for a u32, below): the
+// document would refuse values the API accepts.
 pub struct Timings {
+    #[schema(format = "uint64")]
     pub total_ms: u64,
     /// Network time of all `navigate` steps (request to last body byte).
+    #[schema(format = "uint64")]
     pub fetch_ms: u64,
     /// Parsing, extraction and checks.
+    #[schema(format = "uint64")]
     pub process_ms: u64,
     /// Time of each step, in step order.
+    #[schema(format = "uint64")]
     pub steps_ms: Vec<u64>,
 }
 
@@ -77,6 +83,7 @@ pub struct JobError {
     pub message: String,
     /// Index of the step that failed, when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
     pub step: Option<u32>,
 }
 

@@ -105,7 +105,7 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
-    /// Extra structured context for some codes (e.g. `stale_lease`).
+    /// Extra structured context; reserved for codes that need it (none today).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,

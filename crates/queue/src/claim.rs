@@ -4,15 +4,33 @@
 use std::time::Duration;
 
 use accord_model::{
-    ClaimRequest, ClaimedJob, CompleteItem, FailItem, HeartbeatResponse, JobId, JobState, LeaseRef,
-    WorkerId, WorkerScope,
+    ClaimRequest, ClaimedJob, CompleteItem, FailItem, HeartbeatResponse, JobState, LeaseRef,
+    ReportResponse, WorkerId, WorkerScope,
 };
 use accord_store::{ClaimParams, FailParams, ReportOutcome, Transition};
 use rand::Rng;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::metrics::{EngineLabels, OutcomeLabels, QueueLabels};
 use crate::{Queue, QueueError};
+
+/// Counts a claim as waiting for as long as it lives (a claim may be
+/// dropped while it waits, when its caller goes away).
+struct WaitingClaim<'a>(&'a watch::Sender<usize>);
+
+impl<'a> WaitingClaim<'a> {
+    fn new(waiting: &'a watch::Sender<usize>) -> Self {
+        waiting.send_modify(|n| *n += 1);
+        Self(waiting)
+    }
+}
+
+impl Drop for WaitingClaim<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
 
 /// Why a transition happened, for metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +84,7 @@ impl Queue {
                 let until_due = (due - self.now()).to_std().unwrap_or(Duration::ZERO);
                 nap = nap.min(until_due.max(Duration::from_millis(1)));
             }
+            let _waiting = WaitingClaim::new(&self.inner.waiting);
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(nap) => {}
@@ -112,21 +131,21 @@ impl Queue {
         &self,
         worker: &WorkerId,
         items: &[CompleteItem],
-    ) -> Result<Vec<JobId>, QueueError> {
+    ) -> Result<ReportResponse, QueueError> {
         self.saw_worker(worker);
         let outcomes = self
             .inner
             .store
             .job_complete_if_leased(worker, items, self.now())
             .await?;
-        self.settle(outcomes)
+        Ok(self.settle(outcomes))
     }
 
     pub async fn fail(
         &self,
         worker: &WorkerId,
         items: Vec<FailItem>,
-    ) -> Result<Vec<JobId>, QueueError> {
+    ) -> Result<ReportResponse, QueueError> {
         self.saw_worker(worker);
         let jitter = {
             let mut rng = rand::thread_rng();
@@ -142,14 +161,14 @@ impl Queue {
         // Waiting claims recompute when the next job falls due, so a short
         // retry delay is honoured instead of the polling backstop.
         self.wake_claimers();
-        self.settle(outcomes)
+        Ok(self.settle(outcomes))
     }
 
     pub async fn release(
         &self,
         worker: &WorkerId,
         leases: &[LeaseRef],
-    ) -> Result<Vec<JobId>, QueueError> {
+    ) -> Result<ReportResponse, QueueError> {
         let outcomes = self
             .inner
             .store
@@ -157,11 +176,12 @@ impl Queue {
             .await?;
         let released = self.settle(outcomes);
         self.wake_claimers();
-        released
+        Ok(released)
     }
 
-    /// Records metrics for applied transitions and turns stale items into an error.
-    fn settle(&self, outcomes: Vec<ReportOutcome>) -> Result<Vec<JobId>, QueueError> {
+    /// Records metrics for applied transitions and sorts the items into
+    /// accepted and rejected: a stale item is part of the answer, not an error.
+    fn settle(&self, outcomes: Vec<ReportOutcome>) -> ReportResponse {
         let now = self.now();
         let mut accepted = Vec::with_capacity(outcomes.len());
         let mut rejected = Vec::new();
@@ -177,11 +197,7 @@ impl Queue {
                 }
             }
         }
-        if rejected.is_empty() {
-            Ok(accepted)
-        } else {
-            Err(QueueError::StaleLease { accepted, rejected })
-        }
+        ReportResponse::new(accepted, rejected)
     }
 
     pub(crate) fn record_transition(

@@ -17,12 +17,6 @@ pub enum QueueError {
     NotCancellable { id: JobId, state: JobState },
     #[error("job {id} is {state}; only dead or cancelled jobs can be retried")]
     NotRetryable { id: JobId, state: JobState },
-    /// Some reported leases were not held by the worker; the others were applied.
-    #[error("stale lease for {} job(s)", rejected.len())]
-    StaleLease {
-        accepted: Vec<JobId>,
-        rejected: Vec<JobId>,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

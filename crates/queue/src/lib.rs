@@ -2,7 +2,7 @@
 //!
 //! Owns the rules that are not SQL: validation and target policy at
 //! enqueue, long-polling claims that wake within milliseconds of an insert,
-//! backoff jitter, turning stale reports into errors, the reaper and the
+//! backoff jitter, sorting reports into accepted and rejected items, the reaper and the
 //! retention pruner, and the queue's metrics. The one retry policy of the
 //! system lives here; handlers never retry or sleep on their own.
 //!

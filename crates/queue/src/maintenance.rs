@@ -2,7 +2,9 @@
 //! the pruner (retention of finished jobs). One loop owns both.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use accord_model::Backoff;
 use accord_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
@@ -132,7 +134,7 @@ impl Queue {
     /// the database says jobs became claimable. Returns at once for a
     /// single-process store; reconnects with a pause after errors.
     pub async fn run_wakeup_listener(&self, shutdown: CancellationToken) {
-        let mut pause = std::time::Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let subscribed = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -142,16 +144,16 @@ impl Queue {
                 Ok(Some(wakeups)) => wakeups,
                 Ok(None) => return,
                 Err(err) => {
+                    let pause = backoff.next_delay(rand::random());
                     tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "cannot listen for wake-ups; polling meanwhile");
                     tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(pause) => {}
                     }
-                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
                     continue;
                 }
             };
-            pause = std::time::Duration::from_millis(200);
+            backoff.reset();
             loop {
                 let next = tokio::select! {
                     () = shutdown.cancelled() => return,

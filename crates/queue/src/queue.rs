@@ -8,7 +8,7 @@ use std::time::Instant;
 use accord_cluster::{EventBus, JobNotice};
 use accord_model::{Clock, Job, JobEvent, JobId, JobState, WorkerId, WorkspaceId};
 use accord_store::{CancelOutcome, JobFilter, QueueStats, RetryOutcome, Store};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::{QueueConfig, QueueError, QueueMetrics};
 
@@ -26,6 +26,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<QueueMetrics>,
     /// Woken whenever jobs may have become claimable, so waiting claims look again.
     pub(crate) wake: Notify,
+    /// How many claims are waiting for a wake-up right now.
+    pub(crate) waiting: watch::Sender<usize>,
     /// When each worker was last heard from: a plain cache for the worker gauge.
     pub(crate) workers_seen: Mutex<HashMap<WorkerId, Instant>>,
     /// Whether this process currently runs the background duties.
@@ -50,6 +52,7 @@ impl Queue {
                 config,
                 metrics,
                 wake: Notify::new(),
+                waiting: watch::Sender::new(0),
                 workers_seen: Mutex::new(HashMap::new()),
                 leading: AtomicBool::new(false),
                 events: EventBus::local(),
@@ -75,10 +78,6 @@ impl Queue {
         self.inner.events.publish(JobNotice { job_id, state });
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
     pub fn metrics(&self) -> &Arc<QueueMetrics> {
         &self.inner.metrics
     }
@@ -89,6 +88,13 @@ impl Queue {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.inner.clock.now()
+    }
+
+    /// How many claims are waiting for jobs right now (registered for
+    /// wake-ups, after looking at the store and finding nothing): a signal
+    /// that lets a caller, such as a test, act once a claim is waiting.
+    pub fn claims_waiting(&self) -> watch::Receiver<usize> {
+        self.inner.waiting.subscribe()
     }
 
     /// Tells waiting claims that jobs may have become claimable. Called after

@@ -52,14 +52,12 @@ impl JobTask {
         let outcome = tokio::select! {
             outcome = &mut run => Ok(outcome),
             () = self.stop.cancelled() => {
-                halt.cancel();
-                let _ = run.await;
+                halt_and_wait(&halt, run).await;
                 tracing::info!("job stopped: cancelled, lease lost, or worker shutting down");
                 return Ended::Stopped;
             }
             () = tokio::time::sleep(timeout) => {
-                halt.cancel();
-                let _ = run.await;
+                halt_and_wait(&halt, run).await;
                 Err(())
             }
         };
@@ -105,5 +103,26 @@ impl JobTask {
             error,
         };
         self.reporter.report(Outcome::Fail(item));
+    }
+}
+
+/// How long a stopped run may take to end before the worker says so.
+const HALT_WARNING: Duration = Duration::from_secs(5);
+
+/// Tells the run to stop and waits until it has: the slot stays taken until
+/// then. An engine keeps its promise to end promptly (see `Executor`); one
+/// that does not is named in the log, and still waited for.
+async fn halt_and_wait<F: std::future::Future>(
+    halt: &CancellationToken,
+    run: std::pin::Pin<&mut F>,
+) {
+    halt.cancel();
+    let mut run = run;
+    tokio::select! {
+        _ = &mut run => {}
+        () = tokio::time::sleep(HALT_WARNING) => {
+            tracing::warn!(waited_s = HALT_WARNING.as_secs(), "the engine has not stopped a halted run yet; its slot stays taken until it does");
+            run.await;
+        }
     }
 }

@@ -5,12 +5,21 @@
 //! fencing token.
 //!
 //! It never touches the database: the same code runs inside `accord up` and
-//! as a separate `accord worker --server URL` process.
+//! as a separate `accord worker --server URL` process. It reaches the
+//! control plane only through [`ControlPlane`], which
+//! [`AccordClient`](accord_client::AccordClient) implements.
+//!
+//! Modules, each depending only on those listed after it: `run_loop` (the
+//! loop and its state), `job` (one job's run), `report` (the batching
+//! reporter), `event` (the loop's messages), `control` (the boundary).
 
 mod config;
+mod control;
+mod event;
 mod job;
 mod report;
 mod run_loop;
 
 pub use config::WorkerConfig;
+pub use control::ControlPlane;
 pub use run_loop::Worker;

@@ -7,16 +7,25 @@
 //! jobs as the batch freed instead of one at a time.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use accord_client::{AccordClient, ClientError};
-use accord_model::{CompleteItem, CompleteRequest, FailItem, FailRequest, JobId, WorkerId};
+use accord_client::ClientError;
+use accord_model::{
+    Backoff, CompleteItem, CompleteRequest, FailItem, FailRequest, JobId, ReportResponse, WorkerId,
+};
 use tokio::sync::mpsc;
 
-use crate::run_loop::Event;
+use crate::control::ControlPlane;
+use crate::event::Event;
 
 /// The most outcomes sent in one call.
-const MAX_BATCH: usize = 500;
+pub(crate) const MAX_BATCH: usize = 500;
+/// Tries of one report call before giving up: with [`RETRY`], about a
+/// minute, after which the leases have expired anyway.
+const TRIES: usize = 15;
+/// The pauses between tries while the server is unreachable or overloaded.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// A finished attempt to report.
 #[derive(Debug)]
@@ -44,7 +53,7 @@ impl Reporter {
     /// Starts the reporter task; it ends when every handle is dropped. It
     /// sends [`Event::Reported`] to the run loop after each batch.
     pub(crate) fn spawn(
-        client: AccordClient,
+        client: Arc<dyn ControlPlane>,
         worker_id: WorkerId,
         events: mpsc::UnboundedSender<Event>,
     ) -> Self {
@@ -65,7 +74,7 @@ impl Reporter {
 }
 
 async fn run(
-    client: AccordClient,
+    client: Arc<dyn ControlPlane>,
     worker_id: WorkerId,
     mut inbox: mpsc::UnboundedReceiver<Outcome>,
     events: mpsc::UnboundedSender<Event>,
@@ -108,27 +117,26 @@ async fn run(
 
 /// Sends a report, retrying while the server is unreachable or overloaded,
 /// for about a minute; after that the leases have expired and the reaper
-/// will run the jobs again, so giving up loses nothing.
-async fn send<F, Fut, T>(call: F)
+/// will run the jobs again, so giving up loses nothing. Items the server
+/// refused (their lease is no longer this worker's) are logged and dropped.
+async fn send<F, Fut>(call: F)
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, ClientError>>,
+    Fut: Future<Output = Result<ReportResponse, ClientError>>,
 {
-    let mut delay = Duration::from_millis(100);
-    for _ in 0..15 {
+    let mut backoff = RETRY;
+    for _ in 0..TRIES {
         match call().await {
-            Ok(_) => return,
-            Err(err) if err.code() == Some("stale_lease") => {
-                let stale = err.stale_jobs().unwrap_or_default();
-                for job_id in stale {
-                    tracing::info!(%job_id, "report refused: this worker no longer holds the lease");
+            Ok(answer) => {
+                for item in answer.rejected {
+                    tracing::info!(job_id = %item.job_id, reason = %item.reason, "report refused: this worker no longer holds the lease");
                 }
                 return;
             }
             Err(err) if err.is_retryable() => {
+                let delay = backoff.next_delay(rand::random());
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "report failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => {
                 tracing::error!(error = %err, "report refused by the server");

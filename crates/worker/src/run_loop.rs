@@ -6,30 +6,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_client::{AccordClient, ClientError};
 use accord_engine::Executor;
 use accord_model::{
-    ClaimRequest, ClaimedJob, HeartbeatRequest, HeartbeatResponse, JobId, LeaseRef, ReleaseRequest,
+    Backoff, ClaimRequest, ClaimedJob, HeartbeatRequest, JobId, LeaseRef, ReleaseRequest,
 };
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::WorkerConfig;
+use crate::control::ControlPlane;
+use crate::event::Event;
 use crate::job::{Ended, JobTask};
 use crate::report::Reporter;
-use crate::WorkerConfig;
 
-/// What the loop reacts to.
-#[derive(Debug)]
-pub(crate) enum Event {
-    Claimed(Result<Vec<ClaimedJob>, ClientError>),
-    Heartbeat(Result<HeartbeatResponse, ClientError>),
-    /// The reporter is done with these jobs' outcomes (delivered, refused or
-    /// given up on): their slots are free.
-    Reported(Vec<JobId>),
-    /// A job stopped before it finished, so nothing will be reported.
-    Stopped(JobId),
-}
+/// The pauses between claims while claiming fails.
+const CLAIM_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 
 #[derive(Debug)]
 struct Running {
@@ -37,31 +30,68 @@ struct Running {
     stop: CancellationToken,
 }
 
+/// Where the worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Claiming and running jobs.
+    Working,
+    /// Shutdown was asked for: no new claims; running jobs may finish until
+    /// `grace_over`.
+    Draining { grace_over: Instant },
+    /// The grace period is over: the jobs still running were stopped and
+    /// their leases given back; the loop ends once their tasks have ended.
+    Released,
+}
+
 /// Everything the loop owns between events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
+    phase: Phase,
     running: HashMap<JobId, Running>,
     /// The claim under way, if any; aborted on shutdown so an idle worker
     /// stops at once instead of waiting out its long-poll.
-    claiming: Option<tokio::task::AbortHandle>,
-    heartbeating: bool,
-    claim_backoff: Duration,
-    stopping_at: Option<Instant>,
-    released_on_stop: bool,
+    claiming: Option<AbortHandle>,
+    /// Wait this long before the next claim (zero after a success).
+    claim_delay: Duration,
+    claim_backoff: Backoff,
+    /// The heartbeat under way, if any: one at a time.
+    heartbeating: Option<AbortHandle>,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            phase: Phase::Working,
+            running: HashMap::new(),
+            claiming: None,
+            claim_delay: Duration::ZERO,
+            claim_backoff: CLAIM_RETRY,
+            heartbeating: None,
+        }
+    }
+
+    fn leases(&self) -> Vec<LeaseRef> {
+        self.running.values().map(|job| job.lease).collect()
+    }
 }
 
 /// A worker bound to one control plane and one executor.
 #[derive(Debug)]
 pub struct Worker {
-    client: AccordClient,
+    client: Arc<dyn ControlPlane>,
     executor: Arc<dyn Executor>,
     config: WorkerConfig,
 }
 
 impl Worker {
-    pub fn new(client: AccordClient, executor: Arc<dyn Executor>, config: WorkerConfig) -> Self {
+    /// `client` is usually an [`AccordClient`](accord_client::AccordClient).
+    pub fn new(
+        client: impl ControlPlane + 'static,
+        executor: Arc<dyn Executor>,
+        config: WorkerConfig,
+    ) -> Self {
         Self {
-            client,
+            client: Arc::new(client),
             executor,
             config,
         }
@@ -72,32 +102,39 @@ impl Worker {
     /// those that did not.
     pub async fn run(self, shutdown: CancellationToken) {
         let config = &self.config;
-        tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.base_url(), "worker started");
+        tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.describe(), "worker started");
         let (events, mut inbox) = mpsc::unbounded_channel();
         let reporter = Reporter::spawn(
             self.client.clone(),
             config.worker_id.clone(),
             events.clone(),
         );
-        let mut state = State::default();
+        let mut state = State::new();
         let mut ticker = tokio::time::interval(config.heartbeat_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
             let free = config.concurrency.saturating_sub(state.running.len());
-            if state.stopping_at.is_none() && state.claiming.is_none() && free > 0 {
-                state.claiming = Some(self.spawn_claim(free, state.claim_backoff, events.clone()));
+            match state.phase {
+                Phase::Working if state.claiming.is_none() && free > 0 => {
+                    state.claiming =
+                        Some(self.spawn_claim(free, state.claim_delay, events.clone()));
+                }
+                Phase::Draining { .. } | Phase::Released
+                    if state.claiming.is_none() && state.running.is_empty() =>
+                {
+                    break;
+                }
+                _ => {}
             }
-            if state.stopping_at.is_some() && state.claiming.is_none() && state.running.is_empty() {
-                break;
-            }
-            let grace_over = state
-                .stopping_at
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let grace_over = match state.phase {
+                Phase::Draining { grace_over } if !state.running.is_empty() => Some(grace_over),
+                _ => None,
+            };
             tokio::select! {
-                () = shutdown.cancelled(), if state.stopping_at.is_none() => {
+                () = shutdown.cancelled(), if state.phase == Phase::Working => {
                     tracing::info!(running = state.running.len(), "worker stopping: no new claims");
-                    state.stopping_at = Some(Instant::now() + config.shutdown_grace);
+                    state.phase = Phase::Draining { grace_over: Instant::now() + config.shutdown_grace };
                     // A claim dropped between the server's commit and its
                     // answer leaves jobs leased to nobody until the lease
                     // expires; the reaper then requeues them. Rare, and
@@ -106,9 +143,9 @@ impl Worker {
                         claim.abort();
                     }
                 }
-                () = tokio::time::sleep_until(grace_over), if state.stopping_at.is_some() && !state.released_on_stop && !state.running.is_empty() => {
-                    state.released_on_stop = true;
-                    let leases: Vec<LeaseRef> = state.running.values().map(|r| r.lease).collect();
+                () = sleep_until(grace_over), if grace_over.is_some() => {
+                    state.phase = Phase::Released;
+                    let leases = state.leases();
                     tracing::warn!(jobs = leases.len(), "grace period over: stopping jobs and giving their leases back");
                     for job in state.running.values() {
                         job.stop.cancel();
@@ -116,9 +153,8 @@ impl Worker {
                     self.release(leases).await;
                 }
                 _ = ticker.tick() => {
-                    if !state.heartbeating && !state.running.is_empty() {
-                        state.heartbeating = true;
-                        self.spawn_heartbeat(state.running.values().map(|r| r.lease).collect(), events.clone());
+                    if state.heartbeating.is_none() && !state.running.is_empty() {
+                        state.heartbeating = Some(self.spawn_heartbeat(state.leases(), events.clone()));
                     }
                 }
                 Some(event) = inbox.recv() => {
@@ -131,6 +167,9 @@ impl Worker {
                     }
                 }
             }
+        }
+        if let Some(heartbeat) = state.heartbeating.take() {
+            heartbeat.abort();
         }
         tracing::info!(worker_id = %config.worker_id, "worker stopped");
     }
@@ -145,8 +184,9 @@ impl Worker {
         match event {
             Event::Claimed(Ok(jobs)) => {
                 state.claiming = None;
-                state.claim_backoff = Duration::ZERO;
-                if state.stopping_at.is_some() {
+                state.claim_delay = Duration::ZERO;
+                state.claim_backoff.reset();
+                if state.phase != Phase::Working {
                     self.release(jobs.iter().map(ClaimedJob::lease).collect())
                         .await;
                     return;
@@ -165,12 +205,11 @@ impl Worker {
             }
             Event::Claimed(Err(err)) => {
                 state.claiming = None;
-                state.claim_backoff = (state.claim_backoff * 2)
-                    .clamp(Duration::from_millis(250), Duration::from_secs(5));
-                tracing::warn!(error = %err, retry_in_ms = state.claim_backoff.as_millis() as u64, "claim failed");
+                state.claim_delay = state.claim_backoff.next_delay(rand::random());
+                tracing::warn!(error = %err, retry_in_ms = state.claim_delay.as_millis() as u64, "claim failed");
             }
             Event::Heartbeat(Ok(answer)) => {
-                state.heartbeating = false;
+                state.heartbeating = None;
                 for id in answer.cancelled.iter().chain(&answer.lost) {
                     if let Some(job) = state.running.get(id) {
                         let why = if answer.cancelled.contains(id) {
@@ -184,7 +223,7 @@ impl Worker {
                 }
             }
             Event::Heartbeat(Err(err)) => {
-                state.heartbeating = false;
+                state.heartbeating = None;
                 tracing::warn!(error = %err, "heartbeat failed; leases may expire if this goes on");
             }
             Event::Reported(ids) => {
@@ -203,7 +242,7 @@ impl Worker {
         free: usize,
         backoff: Duration,
         events: mpsc::UnboundedSender<Event>,
-    ) -> tokio::task::AbortHandle {
+    ) -> AbortHandle {
         let client = self.client.clone();
         let request = ClaimRequest {
             worker_id: self.config.worker_id.clone(),
@@ -221,7 +260,11 @@ impl Worker {
         .abort_handle()
     }
 
-    fn spawn_heartbeat(&self, leases: Vec<LeaseRef>, events: mpsc::UnboundedSender<Event>) {
+    fn spawn_heartbeat(
+        &self,
+        leases: Vec<LeaseRef>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> AbortHandle {
         let client = self.client.clone();
         let request = HeartbeatRequest {
             worker_id: self.config.worker_id.clone(),
@@ -230,7 +273,8 @@ impl Worker {
         tokio::spawn(async move {
             let answer = client.heartbeat(&request).await;
             let _ = events.send(Event::Heartbeat(answer));
-        });
+        })
+        .abort_handle()
     }
 
     fn spawn_job(
@@ -263,13 +307,24 @@ impl Worker {
             leases,
         };
         match self.client.release(&request).await {
-            Ok(answer) => tracing::info!(released = answer.accepted.len(), "leases given back"),
-            Err(err) if err.code() == Some("stale_lease") => {
-                tracing::info!("some leases had already finished or expired")
+            Ok(answer) => {
+                tracing::info!(
+                    released = answer.accepted.len(),
+                    refused = answer.rejected.len(),
+                    "leases given back (refused ones had already finished or expired)"
+                )
             }
             Err(err) => {
                 tracing::warn!(error = %err, "could not give leases back; they will expire")
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

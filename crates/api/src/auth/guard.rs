@@ -152,7 +152,7 @@ async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Caller, R
     let token: ApiToken = text
         .parse()
         .map_err(|_| Refusal::anonymous("malformed API key: expected acc_<id>_<secret>"))?;
-    let stored = match state.queue.store().api_key_get(&token.id).await {
+    let stored = match state.store.api_key_get(&token.id).await {
         Ok(stored) => stored,
         Err(err) if err.is_unavailable() => {
             return Err(Refusal {

@@ -63,7 +63,7 @@ pub async fn list_audit(
         before: params.before,
         limit,
     };
-    let items = state.queue.store().audit_list(workspace, &filter).await?;
+    let items = state.store.audit_list(workspace, &filter).await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|entry| entry.id))
         .flatten();

@@ -36,7 +36,7 @@ pub(super) async fn target_workspace(
     let Some(named) = named else {
         return Ok(caller.workspace);
     };
-    match state.queue.store().workspace_lookup(named).await? {
+    match state.store.workspace_lookup(named).await? {
         Some(workspace) if caller.is_instance_admin() || workspace.id == caller.workspace => {
             Ok(workspace.id)
         }
@@ -94,8 +94,7 @@ pub async fn create_key(
         last_used_at: None,
     };
     state
-        .queue
-        .store()
+        .store
         .api_key_insert(&StoredApiKey {
             key: key.clone(),
             secret_hash: hash_secret(token.secret()),
@@ -126,7 +125,7 @@ pub async fn list_keys(
     QueryParams(scope): QueryParams<KeyScope>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
     let workspace = target_workspace(&state, &caller, scope.workspace.as_deref()).await?;
-    let items = state.queue.store().api_key_list(workspace).await?;
+    let items = state.store.api_key_list(workspace).await?;
     Ok(Json(ApiKeyList { items }))
 }
 
@@ -154,8 +153,7 @@ pub async fn revoke_key(
     let workspace = target_workspace(&state, &caller, scope.workspace.as_deref()).await?;
     let now = state.queue.now();
     state
-        .queue
-        .store()
+        .store
         .api_key_revoke(workspace, &id, now)
         .await?
         .map(Json)

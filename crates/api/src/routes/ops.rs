@@ -69,8 +69,8 @@ pub async fn ops_status(State(state): State<ApiState>) -> Json<OpsStatus> {
     let config = queue.config();
     Json(OpsStatus {
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        store: queue.store().backend().to_owned(),
-        store_reachable: queue.store().ping().await.is_ok(),
+        store: state.store.backend().to_owned(),
+        store_reachable: state.store.ping().await.is_ok(),
         uptime_seconds: state.started.elapsed().as_secs(),
         active_workers: queue.active_workers(),
         lease_ttl_seconds: config.lease_ttl.as_secs(),
@@ -102,7 +102,7 @@ pub async fn ready(State(state): State<ApiState>) -> (StatusCode, Json<HealthVie
         RedisStatus::Up => Some("up"),
         RedisStatus::Down { .. } => Some("down"),
     };
-    let (code, status) = match state.queue.store().ping().await {
+    let (code, status) = match state.store.ping().await {
         Ok(()) if redis == Some("down") => (StatusCode::OK, "degraded"),
         Ok(()) => (StatusCode::OK, "ready"),
         Err(err) => {

@@ -19,7 +19,7 @@ const MAX_BATCH: usize = 1_000;
 /// can only be renewed or reported with the key that took it (and so only
 /// within the key's workspaces). A report about anyone else's job, or a
 /// job of another workspace, is answered exactly like one about a job that
-/// does not exist: `409 stale_lease` naming it.
+/// does not exist: rejected as a `stale_lease`.
 fn bound(caller: &Caller, worker_id: &WorkerId) -> Result<WorkerId, ApiError> {
     WorkerId::new(format!("{}.{}", caller.key_id, worker_id)).map_err(|_| {
         ApiError::Validation(format!(
@@ -98,14 +98,14 @@ pub async fn heartbeat(
     ))
 }
 
-/// Report successful attempts. `409 stale_lease` names the items refused.
+/// Report successful attempts. Items whose lease the worker no longer
+/// holds are listed under `rejected`; the rest are applied.
 #[utoipa::path(
     post, path = "/internal/v1/worker/complete", tag = "worker",
     request_body = CompleteRequest,
     responses(
-        (status = 200, body = ReportResponse),
+        (status = 200, description = "Accepted items were applied; rejected ones changed nothing", body = ReportResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 409, description = "Some leases were stale; the rest were applied", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown field or bad value", body = ErrorBody),
@@ -119,11 +119,12 @@ pub async fn complete(
 ) -> Result<Json<ReportResponse>, ApiError> {
     request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.items.len())?;
-    let accepted = state
-        .queue
-        .complete(&request.worker_id, &request.items)
-        .await?;
-    Ok(Json(ReportResponse { accepted }))
+    Ok(Json(
+        state
+            .queue
+            .complete(&request.worker_id, &request.items)
+            .await?,
+    ))
 }
 
 /// Report failed attempts; retryable ones are retried with backoff until
@@ -132,9 +133,8 @@ pub async fn complete(
     post, path = "/internal/v1/worker/fail", tag = "worker",
     request_body = FailRequest,
     responses(
-        (status = 200, body = ReportResponse),
+        (status = 200, description = "Accepted items were applied; rejected ones changed nothing", body = ReportResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 409, description = "Some leases were stale; the rest were applied", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown field or bad value", body = ErrorBody),
@@ -148,8 +148,9 @@ pub async fn fail(
 ) -> Result<Json<ReportResponse>, ApiError> {
     request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.items.len())?;
-    let accepted = state.queue.fail(&request.worker_id, request.items).await?;
-    Ok(Json(ReportResponse { accepted }))
+    Ok(Json(
+        state.queue.fail(&request.worker_id, request.items).await?,
+    ))
 }
 
 /// Give leases back unrun (worker shutting down); the attempt is not counted.
@@ -157,9 +158,8 @@ pub async fn fail(
     post, path = "/internal/v1/worker/release", tag = "worker",
     request_body = ReleaseRequest,
     responses(
-        (status = 200, body = ReportResponse),
+        (status = 200, description = "Accepted items were applied; rejected ones changed nothing", body = ReportResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 409, description = "Some leases were stale; the rest were applied", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown field or bad value", body = ErrorBody),
@@ -173,9 +173,10 @@ pub async fn release(
 ) -> Result<Json<ReportResponse>, ApiError> {
     request.worker_id = bound(&caller, &request.worker_id)?;
     check_batch(request.leases.len())?;
-    let accepted = state
-        .queue
-        .release(&request.worker_id, &request.leases)
-        .await?;
-    Ok(Json(ReportResponse { accepted }))
+    Ok(Json(
+        state
+            .queue
+            .release(&request.worker_id, &request.leases)
+            .await?,
+    ))
 }

@@ -38,7 +38,7 @@ pub async fn create_workspace(
         name: request.name,
         created_at: state.queue.now(),
     };
-    if !state.queue.store().workspace_create(&workspace).await? {
+    if !state.store.workspace_create(&workspace).await? {
         return Err(ApiError::WorkspaceExists(workspace.name));
     }
     let target = AuditTarget(workspace.id.to_string());
@@ -54,7 +54,7 @@ pub async fn list_workspaces(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<WorkspaceList>, ApiError> {
-    let store = state.queue.store();
+    let store = &state.store;
     let items = if caller.is_instance_admin() {
         store.workspace_list().await?
     } else {

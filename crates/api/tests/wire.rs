@@ -1,0 +1,104 @@
+//! Snapshots of the wire format: the OpenAPI document and the error table
+//! (every status, code and message a caller can see). A change to either
+//! shows up as a changed `.snap` file in review; accept a deliberate one
+//! with `cargo insta review` (or `INSTA_UPDATE=always`).
+
+use std::time::Duration;
+
+use accord_api::ApiError;
+use serde_json::{json, Value};
+
+#[test]
+fn openapi_document() {
+    insta::assert_json_snapshot!(accord_api::openapi());
+}
+
+/// One of each error, with sample details where the case takes any.
+fn every_error() -> Vec<ApiError> {
+    let said = |text: &str| text.to_owned();
+    vec![
+        ApiError::MalformedJson(said("expected value at line 1 column 1")),
+        ApiError::UnknownField(said("unknown field `stepz` at line 1 column 8")),
+        ApiError::InvalidEnumValue(said("unknown variant `browser` for `engine`")),
+        ApiError::InvalidField(said("`priority` must be an integer")),
+        ApiError::Validation(said("a job needs at least one step")),
+        ApiError::TargetNotAllowed(said("127.0.0.1 is a loopback address")),
+        ApiError::UnsupportedMediaType,
+        ApiError::MalformedRequest,
+        ApiError::HeadersTooLarge,
+        ApiError::RequestTimeout(Duration::from_secs(30)),
+        ApiError::Overloaded,
+        ApiError::PayloadTooLarge(2 * 1024 * 1024),
+        ApiError::InvalidId(said("`abc` is not a job id")),
+        ApiError::InvalidQuery(said("unknown state `maybe`")),
+        ApiError::InvalidIdempotencyKey(said("Idempotency-Key must be 1 to 255 characters")),
+        ApiError::JobNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::RouteNotFound(said("GET /api/v2/jobs")),
+        ApiError::MethodNotAllowed,
+        ApiError::IdempotencyKeyReused,
+        ApiError::NotCancellable(said("job 0190a0b0-0000-7000-8000-000000000000 is succeeded and cannot be cancelled")),
+        ApiError::NotRetryable(said("job 0190a0b0-0000-7000-8000-000000000000 is running; only dead or cancelled jobs can be retried")),
+        ApiError::Unauthenticated(said("missing API key")),
+        ApiError::Forbidden(said("the viewer role may not create_job")),
+        ApiError::RateLimited(Duration::from_millis(1_500)),
+        ApiError::UriTooLong(8 * 1024),
+        ApiError::JsonTooDeep(64),
+        ApiError::KeyNotFound(said("key k0000000000000000 not found")),
+        ApiError::WorkspaceNotFound(said("workspace team-b not found")),
+        ApiError::WorkspaceExists(said("team-b")),
+        ApiError::Unavailable,
+        ApiError::Internal,
+    ]
+}
+
+/// Stops compiling when a case is added to the table without a sample in
+/// [`every_error`].
+#[expect(dead_code, reason = "only its exhaustive match matters")]
+fn every_case_has_a_sample(err: &ApiError) {
+    use ApiError as E;
+    match err {
+        E::MalformedJson(_)
+        | E::UnknownField(_)
+        | E::InvalidEnumValue(_)
+        | E::InvalidField(_)
+        | E::Validation(_)
+        | E::TargetNotAllowed(_)
+        | E::UnsupportedMediaType
+        | E::MalformedRequest
+        | E::HeadersTooLarge
+        | E::RequestTimeout(_)
+        | E::Overloaded
+        | E::PayloadTooLarge(_)
+        | E::InvalidId(_)
+        | E::InvalidQuery(_)
+        | E::InvalidIdempotencyKey(_)
+        | E::JobNotFound(_)
+        | E::RouteNotFound(_)
+        | E::MethodNotAllowed
+        | E::IdempotencyKeyReused
+        | E::NotCancellable(_)
+        | E::NotRetryable(_)
+        | E::Unauthenticated(_)
+        | E::Forbidden(_)
+        | E::RateLimited(_)
+        | E::UriTooLong(_)
+        | E::JsonTooDeep(_)
+        | E::KeyNotFound(_)
+        | E::WorkspaceNotFound(_)
+        | E::WorkspaceExists(_)
+        | E::Unavailable
+        | E::Internal => {}
+    }
+}
+
+#[test]
+fn error_table() {
+    let table: Vec<Value> = every_error()
+        .iter()
+        .map(|err| {
+            let (status, _) = err.status_and_code();
+            json!({ "status": status.as_u16(), "body": err.body() })
+        })
+        .collect();
+    insta::assert_json_snapshot!(table);
+}

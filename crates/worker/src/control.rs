@@ -1,0 +1,60 @@
+//! [`ControlPlane`]: the worker's one boundary, the five calls of the worker
+//! protocol. [`AccordClient`] implements it over HTTP; the worker's own
+//! tests implement it with an in-memory double. Owns no retry: the loop and
+//! the reporter decide what to do with an error.
+
+use accord_client::{AccordClient, ClientError};
+use accord_model::{
+    ClaimRequest, ClaimResponse, CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse,
+    ReleaseRequest, ReportResponse,
+};
+
+/// What a worker asks of the control plane.
+#[async_trait::async_trait]
+pub trait ControlPlane: Send + Sync + std::fmt::Debug {
+    /// Where the control plane is, for logs.
+    fn describe(&self) -> String;
+
+    /// Leases due jobs, waiting up to `request.wait_ms` for one.
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimResponse, ClientError>;
+
+    /// Renews leases; the answer names jobs to stop.
+    async fn heartbeat(&self, request: &HeartbeatRequest)
+        -> Result<HeartbeatResponse, ClientError>;
+
+    async fn complete(&self, request: &CompleteRequest) -> Result<ReportResponse, ClientError>;
+
+    async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError>;
+
+    async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError>;
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for AccordClient {
+    fn describe(&self) -> String {
+        self.base_url().to_string()
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimResponse, ClientError> {
+        AccordClient::claim(self, request).await
+    }
+
+    async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        AccordClient::heartbeat(self, request).await
+    }
+
+    async fn complete(&self, request: &CompleteRequest) -> Result<ReportResponse, ClientError> {
+        AccordClient::complete(self, request).await
+    }
+
+    async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError> {
+        AccordClient::fail(self, request).await
+    }
+
+    async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
+        AccordClient::release(self, request).await
+    }
+}

@@ -1,0 +1,631 @@
+//! The worker on its own: claims, heartbeats, reports and shutdown, against
+//! an in-memory control plane (the double at the worker's one boundary,
+//! [`ControlPlane`]) and a test engine, on tokio's paused clock. Nothing
+//! here sleeps on the wall clock: time only moves when every task waits.
+//!
+//! The real protocol, over HTTP against a real control plane, is covered
+//! end to end by `crates/accord/tests`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use accord_client::ClientError;
+use accord_engine::{EngineError, Executor};
+use accord_model::{
+    ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind, FailRequest,
+    HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef, QueueName,
+    ReleaseRequest, ReportResponse, Step, TargetUrl, WorkerId,
+};
+use accord_worker::{ControlPlane, Worker, WorkerConfig};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The longest any test may take, in paused (virtual) time: it bounds every
+/// wait, so a broken worker fails the test instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(3600);
+
+// --- The control-plane double ------------------------------------------------
+
+/// What the double has been asked and what it answers. Every call is
+/// recorded, and every change is announced on `changed`, so a test waits for
+/// an observable condition instead of for time to pass.
+#[derive(Debug, Default)]
+struct Server {
+    /// Jobs waiting to be claimed.
+    offered: VecDeque<ClaimedJob>,
+    /// While set, every call fails as if the server were unreachable.
+    down: bool,
+    /// While set, `complete` and `fail` fail as if unreachable.
+    reports_down: bool,
+    /// Heartbeat answers: jobs to report cancelled, and leases to report lost.
+    cancelled: HashSet<JobId>,
+    lost: HashSet<JobId>,
+    /// The `limit` of every claim that reached the server.
+    claims: Vec<u32>,
+    /// Times a claim found nothing and began to wait.
+    polls: usize,
+    /// Calls refused because the server was down.
+    refused_claims: usize,
+    refused_reports: usize,
+    heartbeats: Vec<Vec<LeaseRef>>,
+    /// The items of every accepted `complete` and `fail` call, call by call.
+    completed: Vec<Vec<JobId>>,
+    failed: Vec<Vec<(JobId, ErrorKind)>>,
+    released: Vec<Vec<JobId>>,
+}
+
+impl Server {
+    fn completed_jobs(&self) -> Vec<JobId> {
+        self.completed.iter().flatten().copied().collect()
+    }
+
+    fn failed_jobs(&self) -> Vec<(JobId, ErrorKind)> {
+        self.failed.iter().flatten().copied().collect()
+    }
+
+    fn released_jobs(&self) -> Vec<JobId> {
+        self.released.iter().flatten().copied().collect()
+    }
+}
+
+/// The double: shared between the worker (through [`ControlPlane`]) and the test.
+#[derive(Debug, Clone)]
+struct Double {
+    server: Arc<Mutex<Server>>,
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl Double {
+    fn new() -> Self {
+        Self {
+            server: Arc::new(Mutex::new(Server::default())),
+            changed: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    /// Reads or changes the server's state, and tells whoever waits.
+    fn with<T>(&self, f: impl FnOnce(&mut Server) -> T) -> T {
+        let out = f(&mut self.server.lock().unwrap());
+        self.changed.send_modify(|version| *version += 1);
+        out
+    }
+
+    fn offer(&self, jobs: &[ClaimedJob]) {
+        self.with(|server| server.offered.extend(jobs.iter().cloned()));
+    }
+
+    /// Waits, within [`LIMIT`], until `check` holds for the server's state.
+    async fn until(&self, what: &str, check: impl Fn(&Server) -> bool) {
+        let mut changed = self.changed.subscribe();
+        let waited = tokio::time::timeout(LIMIT, async {
+            loop {
+                if check(&self.server.lock().unwrap()) {
+                    return;
+                }
+                changed.changed().await.unwrap();
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "timed out waiting for {what}");
+    }
+
+    fn unreachable() -> ClientError {
+        ClientError::Transport("connection refused (test double is down)".to_owned())
+    }
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for Double {
+    fn describe(&self) -> String {
+        "test double".to_owned()
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimResponse, ClientError> {
+        let deadline = Instant::now() + Duration::from_millis(request.wait_ms);
+        let mut changed = self.changed.subscribe();
+        loop {
+            let taken = self.with(|server| {
+                if server.down {
+                    server.refused_claims += 1;
+                    return Err(Self::unreachable());
+                }
+                let n = (request.limit as usize).min(server.offered.len());
+                if n > 0 || Instant::now() >= deadline {
+                    server.claims.push(request.limit);
+                    return Ok(Some(server.offered.drain(..n).collect()));
+                }
+                server.polls += 1;
+                Ok(None)
+            })?;
+            if let Some(jobs) = taken {
+                return Ok(ClaimResponse { jobs });
+            }
+            // Not woken by its own look, only by what changes after it.
+            changed.borrow_and_update();
+            // Long-poll: wait for an offer or the end of the wait.
+            tokio::select! {
+                _ = changed.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.with(|server| {
+            if server.down {
+                return Err(Self::unreachable());
+            }
+            server.heartbeats.push(request.leases.clone());
+            let ids: Vec<JobId> = request.leases.iter().map(|lease| lease.job_id).collect();
+            let pick = |set: &HashSet<JobId>| {
+                ids.iter()
+                    .filter(|id| set.contains(id))
+                    .copied()
+                    .collect::<Vec<_>>()
+            };
+            let cancelled = pick(&server.cancelled);
+            let lost = pick(&server.lost);
+            let extended = ids
+                .iter()
+                .filter(|id| !cancelled.contains(id) && !lost.contains(id))
+                .copied()
+                .collect();
+            Ok(HeartbeatResponse {
+                extended,
+                cancelled,
+                lost,
+            })
+        })
+    }
+
+    async fn complete(&self, request: &CompleteRequest) -> Result<ReportResponse, ClientError> {
+        self.with(|server| {
+            if server.down || server.reports_down {
+                server.refused_reports += 1;
+                return Err(Self::unreachable());
+            }
+            let ids: Vec<JobId> = request.items.iter().map(|item| item.job_id).collect();
+            server.completed.push(ids.clone());
+            Ok(ReportResponse::new(ids, Vec::new()))
+        })
+    }
+
+    async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError> {
+        self.with(|server| {
+            if server.down || server.reports_down {
+                server.refused_reports += 1;
+                return Err(Self::unreachable());
+            }
+            let items: Vec<(JobId, ErrorKind)> = request
+                .items
+                .iter()
+                .map(|item| (item.job_id, item.error.kind))
+                .collect();
+            server.failed.push(items.clone());
+            Ok(ReportResponse::new(
+                items.into_iter().map(|(id, _)| id).collect(),
+                Vec::new(),
+            ))
+        })
+    }
+
+    async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
+        self.with(|server| {
+            if server.down {
+                return Err(Self::unreachable());
+            }
+            let ids: Vec<JobId> = request.leases.iter().map(|lease| lease.job_id).collect();
+            server.released.push(ids.clone());
+            Ok(ReportResponse::new(ids, Vec::new()))
+        })
+    }
+}
+
+// --- The test engine ---------------------------------------------------------
+
+/// How a test job behaves, chosen by the path of its URL.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// Succeeds at once.
+    Quick,
+    /// Succeeds after this long.
+    Takes(Duration),
+    /// Never finishes on its own.
+    Hangs,
+}
+
+/// Runs jobs as their [`Behaviour`] says and records which started and finished.
+#[derive(Debug, Clone)]
+struct TestEngine {
+    behaviours: Arc<HashMap<String, Behaviour>>,
+    runs: Arc<watch::Sender<Runs>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Runs {
+    started: Vec<String>,
+    finished: Vec<String>,
+    /// Runs the worker stopped (timed out, cancelled, lost, shutting down).
+    halted: Vec<String>,
+}
+
+impl TestEngine {
+    fn new(behaviours: &[(&str, Behaviour)]) -> Self {
+        Self {
+            behaviours: Arc::new(
+                behaviours
+                    .iter()
+                    .map(|(path, behaviour)| ((*path).to_owned(), *behaviour))
+                    .collect(),
+            ),
+            runs: Arc::new(watch::Sender::new(Runs::default())),
+        }
+    }
+
+    async fn until(&self, what: &str, check: impl Fn(&Runs) -> bool) {
+        let mut runs = self.runs.subscribe();
+        let waited = tokio::time::timeout(LIMIT, runs.wait_for(|runs| check(runs))).await;
+        assert!(waited.is_ok(), "timed out waiting for {what}");
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for TestEngine {
+    async fn run(
+        &self,
+        spec: &JobSpec,
+        stop: &CancellationToken,
+    ) -> Result<JobResult, EngineError> {
+        let Some(Step::Navigate { url, .. }) = spec.steps.first() else {
+            panic!("test jobs start with navigate");
+        };
+        let path = url.as_url().path().to_owned();
+        self.runs
+            .send_modify(|runs| runs.started.push(path.clone()));
+        // Like a real engine, a run ends promptly once told to stop; what
+        // it returns then is ignored.
+        let stopped = match self.behaviours[&path] {
+            Behaviour::Quick => false,
+            Behaviour::Takes(duration) => tokio::select! {
+                () = tokio::time::sleep(duration) => false,
+                () = stop.cancelled() => true,
+            },
+            Behaviour::Hangs => {
+                stop.cancelled().await;
+                true
+            }
+        };
+        if stopped {
+            self.runs.send_modify(|runs| runs.halted.push(path.clone()));
+            return Ok(JobResult {
+                extracted: Default::default(),
+                status: 0,
+                final_url: url.to_string(),
+                timings: Default::default(),
+            });
+        }
+        self.runs
+            .send_modify(|runs| runs.finished.push(path.clone()));
+        Ok(JobResult {
+            extracted: Default::default(),
+            status: 200,
+            final_url: url.to_string(),
+            timings: Default::default(),
+        })
+    }
+}
+
+// --- Helpers -----------------------------------------------------------------
+
+/// A claimed job whose URL path names its behaviour in the [`TestEngine`].
+fn job(path: &str, timeout_seconds: u32) -> ClaimedJob {
+    let now = chrono::Utc::now();
+    ClaimedJob {
+        job_id: JobId::new(),
+        attempt: 1,
+        lease_expires_at: now + chrono::Duration::seconds(30),
+        due_at: now,
+        queue: QueueName::default(),
+        spec: JobSpec {
+            engine: Engine::Http,
+            steps: vec![Step::Navigate {
+                url: TargetUrl::parse(&format!("https://example.com{path}")).unwrap(),
+                accept_error_status: false,
+            }],
+            timeout_seconds,
+        },
+    }
+}
+
+fn config(concurrency: usize) -> WorkerConfig {
+    WorkerConfig {
+        concurrency,
+        claim_wait: Duration::from_secs(10),
+        heartbeat_interval: Duration::from_secs(2),
+        shutdown_grace: Duration::from_secs(30),
+        ..WorkerConfig::new(WorkerId::new("test-worker").unwrap())
+    }
+}
+
+/// A worker running on the double and the engine until the returned token is cancelled.
+struct Running {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(double: &Double, engine: &TestEngine, config: WorkerConfig) -> Running {
+    let shutdown = CancellationToken::new();
+    let worker = Worker::new(double.clone(), Arc::new(engine.clone()), config);
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    Running { shutdown, task }
+}
+
+impl Running {
+    /// Asks the worker to stop and waits, within [`LIMIT`], until it has.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(LIMIT, self.task)
+            .await
+            .expect("the worker stops")
+            .unwrap();
+    }
+}
+
+fn ids(jobs: &[ClaimedJob]) -> HashSet<JobId> {
+    jobs.iter().map(|job| job.job_id).collect()
+}
+
+// --- Tests -------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn claims_as_many_jobs_as_it_has_slots_and_completes_each_once() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/quick", Behaviour::Quick)]);
+    let jobs: Vec<ClaimedJob> = (0..3).map(|_| job("/quick", 60)).collect();
+    double.offer(&jobs);
+    let worker = start(&double, &engine, config(8));
+
+    double
+        .until("three completions", |s| s.completed_jobs().len() == 3)
+        .await;
+    // The claim sent while the three ran asked for the five free slots; the
+    // one after it, for all eight again.
+    double
+        .until("a claim after the reports", |s| s.claims.len() >= 3)
+        .await;
+    worker.stop().await;
+
+    double.with(|server| {
+        assert_eq!(server.claims[..3], [8, 5, 8], "every free slot is claimed");
+        let completed = server.completed_jobs();
+        assert_eq!(completed.len(), 3, "each job is reported once");
+        assert_eq!(completed.into_iter().collect::<HashSet<_>>(), ids(&jobs));
+        assert!(server.failed.is_empty() && server.released.is_empty());
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_worker_claims_only_what_frees_up() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/slow", Behaviour::Takes(Duration::from_secs(5)))]);
+    double.offer(&(0..3).map(|_| job("/slow", 60)).collect::<Vec<_>>());
+    let worker = start(&double, &engine, config(2));
+
+    double
+        .until("all three completed", |s| s.completed_jobs().len() == 3)
+        .await;
+    worker.stop().await;
+
+    double.with(|server| {
+        assert_eq!(
+            server.claims,
+            [2, 2],
+            "two slots at first, then the two freed by one report, in one claim \
+             (the claim for the last free slot was still waiting at shutdown)"
+        );
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_heartbeat_stops_cancelled_and_lost_jobs_and_renews_the_rest() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/hang", Behaviour::Hangs)]);
+    let jobs: Vec<ClaimedJob> = (0..3).map(|_| job("/hang", 600)).collect();
+    let (cancelled, lost, kept) = (jobs[0].job_id, jobs[1].job_id, jobs[2].job_id);
+    double.with(|server| {
+        server.cancelled.insert(cancelled);
+        server.lost.insert(lost);
+    });
+    double.offer(&jobs);
+    let worker = start(&double, &engine, config(8));
+
+    engine
+        .until("three jobs running", |runs| runs.started.len() == 3)
+        .await;
+    double
+        .until("a heartbeat without the stopped jobs", |s| {
+            s.heartbeats
+                .last()
+                .is_some_and(|leases| leases.len() == 1 && leases[0].job_id == kept)
+        })
+        .await;
+    double.with(|server| {
+        assert_eq!(
+            server.heartbeats[0].len(),
+            3,
+            "the first heartbeat carries every lease"
+        );
+        assert!(
+            server.completed.is_empty() && server.failed.is_empty(),
+            "a stopped job reports nothing"
+        );
+    });
+    worker.stop().await;
+    double.with(|server| {
+        assert_eq!(
+            server.released_jobs(),
+            [kept],
+            "on shutdown only the job still running is given back"
+        );
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn reports_wait_out_an_outage_in_one_batch_while_their_leases_stay_renewed() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[
+        ("/quick", Behaviour::Quick),
+        ("/later", Behaviour::Takes(Duration::from_secs(1))),
+    ]);
+    let first = job("/quick", 60);
+    let later: Vec<ClaimedJob> = (0..4).map(|_| job("/later", 60)).collect();
+    double.with(|server| server.reports_down = true);
+    double.offer(&[vec![first.clone()], later.clone()].concat());
+    let worker = start(&double, &engine, config(8));
+
+    // Every job finishes while reports cannot get through.
+    engine
+        .until("five jobs finished", |runs| runs.finished.len() == 5)
+        .await;
+    double
+        .until("a refused report", |s| s.refused_reports >= 1)
+        .await;
+    // Undelivered outcomes keep their leases alive.
+    let before = double.with(|server| server.heartbeats.len());
+    double
+        .until("a heartbeat with all five leases", |s| {
+            s.heartbeats.len() > before && s.heartbeats.last().is_some_and(|l| l.len() == 5)
+        })
+        .await;
+    double.with(|server| {
+        assert!(server.completed.is_empty());
+        server.reports_down = false;
+    });
+
+    double
+        .until("all five completed", |s| s.completed_jobs().len() == 5)
+        .await;
+    worker.stop().await;
+    double.with(|server| {
+        assert_eq!(
+            server.completed.len(),
+            2,
+            "the retried report, then everything that piled up meanwhile in one call"
+        );
+        assert_eq!(server.completed[0], [first.job_id]);
+        let piled: HashSet<JobId> = server.completed[1].iter().copied().collect();
+        assert_eq!(piled, ids(&later));
+        assert!(server.released.is_empty(), "nothing was left to give back");
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_past_its_timeout_is_reported_failed_as_a_timeout() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/hang", Behaviour::Hangs)]);
+    let stuck = job("/hang", 5);
+    double.offer(std::slice::from_ref(&stuck));
+    let started = Instant::now();
+    let worker = start(&double, &engine, config(1));
+
+    double.until("a failure", |s| !s.failed.is_empty()).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "not before the timeout"
+    );
+    assert_eq!(
+        engine.runs.borrow().halted,
+        ["/hang"],
+        "the run was told to stop, and had ended, before its failure was reported"
+    );
+    worker.stop().await;
+    double.with(|server| {
+        assert_eq!(server.failed_jobs(), [(stuck.job_id, ErrorKind::Timeout)]);
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_claims_back_off_then_recover() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/quick", Behaviour::Quick)]);
+    double.with(|server| server.down = true);
+    double.offer(&[job("/quick", 60)]);
+    let started = Instant::now();
+    let worker = start(&double, &engine, config(1));
+
+    double
+        .until("four refused claims", |s| s.refused_claims >= 4)
+        .await;
+    // The pauses grow from 250 ms, each at least half its step: at least
+    // 0 + 125 + 250 + 500 ms before the fourth try.
+    assert!(started.elapsed() >= Duration::from_millis(875));
+    double.with(|server| server.down = false);
+    double
+        .until("the job completed", |s| s.completed_jobs().len() == 1)
+        .await;
+    worker.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_claiming_lets_jobs_finish_then_releases_the_rest() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[
+        ("/slow", Behaviour::Takes(Duration::from_secs(5))),
+        ("/hang", Behaviour::Hangs),
+    ]);
+    let (slow, stuck) = (job("/slow", 600), job("/hang", 600));
+    double.offer(&[slow.clone(), stuck.clone()]);
+    let worker = start(&double, &engine, config(8));
+    engine
+        .until("both jobs running", |runs| runs.started.len() == 2)
+        .await;
+    let claims = double.with(|server| server.claims.len());
+
+    let asked = Instant::now();
+    worker.stop().await;
+    let took = asked.elapsed();
+
+    assert!(
+        took >= Duration::from_secs(30),
+        "the grace period is waited out for the job that hangs ({took:?})"
+    );
+    double.with(|server| {
+        assert_eq!(
+            server.claims.len(),
+            claims,
+            "no claim after shutdown, and the waiting one was dropped"
+        );
+        assert_eq!(
+            server.completed_jobs(),
+            [slow.job_id],
+            "the job that finished within the grace period was reported"
+        );
+        assert_eq!(server.released_jobs(), [stuck.job_id]);
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_worker_stops_at_once_without_waiting_out_its_claim() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[]);
+    let worker = start(
+        &double,
+        &engine,
+        WorkerConfig {
+            claim_wait: Duration::from_secs(600),
+            ..config(1)
+        },
+    );
+    double.until("a waiting claim", |s| s.polls >= 1).await;
+    let asked = Instant::now();
+    worker.stop().await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(600),
+        "the long-poll was dropped"
+    );
+}
