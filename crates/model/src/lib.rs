@@ -34,7 +34,7 @@ pub use protocol::{
     HeartbeatRequest, HeartbeatResponse, LeaseRef, ReleaseRequest, ReportResponse,
 };
 pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
-pub use retry::RetryPolicy;
+pub use retry::{Failure, Next, RetryPolicy};
 pub use spec::{Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError};
 pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
 pub use wire::{

@@ -1,0 +1,53 @@
+//! What both backends' schemas share: the column list of `jobs`, the sets of
+//! claimable and terminal states as SQL, decoding stored text into model
+//! values, and the error the reaper records. Each backend maps its own row
+//! type with these; nothing here knows which database it is.
+
+use accord_model::{Engine, ErrorKind, JobError, JobState, Priority, QueueName, WorkerId};
+
+use crate::StoreError;
+
+/// Every column of `jobs`, in the order each backend's `job_from_row` reads
+/// them by name.
+pub(crate) const JOB_COLUMNS: &str = "id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+    max_attempts, timeout_seconds, attempt, attempt_offset, run_at, created_at, updated_at, started_at, \
+    finished_at, worker_id, lease_expires_at, result, last_error";
+
+/// The states a claim takes jobs from, as an SQL list.
+pub(crate) const CLAIMABLE: &str = "('scheduled', 'available', 'retrying')";
+
+/// The finished states, as an SQL list.
+pub(crate) const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
+
+/// The states an operator may requeue a job from, as an SQL list.
+pub(crate) const REQUEUEABLE: &str = "('dead', 'cancelled')";
+
+pub(crate) fn parse_state(text: &str) -> Result<JobState, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("job state", err))
+}
+
+pub(crate) fn parse_queue(text: String) -> Result<QueueName, StoreError> {
+    QueueName::new(text).map_err(|err| StoreError::corrupt("queue name", err))
+}
+
+pub(crate) fn parse_engine(text: &str) -> Result<Engine, StoreError> {
+    Engine::parse(text).ok_or_else(|| StoreError::corrupt("engine", text))
+}
+
+pub(crate) fn parse_priority(rank: i16) -> Result<Priority, StoreError> {
+    Priority::from_rank(rank).ok_or_else(|| StoreError::corrupt("priority", rank))
+}
+
+pub(crate) fn parse_worker(text: Option<String>) -> Result<Option<WorkerId>, StoreError> {
+    text.map(|w| WorkerId::new(w).map_err(|err| StoreError::corrupt("worker id", err)))
+        .transpose()
+}
+
+/// The error the reaper records on a job whose lease expired.
+pub(crate) fn lease_expired_error() -> JobError {
+    JobError::new(
+        ErrorKind::LeaseExpired,
+        "the worker stopped renewing its lease (it died, hung or lost its connection)",
+    )
+}
