@@ -3,7 +3,10 @@
 //! values, and the error the reaper records. Each backend maps its own row
 //! type with these; nothing here knows which database it is.
 
-use accord_model::{Engine, ErrorKind, JobError, JobState, Priority, QueueName, WorkerId};
+use accord_model::{
+    ApiKeyId, AuditOutcome, Engine, ErrorKind, JobError, JobState, Priority, QueueName, RateLimit,
+    Role, WorkerId,
+};
 
 use crate::StoreError;
 
@@ -42,6 +45,39 @@ pub(crate) fn parse_priority(rank: i16) -> Result<Priority, StoreError> {
 pub(crate) fn parse_worker(text: Option<String>) -> Result<Option<WorkerId>, StoreError> {
     text.map(|w| WorkerId::new(w).map_err(|err| StoreError::corrupt("worker id", err)))
         .transpose()
+}
+
+pub(crate) fn parse_key_id(text: &str) -> Result<ApiKeyId, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("key id", err))
+}
+
+pub(crate) fn parse_role(text: &str) -> Result<Role, StoreError> {
+    text.parse().map_err(|err| StoreError::corrupt("role", err))
+}
+
+pub(crate) fn parse_audit_outcome(text: &str) -> Result<AuditOutcome, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("audit outcome", err))
+}
+
+pub(crate) fn parse_status(status: i64) -> Result<u16, StoreError> {
+    u16::try_from(status).map_err(|err| StoreError::corrupt("status", err))
+}
+
+/// A key's own rate limit, stored as two columns that are both set or both
+/// `NULL`.
+pub(crate) fn parse_rate_limit(
+    burst: Option<i64>,
+    per_second: Option<f64>,
+) -> Result<Option<RateLimit>, StoreError> {
+    match (burst, per_second) {
+        (Some(burst), Some(per_second)) => Ok(Some(RateLimit {
+            burst: u32::try_from(burst).map_err(|err| StoreError::corrupt("rate burst", err))?,
+            per_second,
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// The error the reaper records on a job whose lease expired.

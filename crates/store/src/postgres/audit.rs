@@ -7,6 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::PostgresStore;
+use crate::schema::{parse_audit_outcome, parse_key_id, parse_role, parse_status};
 use crate::{AuditFilter, AuditStore, StoreError};
 
 const AUDIT_COLUMNS: &str = "id, workspace_id, at, key_id, role, action, route, target, outcome, \
@@ -95,21 +96,13 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEntry, StoreError> {
         id: row.try_get("id")?,
         workspace_id: WorkspaceId::from_uuid(workspace),
         at: row.try_get("at")?,
-        key_id: key_id
-            .map(|id| id.parse())
-            .transpose()
-            .map_err(|err| StoreError::corrupt("key id", err))?,
-        role: role
-            .map(|role| role.parse())
-            .transpose()
-            .map_err(|err| StoreError::corrupt("role", err))?,
+        key_id: key_id.as_deref().map(parse_key_id).transpose()?,
+        role: role.as_deref().map(parse_role).transpose()?,
         action: row.try_get("action")?,
         route: row.try_get("route")?,
         target: row.try_get("target")?,
-        outcome: outcome
-            .parse()
-            .map_err(|err| StoreError::corrupt("audit outcome", err))?,
-        status: u16::try_from(status).map_err(|err| StoreError::corrupt("status", err))?,
+        outcome: parse_audit_outcome(&outcome)?,
+        status: parse_status(i64::from(status))?,
         client_addr: row.try_get("client_addr")?,
         detail: row.try_get("detail")?,
     })

@@ -1,6 +1,6 @@
 //! [`AccessStore`] for SQLite: workspaces and API keys.
 
-use accord_model::{ApiKey, ApiKeyId, RateLimit, Workspace, WorkspaceId};
+use accord_model::{ApiKey, ApiKeyId, Workspace, WorkspaceId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::rows::{from_ms, ms, opt_ms};
 use super::SqliteStore;
+use crate::schema::{parse_key_id, parse_rate_limit, parse_role};
 use crate::{AccessStore, StoreError, StoredApiKey};
 
 const KEY_COLUMNS: &str =
@@ -160,26 +161,15 @@ fn stored_key_from_row(row: &SqliteRow) -> Result<StoredApiKey, StoreError> {
     let workspace: String = row.try_get("workspace_id")?;
     let role: String = row.try_get("role")?;
     let burst: Option<i64> = row.try_get("rate_burst")?;
-    let per_second: Option<f64> = row.try_get("rate_per_second")?;
-    let rate_limit = match (burst, per_second) {
-        (Some(burst), Some(per_second)) => Some(RateLimit {
-            burst: u32::try_from(burst).map_err(|err| StoreError::corrupt("rate burst", err))?,
-            per_second,
-        }),
-        _ => None,
-    };
+    let rate_limit = parse_rate_limit(burst, row.try_get("rate_per_second")?)?;
     Ok(StoredApiKey {
         key: ApiKey {
-            id: id
-                .parse()
-                .map_err(|err| StoreError::corrupt("key id", err))?,
+            id: parse_key_id(&id)?,
             workspace_id: workspace
                 .parse()
                 .map_err(|err| StoreError::corrupt("workspace id", err))?,
             name: row.try_get("name")?,
-            role: role
-                .parse()
-                .map_err(|err| StoreError::corrupt("role", err))?,
+            role: parse_role(&role)?,
             rate_limit,
             created_at: from_ms(row.try_get("created_at")?)?,
             expires_at: opt_ms(row.try_get("expires_at")?)?,
