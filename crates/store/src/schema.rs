@@ -87,3 +87,30 @@ pub(crate) fn lease_expired_error() -> JobError {
         "the worker stopped renewing its lease (it died, hung or lost its connection)",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use accord_model::JobState;
+
+    use super::*;
+
+    /// The SQL lists name exactly the states the model calls queued,
+    /// terminal and requeueable.
+    #[test]
+    fn state_lists_match_the_model() {
+        let list = |keep: fn(JobState) -> bool| {
+            let names: Vec<String> = JobState::ALL
+                .into_iter()
+                .filter(|state| keep(*state))
+                .map(|state| format!("'{state}'"))
+                .collect();
+            format!("({})", names.join(", "))
+        };
+        assert_eq!(CLAIMABLE, list(JobState::is_queued));
+        assert_eq!(TERMINAL, list(JobState::is_terminal));
+        assert_eq!(
+            REQUEUEABLE,
+            list(|state| matches!(state, JobState::Dead | JobState::Cancelled))
+        );
+    }
+}

@@ -74,6 +74,22 @@ async fn record(
     .await
 }
 
+/// The state a claimed row was picked in, as an SQL expression over the
+/// materialized `picked` (RETURNING sees only the new state). One
+/// uncorrelated `IN` per claimable state, each built once into an index: a
+/// correlated look-up would scan `picked` again for every claimed row.
+fn picked_state() -> String {
+    let arms: String = JobState::ALL
+        .into_iter()
+        .filter(|state| state.is_queued())
+        .map(|state| {
+            let state = state.as_str();
+            format!(" WHEN id IN (SELECT id FROM picked WHERE state = '{state}') THEN '{state}'")
+        })
+        .collect();
+    format!("CASE{arms} END")
+}
+
 fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
@@ -95,8 +111,7 @@ impl LeaseStore for SqliteStore {
             filters.push_str(" AND workspace_id = ?");
         }
         // One statement picks and leases. The pick is materialized before
-        // the update runs, so it also tells each row's state before the
-        // claim (RETURNING sees only the new one).
+        // the update runs, so it also tells each row's state before the claim.
         let sql = format!(
             "WITH picked AS MATERIALIZED ( \
                SELECT id, state FROM jobs WHERE state IN {CLAIMABLE} AND run_at <= ?{filters} \
@@ -106,7 +121,8 @@ impl LeaseStore for SqliteStore {
                updated_at = ?, lease_expires_at = ?, finished_at = NULL \
              WHERE id IN (SELECT id FROM picked) AND state IN {CLAIMABLE} \
              RETURNING {TRANSITION_COLUMNS}, priority, steps, timeout_seconds, lease_expires_at, run_at, \
-               (SELECT picked.state FROM picked WHERE picked.id = jobs.id) AS from_state"
+               {from_state} AS from_state",
+            from_state = picked_state(),
         );
         let mut claim = sqlx::query(&sql).bind(now);
         for queue in &params.queues {
@@ -402,7 +418,9 @@ impl LeaseStore for SqliteStore {
         let error = to_json(&lease_expired_error());
         let mut tx = self.writer.begin().await?;
         // One statement picks and takes back the expired leases; the pick,
-        // materialized first, keeps each one's expiry for the order.
+        // materialized first, keeps each one's expiry for the order. (That
+        // look-up scans the pick once per row; a pass reaps few leases, at
+        // most `limit`, and only when workers died.)
         let mut rows = sqlx::query(&format!(
             "WITH expired AS MATERIALIZED ( \
                SELECT id, lease_expires_at FROM jobs WHERE state = 'running' AND lease_expires_at < ? \
