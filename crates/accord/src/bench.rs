@@ -30,7 +30,11 @@ struct NoopExecutor {
 
 #[async_trait::async_trait]
 impl Executor for NoopExecutor {
-    async fn run(&self, spec: &JobSpec) -> Result<JobResult, EngineError> {
+    async fn run(
+        &self,
+        spec: &JobSpec,
+        _stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<JobResult, EngineError> {
         let now = Instant::now();
         let url = match spec.steps.first() {
             Some(accord_model::Step::Navigate { url, .. }) => url.to_string(),
@@ -111,6 +115,7 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
             ..QueueConfig::default()
         },
         api: Default::default(),
+        connections: Default::default(),
         redis_url: None,
     };
     let opened = crate::server::open_store(&settings.store).await?;

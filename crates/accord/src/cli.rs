@@ -152,6 +152,22 @@ pub struct ServerArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "ACCORD_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Longest time a client may take to send a request body [default: 30].
+    #[arg(long, env = "ACCORD_BODY_READ_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub body_read_timeout_seconds: Option<u64>,
+    /// Longest time a client may take to send a request's headers [default: 10].
+    #[arg(
+        long,
+        env = "ACCORD_HEADER_READ_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Close a connection that sends and receives nothing for this long [default: 60].
+    #[arg(long, env = "ACCORD_IDLE_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Most client connections open at once; more are answered 503 and closed [default: 1024].
+    #[arg(long, env = "ACCORD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Allow jobs to target private, loopback and link-local addresses (tests and local demos only).
     #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,

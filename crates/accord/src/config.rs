@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use accord_api::auth::RoleLimits;
-use accord_api::ApiConfig;
+use accord_api::{ApiConfig, ConnectionLimits};
 use accord_model::{QueueName, RateLimit, WorkerId};
 use accord_queue::QueueConfig;
 use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
@@ -50,6 +50,10 @@ pub struct FileServer {
     pub retention_hours: Option<u64>,
     pub audit_retention_days: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    pub body_read_timeout_seconds: Option<u64>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
     pub allow_private_targets: Option<bool>,
     pub redis_url: Option<String>,
     pub event_poll_ms: Option<u64>,
@@ -170,6 +174,7 @@ pub struct ServerSettings {
     pub store: StoreSettings,
     pub queue: QueueConfig,
     pub api: ApiConfig,
+    pub connections: ConnectionLimits,
     pub redis_url: Option<String>,
 }
 
@@ -250,6 +255,12 @@ impl ServerSettings {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(2 * 1024 * 1024),
+            body_read_timeout: Duration::from_secs(
+                args.body_read_timeout_seconds
+                    .or(file.body_read_timeout_seconds)
+                    .unwrap_or(30)
+                    .max(1),
+            ),
             rate_limits: file.rate_limits.resolve()?,
             cors_origins: if args.cors_origins.is_empty() {
                 file.cors_origins.clone().unwrap_or_default()
@@ -264,8 +275,38 @@ impl ServerSettings {
             ),
             ..ApiConfig::default()
         };
+        let defaults = ConnectionLimits::default();
+        let seconds = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file)
+                .map_or(default, |s| Duration::from_secs(s.max(1)))
+        };
+        let connections = ConnectionLimits {
+            header_read_timeout: seconds(
+                args.header_read_timeout_seconds,
+                file.header_read_timeout_seconds,
+                defaults.header_read_timeout,
+            ),
+            idle_timeout: seconds(
+                args.idle_timeout_seconds,
+                file.idle_timeout_seconds,
+                defaults.idle_timeout,
+            ),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections)
+                .max(1),
+            ..defaults
+        };
+        if connections.idle_timeout <= queue.max_claim_wait {
+            bail!(
+                "idle_timeout_seconds must be longer than the longest claim wait ({} s)",
+                queue.max_claim_wait.as_secs()
+            );
+        }
         let redis_url = args.redis_url.clone().or_else(|| file.redis_url.clone());
         Ok(Self {
+            connections,
             listen,
             data_dir,
             store,

@@ -147,8 +147,7 @@ pub struct LocalKeys {
 /// `<data-dir>/admin.key`; makes (or reuses) the embedded worker's key in
 /// `<data-dir>/worker.key`. Both files are 0600.
 pub async fn ensure_local_keys(store: &Arc<dyn Store>, data_dir: &Path) -> Result<LocalKeys> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("create data directory {}", data_dir.display()))?;
+    crate::server::create_private_dir(data_dir)?;
     let now = Utc::now();
     let new_admin = if store.api_key_count_active(now).await? == 0 {
         let created = create_key_in_store(

@@ -19,6 +19,7 @@ mod keys_cmd;
 mod logging;
 mod server;
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use accord_client::AccordClient;
@@ -32,13 +33,25 @@ use crate::cli::{BenchCommand, Cli, Command, LogFormat};
 use crate::config::{worker_settings, FileConfig, ServerSettings, DEFAULT_SERVER};
 use crate::server::{stop_signal, ControlPlane};
 
+/// How long the runtime waits, once a command is done, for blocking work
+/// still under way. Engines stop theirs promptly when told (see
+/// `accord_engine::Executor`); this only keeps a stray one from holding the
+/// process after a graceful shutdown.
+const RUNTIME_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() {
     let cli = Cli::parse();
+    // Everything Accord writes (database, WAL, keys, artifacts) is for its
+    // owner only.
+    #[cfg(unix)]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("start the async runtime");
-    if let Err(err) = runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_GRACE);
+    if let Err(err) = outcome {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }
@@ -61,12 +74,11 @@ async fn run(cli: Cli) -> Result<()> {
         .as_deref()
         .or(file.log.as_deref())
         .or(default_filter);
-    logging::init(
-        cli.log_format
-            .or(file.log_format)
-            .unwrap_or(LogFormat::Text),
-        filter,
-    );
+    let log_format = cli
+        .log_format
+        .or(file.log_format)
+        .unwrap_or(LogFormat::Text);
+    logging::init(log_format, filter);
 
     match cli.command {
         Command::Up(args) => {
@@ -81,7 +93,10 @@ async fn run(cli: Cli) -> Result<()> {
             let control = ControlPlane::start_on(&settings, store).await?;
             let url = control.local_url();
             print_banner(&control, &settings);
-            print_keys(&keys, &settings);
+            // The key itself goes only to a person at a terminal; under a
+            // service manager standard output ends up in logs.
+            let show_key = std::io::stdout().is_terminal() && matches!(log_format, LogFormat::Text);
+            print_keys(&keys, &settings, show_key);
             let client = AccordClient::new(&url)?.with_api_key(&keys.worker)?;
             let stop = CancellationToken::new();
             let worker = tokio::spawn(Worker::new(client, engine, worker).run(stop.clone()));
@@ -185,9 +200,13 @@ fn print_banner(control: &ControlPlane, settings: &ServerSettings) {
     println!("Press Ctrl-C to stop.");
 }
 
-fn print_keys(keys: &keys_cmd::LocalKeys, settings: &ServerSettings) {
+fn print_keys(keys: &keys_cmd::LocalKeys, settings: &ServerSettings, show_key: bool) {
     let path = settings.data_dir.join(keys_cmd::ADMIN_KEY_FILE);
     match &keys.new_admin {
+        Some(_) if !show_key => println!(
+            "  admin key: new, saved to {} (mode 0600), which the CLI uses for this server",
+            path.display()
+        ),
         Some(token) => {
             println!("  admin key: {token}");
             println!(

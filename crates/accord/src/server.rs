@@ -79,14 +79,12 @@ impl ControlPlane {
             settings.api.clone(),
             claims_closed.clone(),
         ));
-        let server = tokio::spawn({
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-            async move { serve.await }
-        });
+        let server = tokio::spawn(accord_api::serve(
+            listener,
+            app,
+            settings.connections,
+            shutdown.clone(),
+        ));
         let maintenance = tokio::spawn({
             let queue = queue.clone();
             let shutdown = shutdown.clone();
@@ -147,11 +145,18 @@ impl ControlPlane {
 pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
     Ok(match settings {
         StoreSettings::Sqlite { data_dir, config } => {
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("create data directory {}", data_dir.display()))?;
+            create_private_dir(data_dir)?;
             let store = SqliteStore::open(config)
                 .await
                 .with_context(|| format!("open database {}", config.path.display()))?;
+            // Files made by an older version, or with a looser umask, are
+            // tightened too; SQLite gives its WAL and shared-memory files
+            // the database file's mode when it creates them.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = config.path.clone().into_os_string();
+                path.push(suffix);
+                make_private(std::path::Path::new(&path), 0o600)?;
+            }
             Arc::new(store)
         }
         StoreSettings::Postgres(config) => {
@@ -161,6 +166,29 @@ pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
             Arc::new(store)
         }
     })
+}
+
+/// Creates the data directory (and its parents) readable by its owner only.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("create data directory {}", dir.display()))?;
+    make_private(dir, 0o700)
+}
+
+/// Sets `path`'s mode when it exists.
+fn make_private(path: &std::path::Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).with_context(|| format!("restrict access to {}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    let _ = (path, mode);
+    Ok(())
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -1214,14 +1214,13 @@ async fn up_makes_one_admin_key_and_the_cli_manages_keys_and_workspaces() {
     let data_arg = data.to_str().unwrap().to_owned();
     let mut accord = up(dir.path(), &[]);
     let url = accord.url().to_owned();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     for file in ["admin.key", "worker.key"] {
-        let mode = std::fs::metadata(data.join(file))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "{file} is private");
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} is private");
     }
     let admin = accord.key().to_owned();
+    admin_key_was_printed_into_logs(&accord, &data, &admin);
 
     // The CLI finds admin.key by itself for a local server.
     let (ok, _, err) = accord_cli(&["jobs", "list", "--server", &url, "--data-dir", &data_arg]);
@@ -1322,6 +1321,28 @@ async fn up_makes_one_admin_key_and_the_cli_manages_keys_and_workspaces() {
         .filter(|key| key.role == accord_model::Role::Admin)
         .count();
     assert_eq!(admins, 1);
+}
+
+/// Regression: the first admin key went to standard output even when that
+/// was not a terminal (a service manager's log), and `accord.db` was
+/// world-readable. Now the key is only in its 0600 file, the terminal is
+/// told where, and the data directory and database files are private.
+fn admin_key_was_printed_into_logs(accord: &Process, data: &std::path::Path, admin: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(data), 0o700, "the data directory is private");
+    for file in ["accord.db", "accord.db-wal", "accord.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} is private");
+    }
+    let stdout = accord.stdout_until("admin key: new, saved to");
+    assert!(!stdout.contains(admin), "the key is not printed: {stdout}");
+    assert!(!accord.logs().contains(admin), "the key is not logged");
 }
 
 /// Bound to a non-loopback address, `serve` refuses to start until a key

@@ -22,8 +22,18 @@ pub enum ApiError {
     Validation(String),
     #[error("{0}")]
     TargetNotAllowed(String),
-    #[error("request body must be JSON (Content-Type: application/json)")]
+    #[error(
+        "request body must be JSON in UTF-8 (Content-Type: application/json, no other charset)"
+    )]
     UnsupportedMediaType,
+    #[error("the request is not valid HTTP/1.1 (request line, header or message framing)")]
+    MalformedRequest,
+    #[error("the request's headers are larger than the server accepts")]
+    HeadersTooLarge,
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
+    #[error("the server is at its connection limit; try again shortly")]
+    Overloaded,
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -83,6 +93,10 @@ impl ApiError {
             Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TargetNotAllowed(_) => (S::UNPROCESSABLE_ENTITY, "target_not_allowed"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::MalformedRequest => (S::BAD_REQUEST, "malformed_request"),
+            Self::HeadersTooLarge => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
+            Self::RequestTimeout(_) => (S::REQUEST_TIMEOUT, "request_timeout"),
+            Self::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded"),
             Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::InvalidId(_) => (S::BAD_REQUEST, "invalid_id"),
             Self::InvalidQuery(_) => (S::BAD_REQUEST, "invalid_query"),

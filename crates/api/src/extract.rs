@@ -29,13 +29,7 @@ where
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .map(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            })
-            .unwrap_or(false);
+            .is_some_and(is_json_media_type);
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -46,16 +40,32 @@ where
             .unwrap_or(BodyLimits {
                 bytes: usize::MAX,
                 depth: usize::MAX,
+                read_timeout: std::time::Duration::MAX,
             });
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limits.bytes)
-            } else {
-                ApiError::MalformedJson(rejection.body_text())
-            }
-        })?;
+        let read = Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(limits.read_timeout, read)
+            .await
+            .map_err(|_elapsed| ApiError::RequestTimeout(limits.read_timeout))?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(limits.bytes)
+                } else {
+                    ApiError::MalformedJson(rejection.body_text())
+                }
+            })?;
+        if let Err(err) = std::str::from_utf8(&bytes) {
+            return Err(ApiError::MalformedJson(format!(
+                "the body is not UTF-8 (invalid byte at offset {})",
+                err.valid_up_to()
+            )));
+        }
         if crate::hardening::json_depth(&bytes) > limits.depth {
             return Err(ApiError::JsonTooDeep(limits.depth));
+        }
+        if let Some(offset) = escaped_nul(&bytes) {
+            return Err(ApiError::InvalidField(format!(
+                "a string holds the NUL character (\\u0000 at byte {offset}), which no text field accepts"
+            )));
         }
         parse_json(&bytes).map(JsonBody)
     }
@@ -66,6 +76,44 @@ where
 pub struct BodyLimits {
     pub bytes: usize,
     pub depth: usize,
+    pub read_timeout: std::time::Duration,
+}
+
+/// `application/json` or `application/*+json`, with no charset or UTF-8
+/// (JSON on the wire is UTF-8; a body declared in another charset would be
+/// misread).
+fn is_json_media_type(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let json =
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+    json && parts.all(|param| {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || matches!(
+                value.trim().trim_matches('"').to_ascii_lowercase().as_str(),
+                "utf-8" | "utf8"
+            )
+    })
+}
+
+/// Where a JSON text escapes a NUL character (`\u0000`), if it does.
+/// PostgreSQL cannot store NUL in text, so no field may hold one, on either
+/// backend. Backslashes occur only inside strings, so pairing them is
+/// enough to tell an escape from an escaped backslash.
+fn escaped_nul(bytes: &[u8]) -> Option<usize> {
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'\\' {
+            if bytes[index + 1..].starts_with(b"u0000") {
+                return Some(index);
+            }
+            index += 2;
+        } else {
+            index += 1;
+        }
+    }
+    None
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -144,10 +192,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
             .await
-            .map(|Query(value)| QueryParams(value))
-            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+        // Decoded, a `%00` would reach the store, which cannot keep it.
+        let query = parts.uri.query().unwrap_or("");
+        if query.contains("%00") {
+            return Err(ApiError::InvalidQuery(
+                "query parameters must not contain the NUL character (%00)".to_owned(),
+            ));
+        }
+        Ok(QueryParams(value))
     }
 }
 
@@ -177,6 +232,105 @@ mod tests {
         let (_, code) = err.status_and_code();
         assert_eq!(code, expected_code, "{body}: {err}");
         assert!(err.to_string().contains(expected_message), "{body}: {err}");
+    }
+
+    /// Fuzzing the worker protocol's inputs through the real extractor:
+    /// every body is accepted or refused with a 4xx, never a panic or a 5xx.
+    #[test]
+    fn worker_protocol_inputs_are_refused_with_4xx() {
+        use accord_model::{
+            ClaimRequest, CompleteRequest, FailRequest, HeartbeatRequest, ReleaseRequest,
+        };
+        use accord_test_support::fuzz::{fuzz, FuzzTarget};
+
+        async fn answer<T: DeserializeOwned>(body: Vec<u8>) -> Option<ApiError> {
+            let mut request = Request::new(axum::body::Body::from(body));
+            request.headers_mut().insert(
+                CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            request.extensions_mut().insert(BodyLimits {
+                bytes: 2 * 1024 * 1024,
+                depth: 64,
+                read_timeout: std::time::Duration::from_secs(5),
+            });
+            JsonBody::<T>::from_request(request, &()).await.err()
+        }
+
+        let target = FuzzTarget {
+            name: "worker_protocol",
+            dictionary: &[
+                r#""worker_id":"#,
+                r#""attempt":4294967296"#,
+                r#""job_id":"not-a-uuid""#,
+                r#""leases":["#,
+                r#""items":["#,
+                r#""kind":"retryable""#,
+                "\\u0000",
+                "[",
+                "{",
+                "\"",
+                "-1",
+                "1e400",
+            ],
+            max_len: 256 * 1024,
+            per_input: std::time::Duration::from_secs(5),
+        };
+        fuzz(&target, |input| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|err| err.to_string())?;
+            let input = input.to_vec();
+            let errors = runtime.block_on(async {
+                [
+                    answer::<ClaimRequest>(input.clone()).await,
+                    answer::<HeartbeatRequest>(input.clone()).await,
+                    answer::<CompleteRequest>(input.clone()).await,
+                    answer::<FailRequest>(input.clone()).await,
+                    answer::<ReleaseRequest>(input).await,
+                ]
+            });
+            for error in errors.into_iter().flatten() {
+                let (status, code) = error.status_and_code();
+                if !status.is_client_error() {
+                    return Err(format!("answered {status} {code}: {error}"));
+                }
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn only_utf8_json_is_json() {
+        for (value, expected) in [
+            ("application/json", true),
+            ("Application/JSON; charset=UTF-8", true),
+            ("application/json; charset=\"utf-8\"", true),
+            ("application/problem+json", true),
+            ("application/json; charset=utf-16", false),
+            ("application/json;charset=latin1", false),
+            ("text/json", false),
+            ("text/plain", false),
+            ("", false),
+        ] {
+            assert_eq!(is_json_media_type(value), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn escaped_nuls_are_found() {
+        for (json, expected) in [
+            (r#"{"a":"\u0000"}"#, Some(6)),
+            (r#"{"a":"x\\u0000"}"#, None),
+            (r#"{"a":"x\\\u0000"}"#, Some(9)),
+            (r#"{"a":"\u00001"}"#, Some(6)),
+            (r#"{"a":"\u0001"}"#, None),
+            (r#"{"a":"\"}"#, None),
+            ("\\", None),
+        ] {
+            assert_eq!(escaped_nul(json.as_bytes()), expected, "{json}");
+        }
     }
 
     #[test]

@@ -16,10 +16,12 @@ mod extract;
 mod hardening;
 mod openapi;
 mod routes;
+mod serve;
 mod state;
 
 pub use audit::AuditRecorder;
 pub use error::ApiError;
 pub use openapi::openapi;
 pub use routes::router;
+pub use serve::{serve, ConnectionLimits};
 pub use state::{ApiConfig, ApiState};

@@ -16,6 +16,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Longest request URI (path and query) accepted, in bytes.
     pub max_uri_bytes: usize,
+    /// Longest time a client may take to send a request body.
+    pub body_read_timeout: std::time::Duration,
     /// Deepest nesting of arrays and objects accepted in a JSON body.
     pub max_json_depth: usize,
     /// Longest `Idempotency-Key` accepted.
@@ -34,6 +36,7 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
             max_uri_bytes: 8 * 1024,
+            body_read_timeout: std::time::Duration::from_secs(30),
             max_json_depth: 64,
             max_idempotency_key_len: 255,
             rate_limits: RoleLimits::default(),

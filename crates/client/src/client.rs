@@ -58,6 +58,11 @@ impl AccordClient {
             .user_agent(concat!("accord-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64)
+            // The server closes a keep-alive connection that waits longer
+            // than its header-read timeout (10 s by default) for the next
+            // request; drop idle connections before that, so a request is
+            // never sent on one the server is closing.
+            .pool_idle_timeout(Duration::from_secs(4))
             .tcp_nodelay(true)
             .no_proxy()
             .build()

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::PageLimits;
+
 /// Settings of the HTTP engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -19,6 +21,8 @@ pub struct EngineConfig {
     pub max_body_bytes: usize,
     /// Most redirects followed by one `navigate`.
     pub max_redirects: usize,
+    /// Bounds on parsing and processing one page.
+    pub page_limits: PageLimits,
 }
 
 impl EngineConfig {
@@ -39,6 +43,7 @@ impl Default for EngineConfig {
             navigate_timeout: Duration::from_secs(30),
             max_body_bytes: 10 * 1024 * 1024,
             max_redirects: 10,
+            page_limits: PageLimits::default(),
         }
     }
 }

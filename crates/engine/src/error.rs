@@ -8,7 +8,17 @@ use std::time::Duration;
 
 use accord_model::{ErrorKind, JobError};
 
+use crate::bounded::Exceeded;
 use crate::RefusedTarget;
+
+impl From<Exceeded> for StepFailure {
+    fn from(exceeded: Exceeded) -> Self {
+        match exceeded {
+            Exceeded::Cancelled => Self::ProcessingCancelled,
+            limit => Self::PageTooCostly(limit),
+        }
+    }
+}
 
 /// Why a run failed, and at which step.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +92,8 @@ pub enum StepFailure {
     Timeout { after: Duration, url: String },
     #[error("could not fetch {url}: {detail}")]
     Network { url: String, detail: String },
-    #[error("invalid CSS selector `{selector}`: {reason}")]
-    InvalidSelector { selector: String, reason: String },
+    #[error("the page is too costly to process: {0}")]
+    PageTooCostly(Exceeded),
     #[error("assert failed: expected {expected}, got {found}")]
     AssertFailed { expected: String, found: String },
     #[error("page processing panicked: {detail}")]
@@ -107,7 +117,7 @@ impl StepFailure {
             | Self::Refused(_)
             | Self::TooManyRedirects { .. }
             | Self::BodyTooLarge { .. }
-            | Self::InvalidSelector { .. }
+            | Self::PageTooCostly(_)
             | Self::AssertFailed { .. }
             | Self::ProcessingPanicked { .. } => ErrorKind::Permanent,
         }

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use accord_model::{ExtractedValue, JobResult, JobSpec, Step, TargetUrl, Timings};
 use reqwest::header::{HeaderValue, LOCATION};
 use reqwest::{Response, StatusCode};
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::bounded::{Budget, PageLimits};
 use crate::extract::{Document, PageStep};
 use crate::guard::{self, Guard, RefusedTarget, TooManyRedirects};
 use crate::{EngineBuildError, EngineConfig, EngineError, Executor, StepFailure};
@@ -29,6 +31,7 @@ pub struct HttpEngine {
     navigate_timeout: Duration,
     max_body_bytes: usize,
     max_redirects: usize,
+    page_limits: PageLimits,
 }
 
 impl HttpEngine {
@@ -52,6 +55,7 @@ impl HttpEngine {
             navigate_timeout: config.navigate_timeout,
             max_body_bytes: config.max_body_bytes,
             max_redirects: config.max_redirects,
+            page_limits: config.page_limits,
         })
     }
 
@@ -144,7 +148,11 @@ struct Run {
 
 #[async_trait::async_trait]
 impl Executor for HttpEngine {
-    async fn run(&self, spec: &JobSpec) -> Result<JobResult, EngineError> {
+    async fn run(
+        &self,
+        spec: &JobSpec,
+        stop: &CancellationToken,
+    ) -> Result<JobResult, EngineError> {
         let started = Instant::now();
         let steps = &spec.steps;
         let mut run = Run::default();
@@ -156,10 +164,12 @@ impl Executor for HttpEngine {
                     accept_error_status,
                 } => {
                     let step_started = Instant::now();
-                    let page = self
-                        .navigate(url, *accept_error_status)
-                        .await
-                        .map_err(|failure| EngineError::at_step(index, failure))?;
+                    // A fetch holds nothing but sockets: dropping it stops it.
+                    let page = tokio::select! {
+                        page = self.navigate(url, *accept_error_status) => page,
+                        () = stop.cancelled() => Err(StepFailure::ProcessingCancelled),
+                    }
+                    .map_err(|failure| EngineError::at_step(index, failure))?;
                     let elapsed = millis(step_started.elapsed());
                     tracing::debug!(
                         step = index,
@@ -192,8 +202,9 @@ impl Executor for HttpEngine {
                         status: page.status,
                         steps: steps[index..end].to_vec(),
                         first_index: index,
+                        limits: self.page_limits,
                     };
-                    let done = process(batch).await?;
+                    let done = process(batch, stop).await?;
                     run.timings.process_ms += done.steps_ms.iter().sum::<u64>();
                     run.timings.steps_ms.extend(done.steps_ms);
                     run.extracted.extend(done.extracted);
@@ -229,6 +240,7 @@ struct PageBatch {
     steps: Vec<Step>,
     /// Index in the job of `steps[0]`.
     first_index: usize,
+    limits: PageLimits,
 }
 
 /// What a batch produced.
@@ -240,14 +252,27 @@ struct BatchDone {
 
 /// Parses the page and runs the batch on a blocking thread.
 ///
-/// Parsing cannot be interrupted, but when the run is dropped the batch stops
-/// before its next step instead of finishing work nobody will read.
-async fn process(batch: PageBatch) -> Result<BatchDone, EngineError> {
+/// The blocking work checks a flag as it goes (see `bounded`). When `stop`
+/// is cancelled the flag is set and the run waits for the thread to notice,
+/// which takes milliseconds, so the caller's slot is freed only once the
+/// work has really stopped. If the future is dropped instead, the flag is
+/// set all the same and the thread stops on its own just as fast.
+async fn process(batch: PageBatch, stop: &CancellationToken) -> Result<BatchDone, EngineError> {
     let cancelled = Arc::new(AtomicBool::new(false));
     let _cancel_on_drop = CancelOnDrop(cancelled.clone());
     let first_index = batch.first_index;
-    let task = tokio::task::spawn_blocking(move || process_blocking(batch, &cancelled));
-    match task.await {
+    let mut task = tokio::task::spawn_blocking({
+        let cancelled = cancelled.clone();
+        move || process_blocking(batch, &cancelled)
+    });
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        () = stop.cancelled() => {
+            cancelled.store(true, Ordering::Relaxed);
+            task.await
+        }
+    };
+    match joined {
         Ok(done) => done,
         Err(err) if err.is_panic() => Err(EngineError::at_step(
             first_index,
@@ -262,9 +287,34 @@ async fn process(batch: PageBatch) -> Result<BatchDone, EngineError> {
     }
 }
 
+/// Parses a page and runs page steps (`extract`, `assert`) on it within
+/// `limits`, on the calling thread: what a job does with a page once it is
+/// fetched. For benchmarks and fuzzing; jobs go through [`HttpEngine`].
+///
+/// # Panics
+/// If `steps` holds a step that is not a page step.
+pub fn process_page(
+    body: &str,
+    status: u16,
+    steps: &[Step],
+    limits: &PageLimits,
+    stop: &AtomicBool,
+) -> Result<BTreeMap<String, ExtractedValue>, EngineError> {
+    let batch = PageBatch {
+        body: body.into(),
+        status,
+        steps: steps.to_vec(),
+        first_index: 0,
+        limits: *limits,
+    };
+    process_blocking(batch, stop).map(|done| done.extracted)
+}
+
 fn process_blocking(batch: PageBatch, cancelled: &AtomicBool) -> Result<BatchDone, EngineError> {
     let parse_started = Instant::now();
-    let document = Document::parse(&batch.body, batch.status);
+    let budget = Budget::new(&batch.limits, cancelled);
+    let document = Document::parse(&batch.body, batch.status, &batch.limits, &budget)
+        .map_err(|exceeded| EngineError::at_step(batch.first_index, exceeded.into()))?;
     // The parse is charged to the first step of the batch.
     let mut carried = parse_started.elapsed();
     let mut done = BatchDone {
@@ -273,16 +323,13 @@ fn process_blocking(batch: PageBatch, cancelled: &AtomicBool) -> Result<BatchDon
     };
     for (offset, step) in batch.steps.iter().enumerate() {
         let index = batch.first_index + offset;
-        if cancelled.load(Ordering::Relaxed) {
-            return Err(EngineError::at_step(
-                index,
-                StepFailure::ProcessingCancelled,
-            ));
-        }
+        budget
+            .check()
+            .map_err(|exceeded| EngineError::at_step(index, exceeded.into()))?;
         let step_started = Instant::now();
         let page_step = PageStep::of(step).expect("a batch holds only page steps");
         document
-            .apply(page_step, &mut done.extracted)
+            .apply(page_step, &budget, &mut done.extracted)
             .map_err(|failure| EngineError::at_step(index, failure))?;
         done.steps_ms.push(millis(carried + step_started.elapsed()));
         carried = Duration::ZERO;

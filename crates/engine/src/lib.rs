@@ -5,10 +5,12 @@
 //! SSRF guard every fetch goes through, and the extraction of fields from
 //! pages. Errors are classified retryable or permanent here, at the source.
 //!
-//! Deliberately does not retry, time out whole jobs or handle cancellation:
-//! the caller (the worker) drops the future to cancel and wraps it in
-//! `tokio::time::timeout` for the job timeout. Never touches the store.
+//! Deliberately does not retry or time out whole jobs: the caller (the
+//! worker) cancels a run through its token when the job times out or is
+//! stopped, and awaits the run, which ends promptly, so its slot is not
+//! reused while work of the run is still going. Never touches the store.
 
+mod bounded;
 mod config;
 mod error;
 mod executor;
@@ -16,8 +18,9 @@ mod extract;
 mod guard;
 mod http;
 
+pub use bounded::{Exceeded, PageLimits};
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};
 pub use executor::Executor;
 pub use guard::RefusedTarget;
-pub use http::HttpEngine;
+pub use http::{process_page, HttpEngine};

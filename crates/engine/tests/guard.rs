@@ -7,6 +7,7 @@ use std::time::Duration;
 use accord_engine::{EngineConfig, Executor, HttpEngine};
 use accord_model::{Engine, ErrorKind, JobSpec, Step, TargetUrl};
 use accord_test_support::FixtureServer;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn non_public_targets_are_refused() {
@@ -30,7 +31,10 @@ async fn non_public_targets_are_refused() {
                 }],
                 timeout_seconds: 30,
             };
-            let err = engine.run(&spec).await.expect_err(&url);
+            let err = engine
+                .run(&spec, &CancellationToken::new())
+                .await
+                .expect_err(&url);
             assert_eq!(
                 (err.kind(), err.step()),
                 (ErrorKind::Permanent, Some(0)),

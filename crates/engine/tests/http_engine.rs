@@ -7,6 +7,7 @@ use std::time::Duration;
 use accord_engine::{EngineConfig, EngineError, Executor, HttpEngine};
 use accord_model::{Engine, ErrorKind, ExtractedValue, JobResult, JobSpec, Step};
 use accord_test_support::{FixtureServer, PAGE_H1, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY};
+use tokio_util::sync::CancellationToken;
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -32,7 +33,9 @@ async fn run_with(
     steps: &str,
 ) -> Result<JobResult, EngineError> {
     let engine = HttpEngine::new(config).expect("engine builds");
-    engine.run(&spec(server, steps)).await
+    engine
+        .run(&spec(server, steps), &CancellationToken::new())
+        .await
 }
 
 async fn run(server: &FixtureServer, steps: &str) -> Result<JobResult, EngineError> {
@@ -462,11 +465,14 @@ async fn unreachable_servers_fail_retryably() {
     ))
     .unwrap();
     let outcome = engine
-        .run(&JobSpec {
-            engine: Engine::Http,
-            steps,
-            timeout_seconds: 30,
-        })
+        .run(
+            &JobSpec {
+                engine: Engine::Http,
+                steps,
+                timeout_seconds: 30,
+            },
+            &CancellationToken::new(),
+        )
         .await;
     check_err(outcome, ErrorKind::Retryable, 0, "could not fetch");
 }

@@ -16,6 +16,7 @@ mod job;
 mod protocol;
 mod result;
 mod retry;
+mod selector;
 mod spec;
 mod target;
 mod wire;
@@ -35,7 +36,11 @@ pub use protocol::{
 };
 pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
 pub use retry::{Failure, Next, RetryPolicy};
-pub use spec::{Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError};
+pub use selector::{CssSelector, SelectorError, MAX_SELECTOR_BYTES, MAX_SELECTOR_NESTING};
+pub use spec::{
+    Capability, Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError,
+    MAX_FIELD_NAME_BYTES, MAX_STEP_TEXT_BYTES,
+};
 pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
 pub use wire::{
     ErrorBody, ErrorDetail, EventPage, HealthView, JobBatch, JobPage, NewJobBatch, OpsStatus,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Priority, QueueName, RetryPolicy, TargetUrl};
+use crate::{CssSelector, Priority, QueueName, RetryPolicy, TargetUrl};
 
 /// Which execution engine runs the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
@@ -37,7 +37,7 @@ impl Engine {
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     /// A CSS selector.
-    pub selector: String,
+    pub selector: CssSelector,
     /// Read this attribute instead of the element's text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute: Option<String>,
@@ -68,29 +68,35 @@ pub enum Step {
         text: Option<String>,
         /// A CSS selector that must match at least one element.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        selector: Option<String>,
+        selector: Option<CssSelector>,
     },
     /// Wait until a selector appears (browser engine).
     WaitFor {
-        selector: String,
+        selector: CssSelector,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
     /// Click an element (browser engine).
-    Click { selector: String },
+    Click { selector: CssSelector },
     /// Type into a form field (browser engine).
-    Fill { selector: String, value: String },
+    Fill {
+        selector: CssSelector,
+        value: String,
+    },
     /// Choose an option of a select element (browser engine).
-    Select { selector: String, value: String },
+    Select {
+        selector: CssSelector,
+        value: String,
+    },
     /// Submit a form (browser engine).
     Submit {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        selector: Option<String>,
+        selector: Option<CssSelector>,
     },
     /// Capture the page or one element as an image (browser engine).
     Screenshot {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        selector: Option<String>,
+        selector: Option<CssSelector>,
     },
 }
 
@@ -110,25 +116,86 @@ impl Step {
         }
     }
 
-    fn selectors(&self) -> Vec<(String, &str)> {
-        match self {
-            Self::Extract { fields } => fields
-                .iter()
-                .map(|(name, field)| (format!("fields.{name}.selector"), field.selector.as_str()))
-                .collect(),
-            Self::Assert {
-                selector: Some(s), ..
+    /// Refuses text this step carries that no store can keep (NUL) or that
+    /// is past its bound.
+    fn check_text(&self, index: usize) -> Result<(), ValidationError> {
+        let check = |path: String, value: &str, max: usize| {
+            if value.contains('\0') {
+                Err(invalid(
+                    format!("steps[{index}].{path}"),
+                    "must not contain the NUL character",
+                ))
+            } else if value.len() > max {
+                Err(invalid(
+                    format!("steps[{index}].{path}"),
+                    format!("must be at most {max} bytes"),
+                ))
+            } else {
+                Ok(())
             }
-            | Self::Submit { selector: Some(s) }
-            | Self::Screenshot { selector: Some(s) }
-            | Self::WaitFor { selector: s, .. }
-            | Self::Click { selector: s }
-            | Self::Fill { selector: s, .. }
-            | Self::Select { selector: s, .. } => vec![("selector".to_owned(), s.as_str())],
-            Self::Assert { selector: None, .. }
-            | Self::Submit { selector: None }
-            | Self::Screenshot { selector: None }
-            | Self::Navigate { .. } => Vec::new(),
+        };
+        match self {
+            Self::Extract { fields } => {
+                for (name, field) in fields {
+                    if name.is_empty() {
+                        return Err(invalid(
+                            format!("steps[{index}].fields"),
+                            "field names must not be empty",
+                        ));
+                    }
+                    check(format!("fields.{name}"), name, MAX_FIELD_NAME_BYTES)?;
+                    if let Some(attribute) = &field.attribute {
+                        check(
+                            format!("fields.{name}.attribute"),
+                            attribute,
+                            MAX_FIELD_NAME_BYTES,
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            Self::Assert {
+                text: Some(text), ..
+            } => check("text".to_owned(), text, MAX_STEP_TEXT_BYTES),
+            Self::Fill { value, .. } | Self::Select { value, .. } => {
+                check("value".to_owned(), value, MAX_STEP_TEXT_BYTES)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What an engine must be able to do to run this step.
+    pub fn requires(&self) -> Capability {
+        match self {
+            Self::Navigate { .. } => Capability::Fetch,
+            Self::Extract { .. } | Self::Assert { .. } => Capability::ReadPage,
+            Self::WaitFor { .. }
+            | Self::Click { .. }
+            | Self::Fill { .. }
+            | Self::Select { .. }
+            | Self::Submit { .. }
+            | Self::Screenshot { .. } => Capability::Browser,
+        }
+    }
+}
+
+/// What a step needs from the engine that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Load a page over the network.
+    Fetch,
+    /// Read the loaded page's markup.
+    ReadPage,
+    /// A live page: scripts, layout, input events, rendering.
+    Browser,
+}
+
+impl Engine {
+    /// Whether this engine can run steps that need `capability`.
+    pub fn supports(self, capability: Capability) -> bool {
+        match (self, capability) {
+            (Self::Http, Capability::Fetch | Capability::ReadPage) => true,
+            (Self::Http, Capability::Browser) => false,
         }
     }
 }
@@ -169,6 +236,15 @@ pub struct NewJob {
     #[serde(default)]
     pub retry: RetryPolicy,
 }
+
+/// Longest extract field name or attribute name, in bytes.
+pub const MAX_FIELD_NAME_BYTES: usize = 128;
+/// Longest text a step carries (assert text, a value to type), in bytes.
+pub const MAX_STEP_TEXT_BYTES: usize = 4_096;
+
+/// `run_at` must fall in this window (years, inclusive start, exclusive end):
+/// outside it a timestamp is a mistake, and year 0 would run at once.
+const RUN_AT_YEARS: std::ops::Range<i32> = 2000..2100;
 
 fn default_max_attempts() -> u32 {
     3
@@ -219,7 +295,9 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationEr
 }
 
 impl NewJob {
-    /// Checks everything serde cannot: ranges, sizes and CSS selector syntax.
+    /// Checks everything serde cannot: ranges, sizes, text no store can keep,
+    /// and steps the chosen engine cannot run. (CSS selectors were checked
+    /// when they were parsed.)
     pub fn validate(&self, limits: &Limits) -> Result<(), ValidationError> {
         if self.steps.is_empty() {
             return Err(invalid("steps", "a job needs at least one step"));
@@ -248,7 +326,25 @@ impl NewJob {
                 format!("at most {} labels are allowed", limits.max_labels),
             ));
         }
+        if let Some(run_at) = self.run_at {
+            if !RUN_AT_YEARS.contains(&chrono::Datelike::year(&run_at)) {
+                return Err(invalid(
+                    "run_at",
+                    format!(
+                        "must be in the years {} to {}",
+                        RUN_AT_YEARS.start,
+                        RUN_AT_YEARS.end - 1
+                    ),
+                ));
+            }
+        }
         for (key, value) in &self.labels {
+            if key.contains('\0') || value.contains('\0') {
+                return Err(invalid(
+                    format!("labels.{}", key.replace('\0', "\\0")),
+                    "labels must not contain the NUL character",
+                ));
+            }
             if key.is_empty()
                 || key.len() > limits.max_label_len
                 || value.len() > limits.max_label_len
@@ -288,14 +384,17 @@ impl NewJob {
                     "an assert step needs at least one of `status`, `text`, `selector`",
                 ));
             }
-            for (path, selector) in step.selectors() {
-                if let Err(err) = scraper::Selector::parse(selector) {
-                    return Err(invalid(
-                        format!("steps[{index}].{path}"),
-                        format!("invalid CSS selector {selector:?}: {err}"),
-                    ));
-                }
+            if !self.engine.supports(step.requires()) {
+                return Err(invalid(
+                    format!("steps[{index}]"),
+                    format!(
+                        "the `{}` step needs a browser; the `{}` engine cannot run it",
+                        step.action(),
+                        self.engine.as_str()
+                    ),
+                ));
             }
+            step.check_text(index)?;
         }
         Ok(())
     }
@@ -393,6 +492,79 @@ mod tests {
                 r#"{{"steps":[{nav},{{"action":"navigate","url":"https://x.test/","extra":1}}]}}"#
             ),
             Err("unknown field `extra`"),
+        );
+    }
+
+    #[test]
+    fn refuses_text_no_store_can_keep() {
+        let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
+        check(
+            &format!(r#"{{"steps":[{nav}],"labels":{{"a\u0000":"b"}}}}"#),
+            Err("labels.a\\0: labels must not contain the NUL character"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"labels":{{"a":"b\u0000"}}}}"#),
+            Err("NUL"),
+        );
+        check(
+            &format!(
+                r#"{{"steps":[{nav},{{"action":"extract","fields":{{"x\u0000":{{"selector":"h1"}}}}}}]}}"#
+            ),
+            Err("steps[1].fields.x"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav},{{"action":"assert","text":"a\u0000"}}]}}"#),
+            Err("steps[1].text: must not contain the NUL character"),
+        );
+        check(
+            &format!(
+                r#"{{"steps":[{nav},{{"action":"extract","fields":{{"x":{{"selector":"h1\u0000"}}}}}}]}}"#
+            ),
+            Err(r#"invalid CSS selector "h1\0": it contains a NUL character"#),
+        );
+        check(
+            &format!(
+                r#"{{"steps":[{nav},{{"action":"assert","text":"{}"}}]}}"#,
+                "a".repeat(5000)
+            ),
+            Err("at most 4096 bytes"),
+        );
+    }
+
+    #[test]
+    fn run_at_outside_a_sane_window_is_refused() {
+        let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
+        check(
+            &format!(r#"{{"steps":[{nav}],"run_at":"2030-01-01T00:00:00Z"}}"#),
+            Ok(()),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"run_at":"0000-01-01T00:00:00Z"}}"#),
+            Err("run_at: must be in the years 2000 to 2099"),
+        );
+        check(
+            &format!(r#"{{"steps":[{nav}],"run_at":"+10000-01-01T00:00:00Z"}}"#),
+            Err("run_at"),
+        );
+    }
+
+    #[test]
+    fn steps_the_engine_cannot_run_are_refused_at_submission() {
+        let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
+        for step in [
+            r#"{"action":"click","selector":"a"}"#,
+            r#"{"action":"wait_for","selector":"a"}"#,
+            r#"{"action":"fill","selector":"input","value":"x"}"#,
+            r#"{"action":"screenshot"}"#,
+        ] {
+            check(
+                &format!(r#"{{"engine":"http","steps":[{nav},{step}]}}"#),
+                Err("steps[1]: the `"),
+            );
+        }
+        check(
+            &format!(r#"{{"steps":[{nav},{{"action":"click","selector":"a"}}]}}"#),
+            Err("steps[1]: the `click` step needs a browser; the `http` engine cannot run it"),
         );
     }
 

@@ -57,6 +57,7 @@ pub const HANG_DURATION: Duration = Duration::from_secs(3_600);
 /// | `/stream/{kib}` | the same, chunked, without `Content-Length` |
 /// | `/text` | [`TEXT_BODY`] as `text/plain` |
 /// | `/user-agent` | the request's `User-Agent` in `<p id="ua">` |
+/// | `/hostile/...` | costly and endless pages (see the `hostile` module) |
 ///
 /// It runs on a task of the current tokio runtime; dropping it stops accepting
 /// connections and ends any request still sleeping in `/hang` or `/slow`.
@@ -165,6 +166,7 @@ fn router(state: AppState) -> Router {
         .route("/stream/{kib}", get(stream))
         .route("/text", get(text))
         .route("/user-agent", get(user_agent))
+        .merge(crate::hostile::routes())
         .layer(middleware::from_fn_with_state(state.clone(), count_hit))
         .with_state(state)
 }

@@ -5,7 +5,8 @@
 //! as constants such as [`PAGE_TITLE`] and [`PAGE_LINKS`]) plus routes that
 //! misbehave on purpose: flaky 503s, arbitrary statuses, redirects and
 //! redirect chains, slow and hanging answers, big (and streamed) pages, plain
-//! text, and an echo of the request's `User-Agent`. It counts the requests
+//! text, an echo of the request's `User-Agent`, and hostile pages (costly
+//! to parse, or never ending). It counts the requests
 //! each path received ([`FixtureServer::hits`]).
 //!
 //! It is built to be cheap per request (axum, no per-request logging) so a
@@ -20,6 +21,8 @@
 
 mod cluster;
 mod fixture;
+pub mod fuzz;
+mod hostile;
 mod postgres;
 mod redis;
 

@@ -44,12 +44,24 @@ impl JobTask {
             steps = self.job.spec.steps.len(),
             "job started"
         );
+        // The run is stopped through its own token and then awaited, so the
+        // job's slot stays taken until the engine's work has really ended.
+        let halt = CancellationToken::new();
+        let run = self.executor.run(&self.job.spec, &halt);
+        tokio::pin!(run);
         let outcome = tokio::select! {
+            outcome = &mut run => Ok(outcome),
             () = self.stop.cancelled() => {
+                halt.cancel();
+                let _ = run.await;
                 tracing::info!("job stopped: cancelled, lease lost, or worker shutting down");
                 return Ended::Stopped;
             }
-            outcome = tokio::time::timeout(timeout, self.executor.run(&self.job.spec)) => outcome,
+            () = tokio::time::sleep(timeout) => {
+                halt.cancel();
+                let _ = run.await;
+                Err(())
+            }
         };
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         match outcome {
@@ -71,7 +83,7 @@ impl JobTask {
                 tracing::info!(kind = ?error.kind, step = ?error.step, error = %error.message, "job attempt failed");
                 self.report_failure(error);
             }
-            Err(_elapsed) => {
+            Err(()) => {
                 let error = JobError::new(
                     ErrorKind::Timeout,
                     format!(

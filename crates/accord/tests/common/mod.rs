@@ -24,6 +24,8 @@ pub struct Process {
     pub admin_key: Option<String>,
     /// A worker key of the server's default workspace, for [`Process::worker_client`].
     pub worker_key: Option<String>,
+    /// Every line the process wrote to standard output so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -41,11 +43,16 @@ impl Process {
             .expect("start accord");
         let stdout = child.stdout.take().expect("stdout piped");
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(index) = line.find("listening on ") {
-                    let _ = tx.send(line[index + "listening on ".len()..].trim().to_owned());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let lines = lines.clone();
+            move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(index) = line.find("listening on ") {
+                        let _ = tx.send(line[index + "listening on ".len()..].trim().to_owned());
+                    }
+                    lines.lock().unwrap().push(line);
                 }
             }
         });
@@ -64,7 +71,25 @@ impl Process {
             log,
             admin_key: None,
             worker_key: None,
+            stdout: lines,
         }
+    }
+
+    /// What the process wrote to standard output so far.
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    /// Standard output once a line containing `needle` has arrived (bounded: a hang guard).
+    pub fn stdout_until(&self, needle: &str) -> String {
+        for _ in 0..600 {
+            let text = self.stdout_text();
+            if text.contains(needle) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no {needle:?} on standard output: {}", self.stdout_text());
     }
 
     pub fn url(&self) -> &str {
@@ -105,6 +130,7 @@ impl Process {
         );
         reqwest::Client::builder()
             .default_headers(headers)
+            .pool_idle_timeout(Duration::from_secs(1))
             .build()
             .unwrap()
     }

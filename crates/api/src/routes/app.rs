@@ -61,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .layer(Extension(BodyLimits {
             bytes: config.max_body_bytes,
             depth: config.max_json_depth,
+            read_timeout: config.body_read_timeout,
         }))
         .layer(middleware::from_fn(hardening::security_headers))
         .layer(middleware::from_fn_with_state(
