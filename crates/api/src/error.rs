@@ -151,6 +151,9 @@ impl From<QueueError> for ApiError {
 impl From<accord_store::StoreError> for ApiError {
     fn from(err: accord_store::StoreError) -> Self {
         match err {
+            err @ accord_store::StoreError::Unstorable { .. } => {
+                Self::InvalidField(format!("cannot {err}"))
+            }
             err if err.is_unavailable() => {
                 tracing::warn!(error = %err, "store unavailable");
                 Self::Unavailable

@@ -39,7 +39,7 @@ pub use protocol::{
     ReportResponse,
 };
 pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
-pub use retry::RetryPolicy;
+pub use retry::{Failure, Next, RetryPolicy};
 pub use selector::{CssSelector, SelectorError, MAX_SELECTOR_BYTES, MAX_SELECTOR_NESTING};
 pub use spec::{
     Capability, Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError,

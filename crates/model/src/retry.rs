@@ -1,9 +1,14 @@
-//! The retry policy: exponential backoff with jitter, chosen per job.
+//! The retry policy and the one decision made after a failed attempt: run
+//! again later (exponential backoff with jitter) or give up (dead-letter).
+//! Both store backends apply this decision; neither writes its own.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::ErrorKind;
 
 /// How long to wait before the next attempt after a retryable failure.
 ///
@@ -30,8 +35,55 @@ impl Default for RetryPolicy {
     }
 }
 
+/// One failed attempt, as the retry decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// The attempt that failed (its fencing token); it sets the backoff.
+    pub attempt: u32,
+    /// Attempts before this one that do not count toward `max_attempts`
+    /// (leases released unrun, attempts before an operator's requeue).
+    pub uncounted: u32,
+    pub max_attempts: u32,
+    pub kind: ErrorKind,
+}
+
+impl Failure {
+    /// Whether this failure used up the job's attempts.
+    pub fn exhausts_attempts(&self) -> bool {
+        self.attempt.saturating_sub(self.uncounted) >= self.max_attempts
+    }
+}
+
+/// What becomes of a job after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Queue it again (`retrying`), claimable from `at`.
+    Retry { at: DateTime<Utc> },
+    /// Give up: the job is dead-lettered (`dead`) until an operator requeues it.
+    Dead,
+}
+
 impl RetryPolicy {
-    /// `unit` is a random number in `[0, 1)`; passing it in keeps this pure.
+    /// Decides a failed attempt: a retryable error (`retryable`, `timeout`,
+    /// `lease_expired`) is retried after [`RetryPolicy::delay`] while
+    /// attempts are left; a permanent one, or one that used up the
+    /// attempts, is dead. `unit` is a random number in `[0, 1)` for the
+    /// jitter; passing it in keeps this pure.
+    pub fn after_failure(&self, failure: Failure, now: DateTime<Utc>, unit: f64) -> Next {
+        if !failure.kind.is_retryable() || failure.exhausts_attempts() {
+            return Next::Dead;
+        }
+        let delay = chrono::Duration::from_std(self.delay(failure.attempt, unit))
+            .unwrap_or(chrono::Duration::MAX);
+        Next::Retry {
+            at: now
+                .checked_add_signed(delay)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    }
+
+    /// The backoff after failed attempt `failed_attempt`; `unit` is a random
+    /// number in `[0, 1)`.
     pub fn delay(&self, failed_attempt: u32, unit: f64) -> Duration {
         let exponent = failed_attempt.saturating_sub(1).min(64) as i32;
         let base = (self.initial_delay_ms as f64) * self.multiplier.powi(exponent);
@@ -60,6 +112,8 @@ impl RetryPolicy {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn check(policy: RetryPolicy, attempt: u32, unit: f64, expected_ms: u64) {
@@ -89,5 +143,83 @@ mod tests {
         check(policy, 1, 0.0, 800);
         check(policy, 1, 0.5, 1_000);
         check(policy, 1, 1.0, 1_200);
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    /// `(attempt, uncounted, max_attempts, kind)` decided with the default
+    /// policy at `now()` and `unit` 0.5; `expected` is the delay in
+    /// milliseconds, or `None` for dead.
+    fn decide(failure: (u32, u32, u32, ErrorKind), expected: Option<i64>) {
+        let (attempt, uncounted, max_attempts, kind) = failure;
+        let failure = Failure {
+            attempt,
+            uncounted,
+            max_attempts,
+            kind,
+        };
+        let expected = match expected {
+            Some(ms) => Next::Retry {
+                at: now() + chrono::Duration::milliseconds(ms),
+            },
+            None => Next::Dead,
+        };
+        assert_eq!(
+            RetryPolicy::default().after_failure(failure, now(), 0.5),
+            expected,
+            "{failure:?}"
+        );
+    }
+
+    #[test]
+    fn retryable_failures_back_off_until_attempts_run_out() {
+        use ErrorKind::*;
+        decide((1, 0, 3, Retryable), Some(1_000));
+        decide((2, 0, 3, Retryable), Some(2_000));
+        decide((3, 0, 3, Retryable), None);
+        decide((1, 0, 3, Timeout), Some(1_000));
+        decide((1, 0, 3, LeaseExpired), Some(1_000));
+        decide((1, 0, 1, Timeout), None);
+    }
+
+    #[test]
+    fn permanent_failures_are_dead_at_once() {
+        decide((1, 0, 3, ErrorKind::Permanent), None);
+        decide((1, 0, 100, ErrorKind::Permanent), None);
+    }
+
+    #[test]
+    fn uncounted_attempts_leave_the_budget_but_still_grow_the_backoff() {
+        // Attempt 4 after one release and two requeued attempts: only one
+        // of three counted, yet the delay is that of a fourth attempt.
+        decide((4, 3, 3, ErrorKind::Retryable), Some(8_000));
+        decide((4, 1, 3, ErrorKind::Retryable), None);
+        decide((4, 5, 3, ErrorKind::Retryable), Some(8_000));
+    }
+
+    #[test]
+    fn jitter_and_far_futures_stay_in_range() {
+        let policy = RetryPolicy::default();
+        let failure = Failure {
+            attempt: 1,
+            uncounted: 0,
+            max_attempts: 3,
+            kind: ErrorKind::Retryable,
+        };
+        assert_eq!(
+            policy.after_failure(failure, now(), 0.0),
+            Next::Retry {
+                at: now() + chrono::Duration::milliseconds(800)
+            }
+        );
+        assert_eq!(
+            policy.after_failure(failure, DateTime::<Utc>::MAX_UTC, 0.5),
+            Next::Retry {
+                at: DateTime::<Utc>::MAX_UTC
+            },
+            "saturates instead of overflowing"
+        );
     }
 }

@@ -14,6 +14,10 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A value no backend can keep (PostgreSQL text cannot hold NUL), refused
+    /// by both alike before any statement runs.
+    #[error("store {what}: it holds the NUL character, which text cannot hold")]
+    Unstorable { what: &'static str },
 }
 
 impl StoreError {

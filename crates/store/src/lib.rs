@@ -1,29 +1,49 @@
-//! Accord's storage: the [`Store`] trait and its backends.
+//! Accord's storage: the [`Store`] sub-traits and their backends.
 //!
-//! This is the only crate that speaks SQL. Two backends implement the
-//! trait: [`SqliteStore`] (one embedded file, one writer) and
-//! [`PostgresStore`] (a shared server, many writers). Each keeps its own SQL
-//! and migrations (`migrations/sqlite`, `migrations/postgres`); one
-//! conformance suite (`tests/conformance.rs`) holds them to the same
-//! behaviour. Every state transition is one conditional statement
-//! (`... WHERE state = ... AND attempt = ...`), never read-then-write, and
-//! writes its job event in the same transaction. Every query about a job is
-//! scoped by its workspace.
+//! This is the only crate that speaks SQL. [`Store`] is the sum of one
+//! sub-trait per concern, each declared in its own module with the types it
+//! takes and returns: [`JobStore`] (`jobs.rs`), [`LeaseStore`] (`lease.rs`),
+//! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
+//! [`MaintenanceStore`] (`maintenance.rs`), [`CoordinationStore`]
+//! (`coordination.rs`) and [`BackendStore`] (`backend.rs`). Two backends
+//! implement every one, each in the file of its own that owns the SQL:
+//! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
+//! shared server, many writers). Each keeps its own SQL and migrations
+//! (`migrations/sqlite`, `migrations/postgres`); what they share about the
+//! schema (column lists, state sets, decoding stored text) is in
+//! `schema.rs`. One conformance suite (`tests/conformance/`, a file per
+//! sub-trait) holds them to the same behaviour.
 //!
-//! The store does not decide policy (retry delays, lease lengths, retention
-//! ages): callers pass those in, together with the current time, so the
-//! store never reads a clock.
+//! Every state transition is one conditional statement (`... WHERE state =
+//! ... AND attempt = ...`) and writes its job event in the same transaction.
+//! Every query about a job is scoped by its workspace.
+//!
+//! The store does not decide policy: the retry decision is the model's
+//! ([`accord_model::RetryPolicy::after_failure`]), and lease lengths,
+//! retention ages and the current time are passed in, so the store never
+//! reads a clock.
 
+mod access;
+mod audit;
+mod backend;
+mod coordination;
 mod error;
+mod jobs;
+mod lease;
+mod maintenance;
 mod postgres;
+mod schema;
 mod sqlite;
 mod store;
 
+pub use access::{AccessStore, StoredApiKey};
+pub use audit::{AuditFilter, AuditStore};
+pub use backend::BackendStore;
+pub use coordination::{CoordinationStore, JobWakeups, Leadership};
 pub use error::StoreError;
+pub use jobs::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome};
+pub use lease::{ClaimParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome, Transition};
+pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
-pub use store::{
-    AuditFilter, CancelOutcome, ClaimParams, FailParams, HeartbeatOutcome, InsertJob,
-    InsertOutcome, JobCount, JobFilter, JobWakeups, Leadership, QueueStats, ReportOutcome,
-    RetryOutcome, Store, StoredApiKey, Transition,
-};
+pub use store::Store;

@@ -1,13 +1,15 @@
-//! Connecting to the server and running migrations.
+//! Connecting to the server and running migrations; [`BackendStore`] for
+//! PostgreSQL.
 
 use std::fmt;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use crate::StoreError;
+use crate::{BackendStore, StoreError};
 
 #[derive(Clone)]
 pub struct PostgresConfig {
@@ -108,9 +110,21 @@ impl PostgresStore {
             .await?;
         Ok(())
     }
+}
+
+#[async_trait]
+impl BackendStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
 
     /// Closes the pool, waiting for statements under way.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.pool.close().await;
     }
 }
@@ -122,7 +136,7 @@ async fn announce_loop(pool: PgPool, mut requests: mpsc::UnboundedReceiver<()>) 
     while requests.recv().await.is_some() {
         while requests.try_recv().is_ok() {}
         if let Err(err) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(super::wakeups::CHANNEL)
+            .bind(super::coordination::CHANNEL)
             .execute(&pool)
             .await
         {

@@ -1,26 +1,32 @@
-//! Inserting, reading and the operator's transitions (cancel, retry).
+//! [`JobStore`] for PostgreSQL: inserting, reading and the operator's
+//! transitions (cancel, requeue), each one statement that also writes its
+//! job event and count deltas.
 
 use std::collections::{BTreeMap, HashMap};
 
-use accord_model::{EventKind, Job, JobEvent, JobId, JobState, RetryPolicy, Step, WorkspaceId};
+use accord_model::{Job, JobEvent, JobId, JobState, RetryPolicy, Step, WorkspaceId};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::rows::{
-    counted, event_from_row, insert_event, job_from_row, state, NewEvent, JOB_COLUMNS,
-};
+use super::rows::{counted, event_from_row, job_from_row};
 use super::PostgresStore;
-use crate::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, RetryOutcome, StoreError};
+use crate::schema::{JOB_COLUMNS, REQUEUEABLE, TERMINAL};
+use crate::{
+    CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome, StoreError,
+};
 
-impl PostgresStore {
-    pub(super) async fn insert(
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn job_insert(
         &self,
         insert: InsertJob,
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError> {
+        crate::schema::check_storable(&insert)?;
         let workspace = insert.workspace_id.as_uuid();
         let (key, hash) = match &insert.idempotency {
             Some((key, hash)) => (Some(key.as_str()), Some(hash.as_str())),
@@ -28,6 +34,7 @@ impl PostgresStore {
         };
         let row = insert_row(&self.pool, &insert, now).await?;
         if let Some(row) = row {
+            self.announce();
             return Ok(InsertOutcome::Created(job_from_row(&row)?));
         }
 
@@ -51,11 +58,14 @@ impl PostgresStore {
 
     /// Inserts every job and its `created` event with one statement: all
     /// or none, and one round trip however long the batch is.
-    pub(super) async fn insert_many(
+    async fn job_insert_many(
         &self,
         inserts: &[InsertJob],
         now: DateTime<Utc>,
     ) -> Result<Vec<Job>, StoreError> {
+        for insert in inserts {
+            crate::schema::check_storable(insert)?;
+        }
         if inserts.iter().any(|insert| insert.idempotency.is_some()) {
             return Err(StoreError::corrupt(
                 "batch insert",
@@ -105,6 +115,7 @@ impl PostgresStore {
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
+        self.announce();
         let mut created: HashMap<JobId, Job> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let job = job_from_row(row)?;
@@ -120,11 +131,7 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(super) async fn get(
-        &self,
-        workspace: WorkspaceId,
-        id: JobId,
-    ) -> Result<Option<Job>, StoreError> {
+    async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2"
         ))
@@ -135,11 +142,14 @@ impl PostgresStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    pub(super) async fn list(
+    async fn job_list(
         &self,
         workspace: WorkspaceId,
         filter: &JobFilter,
     ) -> Result<Vec<Job>, StoreError> {
+        if crate::schema::label_filter_is_unmatchable(filter) {
+            return Ok(Vec::new());
+        }
         let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1");
         let mut n = 1;
         let mut next = || {
@@ -179,7 +189,7 @@ impl PostgresStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    pub(super) async fn events(
+    async fn job_events(
         &self,
         workspace: WorkspaceId,
         id: JobId,
@@ -211,130 +221,96 @@ impl PostgresStore {
             .map(Some)
     }
 
-    pub(super) async fn cancel(
+    async fn job_cancel(
         &self,
         workspace: WorkspaceId,
         id: JobId,
         now: DateTime<Utc>,
     ) -> Result<CancelOutcome, StoreError> {
-        let (workspace, id) = (workspace.as_uuid(), id.as_uuid());
-        let mut tx = self.pool.begin().await?;
-        // The row lock makes a racing worker report wait for the cancel (or
-        // the cancel for it), so the decision below is made on the latest state.
-        let Some(current) = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
-        ))
-        .bind(workspace)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        let was = job_from_row(&current)?;
-        if was.state.is_terminal() {
-            return Ok(CancelOutcome::Finished(was));
-        }
+        // One statement, fenced on the state and attempt it finds. The row
+        // lock makes a racing worker report wait for the cancel (or the
+        // cancel for it, then see the state the report left).
         let row = sqlx::query(&format!(
-            "WITH updated AS ( \
+            "WITH current AS ( \
+               SELECT id AS current_id, state AS was, attempt AS current_attempt FROM jobs \
+               WHERE workspace_id = $2 AND id = $3 AND state NOT IN {TERMINAL} FOR UPDATE \
+             ), updated AS ( \
                UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, lease_expires_at = NULL \
-               WHERE workspace_id = $2 AND id = $3 AND state = $4 AND attempt = $5 RETURNING {JOB_COLUMNS} \
+               FROM current WHERE id = current_id AND state = was AND attempt = current_attempt \
+               RETURNING {JOB_COLUMNS}, was \
+             ), events AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
+               SELECT workspace_id, id, $1, 'cancelled', was, state, attempt FROM updated \
              ), {counted} \
-             SELECT {JOB_COLUMNS} FROM updated",
-            counted = counted("updated", "$4::text", "c.state"),
+             SELECT * FROM updated",
+            counted = counted("updated", "c.was", "c.state"),
         ))
         .bind(now)
-        .bind(workspace)
-        .bind(id)
-        .bind(was.state.as_str())
-        .bind(i64::from(was.attempt))
-        .fetch_one(&mut *tx)
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
         .await?;
-        insert_event(
-            &mut tx,
-            NewEvent {
-                workspace_id: workspace,
-                job_id: id,
-                at: now,
-                kind: EventKind::Cancelled,
-                from: Some(was.state),
-                to: JobState::Cancelled,
-                attempt: was.attempt,
-                worker_id: None,
-                message: None,
-            },
-        )
-        .await?;
-        let job = job_from_row(&row)?;
-        tx.commit().await?;
+        let Some(row) = row else {
+            return Ok(match self.current(workspace, id).await? {
+                Some(job) => CancelOutcome::Finished(job),
+                None => CancelOutcome::NotFound,
+            });
+        };
         Ok(CancelOutcome::Cancelled {
-            job,
-            was: was.state,
+            job: job_from_row(&row)?,
+            was: super::rows::state(&row, "was")?,
         })
     }
 
-    pub(super) async fn retry(
+    async fn job_retry(
         &self,
         workspace: WorkspaceId,
         id: JobId,
         now: DateTime<Utc>,
     ) -> Result<RetryOutcome, StoreError> {
-        let (workspace, id) = (workspace.as_uuid(), id.as_uuid());
-        let mut tx = self.pool.begin().await?;
-        let Some(current) =
-            sqlx::query("SELECT state FROM jobs WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
-                .bind(workspace)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(RetryOutcome::NotFound);
-        };
-        let was = state(&current, "state")?;
         let row = sqlx::query(&format!(
-            "WITH updated AS ( \
+            "WITH current AS ( \
+               SELECT id AS current_id, state AS was FROM jobs \
+               WHERE workspace_id = $2 AND id = $3 AND state IN {REQUEUEABLE} FOR UPDATE \
+             ), updated AS ( \
                UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = $1, updated_at = $1, \
                  finished_at = NULL, result = NULL \
-               WHERE workspace_id = $2 AND id = $3 AND state = $4 AND state IN ('dead', 'cancelled') \
-               RETURNING {JOB_COLUMNS} \
+               FROM current WHERE id = current_id AND state = was \
+               RETURNING {JOB_COLUMNS}, was \
+             ), events AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
+               SELECT workspace_id, id, $1, 'requeued', was, state, attempt FROM updated \
              ), {counted} \
-             SELECT {JOB_COLUMNS} FROM updated",
-            counted = counted("updated", "$4::text", "c.state"),
+             SELECT * FROM updated",
+            counted = counted("updated", "c.was", "c.state"),
         ))
         .bind(now)
-        .bind(workspace)
-        .bind(id)
-        .bind(was.as_str())
-        .fetch_optional(&mut *tx)
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
-            let job = sqlx::query(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind(workspace)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            return Ok(RetryOutcome::NotRetryable(job_from_row(&job)?));
+            return Ok(match self.current(workspace, id).await? {
+                Some(job) => RetryOutcome::NotRetryable(job),
+                None => RetryOutcome::NotFound,
+            });
         };
-        let job = job_from_row(&row)?;
-        insert_event(
-            &mut tx,
-            NewEvent {
-                workspace_id: workspace,
-                job_id: id,
-                at: now,
-                kind: EventKind::Requeued,
-                from: Some(was),
-                to: JobState::Available,
-                attempt: job.attempt,
-                worker_id: None,
-                message: None,
-            },
-        )
+        self.announce();
+        Ok(RetryOutcome::Requeued(job_from_row(&row)?))
+    }
+}
+
+impl PostgresStore {
+    /// The job as it is, for the answer to a transition that did not apply.
+    async fn current(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(RetryOutcome::Requeued(job))
+        row.as_ref().map(job_from_row).transpose()
     }
 }
 

@@ -1,5 +1,5 @@
-//! The worker's side of a job: claim with a lease, heartbeat, complete, fail,
-//! release, and the reaper that takes back expired leases. Every transition
+//! [`LeaseStore`] for PostgreSQL: claim with a lease, heartbeat, complete,
+//! fail, release, and the reaper that takes back expired leases. Every transition
 //! is fenced by `state = 'running' AND attempt = <token> AND worker_id = <worker>`
 //! per item, and each is one statement that also writes the job events.
 
@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use accord_model::{
-    ClaimedJob, CompleteItem, ErrorKind, EventKind, JobError, JobId, JobSpec, JobState, LeaseRef,
+    ClaimedJob, CompleteItem, EventKind, Failure, JobId, JobSpec, JobState, LeaseRef, Next,
     RetryPolicy, WorkerId,
 };
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
 use sqlx::postgres::PgRow;
@@ -17,11 +18,12 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::rows::{
-    count, counted, job_id, json, parse_engine, parse_queue, rows_of, state, steps, CLAIMABLE,
-};
+use super::rows::{count, counted, job_id, json, rows_of, state, steps};
 use super::PostgresStore;
-use crate::{ClaimParams, FailParams, HeartbeatOutcome, ReportOutcome, StoreError, Transition};
+use crate::schema::{lease_expired_error, parse_engine, parse_queue, CLAIMABLE};
+use crate::{
+    ClaimParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome, StoreError, Transition,
+};
 
 /// Columns a transition returns, read by [`transition_from_row`].
 const TRANSITION_COLUMNS: &str =
@@ -151,8 +153,12 @@ fn item_arrays(items: impl Iterator<Item = LeaseRef>) -> (Vec<i32>, Vec<Uuid>, V
     arrays
 }
 
-impl PostgresStore {
-    pub(super) async fn claim(&self, params: &ClaimParams) -> Result<Vec<ClaimedJob>, StoreError> {
+#[async_trait]
+impl LeaseStore for PostgresStore {
+    async fn job_claim_available(
+        &self,
+        params: &ClaimParams,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         let mut filters = String::new();
         let mut next_param = 5;
         if !params.queues.is_empty() {
@@ -227,7 +233,7 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(super) async fn heartbeat(
+    async fn job_heartbeat_leased(
         &self,
         worker: &WorkerId,
         leases: &[LeaseRef],
@@ -283,7 +289,7 @@ impl PostgresStore {
         Ok(outcome)
     }
 
-    pub(super) async fn complete(
+    async fn job_complete_if_leased(
         &self,
         worker: &WorkerId,
         items: &[CompleteItem],
@@ -313,13 +319,16 @@ impl PostgresStore {
         report_outcomes(&rows, items.iter().map(|item| item.job_id))
     }
 
-    pub(super) async fn fail(&self, params: &FailParams) -> Result<Vec<ReportOutcome>, StoreError> {
+    async fn job_fail_if_leased(
+        &self,
+        params: &FailParams,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
         let now = params.now;
         let worker = params.worker_id.as_str();
         let mut tx = self.pool.begin().await?;
-        // The retry policy and attempt budget never change while a job
-        // runs, so reading them first is safe; the lock keeps the leases
-        // ours until the fenced UPDATE below.
+        // What the retry decision needs (policy and attempt budget) is
+        // fixed while the job is leased, so this read cannot go stale; the
+        // lock keeps the leases ours until the fenced UPDATE below.
         let ids: Vec<Uuid> = params.items.iter().map(|i| i.job_id.as_uuid()).collect();
         let leased = sqlx::query(
             "SELECT id, attempt, retry, max_attempts, attempt_offset FROM jobs \
@@ -332,14 +341,12 @@ impl PostgresStore {
         let mut budgets = HashMap::with_capacity(leased.len());
         for row in &leased {
             let retry: RetryPolicy = json(row, "retry", "retry policy")?;
-            let used = count(row, "attempt", "attempt")?.saturating_sub(count(
-                row,
-                "attempt_offset",
-                "attempt offset",
-            )?);
-            let exhausted = used >= count(row, "max_attempts", "max attempts")?;
+            let budget = (
+                count(row, "attempt_offset", "attempt offset")?,
+                count(row, "max_attempts", "max attempts")?,
+            );
             let lease = (job_id(row, "id")?, count(row, "attempt", "attempt")?);
-            budgets.insert(lease, (retry, exhausted));
+            budgets.insert(lease, (retry, budget));
         }
 
         let mut ords = Vec::new();
@@ -352,25 +359,29 @@ impl PostgresStore {
         let mut messages = Vec::new();
         for (index, item) in params.items.iter().enumerate() {
             // Items without a lease stay out of the statement: they are stale.
-            let Some((retry, exhausted)) = budgets.get(&(item.job_id, item.attempt)) else {
+            let Some((retry, (uncounted, max_attempts))) =
+                budgets.get(&(item.job_id, item.attempt))
+            else {
                 continue;
             };
-            let to = if item.error.kind.is_retryable() && !exhausted {
-                JobState::Retrying
-            } else {
-                JobState::Dead
+            let failure = Failure {
+                attempt: item.attempt,
+                uncounted: *uncounted,
+                max_attempts: *max_attempts,
+                kind: item.error.kind,
             };
             let unit = params.jitter.get(index).copied().unwrap_or(0.5);
+            let (to, run_at, finished_at) = match retry.after_failure(failure, now, unit) {
+                Next::Retry { at } => (JobState::Retrying, at, None),
+                Next::Dead => (JobState::Dead, now, Some(now)),
+            };
             ords.push(i32::try_from(index).unwrap_or(i32::MAX));
             ids.push(item.job_id.as_uuid());
             attempts.push(i64::from(item.attempt));
             states.push(to.as_str());
             errors.push(Json(&item.error));
-            run_ats.push(match to {
-                JobState::Retrying => after(now, retry.delay(item.attempt, unit)),
-                _ => now,
-            });
-            finished_ats.push((to == JobState::Dead).then_some(now));
+            run_ats.push(run_at);
+            finished_ats.push(finished_at);
             messages.push(item.error.message.as_str());
         }
         let sql = Report {
@@ -404,7 +415,7 @@ impl PostgresStore {
         report_outcomes(&rows, params.items.iter().map(|item| item.job_id))
     }
 
-    pub(super) async fn release(
+    async fn job_release_if_leased(
         &self,
         worker: &WorkerId,
         leases: &[LeaseRef],
@@ -426,10 +437,14 @@ impl PostgresStore {
             .bind(attempts)
             .fetch_all(&self.pool)
             .await?;
-        report_outcomes(&rows, leases.iter().map(|lease| lease.job_id))
+        let outcomes = report_outcomes(&rows, leases.iter().map(|lease| lease.job_id))?;
+        if !rows.is_empty() {
+            self.announce();
+        }
+        Ok(outcomes)
     }
 
-    pub(super) async fn reap(
+    async fn job_reap_expired(
         &self,
         now: DateTime<Utc>,
         limit: u32,
@@ -438,10 +453,7 @@ impl PostgresStore {
         // so it also keeps the count deltas short. First, so that a failure
         // here never loses the transitions below.
         self.fold_counts().await?;
-        let error = JobError::new(
-            ErrorKind::LeaseExpired,
-            "the worker stopped renewing its lease (it died, hung or lost its connection)",
-        );
+        let error = lease_expired_error();
         // SKIP LOCKED: a lease that a worker is reporting on right now is
         // left to the report; if it is still expired afterwards, the next
         // sweep takes it. The hidden limit and `rows_of` keep the plan a
@@ -477,8 +489,13 @@ impl PostgresStore {
         .bind(Json(&error))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let reaped = rows
+            .iter()
             .map(|row| transition_from_row(row, JobState::Running))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        if !reaped.is_empty() {
+            self.announce();
+        }
+        Ok(reaped)
     }
 }

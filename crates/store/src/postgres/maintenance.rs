@@ -1,16 +1,19 @@
-//! Retention, due-time look-ups and counts. Counts are read from the
+//! [`MaintenanceStore`] for PostgreSQL: retention, due-time look-ups and
+//! counts. Counts are read from the
 //! counters every write keeps (migration 0003), never by grouping every job.
 
 use std::collections::BTreeMap;
 
 use accord_model::{QueueName, WorkspaceId};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use super::rows::{counted, parse_priority, parse_queue, state, CLAIMABLE, TERMINAL};
+use super::rows::{counted, state};
 use super::PostgresStore;
-use crate::{JobCount, QueueStats, StoreError};
+use crate::schema::{parse_priority, parse_queue, CLAIMABLE, TERMINAL};
+use crate::{JobCount, MaintenanceStore, QueueStats, StoreError};
 
 /// Job counts as rows of `(workspace_id, queue, state, priority, n)` to
 /// sum: the folded counts and the deltas appended since (see migration
@@ -32,8 +35,13 @@ fn counts_from_rows(rows: &[PgRow]) -> Result<Vec<JobCount>, StoreError> {
         .collect()
 }
 
-impl PostgresStore {
-    pub(super) async fn prune(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+#[async_trait]
+impl MaintenanceStore for PostgresStore {
+    async fn job_prune_finished(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
         // One statement: the doomed jobs, their events, then the jobs. A job
         // being requeued right now is locked and skipped; one requeued since
         // the statement began is re-checked when locked and skipped too. The
@@ -66,31 +74,7 @@ impl PostgresStore {
         Ok(deleted.unsigned_abs())
     }
 
-    /// Folds the count deltas appended so far into `job_counts`, so that
-    /// reading counts stays cheap. Concurrent folds are safe: a delta row
-    /// is deleted, and so added, once.
-    pub(super) async fn fold_counts(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "WITH folded AS ( \
-               DELETE FROM job_count_deltas RETURNING workspace_id, queue, state, priority, n \
-             ) \
-             INSERT INTO job_counts AS c (workspace_id, queue, state, priority, n) \
-             SELECT workspace_id, queue, state, priority, SUM(n) FROM folded \
-             GROUP BY workspace_id, queue, state, priority \
-             ORDER BY workspace_id, queue, state, priority \
-             ON CONFLICT (workspace_id, queue, state, priority) DO UPDATE SET n = c.n + EXCLUDED.n",
-        )
-        .execute(&self.pool)
-        .await?;
-        // Rows of queues no longer used; a fold that adds to one meanwhile
-        // keeps it (the delete re-checks `n` after waiting for its lock).
-        sqlx::query("DELETE FROM job_counts WHERE n = 0")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(super) async fn next_due_at(
+    async fn job_next_due_at(
         &self,
         queues: &[QueueName],
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -107,7 +91,7 @@ impl PostgresStore {
         Ok(query.fetch_one(&self.pool).await?)
     }
 
-    pub(super) async fn stats(
+    async fn queue_stats(
         &self,
         workspace: WorkspaceId,
         since: DateTime<Utc>,
@@ -153,7 +137,7 @@ impl PostgresStore {
         })
     }
 
-    pub(super) async fn counts(&self) -> Result<Vec<JobCount>, StoreError> {
+    async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT queue, state, priority, SUM(n)::int8 AS n FROM ({COUNTED}) AS c \
              GROUP BY queue, state, priority HAVING SUM(n) > 0"
@@ -161,5 +145,31 @@ impl PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         counts_from_rows(&rows)
+    }
+}
+
+impl PostgresStore {
+    /// Folds the count deltas appended so far into `job_counts`, so that
+    /// reading counts stays cheap. Concurrent folds are safe: a delta row
+    /// is deleted, and so added, once.
+    pub(super) async fn fold_counts(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH folded AS ( \
+               DELETE FROM job_count_deltas RETURNING workspace_id, queue, state, priority, n \
+             ) \
+             INSERT INTO job_counts AS c (workspace_id, queue, state, priority, n) \
+             SELECT workspace_id, queue, state, priority, SUM(n) FROM folded \
+             GROUP BY workspace_id, queue, state, priority \
+             ORDER BY workspace_id, queue, state, priority \
+             ON CONFLICT (workspace_id, queue, state, priority) DO UPDATE SET n = c.n + EXCLUDED.n",
+        )
+        .execute(&self.pool)
+        .await?;
+        // Rows of queues no longer used; a fold that adds to one meanwhile
+        // keeps it (the delete re-checks `n` after waiting for its lock).
+        sqlx::query("DELETE FROM job_counts WHERE n = 0")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -6,16 +6,16 @@
 //! worker's reports lock their rows in id order, so two reports never
 //! deadlock. Each transition and its job event are written by one statement
 //! (data-modifying CTEs), and batches go in as arrays (`UNNEST`) so a batch
-//! costs one round trip however long it is.
+//! costs one round trip however long it is. Each file implements one of the
+//! store's sub-traits with its own SQL.
 
 mod access;
+mod audit;
 mod connect;
+mod coordination;
 mod jobs;
-mod leader;
 mod lease;
 mod maintenance;
 mod rows;
-mod store_impl;
-mod wakeups;
 
 pub use connect::{PostgresConfig, PostgresStore};

@@ -1,25 +1,18 @@
-//! Mapping between PostgreSQL rows and model values.
+//! Mapping between PostgreSQL rows and model values, and the SQL fragments
+//! the PostgreSQL statements share (arrays read back by primary key, count
+//! deltas).
 
 use accord_model::{
-    Engine, EventKind, Job, JobError, JobEvent, JobId, JobResult, JobState, Priority, QueueName,
-    RetryPolicy, Step, WorkerId, WorkspaceId,
+    EventKind, Job, JobError, JobEvent, JobId, JobResult, JobState, RetryPolicy, Step, WorkspaceId,
 };
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::types::Json;
-use sqlx::{Decode, PgConnection, Row, Type};
+use sqlx::{Decode, Row, Type};
 use uuid::Uuid;
 
+use crate::schema::{parse_engine, parse_priority, parse_queue, parse_state, parse_worker};
 use crate::StoreError;
-
-/// Every column of `jobs`, in the order [`job_from_row`] reads them by name.
-pub(super) const JOB_COLUMNS: &str = "id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-    max_attempts, timeout_seconds, attempt, attempt_offset, run_at, created_at, updated_at, started_at, \
-    finished_at, worker_id, lease_expires_at, result, last_error";
-
-pub(super) const CLAIMABLE: &str = "('scheduled', 'available', 'retrying')";
-pub(super) const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
 
 /// A `FROM` item that reads back `columns` of the rows picked by the CTE
 /// `cte`, as one array per column in `id` order, unnested under `alias`.
@@ -89,28 +82,6 @@ fn opt_json<T: DeserializeOwned>(
     column::<Option<Json<T>>>(row, name, what).map(|value| value.map(|Json(value)| value))
 }
 
-pub(super) fn parse_state(text: &str) -> Result<JobState, StoreError> {
-    text.parse()
-        .map_err(|err| StoreError::corrupt("job state", err))
-}
-
-pub(super) fn parse_queue(text: String) -> Result<QueueName, StoreError> {
-    QueueName::new(text).map_err(|err| StoreError::corrupt("queue name", err))
-}
-
-pub(super) fn parse_engine(text: &str) -> Result<Engine, StoreError> {
-    Engine::parse(text).ok_or_else(|| StoreError::corrupt("engine", text))
-}
-
-pub(super) fn parse_priority(rank: i16) -> Result<Priority, StoreError> {
-    Priority::from_rank(rank).ok_or_else(|| StoreError::corrupt("priority", rank))
-}
-
-fn parse_worker(text: Option<String>) -> Result<Option<WorkerId>, StoreError> {
-    text.map(|w| WorkerId::new(w).map_err(|err| StoreError::corrupt("worker id", err)))
-        .transpose()
-}
-
 /// A non-negative `integer` column as the model's `u32`.
 pub(super) fn count(row: &PgRow, name: &str, what: &'static str) -> Result<u32, StoreError> {
     let value: i32 = column(row, name, what)?;
@@ -173,41 +144,4 @@ pub(super) fn event_from_row(row: &PgRow) -> Result<JobEvent, StoreError> {
         worker_id: parse_worker(column(row, "worker_id", "worker id")?)?,
         message: column(row, "message", "event message")?,
     })
-}
-
-/// One row of `job_events` to write, for the transitions that are not
-/// written by a single statement together with their event.
-#[derive(Debug)]
-pub(super) struct NewEvent<'a> {
-    pub workspace_id: Uuid,
-    pub job_id: Uuid,
-    pub at: DateTime<Utc>,
-    pub kind: EventKind,
-    pub from: Option<JobState>,
-    pub to: JobState,
-    pub attempt: u32,
-    pub worker_id: Option<&'a str>,
-    pub message: Option<&'a str>,
-}
-
-pub(super) async fn insert_event(
-    conn: &mut PgConnection,
-    event: NewEvent<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id, message) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(event.workspace_id)
-    .bind(event.job_id)
-    .bind(event.at)
-    .bind(event.kind.as_str())
-    .bind(event.from.map(JobState::as_str))
-    .bind(event.to.as_str())
-    .bind(i64::from(event.attempt))
-    .bind(event.worker_id)
-    .bind(event.message)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -1,25 +1,23 @@
-//! Workspaces, API keys and the audit log on SQLite.
+//! [`AccessStore`] for SQLite: workspaces and API keys.
 
-use accord_model::{
-    ApiKey, ApiKeyId, AuditEntry, NewAuditEntry, RateLimit, Workspace, WorkspaceId,
-};
+use accord_model::{ApiKey, ApiKeyId, Workspace, WorkspaceId};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 
 use super::rows::{from_ms, ms, opt_ms};
 use super::SqliteStore;
-use crate::{AuditFilter, StoreError, StoredApiKey};
+use crate::schema::{parse_key_id, parse_rate_limit, parse_role};
+use crate::{AccessStore, StoreError, StoredApiKey};
 
 const KEY_COLUMNS: &str =
     "id, workspace_id, name, role, secret_hash, rate_burst, rate_per_second, \
     created_at, expires_at, revoked_at, last_used_at";
 
-const AUDIT_COLUMNS: &str = "id, workspace_id, at, key_id, role, action, route, target, outcome, \
-    status, client_addr, detail";
-
-impl SqliteStore {
-    pub(super) async fn workspace_insert(&self, workspace: &Workspace) -> Result<bool, StoreError> {
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn workspace_create(&self, workspace: &Workspace) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
@@ -31,7 +29,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
+    async fn workspace_list(&self) -> Result<Vec<Workspace>, StoreError> {
         let rows =
             sqlx::query("SELECT id, name, created_at FROM workspaces ORDER BY created_at, name")
                 .fetch_all(&self.reader)
@@ -39,20 +37,15 @@ impl SqliteStore {
         rows.iter().map(workspace_from_row).collect()
     }
 
-    pub(super) async fn workspace_by(
-        &self,
-        column: &'static str,
-        value: String,
-    ) -> Result<Option<Workspace>, StoreError> {
-        let sql = format!("SELECT id, name, created_at FROM workspaces WHERE {column} = ?");
-        let row = sqlx::query(&sql)
-            .bind(value)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(workspace_from_row).transpose()
+    async fn workspace_get(&self, id: WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        self.workspace_by("id", id.to_string()).await
     }
 
-    pub(super) async fn key_insert(&self, stored: &StoredApiKey) -> Result<(), StoreError> {
+    async fn workspace_find(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
+        self.workspace_by("name", name.to_owned()).await
+    }
+
+    async fn api_key_insert(&self, stored: &StoredApiKey) -> Result<(), StoreError> {
         let key = &stored.key;
         sqlx::query(
             "INSERT INTO api_keys (id, workspace_id, name, role, secret_hash, rate_burst, rate_per_second, \
@@ -74,7 +67,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn key_get(&self, id: &ApiKeyId) -> Result<Option<StoredApiKey>, StoreError> {
+    async fn api_key_get(&self, id: &ApiKeyId) -> Result<Option<StoredApiKey>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?");
         let row = sqlx::query(&sql)
             .bind(id.as_str())
@@ -83,7 +76,7 @@ impl SqliteStore {
         row.as_ref().map(stored_key_from_row).transpose()
     }
 
-    pub(super) async fn keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
+    async fn api_key_list(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, StoreError> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = ? ORDER BY created_at, id"
         );
@@ -96,7 +89,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn key_revoke(
+    async fn api_key_revoke(
         &self,
         workspace: WorkspaceId,
         id: &ApiKeyId,
@@ -117,11 +110,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(super) async fn key_touch(
-        &self,
-        id: &ApiKeyId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn api_key_touch(&self, id: &ApiKeyId, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
             .bind(ms(now))
             .bind(id.as_str())
@@ -130,7 +119,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn keys_active(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn api_key_count_active(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
@@ -139,79 +128,20 @@ impl SqliteStore {
         .await?;
         Ok(u64::try_from(count).unwrap_or_default())
     }
+}
 
-    pub(super) async fn audit_write(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut builder: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-            "INSERT INTO audit_log (workspace_id, at, key_id, role, action, route, target, outcome, \
-             status, client_addr, detail) ",
-        );
-        builder.push_values(entries, |mut row, entry| {
-            row.push_bind(entry.workspace_id.to_string())
-                .push_bind(ms(entry.at))
-                .push_bind(entry.key_id.as_ref().map(|id| id.as_str().to_owned()))
-                .push_bind(entry.role.map(|role| role.as_str()))
-                .push_bind(&entry.action)
-                .push_bind(&entry.route)
-                .push_bind(&entry.target)
-                .push_bind(entry.outcome.as_str())
-                .push_bind(i64::from(entry.status))
-                .push_bind(&entry.client_addr)
-                .push_bind(&entry.detail);
-        });
-        builder.build().execute(&self.writer).await?;
-        Ok(())
-    }
-
-    pub(super) async fn audit_read(
+impl SqliteStore {
+    async fn workspace_by(
         &self,
-        workspace: WorkspaceId,
-        filter: &AuditFilter,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut builder: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE workspace_id = "
-        ));
-        builder.push_bind(workspace.to_string());
-        if let Some(action) = &filter.action {
-            builder.push(" AND action = ").push_bind(action);
-        }
-        if let Some(outcome) = filter.outcome {
-            builder.push(" AND outcome = ").push_bind(outcome.as_str());
-        }
-        if let Some(key) = &filter.key_id {
-            builder.push(" AND key_id = ").push_bind(key.as_str());
-        }
-        if let Some(since) = filter.since {
-            builder.push(" AND at >= ").push_bind(ms(since));
-        }
-        if let Some(until) = filter.until {
-            builder.push(" AND at < ").push_bind(ms(until));
-        }
-        if let Some(before) = filter.before {
-            builder.push(" AND id < ").push_bind(before);
-        }
-        builder
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        let rows = builder.build().fetch_all(&self.reader).await?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    pub(super) async fn audit_delete_before(
-        &self,
-        cutoff: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
-        )
-        .bind(ms(cutoff))
-        .bind(limit)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
+        column: &'static str,
+        value: String,
+    ) -> Result<Option<Workspace>, StoreError> {
+        let sql = format!("SELECT id, name, created_at FROM workspaces WHERE {column} = ?");
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(workspace_from_row).transpose()
     }
 }
 
@@ -231,26 +161,15 @@ fn stored_key_from_row(row: &SqliteRow) -> Result<StoredApiKey, StoreError> {
     let workspace: String = row.try_get("workspace_id")?;
     let role: String = row.try_get("role")?;
     let burst: Option<i64> = row.try_get("rate_burst")?;
-    let per_second: Option<f64> = row.try_get("rate_per_second")?;
-    let rate_limit = match (burst, per_second) {
-        (Some(burst), Some(per_second)) => Some(RateLimit {
-            burst: u32::try_from(burst).map_err(|err| StoreError::corrupt("rate burst", err))?,
-            per_second,
-        }),
-        _ => None,
-    };
+    let rate_limit = parse_rate_limit(burst, row.try_get("rate_per_second")?)?;
     Ok(StoredApiKey {
         key: ApiKey {
-            id: id
-                .parse()
-                .map_err(|err| StoreError::corrupt("key id", err))?,
+            id: parse_key_id(&id)?,
             workspace_id: workspace
                 .parse()
                 .map_err(|err| StoreError::corrupt("workspace id", err))?,
             name: row.try_get("name")?,
-            role: role
-                .parse()
-                .map_err(|err| StoreError::corrupt("role", err))?,
+            role: parse_role(&role)?,
             rate_limit,
             created_at: from_ms(row.try_get("created_at")?)?,
             expires_at: opt_ms(row.try_get("expires_at")?)?,
@@ -258,37 +177,5 @@ fn stored_key_from_row(row: &SqliteRow) -> Result<StoredApiKey, StoreError> {
             last_used_at: opt_ms(row.try_get("last_used_at")?)?,
         },
         secret_hash: row.try_get("secret_hash")?,
-    })
-}
-
-fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
-    let workspace: String = row.try_get("workspace_id")?;
-    let key_id: Option<String> = row.try_get("key_id")?;
-    let role: Option<String> = row.try_get("role")?;
-    let outcome: String = row.try_get("outcome")?;
-    let status: i64 = row.try_get("status")?;
-    Ok(AuditEntry {
-        id: row.try_get("id")?,
-        workspace_id: workspace
-            .parse()
-            .map_err(|err| StoreError::corrupt("workspace id", err))?,
-        at: from_ms(row.try_get("at")?)?,
-        key_id: key_id
-            .map(|id| id.parse())
-            .transpose()
-            .map_err(|err| StoreError::corrupt("key id", err))?,
-        role: role
-            .map(|role| role.parse())
-            .transpose()
-            .map_err(|err| StoreError::corrupt("role", err))?,
-        action: row.try_get("action")?,
-        route: row.try_get("route")?,
-        target: row.try_get("target")?,
-        outcome: outcome
-            .parse()
-            .map_err(|err| StoreError::corrupt("audit outcome", err))?,
-        status: u16::try_from(status).map_err(|err| StoreError::corrupt("status", err))?,
-        client_addr: row.try_get("client_addr")?,
-        detail: row.try_get("detail")?,
     })
 }

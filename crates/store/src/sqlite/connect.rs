@@ -1,13 +1,15 @@
-//! Opening the database file and running migrations.
+//! Opening the database file and running migrations; [`BackendStore`] for
+//! SQLite.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::StoreError;
+use crate::{BackendStore, StoreError};
 
 /// How hard SQLite works to keep a commit through a power loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,9 +90,21 @@ impl SqliteStore {
             .await?;
         Ok(Self { writer, reader })
     }
+}
+
+#[async_trait]
+impl BackendStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
 
     /// Closes both pools, waiting for statements under way.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }

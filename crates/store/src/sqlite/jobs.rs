@@ -1,21 +1,27 @@
-//! Inserting, reading and the operator's transitions (cancel, retry).
+//! [`JobStore`] for SQLite: inserting, reading and the operator's
+//! transitions (cancel, requeue).
 
 use accord_model::{EventKind, Job, JobEvent, JobId, JobState, WorkspaceId};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
-use super::rows::{
-    event_from_row, insert_event, job_from_row, ms, parse_state, to_json, NewEvent, JOB_COLUMNS,
-};
+use super::rows::{event_from_row, insert_event, job_from_row, ms, to_json, NewEvent};
 use super::SqliteStore;
-use crate::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, RetryOutcome, StoreError};
+use crate::schema::{parse_state, JOB_COLUMNS, REQUEUEABLE, TERMINAL};
+use crate::{
+    CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome, StoreError,
+};
 
-impl SqliteStore {
-    pub(super) async fn insert(
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn job_insert(
         &self,
         insert: InsertJob,
         now: DateTime<Utc>,
     ) -> Result<InsertOutcome, StoreError> {
+        crate::schema::check_storable(&insert)?;
         let mut tx = self.writer.begin().await?;
         if let Some(created) = insert_row(&mut tx, &insert, now).await? {
             tx.commit().await?;
@@ -35,7 +41,7 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        let stored_hash: Option<String> = sqlx::Row::try_get(&existing, "request_hash")?;
+        let stored_hash: Option<String> = existing.try_get("request_hash")?;
         Ok(if stored_hash.as_deref() == Some(hash) {
             InsertOutcome::Existing(job_from_row(&existing)?)
         } else {
@@ -43,12 +49,14 @@ impl SqliteStore {
         })
     }
 
-    /// Inserts every job and its event in one transaction: all or none.
-    pub(super) async fn insert_many(
+    async fn job_insert_many(
         &self,
         inserts: &[InsertJob],
         now: DateTime<Utc>,
     ) -> Result<Vec<Job>, StoreError> {
+        for insert in inserts {
+            crate::schema::check_storable(insert)?;
+        }
         let mut tx = self.writer.begin().await?;
         let mut created = Vec::with_capacity(inserts.len());
         for insert in inserts {
@@ -64,11 +72,7 @@ impl SqliteStore {
         Ok(created)
     }
 
-    pub(super) async fn get(
-        &self,
-        workspace: WorkspaceId,
-        id: JobId,
-    ) -> Result<Option<Job>, StoreError> {
+    async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
         ))
@@ -79,11 +83,14 @@ impl SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    pub(super) async fn list(
+    async fn job_list(
         &self,
         workspace: WorkspaceId,
         filter: &JobFilter,
     ) -> Result<Vec<Job>, StoreError> {
+        if crate::schema::label_filter_is_unmatchable(filter) {
+            return Ok(Vec::new());
+        }
         let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ?");
         if filter.state.is_some() {
             sql.push_str(" AND state = ?");
@@ -115,7 +122,7 @@ impl SqliteStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    pub(super) async fn events(
+    async fn job_events(
         &self,
         workspace: WorkspaceId,
         id: JobId,
@@ -147,7 +154,7 @@ impl SqliteStore {
             .map(Some)
     }
 
-    pub(super) async fn cancel(
+    async fn job_cancel(
         &self,
         workspace: WorkspaceId,
         id: JobId,
@@ -155,34 +162,32 @@ impl SqliteStore {
     ) -> Result<CancelOutcome, StoreError> {
         let (workspace, id, now) = (workspace.to_string(), id.to_string(), ms(now));
         let mut tx = self.writer.begin().await?;
-        let Some(current) = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
-        ))
-        .bind(&workspace)
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        let was = job_from_row(&current)?;
-        if was.state.is_terminal() {
-            return Ok(CancelOutcome::Finished(was));
-        }
-        // The state is part of the condition, so a transition that raced us
-        // (impossible with one writer, but cheap to rule out) changes nothing.
+        // One statement, fenced on the state and attempt it finds; the
+        // materialized look tells the state before (RETURNING shows after).
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL \
-             WHERE workspace_id = ? AND id = ? AND state = ? AND attempt = ? RETURNING {JOB_COLUMNS}"
+            "WITH current AS MATERIALIZED ( \
+               SELECT id, state, attempt FROM jobs \
+               WHERE workspace_id = ? AND id = ? AND state NOT IN {TERMINAL} \
+             ) \
+             UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL \
+             WHERE id = (SELECT id FROM current) AND state = (SELECT state FROM current) \
+               AND attempt = (SELECT attempt FROM current) \
+             RETURNING {JOB_COLUMNS}, (SELECT state FROM current) AS was"
         ))
-        .bind(now)
-        .bind(now)
         .bind(&workspace)
         .bind(&id)
-        .bind(was.state.as_str())
-        .bind(was.attempt)
-        .fetch_one(&mut *tx)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            return Ok(match current(&mut tx, &workspace, &id).await? {
+                Some(job) => CancelOutcome::Finished(job),
+                None => CancelOutcome::NotFound,
+            });
+        };
+        let job = job_from_row(&row)?;
+        let was = parse_state(row.try_get("was")?)?;
         insert_event(
             &mut tx,
             NewEvent {
@@ -190,23 +195,19 @@ impl SqliteStore {
                 job_id: &id,
                 at: now,
                 kind: EventKind::Cancelled,
-                from: Some(was.state),
+                from: Some(was),
                 to: JobState::Cancelled,
-                attempt: i64::from(was.attempt),
+                attempt: i64::from(job.attempt),
                 worker_id: None,
                 message: None,
             },
         )
         .await?;
-        let job = job_from_row(&row)?;
         tx.commit().await?;
-        Ok(CancelOutcome::Cancelled {
-            job,
-            was: was.state,
-        })
+        Ok(CancelOutcome::Cancelled { job, was })
     }
 
-    pub(super) async fn retry(
+    async fn job_retry(
         &self,
         workspace: WorkspaceId,
         id: JobId,
@@ -214,37 +215,26 @@ impl SqliteStore {
     ) -> Result<RetryOutcome, StoreError> {
         let (workspace, id, now) = (workspace.to_string(), id.to_string(), ms(now));
         let mut tx = self.writer.begin().await?;
-        let Some(current) = sqlx::query("SELECT state FROM jobs WHERE workspace_id = ? AND id = ?")
-            .bind(&workspace)
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(RetryOutcome::NotFound);
-        };
-        let was = parse_state(sqlx::Row::try_get(&current, "state")?)?;
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = ?, updated_at = ?, \
-             finished_at = NULL, result = NULL \
-             WHERE workspace_id = ? AND id = ? AND state = ? AND state IN ('dead', 'cancelled') \
-             RETURNING {JOB_COLUMNS}"
+            "WITH current AS MATERIALIZED ( \
+               SELECT id, state FROM jobs WHERE workspace_id = ? AND id = ? AND state IN {REQUEUEABLE} \
+             ) \
+             UPDATE jobs SET state = 'available', attempt_offset = attempt, run_at = ?, updated_at = ?, \
+               finished_at = NULL, result = NULL \
+             WHERE id = (SELECT id FROM current) AND state = (SELECT state FROM current) \
+             RETURNING {JOB_COLUMNS}, (SELECT state FROM current) AS was"
         ))
-        .bind(now)
-        .bind(now)
         .bind(&workspace)
         .bind(&id)
-        .bind(was.as_str())
+        .bind(now)
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            let job = sqlx::query(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
-            ))
-            .bind(&workspace)
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            return Ok(RetryOutcome::NotRetryable(job_from_row(&job)?));
+            return Ok(match current(&mut tx, &workspace, &id).await? {
+                Some(job) => RetryOutcome::NotRetryable(job),
+                None => RetryOutcome::NotFound,
+            });
         };
         let job = job_from_row(&row)?;
         insert_event(
@@ -254,7 +244,7 @@ impl SqliteStore {
                 job_id: &id,
                 at: now,
                 kind: EventKind::Requeued,
-                from: Some(was),
+                from: Some(parse_state(row.try_get("was")?)?),
                 to: JobState::Available,
                 attempt: i64::from(job.attempt),
                 worker_id: None,
@@ -265,6 +255,22 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(RetryOutcome::Requeued(job))
     }
+}
+
+/// The job as it is, for the answer to a transition that did not apply.
+async fn current(
+    conn: &mut SqliteConnection,
+    workspace: &str,
+    id: &str,
+) -> Result<Option<Job>, StoreError> {
+    let row: Option<SqliteRow> = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE workspace_id = ? AND id = ?"
+    ))
+    .bind(workspace)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
 }
 
 /// Writes one job and its `created` event; `None` when its idempotency key

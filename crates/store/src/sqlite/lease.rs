@@ -1,23 +1,28 @@
-//! The worker's side of a job: claim with a lease, heartbeat, complete, fail,
+//! [`LeaseStore`] for SQLite: claim with a lease, heartbeat, complete, fail,
 //! release, and the reaper that takes back expired leases. Every transition
-//! is fenced by `state = 'running' AND attempt = <token>`.
+//! is one `UPDATE` fenced by `state = 'running' AND attempt = <token>` (a
+//! claim and the reaper by the state they pick in), followed by its events,
+//! in one transaction on the single writer connection.
 
 use std::time::Duration;
 
 use accord_model::{
-    ClaimedJob, CompleteItem, ErrorKind, EventKind, JobError, JobSpec, JobState, LeaseRef,
-    RetryPolicy, WorkerId,
+    ClaimedJob, CompleteItem, EventKind, Failure, JobSpec, JobState, LeaseRef, Next, RetryPolicy,
+    WorkerId,
 };
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::rows::{
-    from_ms, insert_event, ms, parse_engine, parse_id, parse_queue, parse_state, parse_steps,
-    placeholders, to_json, NewEvent, CLAIMABLE,
+    from_ms, insert_event, ms, parse_id, parse_steps, placeholders, to_json, NewEvent,
 };
 use super::SqliteStore;
-use crate::{ClaimParams, FailParams, HeartbeatOutcome, ReportOutcome, StoreError, Transition};
+use crate::schema::{lease_expired_error, parse_engine, parse_queue, parse_state, CLAIMABLE};
+use crate::{
+    ClaimParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome, StoreError, Transition,
+};
 
 /// Columns a transition returns, read by [`transition_from_row`].
 const TRANSITION_COLUMNS: &str =
@@ -69,62 +74,102 @@ async fn record(
     .await
 }
 
+/// The state a claimed row was picked in, as an SQL expression over the
+/// materialized `picked` (RETURNING sees only the new state). One
+/// uncorrelated `IN` per claimable state, each built once into an index: a
+/// correlated look-up would scan `picked` again for every claimed row.
+fn picked_state() -> String {
+    let arms: String = JobState::ALL
+        .into_iter()
+        .filter(|state| state.is_queued())
+        .map(|state| {
+            let state = state.as_str();
+            format!(" WHEN id IN (SELECT id FROM picked WHERE state = '{state}') THEN '{state}'")
+        })
+        .collect();
+    format!("CASE{arms} END")
+}
+
 fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
-impl SqliteStore {
-    pub(super) async fn claim(&self, params: &ClaimParams) -> Result<Vec<ClaimedJob>, StoreError> {
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn job_claim_available(
+        &self,
+        params: &ClaimParams,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = ms(params.now);
         let lease_until = now.saturating_add(ttl_ms(params.lease_ttl));
-        let mut queue_filter = if params.queues.is_empty() {
+        let mut filters = if params.queues.is_empty() {
             String::new()
         } else {
             format!(" AND queue IN ({})", placeholders(params.queues.len()))
         };
         if params.workspace.is_some() {
-            queue_filter.push_str(" AND workspace_id = ?");
+            filters.push_str(" AND workspace_id = ?");
         }
-        let mut tx = self.writer.begin().await?;
+        // One statement picks and leases. The pick is materialized before
+        // the update runs, so it also tells each row's state before the claim.
         let sql = format!(
-            "SELECT id, state FROM jobs WHERE state IN {CLAIMABLE} AND run_at <= ?{queue_filter} \
-             ORDER BY priority, run_at, id LIMIT ?"
+            "WITH picked AS MATERIALIZED ( \
+               SELECT id, state FROM jobs WHERE state IN {CLAIMABLE} AND run_at <= ?{filters} \
+               ORDER BY priority, run_at, id LIMIT ? \
+             ) \
+             UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?, \
+               updated_at = ?, lease_expires_at = ?, finished_at = NULL \
+             WHERE id IN (SELECT id FROM picked) AND state IN {CLAIMABLE} \
+             RETURNING {TRANSITION_COLUMNS}, priority, steps, timeout_seconds, lease_expires_at, run_at, \
+               {from_state} AS from_state",
+            from_state = picked_state(),
         );
-        let mut select = sqlx::query(&sql).bind(now);
+        let mut claim = sqlx::query(&sql).bind(now);
         for queue in &params.queues {
-            select = select.bind(queue.as_str());
+            claim = claim.bind(queue.as_str());
         }
         if let Some(workspace) = params.workspace {
-            select = select.bind(workspace.to_string());
+            claim = claim.bind(workspace.to_string());
         }
-        let candidates = select.bind(params.limit).fetch_all(&mut *tx).await?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let id: String = candidate.try_get("id")?;
-            let from = parse_state(candidate.try_get("state")?)?;
-            let row = sqlx::query(&format!(
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?, \
-                 updated_at = ?, lease_expires_at = ?, finished_at = NULL \
-                 WHERE id = ? AND state = ? \
-             RETURNING {TRANSITION_COLUMNS}, steps, timeout_seconds, lease_expires_at, run_at"
-            ))
+        let mut tx = self.writer.begin().await?;
+        let mut rows = claim
+            .bind(params.limit)
             .bind(params.worker_id.as_str())
             .bind(now)
             .bind(now)
             .bind(lease_until)
-            .bind(&id)
-            .bind(from.as_str())
-            .fetch_one(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-            let transition = transition_from_row(&row, from)?;
-            record(
-                &mut tx,
-                &row,
-                &transition,
-                EventKind::Claimed,
-                (now, Some(params.worker_id.as_str()), None),
-            )
-            .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // RETURNING comes in no particular order; claims answer most urgent first.
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in rows.drain(..) {
+            let key: (i64, i64, String) = (
+                row.try_get("priority")?,
+                row.try_get("run_at")?,
+                row.try_get("id")?,
+            );
+            keyed.push((key, row));
+        }
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let mut claimed = Vec::with_capacity(keyed.len());
+        let mut events: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            "INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) ",
+        );
+        let mut event_rows = Vec::with_capacity(keyed.len());
+        for (_, row) in &keyed {
+            let from = parse_state(row.try_get("from_state")?)?;
+            let transition = transition_from_row(row, from)?;
+            let workspace: String = row.try_get("workspace_id")?;
+            event_rows.push((
+                workspace,
+                transition.job_id.to_string(),
+                from,
+                transition.attempt,
+            ));
             claimed.push(ClaimedJob {
                 job_id: transition.job_id,
                 attempt: transition.attempt,
@@ -138,11 +183,22 @@ impl SqliteStore {
                 },
             });
         }
+        events.push_values(&event_rows, |mut b, (workspace, job_id, from, attempt)| {
+            b.push_bind(workspace)
+                .push_bind(job_id)
+                .push_bind(now)
+                .push_bind(EventKind::Claimed.as_str())
+                .push_bind(from.as_str())
+                .push_bind(JobState::Running.as_str())
+                .push_bind(i64::from(*attempt))
+                .push_bind(params.worker_id.as_str());
+        });
+        events.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(claimed)
     }
 
-    pub(super) async fn heartbeat(
+    async fn job_heartbeat_leased(
         &self,
         worker: &WorkerId,
         leases: &[LeaseRef],
@@ -196,7 +252,7 @@ impl SqliteStore {
         Ok(outcome)
     }
 
-    pub(super) async fn complete(
+    async fn job_complete_if_leased(
         &self,
         worker: &WorkerId,
         items: &[CompleteItem],
@@ -239,16 +295,19 @@ impl SqliteStore {
         Ok(outcomes)
     }
 
-    pub(super) async fn fail(&self, params: &FailParams) -> Result<Vec<ReportOutcome>, StoreError> {
+    async fn job_fail_if_leased(
+        &self,
+        params: &FailParams,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
         let now = ms(params.now);
         let worker = params.worker_id.as_str();
         let mut outcomes = Vec::with_capacity(params.items.len());
         let mut tx = self.writer.begin().await?;
         for (index, item) in params.items.iter().enumerate() {
             let id = item.job_id.to_string();
-            // The retry policy and attempt budget never change while a job
-            // runs, so reading them first is safe: the UPDATE below is still
-            // fenced on state and attempt.
+            // What the retry decision needs (policy and attempt budget) is
+            // fixed while the job is leased, so this read cannot go stale;
+            // the UPDATE below is still fenced on state, attempt and worker.
             let lease = sqlx::query(
                 "SELECT retry, max_attempts, attempt_offset FROM jobs \
                  WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ?",
@@ -264,17 +323,17 @@ impl SqliteStore {
             };
             let retry: RetryPolicy = serde_json::from_str(lease.try_get("retry")?)
                 .map_err(|err| StoreError::corrupt("retry policy", err))?;
-            let used = i64::from(item.attempt) - lease.try_get::<i64, _>("attempt_offset")?;
-            let exhausted = used >= lease.try_get::<i64, _>("max_attempts")?;
-            let to = if item.error.kind.is_retryable() && !exhausted {
-                JobState::Retrying
-            } else {
-                JobState::Dead
+            let failure = Failure {
+                attempt: item.attempt,
+                uncounted: lease.try_get::<i64, _>("attempt_offset")? as u32,
+                max_attempts: lease.try_get::<i64, _>("max_attempts")? as u32,
+                kind: item.error.kind,
             };
             let unit = params.jitter.get(index).copied().unwrap_or(0.5);
-            let delay = retry.delay(item.attempt, unit);
-            let run_at = now.saturating_add(ttl_ms(delay));
-            let finished_at = (to == JobState::Dead).then_some(now);
+            let (to, run_at, finished_at) = match retry.after_failure(failure, params.now, unit) {
+                Next::Retry { at } => (JobState::Retrying, ms(at), None),
+                Next::Dead => (JobState::Dead, now, Some(now)),
+            };
             let row = sqlx::query(&format!(
                 "UPDATE jobs SET state = ?, last_error = ?, run_at = ?, finished_at = ?, updated_at = ?, \
                  lease_expires_at = NULL \
@@ -283,7 +342,7 @@ impl SqliteStore {
             ))
             .bind(to.as_str())
             .bind(to_json(&item.error))
-            .bind(if to == JobState::Retrying { run_at } else { now })
+            .bind(run_at)
             .bind(finished_at)
             .bind(now)
             .bind(&id)
@@ -307,7 +366,7 @@ impl SqliteStore {
         Ok(outcomes)
     }
 
-    pub(super) async fn release(
+    async fn job_release_if_leased(
         &self,
         worker: &WorkerId,
         leases: &[LeaseRef],
@@ -350,50 +409,53 @@ impl SqliteStore {
         Ok(outcomes)
     }
 
-    pub(super) async fn reap(
+    async fn job_reap_expired(
         &self,
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Transition>, StoreError> {
         let now = ms(now);
-        let error = to_json(&JobError::new(
-            ErrorKind::LeaseExpired,
-            "the worker stopped renewing its lease (it died, hung or lost its connection)",
-        ));
+        let error = to_json(&lease_expired_error());
         let mut tx = self.writer.begin().await?;
-        let expired = sqlx::query(
-            "SELECT id, attempt, worker_id FROM jobs WHERE state = 'running' AND lease_expires_at < ? \
-             ORDER BY lease_expires_at LIMIT ?",
-        )
+        // One statement picks and takes back the expired leases; the pick,
+        // materialized first, keeps each one's expiry for the order. (That
+        // look-up scans the pick once per row; a pass reaps few leases, at
+        // most `limit`, and only when workers died.)
+        let mut rows = sqlx::query(&format!(
+            "WITH expired AS MATERIALIZED ( \
+               SELECT id, lease_expires_at FROM jobs WHERE state = 'running' AND lease_expires_at < ? \
+               ORDER BY lease_expires_at LIMIT ? \
+             ) \
+             UPDATE jobs SET \
+               state = CASE WHEN attempt - attempt_offset >= max_attempts THEN 'dead' ELSE 'available' END, \
+               finished_at = CASE WHEN attempt - attempt_offset >= max_attempts THEN ? ELSE NULL END, \
+               run_at = ?, updated_at = ?, lease_expires_at = NULL, last_error = ? \
+             WHERE id IN (SELECT id FROM expired) AND state = 'running' AND lease_expires_at < ? \
+             RETURNING {TRANSITION_COLUMNS}, worker_id, \
+               (SELECT expired.lease_expires_at FROM expired WHERE expired.id = jobs.id) AS expired_at"
+        ))
         .bind(now)
         .bind(limit)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(&error)
+        .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        let mut reaped = Vec::with_capacity(expired.len());
-        for lease in expired {
-            let id: String = lease.try_get("id")?;
-            let worker: Option<String> = lease.try_get("worker_id")?;
-            let row = sqlx::query(&format!(
-                "UPDATE jobs SET \
-                   state = CASE WHEN attempt - attempt_offset >= max_attempts THEN 'dead' ELSE 'available' END, \
-                   finished_at = CASE WHEN attempt - attempt_offset >= max_attempts THEN ? ELSE NULL END, \
-                   run_at = ?, updated_at = ?, lease_expires_at = NULL, last_error = ? \
-                 WHERE id = ? AND state = 'running' AND attempt = ? AND lease_expires_at < ? \
-                 RETURNING {TRANSITION_COLUMNS}"
-            ))
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .bind(&error)
-            .bind(&id)
-            .bind(lease.try_get::<i64, _>("attempt")?)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            let transition = transition_from_row(&row, JobState::Running)?;
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in rows.drain(..) {
+            let key: (i64, String) = (row.try_get("expired_at")?, row.try_get("id")?);
+            keyed.push((key, row));
+        }
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut reaped = Vec::with_capacity(keyed.len());
+        for (_, row) in &keyed {
+            let transition = transition_from_row(row, JobState::Running)?;
+            let worker: Option<String> = row.try_get("worker_id")?;
             record(
                 &mut tx,
-                &row,
+                row,
                 &transition,
                 EventKind::LeaseExpired,
                 (now, worker.as_deref(), None),

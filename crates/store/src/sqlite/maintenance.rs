@@ -1,14 +1,16 @@
-//! Retention, due-time look-ups and counts.
+//! [`MaintenanceStore`] for SQLite: retention, due-time look-ups and counts.
 
 use std::collections::BTreeMap;
 
-use accord_model::{JobState, Priority, QueueName, WorkspaceId};
+use accord_model::{JobState, QueueName, WorkspaceId};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::rows::{from_ms, ms, parse_queue, parse_state, placeholders, CLAIMABLE, TERMINAL};
+use super::rows::{from_ms, ms, placeholders};
 use super::SqliteStore;
-use crate::{JobCount, QueueStats, StoreError};
+use crate::schema::{parse_priority, parse_queue, parse_state, CLAIMABLE, TERMINAL};
+use crate::{JobCount, MaintenanceStore, QueueStats, StoreError};
 
 fn counts_from_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<JobCount>, StoreError> {
     rows.iter()
@@ -17,16 +19,20 @@ fn counts_from_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<JobCount>, S
             Ok(JobCount {
                 queue: parse_queue(row.try_get("queue")?)?,
                 state: parse_state(row.try_get("state")?)?,
-                priority: Priority::from_rank(priority as i16)
-                    .ok_or_else(|| StoreError::corrupt("priority", priority))?,
+                priority: parse_priority(priority as i16)?,
                 count: row.try_get::<i64, _>("n")? as u64,
             })
         })
         .collect()
 }
 
-impl SqliteStore {
-    pub(super) async fn prune(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+#[async_trait]
+impl MaintenanceStore for SqliteStore {
+    async fn job_prune_finished(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let ids: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT id FROM jobs WHERE state IN {TERMINAL} AND finished_at < ? ORDER BY finished_at LIMIT ?"
@@ -55,7 +61,7 @@ impl SqliteStore {
         Ok(deleted)
     }
 
-    pub(super) async fn next_due_at(
+    async fn job_next_due_at(
         &self,
         queues: &[QueueName],
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -76,7 +82,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    pub(super) async fn stats(
+    async fn queue_stats(
         &self,
         workspace: WorkspaceId,
         since: DateTime<Utc>,
@@ -119,7 +125,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn counts(&self) -> Result<Vec<JobCount>, StoreError> {
+    async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
         let rows = sqlx::query(
             "SELECT queue, state, priority, COUNT(*) AS n FROM jobs GROUP BY queue, state, priority",
         )

@@ -3,13 +3,15 @@
 //! All writes go through a single connection, so they never contend for
 //! SQLite's write lock inside the process; reads use a small pool of their
 //! own and see the last committed state (WAL readers do not block the writer).
+//! Each file implements one of the store's sub-traits with its own SQL.
 
 mod access;
+mod audit;
 mod connect;
+mod coordination;
 mod jobs;
 mod lease;
 mod maintenance;
 mod rows;
-mod store_impl;
 
 pub use connect::{SqliteConfig, SqliteStore, Synchronous};

@@ -1,8 +1,8 @@
-//! Mapping between SQLite rows and model values.
+//! Mapping between SQLite rows and model values: timestamps as milliseconds,
+//! JSON as text, and the job event every transition writes.
 
 use accord_model::{
-    Engine, EventKind, Job, JobError, JobEvent, JobId, JobResult, JobState, Priority, QueueName,
-    RetryPolicy, Step, WorkerId, WorkspaceId,
+    EventKind, Job, JobError, JobEvent, JobId, JobResult, JobState, RetryPolicy, Step, WorkspaceId,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
@@ -10,15 +10,8 @@ use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use crate::schema::{parse_engine, parse_priority, parse_queue, parse_state, parse_worker};
 use crate::StoreError;
-
-/// Every column of `jobs`, in the order [`job_from_row`] reads them by name.
-pub(super) const JOB_COLUMNS: &str = "id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-    max_attempts, timeout_seconds, attempt, attempt_offset, run_at, created_at, updated_at, started_at, \
-    finished_at, worker_id, lease_expires_at, result, last_error";
-
-pub(super) const CLAIMABLE: &str = "('scheduled', 'available', 'retrying')";
-pub(super) const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
 
 pub(super) fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -42,31 +35,13 @@ fn from_json<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, S
     serde_json::from_str(text).map_err(|err| StoreError::corrupt(what, err))
 }
 
-pub(super) fn parse_state(text: &str) -> Result<JobState, StoreError> {
-    text.parse()
-        .map_err(|err| StoreError::corrupt("job state", err))
-}
-
 pub(super) fn parse_id(text: &str) -> Result<JobId, StoreError> {
     text.parse()
         .map_err(|err| StoreError::corrupt("job id", err))
 }
 
-pub(super) fn parse_queue(text: String) -> Result<QueueName, StoreError> {
-    QueueName::new(text).map_err(|err| StoreError::corrupt("queue name", err))
-}
-
-pub(super) fn parse_engine(text: &str) -> Result<Engine, StoreError> {
-    Engine::parse(text).ok_or_else(|| StoreError::corrupt("engine", text))
-}
-
 pub(super) fn parse_steps(text: &str) -> Result<Vec<Step>, StoreError> {
     from_json("job steps", text)
-}
-
-fn parse_worker(text: Option<String>) -> Result<Option<WorkerId>, StoreError> {
-    text.map(|w| WorkerId::new(w).map_err(|err| StoreError::corrupt("worker id", err)))
-        .transpose()
 }
 
 pub(super) fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
@@ -84,8 +59,7 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
             .parse::<WorkspaceId>()
             .map_err(|err| StoreError::corrupt("workspace id", err))?,
         queue: parse_queue(row.try_get("queue")?)?,
-        priority: Priority::from_rank(priority as i16)
-            .ok_or_else(|| StoreError::corrupt("priority", priority))?,
+        priority: parse_priority(priority as i16)?,
         state: parse_state(row.try_get("state")?)?,
         engine: parse_engine(row.try_get("engine")?)?,
         steps: parse_steps(row.try_get("steps")?)?,

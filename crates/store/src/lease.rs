@@ -1,0 +1,115 @@
+//! [`LeaseStore`]: the worker's side of a job (claim with a lease,
+//! heartbeat, complete, fail, release) and the reaper that takes expired
+//! leases back. Implemented in each backend's `lease.rs`. Every call that
+//! names a lease is fenced on `state = 'running'`, the attempt (the fencing
+//! token) and the worker.
+
+use std::time::Duration;
+
+use accord_model::{
+    ClaimedJob, CompleteItem, Engine, FailItem, JobId, JobState, LeaseRef, QueueName, WorkerId,
+    WorkspaceId,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct ClaimParams {
+    pub worker_id: WorkerId,
+    /// Only jobs of this workspace; `None` for every workspace.
+    pub workspace: Option<WorkspaceId>,
+    /// Empty means every queue.
+    pub queues: Vec<QueueName>,
+    pub limit: u32,
+    pub now: DateTime<Utc>,
+    pub lease_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FailParams {
+    pub worker_id: WorkerId,
+    pub items: Vec<FailItem>,
+    pub now: DateTime<Utc>,
+    /// Uniform random numbers in `[0, 1)`, one per item, for retry jitter.
+    pub jitter: Vec<f64>,
+}
+
+/// A transition the store made, for metrics and wake-ups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub job_id: JobId,
+    pub queue: QueueName,
+    pub engine: Engine,
+    pub from: JobState,
+    pub to: JobState,
+    pub attempt: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What became of one item of a complete, fail or release call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportOutcome {
+    Applied(Transition),
+    /// The worker does not hold this lease (any more): nothing changed.
+    Stale(JobId),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeartbeatOutcome {
+    pub extended: Vec<JobId>,
+    pub cancelled: Vec<JobId>,
+    pub lost: Vec<JobId>,
+}
+
+/// Leases: how workers take jobs, keep them and give them back.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Leases up to `limit` due jobs to a worker, most urgent first.
+    async fn job_claim_available(
+        &self,
+        params: &ClaimParams,
+    ) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Extends every given lease the worker still holds. A lease is never
+    /// extended past the job's timeout plus one lease length.
+    async fn job_heartbeat_leased(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+        now: DateTime<Utc>,
+        lease_ttl: Duration,
+    ) -> Result<HeartbeatOutcome, StoreError>;
+
+    async fn job_complete_if_leased(
+        &self,
+        worker: &WorkerId,
+        items: &[CompleteItem],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError>;
+
+    /// Applies [`RetryPolicy::after_failure`](accord_model::RetryPolicy::after_failure)
+    /// to each failed attempt: `retrying` with a backoff, or `dead`.
+    async fn job_fail_if_leased(
+        &self,
+        params: &FailParams,
+    ) -> Result<Vec<ReportOutcome>, StoreError>;
+
+    /// Returns leases unrun; the attempt does not count toward `max_attempts`.
+    async fn job_release_if_leased(
+        &self,
+        worker: &WorkerId,
+        leases: &[LeaseRef],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError>;
+
+    /// Returns jobs whose lease expired before `now` to the queue (or to
+    /// `dead` when attempts are exhausted), at most `limit` of them.
+    async fn job_reap_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transition>, StoreError>;
+}

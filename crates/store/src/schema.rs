@@ -1,0 +1,157 @@
+//! What both backends' schemas share: the column list of `jobs`, the sets of
+//! claimable and terminal states as SQL, decoding stored text into model
+//! values, and the error the reaper records. Each backend maps its own row
+//! type with these; nothing here knows which database it is.
+
+use accord_model::{
+    ApiKeyId, AuditOutcome, Engine, ErrorKind, JobError, JobState, Priority, QueueName, RateLimit,
+    Role, WorkerId,
+};
+
+use crate::StoreError;
+
+/// Every column of `jobs`, in the order each backend's `job_from_row` reads
+/// them by name.
+pub(crate) const JOB_COLUMNS: &str = "id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+    max_attempts, timeout_seconds, attempt, attempt_offset, run_at, created_at, updated_at, started_at, \
+    finished_at, worker_id, lease_expires_at, result, last_error";
+
+/// The states a claim takes jobs from, as an SQL list.
+pub(crate) const CLAIMABLE: &str = "('scheduled', 'available', 'retrying')";
+
+/// The finished states, as an SQL list.
+pub(crate) const TERMINAL: &str = "('succeeded', 'dead', 'cancelled')";
+
+/// The states an operator may requeue a job from, as an SQL list.
+pub(crate) const REQUEUEABLE: &str = "('dead', 'cancelled')";
+
+pub(crate) fn parse_state(text: &str) -> Result<JobState, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("job state", err))
+}
+
+pub(crate) fn parse_queue(text: String) -> Result<QueueName, StoreError> {
+    QueueName::new(text).map_err(|err| StoreError::corrupt("queue name", err))
+}
+
+pub(crate) fn parse_engine(text: &str) -> Result<Engine, StoreError> {
+    Engine::parse(text).ok_or_else(|| StoreError::corrupt("engine", text))
+}
+
+pub(crate) fn parse_priority(rank: i16) -> Result<Priority, StoreError> {
+    Priority::from_rank(rank).ok_or_else(|| StoreError::corrupt("priority", rank))
+}
+
+pub(crate) fn parse_worker(text: Option<String>) -> Result<Option<WorkerId>, StoreError> {
+    text.map(|w| WorkerId::new(w).map_err(|err| StoreError::corrupt("worker id", err)))
+        .transpose()
+}
+
+pub(crate) fn parse_key_id(text: &str) -> Result<ApiKeyId, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("key id", err))
+}
+
+pub(crate) fn parse_role(text: &str) -> Result<Role, StoreError> {
+    text.parse().map_err(|err| StoreError::corrupt("role", err))
+}
+
+pub(crate) fn parse_audit_outcome(text: &str) -> Result<AuditOutcome, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("audit outcome", err))
+}
+
+pub(crate) fn parse_status(status: i64) -> Result<u16, StoreError> {
+    u16::try_from(status).map_err(|err| StoreError::corrupt("status", err))
+}
+
+/// A key's own rate limit, stored as two columns that are both set or both
+/// `NULL`.
+pub(crate) fn parse_rate_limit(
+    burst: Option<i64>,
+    per_second: Option<f64>,
+) -> Result<Option<RateLimit>, StoreError> {
+    match (burst, per_second) {
+        (Some(burst), Some(per_second)) => Ok(Some(RateLimit {
+            burst: u32::try_from(burst).map_err(|err| StoreError::corrupt("rate burst", err))?,
+            per_second,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The error the reaper records on a job whose lease expired.
+pub(crate) fn lease_expired_error() -> JobError {
+    JobError::new(
+        ErrorKind::LeaseExpired,
+        "the worker stopped renewing its lease (it died, hung or lost its connection)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use accord_model::JobState;
+
+    use super::*;
+
+    /// The SQL lists name exactly the states the model calls queued,
+    /// terminal and requeueable.
+    #[test]
+    fn state_lists_match_the_model() {
+        let list = |keep: fn(JobState) -> bool| {
+            let names: Vec<String> = JobState::ALL
+                .into_iter()
+                .filter(|state| keep(*state))
+                .map(|state| format!("'{state}'"))
+                .collect();
+            format!("({})", names.join(", "))
+        };
+        assert_eq!(CLAIMABLE, list(JobState::is_queued));
+        assert_eq!(TERMINAL, list(JobState::is_terminal));
+        assert_eq!(
+            REQUEUEABLE,
+            list(|state| matches!(state, JobState::Dead | JobState::Cancelled))
+        );
+    }
+}
+
+/// Refuses a job whose text no backend can keep: PostgreSQL's text and
+/// JSON types cannot hold NUL, so SQLite refuses it too and both stores
+/// accept exactly the same jobs.
+pub(crate) fn check_storable(insert: &crate::InsertJob) -> Result<(), StoreError> {
+    let key_has_nul = insert
+        .idempotency
+        .as_ref()
+        .is_some_and(|(key, _)| key.contains('\0'));
+    if key_has_nul {
+        return Err(StoreError::Unstorable {
+            what: "an idempotency key",
+        });
+    }
+    let job = serde_json::to_value(&insert.job).map_err(|err| StoreError::corrupt("job", err))?;
+    if holds_nul(&job) {
+        return Err(StoreError::Unstorable { what: "a job" });
+    }
+    Ok(())
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Whether a label filter can match nothing stored (it holds NUL), so both
+/// backends answer it alike without asking the database.
+pub(crate) fn label_filter_is_unmatchable(filter: &crate::JobFilter) -> bool {
+    filter
+        .label
+        .as_ref()
+        .is_some_and(|(key, value)| key.contains('\0') || value.contains('\0'))
+}
