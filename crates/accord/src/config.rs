@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use accord_api::auth::RoleLimits;
 use accord_api::{ApiConfig, ConnectionLimits};
-use accord_model::{QueueName, RateLimit, WorkerId};
+use accord_model::{EgressPolicy, QueueName, RateLimit, WorkerId};
 use accord_queue::QueueConfig;
 use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
 use accord_worker::WorkerConfig;
@@ -246,8 +246,9 @@ impl ServerSettings {
             retention: (retention_hours > 0).then(|| Duration::from_secs(retention_hours * 3600)),
             audit_retention: (audit_retention_days > 0)
                 .then(|| Duration::from_secs(audit_retention_days * 24 * 3600)),
-            allow_private_targets: args.allow_private_targets
-                || file.allow_private_targets.unwrap_or(false),
+            egress: EgressPolicy::from_allow_private(
+                args.allow_private_targets || file.allow_private_targets.unwrap_or(false),
+            ),
             ..QueueConfig::default()
         };
         let api = ApiConfig {

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use accord_client::AccordClient;
 use accord_engine::{EngineConfig, HttpEngine};
+use accord_model::EgressPolicy;
 use accord_worker::{Worker, WorkerConfig};
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -85,10 +86,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => {
             let settings = ServerSettings::resolve(&args.server, &file.server)?;
             let worker = worker_settings(&args.worker, &file.worker)?;
-            let engine = engine(
-                settings.queue.allow_private_targets,
-                user_agent(&args.worker, &file),
-            )?;
+            let engine = engine(settings.queue.egress, user_agent(&args.worker, &file))?;
             let store = server::open_store(&settings.store).await?;
             let keys = keys_cmd::ensure_local_keys(&store, &settings.data_dir).await?;
             let control = ControlPlane::start_on(&settings, store).await?;
@@ -121,9 +119,10 @@ async fn run(cli: Cli) -> Result<()> {
                 .or_else(|| file.worker.server.clone())
                 .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
             let config = worker_settings(&args.worker, &file.worker)?;
-            let allow_private =
-                args.allow_private_targets || file.worker.allow_private_targets.unwrap_or(false);
-            let engine = engine(allow_private, user_agent(&args.worker, &file))?;
+            let egress = EgressPolicy::from_allow_private(
+                args.allow_private_targets || file.worker.allow_private_targets.unwrap_or(false),
+            );
+            let engine = engine(egress, user_agent(&args.worker, &file))?;
             let key = match (&args.api_key, args.api_key_file.as_ref().or(file.worker.api_key_file.as_ref())) {
                 (Some(key), _) => key.clone(),
                 (None, Some(path)) => keys_cmd::read_key_file(path)?,
@@ -162,10 +161,10 @@ fn user_agent(args: &cli::WorkerArgs, file: &FileConfig) -> Option<String> {
         .or_else(|| file.worker.user_agent.clone())
 }
 
-fn engine(allow_private_targets: bool, user_agent: Option<String>) -> Result<Arc<HttpEngine>> {
+fn engine(egress: EgressPolicy, user_agent: Option<String>) -> Result<Arc<HttpEngine>> {
     let defaults = EngineConfig::default();
     let config = EngineConfig {
-        allow_private_targets,
+        egress,
         user_agent: user_agent.unwrap_or(defaults.user_agent.clone()),
         ..defaults
     };
@@ -198,7 +197,7 @@ fn print_banner(control: &ControlPlane, settings: &ServerSettings) {
     println!("  database:  {}", settings.store.describe());
     println!("  API docs:  {url}/docs");
     println!("  submit:    accord jobs submit job.json --wait --server {url}");
-    if settings.queue.allow_private_targets {
+    if settings.queue.egress.allows_private() {
         println!("  note:      private and loopback targets are ALLOWED (--allow-private-targets)");
     }
     println!("Press Ctrl-C to stop.");

@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
+use accord_model::EgressPolicy;
+
 use crate::PageLimits;
 
 /// Settings of the HTTP engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Fetch loopback, private, link-local and metadata addresses too. Only
-    /// for tests and the local demo site; never in production.
-    pub allow_private_targets: bool,
+    /// Which addresses may be fetched; `AllowPrivate` only for tests and
+    /// the local demo site, never in production.
+    pub egress: EgressPolicy,
     /// Sent on every request. Accord identifies itself honestly.
     pub user_agent: String,
     /// Longest wait for a TCP (and TLS) connection.
@@ -37,7 +39,7 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            allow_private_targets: false,
+            egress: EgressPolicy::PublicOnly,
             user_agent: Self::DEFAULT_USER_AGENT.to_owned(),
             connect_timeout: Duration::from_secs(10),
             navigate_timeout: Duration::from_secs(30),

@@ -16,14 +16,14 @@
 //!   as defense in depth.
 //!
 //! Whether an address is public is decided by [`accord_model::classify_ip`].
-//! With `allow_private_targets` only the scheme check remains. The guard does
+//! Under `EgressPolicy::AllowPrivate` only the scheme check remains. The guard does
 //! not do domain allow/deny lists or robots.txt; policies live elsewhere.
 
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use accord_model::{classify_ip, AddressClass};
+use accord_model::{classify_ip, AddressClass, EgressPolicy};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 use url::{Host, Url};
@@ -110,8 +110,10 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
-    pub(crate) fn new(allow_private: bool) -> Self {
-        Self { allow_private }
+    pub(crate) fn new(policy: EgressPolicy) -> Self {
+        Self {
+            allow_private: policy.allows_private(),
+        }
     }
 
     /// The resolver the HTTP client must use, or `None` when private targets

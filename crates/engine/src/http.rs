@@ -38,7 +38,7 @@ impl HttpEngine {
     pub fn new(config: EngineConfig) -> Result<Self, EngineBuildError> {
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| EngineBuildError::UserAgent(config.user_agent.clone()))?;
-        let guard = Guard::new(config.allow_private_targets);
+        let guard = Guard::new(config.egress);
         let mut builder = reqwest::Client::builder()
             .user_agent(user_agent)
             // A proxy would connect on our behalf to addresses the guard never sees.

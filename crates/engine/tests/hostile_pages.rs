@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 fn config(page_limits: PageLimits) -> EngineConfig {
     EngineConfig {
-        allow_private_targets: true,
+        egress: accord_model::EgressPolicy::AllowPrivate,
         page_limits,
         ..EngineConfig::default()
     }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 fn config() -> EngineConfig {
     EngineConfig {
-        allow_private_targets: true,
+        egress: accord_model::EgressPolicy::AllowPrivate,
         ..EngineConfig::default()
     }
 }

@@ -12,6 +12,7 @@
 mod auth;
 mod backoff;
 mod clock;
+mod egress;
 mod event;
 mod ids;
 mod job;
@@ -30,6 +31,7 @@ pub use auth::{
 };
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use egress::EgressPolicy;
 pub use event::{EventKind, JobEvent};
 pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
 pub use job::{Job, JobState, Priority};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use accord_model::Limits;
+use accord_model::{EgressPolicy, Limits};
 
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
@@ -20,9 +20,10 @@ pub struct QueueConfig {
     pub max_claim_wait: Duration,
     /// While waiting, look at the store at least this often even without a wake-up.
     pub claim_poll_interval: Duration,
-    /// Literal private, loopback and link-local targets are refused at
-    /// enqueue unless this is on (the engine checks resolved addresses too).
-    pub allow_private_targets: bool,
+    /// Which targets jobs may reach: literal non-public targets are refused
+    /// at enqueue unless private ones are allowed (the engine checks
+    /// resolved addresses too, under the same policy).
+    pub egress: EgressPolicy,
     pub limits: Limits,
 }
 
@@ -36,7 +37,7 @@ impl Default for QueueConfig {
             maintenance_batch: 1_000,
             max_claim_wait: Duration::from_secs(30),
             claim_poll_interval: Duration::from_secs(1),
-            allow_private_targets: false,
+            egress: EgressPolicy::PublicOnly,
             limits: Limits::default(),
         }
     }

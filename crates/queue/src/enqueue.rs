@@ -99,7 +99,7 @@ impl Queue {
     /// Refuses literal non-public addresses up front; host names are checked
     /// by the engine against the addresses they resolve to.
     fn check_targets(&self, job: &NewJob) -> Result<(), QueueError> {
-        if self.inner.config.allow_private_targets {
+        if self.inner.config.egress.allows_private() {
             return Ok(());
         }
         for (index, step) in job.steps.iter().enumerate() {

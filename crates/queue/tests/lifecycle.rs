@@ -200,7 +200,7 @@ async fn private_literal_targets_are_refused_unless_allowed() {
         .is_ok());
 
     let allowed = harness(QueueConfig {
-        allow_private_targets: true,
+        egress: accord_model::EgressPolicy::AllowPrivate,
         ..QueueConfig::default()
     })
     .await;

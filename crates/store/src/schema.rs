@@ -88,33 +88,6 @@ pub(crate) fn lease_expired_error() -> JobError {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use accord_model::JobState;
-
-    use super::*;
-
-    /// The SQL lists name exactly the states the model calls queued,
-    /// terminal and requeueable.
-    #[test]
-    fn state_lists_match_the_model() {
-        let list = |keep: fn(JobState) -> bool| {
-            let names: Vec<String> = JobState::ALL
-                .into_iter()
-                .filter(|state| keep(*state))
-                .map(|state| format!("'{state}'"))
-                .collect();
-            format!("({})", names.join(", "))
-        };
-        assert_eq!(CLAIMABLE, list(JobState::is_queued));
-        assert_eq!(TERMINAL, list(JobState::is_terminal));
-        assert_eq!(
-            REQUEUEABLE,
-            list(|state| matches!(state, JobState::Dead | JobState::Cancelled))
-        );
-    }
-}
-
 /// Refuses a job whose text no backend can keep: PostgreSQL's text and
 /// JSON types cannot hold NUL, so SQLite refuses it too and both stores
 /// accept exactly the same jobs.
@@ -154,4 +127,31 @@ pub(crate) fn label_filter_is_unmatchable(filter: &crate::JobFilter) -> bool {
         .label
         .as_ref()
         .is_some_and(|(key, value)| key.contains('\0') || value.contains('\0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use accord_model::JobState;
+
+    use super::*;
+
+    /// The SQL lists name exactly the states the model calls queued,
+    /// terminal and requeueable.
+    #[test]
+    fn state_lists_match_the_model() {
+        let list = |keep: fn(JobState) -> bool| {
+            let names: Vec<String> = JobState::ALL
+                .into_iter()
+                .filter(|state| keep(*state))
+                .map(|state| format!("'{state}'"))
+                .collect();
+            format!("({})", names.join(", "))
+        };
+        assert_eq!(CLAIMABLE, list(JobState::is_queued));
+        assert_eq!(TERMINAL, list(JobState::is_terminal));
+        assert_eq!(
+            REQUEUEABLE,
+            list(|state| matches!(state, JobState::Dead | JobState::Cancelled))
+        );
+    }
 }

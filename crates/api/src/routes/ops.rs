@@ -75,7 +75,7 @@ pub async fn ops_status(State(state): State<ApiState>) -> Json<OpsStatus> {
         active_workers: queue.active_workers(),
         lease_ttl_seconds: config.lease_ttl.as_secs(),
         retention_seconds: config.retention.map(|r| r.as_secs()),
-        allow_private_targets: config.allow_private_targets,
+        allow_private_targets: config.egress.allows_private(),
         maintenance_leader: queue.is_maintenance_leader(),
     })
 }
