@@ -5,7 +5,7 @@
 
 use accord_model::{
     ApiKeyId, AuditOutcome, Engine, ErrorKind, JobError, JobState, Priority, QueueName, RateLimit,
-    Role, WorkerId,
+    Role, Step, WorkerId,
 };
 
 use crate::StoreError;
@@ -92,32 +92,34 @@ pub(crate) fn lease_expired_error() -> JobError {
 /// JSON types cannot hold NUL, so SQLite refuses it too and both stores
 /// accept exactly the same jobs.
 pub(crate) fn check_storable(insert: &crate::InsertJob) -> Result<(), StoreError> {
-    let key_has_nul = insert
-        .idempotency
-        .as_ref()
-        .is_some_and(|(key, _)| key.contains('\0'));
+    let nul = |text: &str| text.contains('\0');
+    let key_has_nul = insert.idempotency.as_ref().is_some_and(|(key, _)| nul(key));
     if key_has_nul {
         return Err(StoreError::Unstorable {
             what: "an idempotency key",
         });
     }
-    let job = serde_json::to_value(&insert.job).map_err(|err| StoreError::corrupt("job", err))?;
-    if holds_nul(&job) {
+    let job = &insert.job;
+    let labels = job.labels.iter().any(|(key, value)| nul(key) || nul(value));
+    // Every free text a step carries. (URLs and selectors cannot hold NUL:
+    // their parsers refuse or encode it.) The match is exhaustive so a new
+    // step is looked at here too.
+    let steps = job.steps.iter().any(|step| match step {
+        Step::Extract { fields } => fields
+            .iter()
+            .any(|(name, field)| nul(name) || field.attribute.as_deref().is_some_and(nul)),
+        Step::Assert { text, .. } => text.as_deref().is_some_and(nul),
+        Step::Fill { value, .. } | Step::Select { value, .. } => nul(value),
+        Step::Navigate { .. }
+        | Step::WaitFor { .. }
+        | Step::Click { .. }
+        | Step::Submit { .. }
+        | Step::Screenshot { .. } => false,
+    });
+    if labels || steps {
         return Err(StoreError::Unstorable { what: "a job" });
     }
     Ok(())
-}
-
-fn holds_nul(value: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match value {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
-    }
 }
 
 /// Whether a label filter can match nothing stored (it holds NUL), so both
