@@ -429,6 +429,21 @@ async fn json_requests(accord: &Process) {
         let status = response.status().as_u16();
         check_documented(path, status, &response.text().await.unwrap());
     }
+    for path in [
+        "/api/v1/audit?since=0000-01-01T00:00:00Z",
+        "/api/v1/audit?until=%2B10000-01-01T00:00:00Z",
+    ] {
+        let response = http
+            .get(format!("{}{path}", accord.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            400,
+            "{path}: a year out of range"
+        );
+    }
     let long_path = format!("{}/api/v1/jobs/{}", accord.url(), "a".repeat(10_000));
     let response = http.get(long_path).send().await.unwrap();
     let status = response.status().as_u16();

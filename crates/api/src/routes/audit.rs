@@ -36,6 +36,9 @@ pub struct AuditParams {
     pub workspace: Option<String>,
 }
 
+/// Timestamps a query may name: outside these years a value is a mistake.
+const QUERY_YEARS: std::ops::Range<i32> = 1970..10_000;
+
 /// Read the audit log: every mutating call and every failed authentication.
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "access",
@@ -53,6 +56,18 @@ pub async fn list_audit(
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page_limit(params.limit, 100, 500)?;
+    for (name, at) in [("since", params.since), ("until", params.until)] {
+        if let Some(at) = at {
+            let year = chrono::Datelike::year(&at);
+            if !QUERY_YEARS.contains(&year) {
+                return Err(ApiError::InvalidQuery(format!(
+                    "{name} must be in the years {} to {}, not {year}",
+                    QUERY_YEARS.start,
+                    QUERY_YEARS.end - 1
+                )));
+            }
+        }
+    }
     let workspace = target_workspace(&state, &caller, params.workspace.as_deref()).await?;
     let filter = AuditFilter {
         action: params.action,
