@@ -169,6 +169,11 @@ fn canned_error(buf: &[u8]) -> Option<ApiError> {
 struct GuardedIo {
     inner: TcpStream,
     idle_timeout: Duration,
+    /// When a byte last moved either way.
+    last_active: Instant,
+    /// Fires at the earliest moment the connection can have been idle for
+    /// the timeout; re-armed from `last_active` when it fires early. Kept
+    /// off the per-read path: traffic only updates `last_active`.
     idle: Pin<Box<Sleep>>,
     /// A replacement response being written, and how much of it is out.
     replacing: Option<(Vec<u8>, usize)>,
@@ -179,13 +184,29 @@ impl GuardedIo {
         Self {
             inner,
             idle_timeout,
+            last_active: Instant::now(),
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             replacing: None,
         }
     }
 
     fn active(&mut self) {
-        self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+        self.last_active = Instant::now();
+    }
+
+    /// Whether the connection has now been idle for the timeout; registers
+    /// the waker for the next check when it has not.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let deadline = self.last_active + self.idle_timeout;
+            if Instant::now() >= deadline {
+                return true;
+            }
+            self.idle.as_mut().reset(deadline);
+        }
     }
 }
 
@@ -203,13 +224,11 @@ impl AsyncRead for GuardedIo {
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending => match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection idle for too long",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending if self.poll_idle(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle for too long",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -283,6 +302,37 @@ mod tests {
         );
         check(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", None);
         check(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0", None);
+    }
+
+    /// The idle clock counts from the last byte moved: traffic pushes the
+    /// deadline back, silence past the timeout ends the connection.
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_from_the_last_byte() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut guarded = GuardedIo::new(server, Duration::from_secs(10));
+        let started = Instant::now();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            client.write_all(b"x").await.unwrap();
+            // Held open and silent from here on.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(client);
+        });
+        let mut byte = [0u8; 1];
+        guarded.read_exact(&mut byte).await.unwrap();
+        let err = guarded.read(&mut byte).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let idle_at = started.elapsed();
+        assert!(
+            idle_at >= Duration::from_secs(17) && idle_at < Duration::from_secs(18),
+            "closed at {idle_at:?}, not 10 s after the byte at 7 s"
+        );
+        writer.abort();
     }
 
     #[test]

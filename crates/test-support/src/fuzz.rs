@@ -100,16 +100,16 @@ where
     }
     drop(inputs_tx);
     runner.join().expect("the fuzz runner ends");
-    // The test's own report line: how much fuzzing it did, and how to repeat it.
-    #[expect(
-        clippy::print_stderr,
-        reason = "a test's report, shown by the test runner"
-    )]
-    let () = eprintln!(
-        "fuzz target {}: {runs} inputs in {:?} (seed {seed})",
-        target.name,
-        started.elapsed()
-    );
+    report(target.name, runs, started.elapsed(), seed);
+}
+
+/// The test's own report line: how much fuzzing it did, and how to repeat it.
+#[expect(
+    clippy::print_stderr,
+    reason = "a test's report, shown by the test runner"
+)]
+fn report(name: &str, runs: u64, took: Duration, seed: u64) {
+    eprintln!("fuzz target {name}: {runs} inputs in {took:?} (seed {seed})");
 }
 
 fn load_corpus(name: &str) -> Vec<Vec<u8>> {
