@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord_client::AccordClient;
-use accord_engine::{EngineError, Executor};
+use accord_engine::{Executor, RunFailure, RunOutput};
 use accord_model::{
     JobResult, JobSpec, JobState, NewJob, QueueStatsView, RateLimit, Role, WorkerId, WorkspaceId,
 };
@@ -34,19 +34,19 @@ impl Executor for NoopExecutor {
         &self,
         spec: &JobSpec,
         _stop: &tokio_util::sync::CancellationToken,
-    ) -> Result<JobResult, EngineError> {
+    ) -> Result<RunOutput, RunFailure> {
         let now = Instant::now();
         let url = match spec.steps.first() {
             Some(accord_model::Step::Navigate { url, .. }) => url.to_string(),
             _ => String::new(),
         };
         let _ = self.started.send((url, now));
-        Ok(JobResult {
+        Ok(RunOutput::from(JobResult {
             extracted: Default::default(),
             status: 200,
             final_url: "https://bench.invalid/".into(),
             timings: Default::default(),
-        })
+        }))
     }
 }
 

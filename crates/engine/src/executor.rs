@@ -1,6 +1,9 @@
-//! The one trait every engine implements, so the worker can hold any of them.
+//! The one trait every engine implements, so the worker can hold any of them,
+//! and what a run hands back: a result or an error, plus the artifacts it
+//! captured either way (a failed browser run keeps its screenshot).
 
-use accord_model::{JobResult, JobSpec};
+use accord_model::{ArtifactName, JobResult, JobSpec, Sha256Digest};
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::EngineError;
@@ -15,6 +18,64 @@ use crate::EngineError;
 /// still safe, but leaves such work to wind down on its own.
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync + std::fmt::Debug {
-    async fn run(&self, spec: &JobSpec, stop: &CancellationToken)
-        -> Result<JobResult, EngineError>;
+    async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure>;
+}
+
+/// A file a run captured, in memory until the worker uploads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub name: ArtifactName,
+    /// A MIME type, e.g. `image/png`.
+    pub content_type: String,
+    pub bytes: Bytes,
+}
+
+impl Artifact {
+    pub fn new(
+        name: ArtifactName,
+        content_type: impl Into<String>,
+        bytes: impl Into<Bytes>,
+    ) -> Self {
+        Self {
+            name,
+            content_type: content_type.into(),
+            bytes: bytes.into(),
+        }
+    }
+
+    pub fn sha256(&self) -> Sha256Digest {
+        Sha256Digest::of(&self.bytes)
+    }
+}
+
+/// A run that succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutput {
+    pub result: JobResult,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl From<JobResult> for RunOutput {
+    fn from(result: JobResult) -> Self {
+        Self {
+            result,
+            artifacts: Vec::new(),
+        }
+    }
+}
+
+/// A run that failed, with whatever it captured before it did.
+#[derive(Debug)]
+pub struct RunFailure {
+    pub error: EngineError,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl From<EngineError> for RunFailure {
+    fn from(error: EngineError) -> Self {
+        Self {
+            error,
+            artifacts: Vec::new(),
+        }
+    }
 }

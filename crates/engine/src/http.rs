@@ -20,7 +20,9 @@ use url::Url;
 use crate::bounded::{Budget, PageLimits};
 use crate::extract::{Document, PageStep};
 use crate::guard::{self, Guard, RefusedTarget, TooManyRedirects};
-use crate::{EngineBuildError, EngineConfig, EngineError, Executor, StepFailure};
+use crate::{
+    EngineBuildError, EngineConfig, EngineError, Executor, RunFailure, RunOutput, StepFailure,
+};
 
 /// Runs jobs with plain HTTP requests. Cheap to clone; clones share one
 /// connection pool.
@@ -148,11 +150,7 @@ struct Run {
 
 #[async_trait::async_trait]
 impl Executor for HttpEngine {
-    async fn run(
-        &self,
-        spec: &JobSpec,
-        stop: &CancellationToken,
-    ) -> Result<JobResult, EngineError> {
+    async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure> {
         let started = Instant::now();
         let steps = &spec.steps;
         let mut run = Run::default();
@@ -189,7 +187,7 @@ impl Executor for HttpEngine {
                         let failure = StepFailure::NoPage {
                             action: step.action(),
                         };
-                        return Err(EngineError::at_step(index, failure));
+                        return Err(EngineError::at_step(index, failure).into());
                     };
                     // Every page step up to the next navigate (or unsupported
                     // step) shares one parse of the page.
@@ -215,20 +213,20 @@ impl Executor for HttpEngine {
                         step: index,
                         action: step.action(),
                     };
-                    return Err(EngineError::at_step(index, failure));
+                    return Err(EngineError::at_step(index, failure).into());
                 }
             }
         }
         let Some(page) = run.page else {
-            return Err(EngineError::whole_job(StepFailure::NoSteps));
+            return Err(EngineError::whole_job(StepFailure::NoSteps).into());
         };
         run.timings.total_ms = millis(started.elapsed());
-        Ok(JobResult {
+        Ok(RunOutput::from(JobResult {
             extracted: run.extracted,
             status: page.status,
             final_url: page.final_url.into(),
             timings: run.timings,
-        })
+        }))
     }
 }
 

@@ -21,6 +21,6 @@ mod http;
 pub use bounded::{Exceeded, PageLimits};
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};
-pub use executor::Executor;
+pub use executor::{Artifact, Executor, RunFailure, RunOutput};
 pub use guard::RefusedTarget;
 pub use http::{process_page, HttpEngine};

@@ -34,7 +34,8 @@ async fn non_public_targets_are_refused() {
             let err = engine
                 .run(&spec, &CancellationToken::new())
                 .await
-                .expect_err(&url);
+                .expect_err(&url)
+                .error;
             assert_eq!(
                 (err.kind(), err.step()),
                 (ErrorKind::Permanent, Some(0)),

@@ -40,7 +40,11 @@ async fn run(
     stop: &CancellationToken,
 ) -> Result<JobResult, EngineError> {
     let engine = HttpEngine::new(config(limits)).unwrap();
-    engine.run(&spec(server, path), stop).await
+    engine
+        .run(&spec(server, path), stop)
+        .await
+        .map(|output| output.result)
+        .map_err(|failure| failure.error)
 }
 
 /// Runs `path` under the default limits and checks how it fails.

@@ -36,6 +36,8 @@ async fn run_with(
     engine
         .run(&spec(server, steps), &CancellationToken::new())
         .await
+        .map(|output| output.result)
+        .map_err(|failure| failure.error)
 }
 
 async fn run(server: &FixtureServer, steps: &str) -> Result<JobResult, EngineError> {
@@ -473,7 +475,9 @@ async fn unreachable_servers_fail_retryably() {
             },
             &CancellationToken::new(),
         )
-        .await;
+        .await
+        .map(|output| output.result)
+        .map_err(|failure| failure.error);
     check_err(outcome, ErrorKind::Retryable, 0, "could not fetch");
 }
 

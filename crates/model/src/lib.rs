@@ -1,7 +1,7 @@
 //! Accord's domain model: the types every other crate speaks.
 //!
 //! Owns ids, the job specification (`NewJob`, `Step`), job states and their
-//! meaning, results and errors, job events, the retry policy, the backoff
+//! meaning, results and errors, artifact references, job events, the retry policy, the backoff
 //! of background retries, the worker protocol messages and the clock
 //! abstraction.
 //!
@@ -9,6 +9,7 @@
 //! Values are validated when they are parsed (at the API boundary) so the rest
 //! of the system can trust them.
 
+mod artifact;
 mod auth;
 mod backoff;
 mod clock;
@@ -24,6 +25,10 @@ mod spec;
 mod target;
 mod wire;
 
+pub use artifact::{
+    ArtifactName, ArtifactNameError, ArtifactRef, DigestError, Sha256Digest,
+    MAX_ARTIFACT_NAME_BYTES,
+};
 pub use auth::{
     check_workspace_name, ApiKey, ApiKeyId, ApiKeyList, ApiToken, AuditEntry, AuditOutcome,
     AuditPage, CreatedApiKey, NewApiKey, NewAuditEntry, NewWorkspace, Permission, RateLimit, Role,

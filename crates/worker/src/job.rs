@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_engine::Executor;
+use accord_engine::{Executor, RunFailure, RunOutput};
 use accord_model::{ClaimedJob, CompleteItem, ErrorKind, FailItem, JobError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -63,7 +63,8 @@ impl JobTask {
         };
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         match outcome {
-            Ok(Ok(result)) => {
+            // Artifacts are not uploaded yet: the artifact store comes next.
+            Ok(Ok(RunOutput { result, .. })) => {
                 tracing::info!(
                     status = result.status,
                     total_ms = result.timings.total_ms,
@@ -76,8 +77,8 @@ impl JobTask {
                 };
                 self.reporter.report(Outcome::Complete(item));
             }
-            Ok(Err(err)) => {
-                let error = JobError::from(err);
+            Ok(Err(RunFailure { error, .. })) => {
+                let error = JobError::from(error);
                 tracing::info!(kind = ?error.kind, step = ?error.step, error = %error.message, "job attempt failed");
                 self.report_failure(error);
             }

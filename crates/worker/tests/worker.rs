@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accord_client::ClientError;
-use accord_engine::{EngineError, Executor};
+use accord_engine::{Executor, RunFailure, RunOutput};
 use accord_model::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind, FailRequest,
     HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef, QueueName,
@@ -276,11 +276,7 @@ impl TestEngine {
 
 #[async_trait::async_trait]
 impl Executor for TestEngine {
-    async fn run(
-        &self,
-        spec: &JobSpec,
-        stop: &CancellationToken,
-    ) -> Result<JobResult, EngineError> {
+    async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure> {
         let Some(Step::Navigate { url, .. }) = spec.steps.first() else {
             panic!("test jobs start with navigate");
         };
@@ -302,21 +298,21 @@ impl Executor for TestEngine {
         };
         if stopped {
             self.runs.send_modify(|runs| runs.halted.push(path.clone()));
-            return Ok(JobResult {
+            return Ok(RunOutput::from(JobResult {
                 extracted: Default::default(),
                 status: 0,
                 final_url: url.to_string(),
                 timings: Default::default(),
-            });
+            }));
         }
         self.runs
             .send_modify(|runs| runs.finished.push(path.clone()));
-        Ok(JobResult {
+        Ok(RunOutput::from(JobResult {
             extracted: Default::default(),
             status: 200,
             final_url: url.to_string(),
             timings: Default::default(),
-        })
+        }))
     }
 }
 
