@@ -12,7 +12,7 @@ use accord_model::{
     JobResult, JobSpec, JobState, NewJob, QueueStatsView, RateLimit, Role, WorkerId, WorkspaceId,
 };
 use accord_queue::QueueConfig;
-use accord_worker::{Worker, WorkerConfig};
+use accord_worker::{Engines, Worker, WorkerConfig};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -194,7 +194,9 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     config.concurrency = args.concurrency;
     config.claim_wait = Duration::from_secs(5);
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(Worker::new(worker_client, executor, config).run(stop.clone()));
+    let worker = tokio::spawn(
+        Worker::new(worker_client, Engines::http_only(executor), config).run(stop.clone()),
+    );
 
     let working = Instant::now();
     let mut burned = 0;

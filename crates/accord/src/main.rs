@@ -26,7 +26,7 @@ use std::sync::Arc;
 use accord_client::AccordClient;
 use accord_engine::{EngineConfig, HttpEngine};
 use accord_model::EgressPolicy;
-use accord_worker::{Worker, WorkerConfig};
+use accord_worker::{Engines, Worker, WorkerConfig};
 use anyhow::{Context, Result};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -98,7 +98,9 @@ async fn run(cli: Cli) -> Result<()> {
             print_keys(&keys, &settings, show_key);
             let client = AccordClient::new(&url)?.with_api_key(&keys.worker)?;
             let stop = CancellationToken::new();
-            let worker = tokio::spawn(Worker::new(client, engine, worker).run(stop.clone()));
+            let worker = tokio::spawn(
+                Worker::new(client, Engines::http_only(engine), worker).run(stop.clone()),
+            );
             stop_signal().await;
             control.close_claims();
             stop.cancel();
@@ -184,7 +186,8 @@ async fn run_worker_until_stopped(
         .with_context(|| format!("server URL {server}"))?
         .with_api_key(key)?;
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(Worker::new(client, engine, config).run(stop.clone()));
+    let worker =
+        tokio::spawn(Worker::new(client, Engines::http_only(engine), config).run(stop.clone()));
     stop_signal().await;
     stop.cancel();
     worker.await.context("worker task")?;

@@ -313,7 +313,9 @@ async fn killed_worker_job_is_rerun_by_another_worker_exactly_once() {
 
 #[tokio::test]
 async fn stale_completion_is_rejected_and_changes_nothing() {
-    use accord_model::{ClaimRequest, CompleteItem, CompleteRequest, JobResult, WorkerId};
+    use accord_model::{
+        ClaimRequest, CompleteItem, CompleteRequest, JobResult, RunEngine, WorkerId,
+    };
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]);
     let client = server.client();
@@ -332,6 +334,7 @@ async fn stale_completion_is_rejected_and_changes_nothing() {
         queues: Vec::new(),
         limit: 1,
         wait_ms: 5_000,
+        engines: vec![RunEngine::Http],
     };
     let worker_client = server.worker_client();
     let claimed = worker_client.claim(&claim).await.unwrap().jobs;

@@ -221,7 +221,7 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         }
         "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" => vec![],
-        "claim" | "heartbeat" | "complete" | "fail" | "release" => vec![Worker],
+        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate" => vec![Worker],
         "list_keys" | "create_key" | "revoke_key" | "list_audit" | "list_workspaces" => {
             vec![Admin]
         }
@@ -239,7 +239,7 @@ fn body_for(operation: &str) -> Option<Value> {
         "create_jobs" => json!({"jobs": [job_body()]}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
-        "complete" | "fail" => json!({"worker_id": "w", "items": []}),
+        "complete" | "fail" | "escalate" => json!({"worker_id": "w", "items": []}),
         "create_key" => json!({"name": "made in test", "role": "viewer"}),
         "create_workspace" => {
             json!({"name": format!("ws-{}", WorkspaceId::new().as_uuid().simple())})
@@ -452,6 +452,10 @@ async fn another_workspace_sees_nothing_of_this_one() {
     for (path, body) in [
         ("heartbeat", json!({"worker_id": "w", "leases": [lease]})),
         ("release", json!({"worker_id": "w", "leases": [lease]})),
+        (
+            "escalate",
+            json!({"worker_id": "w", "items": [{"job_id": lease["job_id"], "attempt": lease["attempt"], "reason": "needs a browser"}]}),
+        ),
         (
             "complete",
             json!({"worker_id": "w", "items": [{"job_id": lease["job_id"], "attempt": lease["attempt"], "result": {"status": 200, "final_url": "https://example.com/", "data": {}, "timings": {"total_ms": 1}}}]}),

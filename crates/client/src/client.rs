@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use accord_model::{
     ApiKey, ApiKeyList, AuditPage, ClaimRequest, ClaimResponse, CompleteRequest, CreatedApiKey,
-    EventPage, FailRequest, HeartbeatRequest, HeartbeatResponse, Job, JobBatch, JobId, JobPage,
-    JobState, NewApiKey, NewJob, NewJobBatch, NewWorkspace, OpsStatus, QueueStatsView,
-    ReleaseRequest, ReportResponse, Workspace, WorkspaceList,
+    EscalateRequest, EventPage, FailRequest, HeartbeatRequest, HeartbeatResponse, Job, JobBatch,
+    JobId, JobPage, JobState, NewApiKey, NewJob, NewJobBatch, NewWorkspace, OpsStatus,
+    QueueStatsView, ReleaseRequest, ReportResponse, Workspace, WorkspaceList,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -305,6 +305,15 @@ impl AccordClient {
     pub async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
         self.post(
             "internal/v1/worker/release",
+            request,
+            Duration::from_secs(15),
+        )
+        .await
+    }
+
+    pub async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError> {
+        self.post(
+            "internal/v1/worker/escalate",
             request,
             Duration::from_secs(15),
         )

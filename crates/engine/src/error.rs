@@ -36,6 +36,16 @@ impl EngineError {
         }
     }
 
+    /// An `auto` job's page needs a browser, as found at `step`.
+    pub fn needs_browser(step: usize, reason: impl Into<String>) -> Self {
+        Self::at_step(
+            step,
+            StepFailure::NeedsBrowser {
+                reason: reason.into(),
+            },
+        )
+    }
+
     pub(crate) fn whole_job(failure: StepFailure) -> Self {
         Self {
             step: None,
@@ -55,6 +65,15 @@ impl EngineError {
 
     pub fn failure(&self) -> &StepFailure {
         &self.failure
+    }
+
+    /// Why the page needs a browser, when an `auto` job's HTTP attempt
+    /// found that it does.
+    pub fn browser_needed(&self) -> Option<&str> {
+        match &self.failure {
+            StepFailure::NeedsBrowser { reason } => Some(reason),
+            _ => None,
+        }
     }
 }
 
@@ -100,6 +119,10 @@ pub enum StepFailure {
     ProcessingPanicked { detail: String },
     #[error("page processing was cancelled")]
     ProcessingCancelled,
+    /// An `auto` job on the HTTP engine found that the page needs a browser.
+    /// The worker hands the job over to a browser worker instead of failing it.
+    #[error("the page needs a browser: {reason}")]
+    NeedsBrowser { reason: String },
 }
 
 impl StepFailure {
@@ -110,7 +133,8 @@ impl StepFailure {
             Self::ErrorStatus { .. }
             | Self::Timeout { .. }
             | Self::Network { .. }
-            | Self::ProcessingCancelled => ErrorKind::Retryable,
+            | Self::ProcessingCancelled
+            | Self::NeedsBrowser { .. } => ErrorKind::Retryable,
             Self::NoSteps
             | Self::Unsupported { .. }
             | Self::NoPage { .. }

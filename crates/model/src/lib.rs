@@ -11,6 +11,7 @@
 
 mod artifact;
 mod auth;
+mod auto;
 mod backoff;
 mod clock;
 mod egress;
@@ -34,6 +35,7 @@ pub use auth::{
     AuditPage, CreatedApiKey, NewApiKey, NewAuditEntry, NewWorkspace, Permission, RateLimit, Role,
     WorkerScope, Workspace, WorkspaceList,
 };
+pub use auto::{auto_domain, auto_needs_browser};
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use egress::EgressPolicy;
@@ -41,15 +43,15 @@ pub use event::{EventKind, JobEvent};
 pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
 pub use job::{Job, JobState, Priority};
 pub use protocol::{
-    ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, FailItem, FailRequest,
-    HeartbeatRequest, HeartbeatResponse, LeaseRef, RejectReason, RejectedItem, ReleaseRequest,
-    ReportResponse,
+    ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,
+    EscalateRequest, FailItem, FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseRef,
+    RejectReason, RejectedItem, ReleaseRequest, ReportResponse,
 };
 pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
 pub use retry::{Failure, Next, RetryPolicy};
 pub use selector::{CssSelector, SelectorError, MAX_SELECTOR_BYTES, MAX_SELECTOR_NESTING};
 pub use spec::{
-    Capability, Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError,
+    Capability, Engine, FieldSpec, JobSpec, Limits, NewJob, RunEngine, Step, ValidationError,
     MAX_FIELD_NAME_BYTES, MAX_STEP_TEXT_BYTES,
 };
 pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{JobError, JobId, JobResult, JobSpec, QueueName, WorkerId};
+use crate::{JobError, JobId, JobResult, JobSpec, QueueName, RunEngine, WorkerId};
 
 /// Ask for up to `limit` due jobs, waiting up to `wait_ms` for one to appear.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -27,6 +27,17 @@ pub struct ClaimRequest {
     #[serde(default)]
     #[schema(format = "uint64")]
     pub wait_ms: u64,
+    /// The engines this claim has room for: only jobs that run on one of
+    /// them are leased. A worker with free HTTP slots but no free browser
+    /// slot claims `["http"]`. Omitted means `["http"]`, what a worker
+    /// without a browser can run.
+    #[serde(default = "default_claim_engines")]
+    #[schema(min_items = 1, max_items = 2)]
+    pub engines: Vec<RunEngine>,
+}
+
+fn default_claim_engines() -> Vec<RunEngine> {
+    vec![RunEngine::Http]
 }
 
 /// A job handed to a worker, with its lease.
@@ -41,6 +52,14 @@ pub struct ClaimedJob {
     pub due_at: DateTime<Utc>,
     pub queue: QueueName,
     pub spec: JobSpec,
+    /// The engine this attempt runs on (for `auto` jobs, decided by the
+    /// control plane).
+    #[serde(default)]
+    pub run_on: RunEngine,
+    /// Why this engine, for `auto` jobs (e.g. a step needs a browser, or the
+    /// domain is remembered to need one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_reason: Option<String>,
 }
 
 impl ClaimedJob {
@@ -123,6 +142,30 @@ pub struct FailRequest {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     pub items: Vec<FailItem>,
+}
+
+/// An `auto` job's HTTP attempt found that the page needs a browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateItem {
+    pub job_id: JobId,
+    #[schema(format = "uint32")]
+    pub attempt: u32,
+    /// What showed that a browser is needed, in a sentence (kept on the
+    /// job and in the result).
+    #[schema(max_length = 512)]
+    pub reason: String,
+}
+
+/// Move `auto` jobs from the HTTP engine to the browser: each goes back to
+/// the queue for a browser worker without using up an attempt, and the
+/// job's domain is remembered to need a browser for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
+    pub worker_id: WorkerId,
+    pub items: Vec<EscalateItem>,
 }
 
 /// Give leases back unrun (a worker shutting down); the attempt is not counted.

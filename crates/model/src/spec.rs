@@ -15,20 +15,78 @@ pub enum Engine {
     /// Plain HTTP: fetch, parse, extract, assert. Fast; cannot run scripts.
     #[default]
     Http,
+    /// Headless Chromium: every step.
+    Browser,
+    /// HTTP first, moved to the browser when the page needs one (a step
+    /// needs a browser, or the page renders on the client).
+    Auto,
 }
 
 impl Engine {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
+            Self::Browser => "browser",
+            Self::Auto => "auto",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "http" => Some(Self::Http),
+            "browser" => Some(Self::Browser),
+            "auto" => Some(Self::Auto),
             _ => None,
         }
+    }
+}
+
+/// The concrete engine an attempt runs on: what a worker declares it can
+/// run, and what a result says ran. (`Engine::Auto` is decided per job: it
+/// starts on `Http` and moves to `Browser` when the page needs one.)
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEngine {
+    #[default]
+    Http,
+    Browser,
+}
+
+impl RunEngine {
+    pub const ALL: [Self; 2] = [Self::Http, Self::Browser];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Browser => "browser",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http" => Some(Self::Http),
+            "browser" => Some(Self::Browser),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RunEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -196,6 +254,7 @@ impl Engine {
         match (self, capability) {
             (Self::Http, Capability::Fetch | Capability::ReadPage) => true,
             (Self::Http, Capability::Browser) => false,
+            (Self::Browser | Self::Auto, _) => true,
         }
     }
 }

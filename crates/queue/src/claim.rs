@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use accord_model::{
-    ClaimRequest, ClaimedJob, CompleteItem, FailItem, HeartbeatResponse, JobState, LeaseRef,
-    ReportResponse, WorkerId, WorkerScope,
+    ClaimRequest, ClaimedJob, CompleteItem, EscalateItem, FailItem, HeartbeatResponse, JobState,
+    LeaseRef, ReportResponse, WorkerId, WorkerScope,
 };
-use accord_store::{ClaimParams, FailParams, ReportOutcome, Transition};
+use accord_store::{ClaimParams, EscalateParams, FailParams, ReportOutcome, Transition};
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -67,6 +67,7 @@ impl Queue {
                 workspace: scope.workspace(),
                 queues: request.queues.clone(),
                 limit: request.limit,
+                engines: request.engines.clone(),
                 now: self.now(),
                 lease_ttl: config.lease_ttl,
             };
@@ -177,6 +178,27 @@ impl Queue {
         let released = self.settle(outcomes);
         self.wake_claimers();
         Ok(released)
+    }
+
+    /// Moves `auto` jobs whose HTTP attempt found that the page needs a
+    /// browser back to the queue for a browser worker (the attempt is not
+    /// counted), remembering the job's domain for `auto_memory`.
+    pub async fn escalate(
+        &self,
+        worker: &WorkerId,
+        items: Vec<EscalateItem>,
+    ) -> Result<ReportResponse, QueueError> {
+        self.saw_worker(worker);
+        let params = EscalateParams {
+            worker_id: worker.clone(),
+            items,
+            now: self.now(),
+            remember_for: self.inner.config.auto_memory,
+        };
+        let outcomes = self.inner.store.job_escalate_if_leased(&params).await?;
+        let moved = self.settle(outcomes);
+        self.wake_claimers();
+        Ok(moved)
     }
 
     /// Records metrics for applied transitions and sorts the items into

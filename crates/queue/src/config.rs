@@ -25,6 +25,9 @@ pub struct QueueConfig {
     /// resolved addresses too, under the same policy).
     pub egress: EgressPolicy,
     pub limits: Limits,
+    /// How long `auto` remembers that a domain needs a browser; after that
+    /// its jobs start on HTTP again, in case the site changed.
+    pub auto_memory: Duration,
 }
 
 impl Default for QueueConfig {
@@ -39,6 +42,7 @@ impl Default for QueueConfig {
             claim_poll_interval: Duration::from_secs(1),
             egress: EgressPolicy::PublicOnly,
             limits: Limits::default(),
+            auto_memory: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Accepting a job: validate, apply the target policy, insert with its
 //! idempotency key, wake the claimers.
 
-use accord_model::{classify_ip, Job, JobId, NewJob, Step, ValidationError, WorkspaceId};
+use accord_model::{
+    auto_domain, auto_needs_browser, classify_ip, Engine, Job, JobId, NewJob, RunEngine, Step,
+    ValidationError, WorkspaceId,
+};
 use accord_store::{InsertJob, InsertOutcome};
 
 use crate::metrics::QueueLabels;
@@ -15,6 +18,45 @@ pub struct Enqueued {
 }
 
 impl Queue {
+    /// The engine the first attempt runs on, and why (for `auto`): the
+    /// browser when a step needs one or the domain is remembered to need
+    /// one, else HTTP.
+    async fn first_engine(
+        &self,
+        workspace: WorkspaceId,
+        job: &NewJob,
+    ) -> Result<(RunEngine, Option<String>), QueueError> {
+        match job.engine {
+            Engine::Http => Ok((RunEngine::Http, None)),
+            Engine::Browser => Ok((RunEngine::Browser, None)),
+            Engine::Auto => {
+                if let Some((engine, reason)) = auto_needs_browser(&job.steps) {
+                    return Ok((engine, Some(reason)));
+                }
+                if let Some(domain) = auto_domain(&job.steps) {
+                    let memory = self
+                        .inner
+                        .store
+                        .domain_engine_get(workspace, domain, self.now())
+                        .await?;
+                    if let Some(memory) = memory {
+                        let reason = format!(
+                            "{domain} was seen to need the {} engine ({}); remembered until {}",
+                            memory.engine,
+                            memory.reason,
+                            memory.expires_at.format("%Y-%m-%dT%H:%M:%SZ")
+                        );
+                        return Ok((memory.engine, Some(reason)));
+                    }
+                }
+                Ok((
+                    RunEngine::Http,
+                    Some("tried on HTTP first: no step needs a browser".to_owned()),
+                ))
+            }
+        }
+    }
+
     pub async fn enqueue(
         &self,
         workspace: WorkspaceId,
@@ -27,10 +69,13 @@ impl Queue {
             let hash = job.request_hash();
             (key, hash)
         });
+        let (run_on, engine_reason) = self.first_engine(workspace, &job).await?;
         let insert = InsertJob {
             id: JobId::new(),
             workspace_id: workspace,
             job,
+            run_on,
+            engine_reason,
             idempotency,
         };
         match self.inner.store.job_insert(insert, self.now()).await? {
@@ -69,10 +114,13 @@ impl Queue {
                 }
                 other => other,
             })?;
+            let (run_on, engine_reason) = self.first_engine(workspace, &job).await?;
             inserts.push(InsertJob {
                 id: JobId::new(),
                 workspace_id: workspace,
                 job,
+                run_on,
+                engine_reason,
                 idempotency: None,
             });
         }

@@ -46,6 +46,7 @@ fn claim_request(wait_ms: u64) -> ClaimRequest {
         queues: Vec::new(),
         limit: 10,
         wait_ms,
+        engines: accord_model::RunEngine::ALL.to_vec(),
     }
 }
 

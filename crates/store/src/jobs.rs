@@ -1,7 +1,7 @@
 //! [`JobStore`]: inserting and reading jobs, and the operator's transitions
 //! (cancel, requeue). Implemented in each backend's `jobs.rs`.
 
-use accord_model::{Job, JobEvent, JobId, JobState, NewJob, QueueName, WorkspaceId};
+use accord_model::{Job, JobEvent, JobId, JobState, NewJob, QueueName, RunEngine, WorkspaceId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -13,6 +13,10 @@ pub struct InsertJob {
     pub id: JobId,
     pub workspace_id: WorkspaceId,
     pub job: NewJob,
+    /// The engine the first attempt runs on (decided by the queue for `auto`).
+    pub run_on: RunEngine,
+    /// Why, for `auto` jobs.
+    pub engine_reason: Option<String>,
     /// The `Idempotency-Key` header and the hash of the request it came with.
     pub idempotency: Option<(String, String)>,
 }

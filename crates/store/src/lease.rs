@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use accord_model::{
-    ClaimedJob, CompleteItem, Engine, FailItem, JobId, JobState, LeaseRef, QueueName, WorkerId,
-    WorkspaceId,
+    ClaimedJob, CompleteItem, Engine, EscalateItem, FailItem, JobId, JobState, LeaseRef, QueueName,
+    RunEngine, WorkerId, WorkspaceId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,8 +23,34 @@ pub struct ClaimParams {
     /// Empty means every queue.
     pub queues: Vec<QueueName>,
     pub limit: u32,
+    /// Only jobs whose next attempt runs on one of these engines.
+    pub engines: Vec<RunEngine>,
     pub now: DateTime<Utc>,
     pub lease_ttl: Duration,
+}
+
+impl ClaimParams {
+    /// The one engine to filter on, when the claim cannot take every engine.
+    pub fn only_engine(&self) -> Option<RunEngine> {
+        let mut taken = RunEngine::ALL
+            .into_iter()
+            .filter(|engine| self.engines.contains(engine));
+        match (taken.next(), taken.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    }
+}
+
+/// Moves `auto` jobs from HTTP to the browser (see
+/// [`LeaseStore::job_escalate_if_leased`]).
+#[derive(Debug, Clone)]
+pub struct EscalateParams {
+    pub worker_id: WorkerId,
+    pub items: Vec<EscalateItem>,
+    pub now: DateTime<Utc>,
+    /// How long the job's domain is remembered to need a browser.
+    pub remember_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +129,16 @@ pub trait LeaseStore: Send + Sync {
         worker: &WorkerId,
         leases: &[LeaseRef],
         now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError>;
+
+    /// Puts leased `auto` jobs that ran on HTTP back in the queue to run on
+    /// the browser, without counting the attempt, and remembers for
+    /// `remember_for` that the domain of each job's first page needs a
+    /// browser, in the same transaction. Jobs that are not `auto` or already
+    /// run on the browser are refused as stale.
+    async fn job_escalate_if_leased(
+        &self,
+        params: &EscalateParams,
     ) -> Result<Vec<ReportOutcome>, StoreError>;
 
     /// Returns jobs whose lease expired before `now` to the queue (or to

@@ -4,7 +4,8 @@
 //! sub-trait per concern, each declared in its own module with the types it
 //! takes and returns: [`JobStore`] (`jobs.rs`), [`LeaseStore`] (`lease.rs`),
 //! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
-//! [`MaintenanceStore`] (`maintenance.rs`), [`CoordinationStore`]
+//! [`MaintenanceStore`] (`maintenance.rs`), [`DomainStore`] (`domains.rs`),
+//! [`CoordinationStore`]
 //! (`coordination.rs`) and [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
@@ -27,6 +28,7 @@ mod access;
 mod audit;
 mod backend;
 mod coordination;
+mod domains;
 mod error;
 mod jobs;
 mod lease;
@@ -40,9 +42,13 @@ pub use access::{AccessStore, StoredApiKey};
 pub use audit::{AuditFilter, AuditStore};
 pub use backend::BackendStore;
 pub use coordination::{CoordinationStore, JobWakeups, Leadership};
+pub use domains::{DomainEngine, DomainStore};
 pub use error::StoreError;
 pub use jobs::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome};
-pub use lease::{ClaimParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome, Transition};
+pub use lease::{
+    ClaimParams, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome,
+    Transition,
+};
 pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};

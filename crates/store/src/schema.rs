@@ -5,7 +5,7 @@
 
 use accord_model::{
     ApiKeyId, AuditOutcome, Engine, ErrorKind, JobError, JobState, Priority, QueueName, RateLimit,
-    Role, Step, WorkerId,
+    Role, RunEngine, Step, WorkerId,
 };
 
 use crate::StoreError;
@@ -36,6 +36,10 @@ pub(crate) fn parse_queue(text: String) -> Result<QueueName, StoreError> {
 
 pub(crate) fn parse_engine(text: &str) -> Result<Engine, StoreError> {
     Engine::parse(text).ok_or_else(|| StoreError::corrupt("engine", text))
+}
+
+pub(crate) fn parse_run_engine(text: &str) -> Result<RunEngine, StoreError> {
+    RunEngine::parse(text).ok_or_else(|| StoreError::corrupt("run engine", text))
 }
 
 pub(crate) fn parse_priority(rank: i16) -> Result<Priority, StoreError> {

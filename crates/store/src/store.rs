@@ -6,7 +6,7 @@
 use std::fmt;
 
 use crate::{
-    AccessStore, AuditStore, BackendStore, CoordinationStore, JobStore, LeaseStore,
+    AccessStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore, LeaseStore,
     MaintenanceStore,
 };
 
@@ -19,6 +19,7 @@ pub trait Store:
     + AccessStore
     + AuditStore
     + MaintenanceStore
+    + DomainStore
     + fmt::Debug
     + 'static
 {
@@ -32,6 +33,7 @@ impl<T> Store for T where
         + AccessStore
         + AuditStore
         + MaintenanceStore
+        + DomainStore
         + fmt::Debug
         + 'static
 {

@@ -5,8 +5,8 @@
 
 use accord_client::{AccordClient, ClientError};
 use accord_model::{
-    ClaimRequest, ClaimResponse, CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse,
-    ReleaseRequest, ReportResponse,
+    ClaimRequest, ClaimResponse, CompleteRequest, EscalateRequest, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, ReleaseRequest, ReportResponse,
 };
 
 /// What a worker asks of the control plane.
@@ -27,6 +27,9 @@ pub trait ControlPlane: Send + Sync + std::fmt::Debug {
     async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError>;
 
     async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError>;
+
+    /// Moves `auto` jobs to the browser.
+    async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError>;
 }
 
 #[async_trait::async_trait]
@@ -56,5 +59,9 @@ impl ControlPlane for AccordClient {
 
     async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
         AccordClient::release(self, request).await
+    }
+
+    async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError> {
+        AccordClient::escalate(self, request).await
     }
 }

@@ -3,12 +3,13 @@
 //! these back; the loop alone changes its state.
 
 use accord_client::ClientError;
-use accord_model::{ClaimedJob, HeartbeatResponse, JobId};
+use accord_model::{ClaimedJob, HeartbeatResponse, JobId, RunEngine};
 
 /// What the loop reacts to.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Claimed(Result<Vec<ClaimedJob>, ClientError>),
+    /// A claim for the slots of one engine came back.
+    Claimed(RunEngine, Result<Vec<ClaimedJob>, ClientError>),
     Heartbeat(Result<HeartbeatResponse, ClientError>),
     /// The reporter is done with these jobs' outcomes (delivered, refused or
     /// given up on): their slots are free.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_engine::{Executor, RunFailure, RunOutput};
-use accord_model::{ClaimedJob, CompleteItem, ErrorKind, FailItem, JobError};
+use accord_model::{
+    ClaimedJob, CompleteItem, Engine, ErrorKind, EscalateItem, FailItem, JobError, RunEngine,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -76,6 +78,22 @@ impl JobTask {
                     result,
                 };
                 self.reporter.report(Outcome::Complete(item));
+            }
+            Ok(Err(RunFailure { error, .. }))
+                if self.job.spec.engine == Engine::Auto && self.job.run_on == RunEngine::Http =>
+            {
+                match error.browser_needed() {
+                    Some(reason) => {
+                        tracing::info!(reason, "the page needs a browser: handing the job over");
+                        let item = EscalateItem {
+                            job_id,
+                            attempt,
+                            reason: reason.to_owned(),
+                        };
+                        self.reporter.report(Outcome::Escalate(item));
+                    }
+                    None => self.report_failure(JobError::from(error)),
+                }
             }
             Ok(Err(RunFailure { error, .. })) => {
                 let error = JobError::from(error);

@@ -20,6 +20,6 @@ mod job;
 mod report;
 mod run_loop;
 
-pub use config::WorkerConfig;
+pub use config::{default_browser_slots, WorkerConfig};
 pub use control::ControlPlane;
-pub use run_loop::Worker;
+pub use run_loop::{Engines, Worker};

@@ -1,6 +1,6 @@
 //! Reporting outcomes in batches: job tasks hand their outcome to one
 //! reporter task, which sends everything that has piled up in one
-//! `complete` and one `fail` call. While one batch is in flight the next
+//! `complete`, one `fail` and one `escalate` call. While one batch is in flight the next
 //! one gathers, so batches grow with load and cost nothing when idle.
 //! After each batch it tells the run loop, in one message, which jobs are
 //! done: their slots free up together, so the next claim asks for as many
@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use accord_client::ClientError;
 use accord_model::{
-    Backoff, CompleteItem, CompleteRequest, FailItem, FailRequest, JobId, ReportResponse, WorkerId,
+    Backoff, CompleteItem, CompleteRequest, EscalateItem, EscalateRequest, FailItem, FailRequest,
+    JobId, ReportResponse, WorkerId,
 };
 use tokio::sync::mpsc;
 
@@ -32,6 +33,8 @@ const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_s
 pub(crate) enum Outcome {
     Complete(CompleteItem),
     Fail(FailItem),
+    /// An `auto` job's HTTP attempt found that the page needs a browser.
+    Escalate(EscalateItem),
 }
 
 impl Outcome {
@@ -39,6 +42,7 @@ impl Outcome {
         match self {
             Self::Complete(item) => item.job_id,
             Self::Fail(item) => item.job_id,
+            Self::Escalate(item) => item.job_id,
         }
     }
 }
@@ -89,11 +93,13 @@ async fn run(
         }
         let mut completes = Vec::new();
         let mut fails = Vec::new();
+        let mut escalations = Vec::new();
         let done: Vec<JobId> = batch.iter().map(Outcome::job_id).collect();
         for outcome in batch {
             match outcome {
                 Outcome::Complete(item) => completes.push(item),
                 Outcome::Fail(item) => fails.push(item),
+                Outcome::Escalate(item) => escalations.push(item),
             }
         }
         if !completes.is_empty() {
@@ -109,6 +115,13 @@ async fn run(
                 items: fails,
             };
             send(|| client.fail(&request)).await;
+        }
+        if !escalations.is_empty() {
+            let request = EscalateRequest {
+                worker_id: worker_id.clone(),
+                items: escalations,
+            };
+            send(|| client.escalate(&request)).await;
         }
         // The run loop may be gone (shutdown); nothing is left to free then.
         let _ = events.send(Event::Reported(done));

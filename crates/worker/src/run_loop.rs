@@ -2,13 +2,13 @@
 //! what is in flight) and reacts to one closed set of events; claims,
 //! heartbeats and jobs run as tasks that report back through a channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use accord_engine::Executor;
 use accord_model::{
-    Backoff, ClaimRequest, ClaimedJob, HeartbeatRequest, JobId, LeaseRef, ReleaseRequest,
+    Backoff, ClaimRequest, ClaimedJob, HeartbeatRequest, JobId, LeaseRef, ReleaseRequest, RunEngine,
 };
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -28,6 +28,62 @@ const CLAIM_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::
 struct Running {
     lease: LeaseRef,
     stop: CancellationToken,
+    engine: RunEngine,
+}
+
+/// The engines a worker runs jobs on. Each has its own slots, so a burst
+/// of browser jobs never starves HTTP jobs of the same worker, and the
+/// reverse.
+#[derive(Debug, Clone)]
+pub struct Engines {
+    http: Arc<dyn Executor>,
+    browser: Option<Arc<dyn Executor>>,
+}
+
+impl Engines {
+    /// A worker that runs HTTP jobs only (no usable browser).
+    pub fn http_only(http: Arc<dyn Executor>) -> Self {
+        Self {
+            http,
+            browser: None,
+        }
+    }
+
+    /// A worker that runs both HTTP and browser jobs.
+    pub fn with_browser(http: Arc<dyn Executor>, browser: Arc<dyn Executor>) -> Self {
+        Self {
+            http,
+            browser: Some(browser),
+        }
+    }
+
+    fn get(&self, engine: RunEngine) -> Option<&Arc<dyn Executor>> {
+        match engine {
+            RunEngine::Http => Some(&self.http),
+            RunEngine::Browser => self.browser.as_ref(),
+        }
+    }
+}
+
+/// The claim of one engine's slots.
+#[derive(Debug)]
+struct ClaimSlot {
+    /// The claim under way, if any; aborted on shutdown so an idle worker
+    /// stops at once instead of waiting out its long-poll.
+    claiming: Option<AbortHandle>,
+    /// Wait this long before the next claim (zero after a success).
+    delay: Duration,
+    backoff: Backoff,
+}
+
+impl ClaimSlot {
+    fn new() -> Self {
+        Self {
+            claiming: None,
+            delay: Duration::ZERO,
+            backoff: CLAIM_RETRY,
+        }
+    }
 }
 
 /// Where the worker is in its life.
@@ -48,26 +104,36 @@ enum Phase {
 struct State {
     phase: Phase,
     running: HashMap<JobId, Running>,
-    /// The claim under way, if any; aborted on shutdown so an idle worker
-    /// stops at once instead of waiting out its long-poll.
-    claiming: Option<AbortHandle>,
-    /// Wait this long before the next claim (zero after a success).
-    claim_delay: Duration,
-    claim_backoff: Backoff,
+    /// One claim per engine the worker runs.
+    claims: BTreeMap<RunEngine, ClaimSlot>,
     /// The heartbeat under way, if any: one at a time.
     heartbeating: Option<AbortHandle>,
 }
 
 impl State {
-    fn new() -> Self {
+    fn new(engines: &Engines) -> Self {
+        let claims = RunEngine::ALL
+            .into_iter()
+            .filter(|engine| engines.get(*engine).is_some())
+            .map(|engine| (engine, ClaimSlot::new()))
+            .collect();
         Self {
             phase: Phase::Working,
             running: HashMap::new(),
-            claiming: None,
-            claim_delay: Duration::ZERO,
-            claim_backoff: CLAIM_RETRY,
+            claims,
             heartbeating: None,
         }
+    }
+
+    fn running_on(&self, engine: RunEngine) -> usize {
+        self.running
+            .values()
+            .filter(|job| job.engine == engine)
+            .count()
+    }
+
+    fn claiming(&self) -> bool {
+        self.claims.values().any(|claim| claim.claiming.is_some())
     }
 
     fn leases(&self) -> Vec<LeaseRef> {
@@ -79,7 +145,7 @@ impl State {
 #[derive(Debug)]
 pub struct Worker {
     client: Arc<dyn ControlPlane>,
-    executor: Arc<dyn Executor>,
+    engines: Engines,
     config: WorkerConfig,
 }
 
@@ -87,13 +153,21 @@ impl Worker {
     /// `client` is usually an [`AccordClient`](accord_client::AccordClient).
     pub fn new(
         client: impl ControlPlane + 'static,
-        executor: Arc<dyn Executor>,
+        engines: Engines,
         config: WorkerConfig,
     ) -> Self {
         Self {
             client: Arc::new(client),
-            executor,
+            engines,
             config,
+        }
+    }
+
+    /// Slots of `engine`: jobs of it that may run at the same time.
+    fn slots(&self, engine: RunEngine) -> usize {
+        match engine {
+            RunEngine::Http => self.config.concurrency,
+            RunEngine::Browser => self.config.browser_slots,
         }
     }
 
@@ -102,26 +176,37 @@ impl Worker {
     /// those that did not.
     pub async fn run(self, shutdown: CancellationToken) {
         let config = &self.config;
-        tracing::info!(worker_id = %config.worker_id, concurrency = config.concurrency, server = %self.client.describe(), "worker started");
+        let browser_slots = if self.engines.browser.is_some() {
+            config.browser_slots
+        } else {
+            0
+        };
+        tracing::info!(worker_id = %config.worker_id, http_slots = config.concurrency, browser_slots, server = %self.client.describe(), "worker started");
         let (events, mut inbox) = mpsc::unbounded_channel();
         let reporter = Reporter::spawn(
             self.client.clone(),
             config.worker_id.clone(),
             events.clone(),
         );
-        let mut state = State::new();
+        let mut state = State::new(&self.engines);
         let mut ticker = tokio::time::interval(config.heartbeat_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            let free = config.concurrency.saturating_sub(state.running.len());
             match state.phase {
-                Phase::Working if state.claiming.is_none() && free > 0 => {
-                    state.claiming =
-                        Some(self.spawn_claim(free, state.claim_delay, events.clone()));
+                Phase::Working => {
+                    let engines: Vec<RunEngine> = state.claims.keys().copied().collect();
+                    for engine in engines {
+                        let free = self.slots(engine).saturating_sub(state.running_on(engine));
+                        let claim = state.claims.get_mut(&engine).expect("a claim per engine");
+                        if claim.claiming.is_none() && free > 0 {
+                            claim.claiming =
+                                Some(self.spawn_claim(engine, free, claim.delay, events.clone()));
+                        }
+                    }
                 }
                 Phase::Draining { .. } | Phase::Released
-                    if state.claiming.is_none() && state.running.is_empty() =>
+                    if !state.claiming() && state.running.is_empty() =>
                 {
                     break;
                 }
@@ -139,8 +224,10 @@ impl Worker {
                     // answer leaves jobs leased to nobody until the lease
                     // expires; the reaper then requeues them. Rare, and
                     // nothing is lost.
-                    if let Some(claim) = state.claiming.take() {
-                        claim.abort();
+                    for claim in state.claims.values_mut() {
+                        if let Some(claiming) = claim.claiming.take() {
+                            claiming.abort();
+                        }
                     }
                 }
                 () = sleep_until(grace_over), if grace_over.is_some() => {
@@ -182,31 +269,45 @@ impl Worker {
         events: &mpsc::UnboundedSender<Event>,
     ) {
         match event {
-            Event::Claimed(Ok(jobs)) => {
-                state.claiming = None;
-                state.claim_delay = Duration::ZERO;
-                state.claim_backoff.reset();
+            Event::Claimed(engine, Ok(jobs)) => {
+                if let Some(claim) = state.claims.get_mut(&engine) {
+                    claim.claiming = None;
+                    claim.delay = Duration::ZERO;
+                    claim.backoff.reset();
+                }
                 if state.phase != Phase::Working {
                     self.release(jobs.iter().map(ClaimedJob::lease).collect())
                         .await;
                     return;
                 }
+                let mut unrunnable = Vec::new();
                 for job in jobs {
+                    // The server hands out only jobs of the claimed engine;
+                    // one that is not runnable here goes straight back.
+                    let Some(executor) = self.engines.get(job.run_on).cloned() else {
+                        tracing::warn!(job_id = %job.job_id, engine = %job.run_on, "claimed a job for an engine this worker does not run; giving it back");
+                        unrunnable.push(job.lease());
+                        continue;
+                    };
                     let stop = CancellationToken::new();
                     state.running.insert(
                         job.job_id,
                         Running {
                             lease: job.lease(),
                             stop: stop.clone(),
+                            engine: job.run_on,
                         },
                     );
-                    self.spawn_job(job, stop, reporter.clone(), events.clone());
+                    self.spawn_job(executor, job, stop, reporter.clone(), events.clone());
                 }
+                self.release(unrunnable).await;
             }
-            Event::Claimed(Err(err)) => {
-                state.claiming = None;
-                state.claim_delay = state.claim_backoff.next_delay(rand::random());
-                tracing::warn!(error = %err, retry_in_ms = state.claim_delay.as_millis() as u64, "claim failed");
+            Event::Claimed(engine, Err(err)) => {
+                if let Some(claim) = state.claims.get_mut(&engine) {
+                    claim.claiming = None;
+                    claim.delay = claim.backoff.next_delay(rand::random());
+                    tracing::warn!(error = %err, engine = %engine, retry_in_ms = claim.delay.as_millis() as u64, "claim failed");
+                }
             }
             Event::Heartbeat(Ok(answer)) => {
                 state.heartbeating = None;
@@ -239,6 +340,7 @@ impl Worker {
 
     fn spawn_claim(
         &self,
+        engine: RunEngine,
         free: usize,
         backoff: Duration,
         events: mpsc::UnboundedSender<Event>,
@@ -249,13 +351,14 @@ impl Worker {
             queues: self.config.queues.clone(),
             limit: free as u32,
             wait_ms: self.config.claim_wait.as_millis() as u64,
+            engines: vec![engine],
         };
         tokio::spawn(async move {
             if !backoff.is_zero() {
                 tokio::time::sleep(backoff).await;
             }
             let answer = client.claim(&request).await.map(|answer| answer.jobs);
-            let _ = events.send(Event::Claimed(answer));
+            let _ = events.send(Event::Claimed(engine, answer));
         })
         .abort_handle()
     }
@@ -279,6 +382,7 @@ impl Worker {
 
     fn spawn_job(
         &self,
+        executor: Arc<dyn Executor>,
         job: ClaimedJob,
         stop: CancellationToken,
         reporter: Reporter,
@@ -287,7 +391,7 @@ impl Worker {
         let id = job.job_id;
         let task = JobTask {
             reporter,
-            executor: self.executor.clone(),
+            executor,
             job,
             stop,
         };

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accord_client::ClientError;
-use accord_engine::{Executor, RunFailure, RunOutput};
+use accord_engine::{EngineError, Executor, RunFailure, RunOutput};
 use accord_model::{
-    ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind, FailRequest,
-    HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef, QueueName,
-    ReleaseRequest, ReportResponse, Step, TargetUrl, WorkerId,
+    ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind, EscalateRequest,
+    FailRequest, HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef,
+    QueueName, ReleaseRequest, ReportResponse, RunEngine, Step, TargetUrl, WorkerId,
 };
-use accord_worker::{ControlPlane, Worker, WorkerConfig};
+use accord_worker::{ControlPlane, Engines, Worker, WorkerConfig};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,10 @@ struct Server {
     lost: HashSet<JobId>,
     /// The `limit` of every claim that reached the server.
     claims: Vec<u32>,
+    /// The engines of every claim that reached the server.
+    claim_engines: Vec<Vec<RunEngine>>,
+    /// The items of every `escalate` call: job and reason.
+    escalated: Vec<(JobId, String)>,
     /// Times a claim found nothing and began to wait.
     polls: usize,
     /// Calls refused because the server was down.
@@ -131,10 +135,22 @@ impl ControlPlane for Double {
                     server.refused_claims += 1;
                     return Err(Self::unreachable());
                 }
-                let n = (request.limit as usize).min(server.offered.len());
-                if n > 0 || Instant::now() >= deadline {
+                // Like the store: only jobs of the claimed engines, most
+                // urgent (here: first offered) first.
+                let (mut taken, mut kept) = (Vec::new(), VecDeque::new());
+                for job in server.offered.drain(..) {
+                    if taken.len() < request.limit as usize && request.engines.contains(&job.run_on)
+                    {
+                        taken.push(job);
+                    } else {
+                        kept.push_back(job);
+                    }
+                }
+                server.offered = kept;
+                if !taken.is_empty() || Instant::now() >= deadline {
                     server.claims.push(request.limit);
-                    return Ok(Some(server.offered.drain(..n).collect()));
+                    server.claim_engines.push(request.engines.clone());
+                    return Ok(Some(taken));
                 }
                 server.polls += 1;
                 Ok(None)
@@ -214,6 +230,22 @@ impl ControlPlane for Double {
         })
     }
 
+    async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError> {
+        self.with(|server| {
+            if server.down || server.reports_down {
+                return Err(Self::unreachable());
+            }
+            let ids: Vec<JobId> = request.items.iter().map(|item| item.job_id).collect();
+            server.escalated.extend(
+                request
+                    .items
+                    .iter()
+                    .map(|item| (item.job_id, item.reason.clone())),
+            );
+            Ok(ReportResponse::new(ids, Vec::new()))
+        })
+    }
+
     async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
         self.with(|server| {
             if server.down {
@@ -237,6 +269,9 @@ enum Behaviour {
     Takes(Duration),
     /// Never finishes on its own.
     Hangs,
+    /// Finds that the page needs a browser (what the HTTP engine says of
+    /// an `auto` job's client-rendered page).
+    NeedsBrowser,
 }
 
 /// Runs jobs as their [`Behaviour`] says and records which started and finished.
@@ -295,6 +330,9 @@ impl Executor for TestEngine {
                 stop.cancelled().await;
                 true
             }
+            Behaviour::NeedsBrowser => {
+                return Err(EngineError::needs_browser(0, "the page renders on the client").into());
+            }
         };
         if stopped {
             self.runs.send_modify(|runs| runs.halted.push(path.clone()));
@@ -335,7 +373,17 @@ fn job(path: &str, timeout_seconds: u32) -> ClaimedJob {
             }],
             timeout_seconds,
         },
+        run_on: RunEngine::Http,
+        engine_reason: None,
     }
+}
+
+/// A job like [`job`] of the given engine, running on `run_on`.
+fn job_on(path: &str, engine: Engine, run_on: RunEngine) -> ClaimedJob {
+    let mut job = job(path, 60);
+    job.spec.engine = engine;
+    job.run_on = run_on;
+    job
 }
 
 fn config(concurrency: usize) -> WorkerConfig {
@@ -354,9 +402,27 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Like [`start`], with `browser` as the worker's browser engine.
+fn start_with_browser(
+    double: &Double,
+    http: &TestEngine,
+    browser: &TestEngine,
+    config: WorkerConfig,
+) -> Running {
+    let shutdown = CancellationToken::new();
+    let engines = Engines::with_browser(Arc::new(http.clone()), Arc::new(browser.clone()));
+    let worker = Worker::new(double.clone(), engines, config);
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    Running { shutdown, task }
+}
+
 fn start(double: &Double, engine: &TestEngine, config: WorkerConfig) -> Running {
     let shutdown = CancellationToken::new();
-    let worker = Worker::new(double.clone(), Arc::new(engine.clone()), config);
+    let worker = Worker::new(
+        double.clone(),
+        Engines::http_only(Arc::new(engine.clone())),
+        config,
+    );
     let task = tokio::spawn(worker.run(shutdown.clone()));
     Running { shutdown, task }
 }
@@ -624,4 +690,123 @@ async fn an_idle_worker_stops_at_once_without_waiting_out_its_claim() {
         asked.elapsed() < Duration::from_secs(600),
         "the long-poll was dropped"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_http_only_worker_never_claims_browser_jobs() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/quick", Behaviour::Quick)]);
+    let browser_job = job_on("/quick", Engine::Browser, RunEngine::Browser);
+    let http_job = job("/quick", 60);
+    double.offer(&[browser_job.clone(), http_job.clone()]);
+    let worker = start(&double, &engine, config(4));
+
+    double
+        .until("the HTTP job completed", |s| s.completed_jobs().len() == 1)
+        .await;
+    double
+        .until("a claim after the report", |s| s.claims.len() >= 2)
+        .await;
+    worker.stop().await;
+
+    double.with(|server| {
+        assert_eq!(server.completed_jobs(), vec![http_job.job_id]);
+        assert!(
+            server
+                .claim_engines
+                .iter()
+                .all(|engines| engines == &[RunEngine::Http]),
+            "every claim asked for HTTP jobs only: {:?}",
+            server.claim_engines
+        );
+        assert_eq!(
+            server
+                .offered
+                .iter()
+                .map(|job| job.job_id)
+                .collect::<Vec<_>>(),
+            vec![browser_job.job_id],
+            "the browser job is still waiting for a browser worker"
+        );
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_browser_jobs_does_not_starve_http_jobs() {
+    let double = Double::new();
+    let http = TestEngine::new(&[("/quick", Behaviour::Quick)]);
+    let browser = TestEngine::new(&[("/hang", Behaviour::Hangs)]);
+    // Ten hanging browser jobs ahead of three HTTP jobs in the queue.
+    let mut offered: Vec<ClaimedJob> = (0..10)
+        .map(|_| job_on("/hang", Engine::Browser, RunEngine::Browser))
+        .collect();
+    let http_jobs: Vec<ClaimedJob> = (0..3).map(|_| job("/quick", 60)).collect();
+    offered.extend(http_jobs.iter().cloned());
+    double.offer(&offered);
+    let config = WorkerConfig {
+        browser_slots: 2,
+        ..config(4)
+    };
+    let worker = start_with_browser(&double, &http, &browser, config);
+
+    double
+        .until("the HTTP jobs completed", |s| s.completed_jobs().len() == 3)
+        .await;
+    browser
+        .until("both browser slots busy", |runs| runs.started.len() == 2)
+        .await;
+    double.with(|server| {
+        assert_eq!(
+            server.completed_jobs().into_iter().collect::<HashSet<_>>(),
+            ids(&http_jobs)
+        );
+        assert_eq!(
+            server.offered.len(),
+            8,
+            "only two browser jobs were taken, one per slot"
+        );
+        assert!(server.claims.iter().zip(&server.claim_engines).all(
+            |(limit, engines)| match engines[..] {
+                [RunEngine::Browser] => *limit <= 2,
+                [RunEngine::Http] => *limit <= 4,
+                _ => false,
+            }
+        ));
+    });
+    worker.stop().await;
+    assert_eq!(
+        http.runs.borrow().started.len(),
+        3,
+        "HTTP jobs ran on the HTTP engine"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_auto_job_that_needs_a_browser_is_handed_over_not_failed() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/spa", Behaviour::NeedsBrowser)]);
+    let auto = job_on("/spa", Engine::Auto, RunEngine::Http);
+    // The same finding on a plain HTTP job is an ordinary failure.
+    let plain = job("/spa", 60);
+    double.offer(&[auto.clone(), plain.clone()]);
+    let worker = start(&double, &engine, config(4));
+
+    double
+        .until("both reported", |s| {
+            s.escalated.len() == 1 && s.failed_jobs().len() == 1
+        })
+        .await;
+    worker.stop().await;
+
+    double.with(|server| {
+        assert_eq!(
+            server.escalated,
+            vec![(auto.job_id, "the page renders on the client".to_owned())]
+        );
+        assert_eq!(
+            server.failed_jobs(),
+            vec![(plain.job_id, ErrorKind::Retryable)]
+        );
+        assert!(server.completed_jobs().is_empty());
+    });
 }

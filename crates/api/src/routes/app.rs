@@ -45,6 +45,7 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(worker::complete))
         .routes(routes!(worker::fail))
         .routes(routes!(worker::release))
+        .routes(routes!(worker::escalate))
 }
 
 /// The whole HTTP surface of the control plane.

@@ -2,8 +2,8 @@
 //! and report jobs. Workers speak only this and never touch the database.
 
 use accord_model::{
-    ClaimRequest, ClaimResponse, CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse,
-    ReleaseRequest, ReportResponse, WorkerId,
+    ClaimRequest, ClaimResponse, CompleteRequest, EscalateRequest, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, ReleaseRequest, ReportResponse, WorkerId,
 };
 use axum::extract::State;
 use axum::Json;
@@ -61,6 +61,11 @@ pub async fn claim(
         return Err(ApiError::Validation(format!(
             "limit must be between 1 and {MAX_BATCH}"
         )));
+    }
+    if request.engines.is_empty() {
+        return Err(ApiError::Validation(
+            "engines must name at least one engine the worker has room for".to_owned(),
+        ));
     }
     // A shutting-down server answers waiting claims with nothing at once.
     let jobs = tokio::select! {
@@ -177,6 +182,44 @@ pub async fn release(
         state
             .queue
             .release(&request.worker_id, &request.leases)
+            .await?,
+    ))
+}
+
+/// Move `auto` jobs whose HTTP attempt found that the page needs a browser
+/// back to the queue for a browser worker. The attempt is not counted, and
+/// the job's domain is remembered to need a browser for a while. Jobs that
+/// are not `auto`, or already run on the browser, are rejected.
+#[utoipa::path(
+    post, path = "/internal/v1/worker/escalate", tag = "worker",
+    request_body = EscalateRequest,
+    responses(
+        (status = 200, description = "Accepted items were applied; rejected ones changed nothing", body = ReportResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field or bad value", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn escalate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(mut request): JsonBody<EscalateRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    request.worker_id = bound(&caller, &request.worker_id)?;
+    check_batch(request.items.len())?;
+    for (index, item) in request.items.iter().enumerate() {
+        if item.reason.is_empty() || item.reason.len() > 512 || item.reason.contains('\0') {
+            return Err(ApiError::Validation(format!(
+                "items[{index}].reason must be 1 to 512 bytes without NUL"
+            )));
+        }
+    }
+    Ok(Json(
+        state
+            .queue
+            .escalate(&request.worker_id, request.items)
             .await?,
     ))
 }

@@ -81,14 +81,14 @@ impl JobStore for PostgresStore {
             "WITH input AS ( \
                SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], \
                  $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int8[], $11::int8[], \
-                 $12::timestamptz[]) WITH ORDINALITY \
+                 $12::timestamptz[], $14::text[], $15::text[]) WITH ORDINALITY \
                  AS i(id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                   max_attempts, timeout_seconds, run_at, ord) \
+                   max_attempts, timeout_seconds, run_at, run_on, engine_reason, ord) \
              ), inserted AS ( \
                INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                 max_attempts, timeout_seconds, run_at, created_at, updated_at) \
+                 max_attempts, timeout_seconds, run_at, created_at, updated_at, run_on, engine_reason) \
                SELECT id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                 max_attempts, timeout_seconds, run_at, $13, $13 \
+                 max_attempts, timeout_seconds, run_at, $13, $13, run_on, engine_reason \
                FROM input ORDER BY ord \
                RETURNING {JOB_COLUMNS} \
              ), created AS ( \
@@ -113,6 +113,8 @@ impl JobStore for PostgresStore {
         .bind(columns.timeouts)
         .bind(columns.run_ats)
         .bind(now)
+        .bind(columns.run_ons)
+        .bind(columns.engine_reasons)
         .fetch_all(&self.pool)
         .await?;
         self.announce();
@@ -337,8 +339,9 @@ where
     let row = sqlx::query(&format!(
             "WITH inserted AS ( \
                INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                 max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) \
+                 max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash, \
+                 run_on, engine_reason) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17) \
                ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                RETURNING {JOB_COLUMNS} \
              ), created AS ( \
@@ -363,6 +366,8 @@ where
         .bind(now)
         .bind(key)
         .bind(hash)
+        .bind(insert.run_on.as_str())
+        .bind(insert.engine_reason.as_deref())
         .fetch_optional(executor)
         .await?;
     Ok(row)
@@ -384,6 +389,8 @@ struct BatchColumns<'a> {
     max_attempts: Vec<i64>,
     timeouts: Vec<i64>,
     run_ats: Vec<DateTime<Utc>>,
+    run_ons: Vec<&'static str>,
+    engine_reasons: Vec<Option<&'a str>>,
 }
 
 impl<'a> BatchColumns<'a> {
@@ -401,6 +408,8 @@ impl<'a> BatchColumns<'a> {
             max_attempts: Vec::with_capacity(n),
             timeouts: Vec::with_capacity(n),
             run_ats: Vec::with_capacity(n),
+            run_ons: Vec::with_capacity(n),
+            engine_reasons: Vec::with_capacity(n),
         }
     }
 
@@ -419,6 +428,8 @@ impl<'a> BatchColumns<'a> {
         self.max_attempts.push(i64::from(job.max_attempts));
         self.timeouts.push(i64::from(job.timeout_seconds));
         self.run_ats.push(run_at);
+        self.run_ons.push(insert.run_on.as_str());
+        self.engine_reasons.push(insert.engine_reason.as_deref());
     }
 }
 

@@ -20,9 +20,10 @@ use uuid::Uuid;
 
 use super::rows::{count, counted, job_id, json, rows_of, state, steps};
 use super::PostgresStore;
-use crate::schema::{lease_expired_error, parse_engine, parse_queue, CLAIMABLE};
+use crate::schema::{lease_expired_error, parse_engine, parse_queue, parse_run_engine, CLAIMABLE};
 use crate::{
-    ClaimParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome, StoreError, Transition,
+    ClaimParams, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome,
+    StoreError, Transition,
 };
 
 /// Columns a transition returns, read by [`transition_from_row`].
@@ -167,6 +168,11 @@ impl LeaseStore for PostgresStore {
         }
         if params.workspace.is_some() {
             filters.push_str(&format!(" AND workspace_id = ${next_param}"));
+            next_param += 1;
+        }
+        let only_engine = params.only_engine();
+        if only_engine.is_some() {
+            filters.push_str(&format!(" AND run_on = ${next_param}"));
         }
         // SKIP LOCKED: concurrent claims each take different rows and never
         // wait for one another. The UPDATE is still fenced on the state the
@@ -191,7 +197,7 @@ impl LeaseStore for PostgresStore {
                  started_at = $1, updated_at = $1, lease_expires_at = $3, finished_at = NULL \
                FROM {picked} WHERE j.id = p.id AND j.state = p.state \
                RETURNING {TRANSITION_COLUMNS}, j.priority, j.run_at, j.steps, j.timeout_seconds, \
-                 j.lease_expires_at, p.state AS from_state \
+                 j.lease_expires_at, j.run_on, j.engine_reason, p.state AS from_state \
              ), events AS ( \
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) \
                SELECT workspace_id, id, $1, 'claimed', from_state, state, attempt, $2 \
@@ -213,6 +219,9 @@ impl LeaseStore for PostgresStore {
         if let Some(workspace) = params.workspace {
             query = query.bind(workspace.as_uuid());
         }
+        if let Some(engine) = only_engine {
+            query = query.bind(engine.as_str());
+        }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
@@ -228,6 +237,8 @@ impl LeaseStore for PostgresStore {
                         steps: steps(row)?,
                         timeout_seconds: count(row, "timeout_seconds", "timeout")?,
                     },
+                    run_on: parse_run_engine(row.try_get("run_on")?)?,
+                    engine_reason: row.try_get("engine_reason")?,
                 })
             })
             .collect()
@@ -439,6 +450,76 @@ impl LeaseStore for PostgresStore {
             .await?;
         let outcomes = report_outcomes(&rows, leases.iter().map(|lease| lease.job_id))?;
         if !rows.is_empty() {
+            self.announce();
+        }
+        Ok(outcomes)
+    }
+
+    async fn job_escalate_if_leased(
+        &self,
+        params: &EscalateParams,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let remember_until = after(params.now, params.remember_for);
+        let worker = params.worker_id.as_str();
+        let sql = format!(
+            "WITH updated AS ( \
+               UPDATE jobs j SET state = 'available', attempt_offset = j.attempt_offset + 1, \
+                 run_at = $1, updated_at = $1, lease_expires_at = NULL, run_on = 'browser', \
+                 engine_reason = $5 \
+               WHERE j.id = $3 AND j.state = 'running' AND j.attempt = $4 AND j.worker_id = $2 \
+                 AND j.engine = 'auto' AND j.run_on = 'http' \
+               RETURNING {TRANSITION_COLUMNS}, j.priority, j.steps \
+             ), events AS ( \
+               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id, message) \
+               SELECT workspace_id, id, $1, 'released', 'running', state, attempt, $2, \
+                 'moved to the browser: ' || $5 \
+               FROM updated \
+             ), {counted} \
+             SELECT * FROM updated",
+            counted = counted("updated", "'running'", "c.state"),
+        );
+        let mut outcomes = Vec::with_capacity(params.items.len());
+        let mut tx = self.pool.begin().await?;
+        for item in &params.items {
+            let row = sqlx::query(&sql)
+                .bind(params.now)
+                .bind(worker)
+                .bind(item.job_id.as_uuid())
+                .bind(i64::from(item.attempt))
+                .bind(&item.reason)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                outcomes.push(ReportOutcome::Stale(item.job_id));
+                continue;
+            };
+            if let Some(domain) = accord_model::auto_domain(&steps(&row)?) {
+                let workspace: Uuid = row.try_get("workspace_id")?;
+                sqlx::query(
+                    "INSERT INTO domain_engines (workspace_id, domain, engine, reason, decided_at, expires_at) \
+                     VALUES ($1, $2, 'browser', $3, $4, $5) \
+                     ON CONFLICT (workspace_id, domain) DO UPDATE SET engine = excluded.engine, \
+                       reason = excluded.reason, decided_at = excluded.decided_at, \
+                       expires_at = excluded.expires_at",
+                )
+                .bind(workspace)
+                .bind(domain)
+                .bind(&item.reason)
+                .bind(params.now)
+                .bind(remember_until)
+                .execute(&mut *tx)
+                .await?;
+            }
+            outcomes.push(ReportOutcome::Applied(transition_from_row(
+                &row,
+                JobState::Running,
+            )?));
+        }
+        tx.commit().await?;
+        if outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, ReportOutcome::Applied(_)))
+        {
             self.announce();
         }
         Ok(outcomes)

@@ -296,8 +296,9 @@ async fn insert_row(
     };
     let row = sqlx::query(&format!(
         "INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-         max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         max_attempts, timeout_seconds, run_at, created_at, updated_at, idempotency_key, request_hash, \
+         run_on, engine_reason) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING {JOB_COLUMNS}"
     ))
@@ -317,6 +318,8 @@ async fn insert_row(
     .bind(now_ms)
     .bind(key)
     .bind(hash)
+    .bind(insert.run_on.as_str())
+    .bind(insert.engine_reason.as_deref())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {

@@ -19,9 +19,12 @@ use super::rows::{
     from_ms, insert_event, ms, parse_id, parse_steps, placeholders, to_json, NewEvent,
 };
 use super::SqliteStore;
-use crate::schema::{lease_expired_error, parse_engine, parse_queue, parse_state, CLAIMABLE};
+use crate::schema::{
+    lease_expired_error, parse_engine, parse_queue, parse_run_engine, parse_state, CLAIMABLE,
+};
 use crate::{
-    ClaimParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome, StoreError, Transition,
+    ClaimParams, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome,
+    StoreError, Transition,
 };
 
 /// Columns a transition returns, read by [`transition_from_row`].
@@ -110,6 +113,10 @@ impl LeaseStore for SqliteStore {
         if params.workspace.is_some() {
             filters.push_str(" AND workspace_id = ?");
         }
+        let only_engine = params.only_engine();
+        if only_engine.is_some() {
+            filters.push_str(" AND run_on = ?");
+        }
         // One statement picks and leases. The pick is materialized before
         // the update runs, so it also tells each row's state before the claim.
         let sql = format!(
@@ -121,7 +128,7 @@ impl LeaseStore for SqliteStore {
                updated_at = ?, lease_expires_at = ?, finished_at = NULL \
              WHERE id IN (SELECT id FROM picked) AND state IN {CLAIMABLE} \
              RETURNING {TRANSITION_COLUMNS}, priority, steps, timeout_seconds, lease_expires_at, run_at, \
-               {from_state} AS from_state",
+               run_on, engine_reason, {from_state} AS from_state",
             from_state = picked_state(),
         );
         let mut claim = sqlx::query(&sql).bind(now);
@@ -130,6 +137,9 @@ impl LeaseStore for SqliteStore {
         }
         if let Some(workspace) = params.workspace {
             claim = claim.bind(workspace.to_string());
+        }
+        if let Some(engine) = only_engine {
+            claim = claim.bind(engine.as_str());
         }
         let mut tx = self.writer.begin().await?;
         let mut rows = claim
@@ -181,6 +191,8 @@ impl LeaseStore for SqliteStore {
                     steps: parse_steps(row.try_get("steps")?)?,
                     timeout_seconds: row.try_get::<i64, _>("timeout_seconds")? as u32,
                 },
+                run_on: parse_run_engine(row.try_get("run_on")?)?,
+                engine_reason: row.try_get("engine_reason")?,
             });
         }
         events.push_values(&event_rows, |mut b, (workspace, job_id, from, attempt)| {
@@ -403,6 +415,68 @@ impl LeaseStore for SqliteStore {
                 (now, Some(worker.as_str()), message),
             )
             .await?;
+            outcomes.push(ReportOutcome::Applied(transition));
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn job_escalate_if_leased(
+        &self,
+        params: &EscalateParams,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let now = ms(params.now);
+        let remember_until = now.saturating_add(ttl_ms(params.remember_for));
+        let worker = params.worker_id.as_str();
+        let mut outcomes = Vec::with_capacity(params.items.len());
+        let mut tx = self.writer.begin().await?;
+        for item in &params.items {
+            let row = sqlx::query(&format!(
+                "UPDATE jobs SET state = 'available', attempt_offset = attempt_offset + 1, run_at = ?, \
+                 updated_at = ?, lease_expires_at = NULL, run_on = 'browser', engine_reason = ? \
+                 WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ? \
+                   AND engine = 'auto' AND run_on = 'http' \
+                 RETURNING {TRANSITION_COLUMNS}, steps"
+            ))
+            .bind(now)
+            .bind(now)
+            .bind(&item.reason)
+            .bind(item.job_id.to_string())
+            .bind(item.attempt)
+            .bind(worker)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                outcomes.push(ReportOutcome::Stale(item.job_id));
+                continue;
+            };
+            let transition = transition_from_row(&row, JobState::Running)?;
+            let message = format!("moved to the browser: {}", item.reason);
+            record(
+                &mut tx,
+                &row,
+                &transition,
+                EventKind::Released,
+                (now, Some(worker), Some(&message)),
+            )
+            .await?;
+            if let Some(domain) = accord_model::auto_domain(&parse_steps(row.try_get("steps")?)?) {
+                let workspace: String = row.try_get("workspace_id")?;
+                sqlx::query(
+                    "INSERT INTO domain_engines (workspace_id, domain, engine, reason, decided_at, expires_at) \
+                     VALUES (?, ?, 'browser', ?, ?, ?) \
+                     ON CONFLICT (workspace_id, domain) DO UPDATE SET engine = excluded.engine, \
+                       reason = excluded.reason, decided_at = excluded.decided_at, \
+                       expires_at = excluded.expires_at",
+                )
+                .bind(workspace)
+                .bind(domain)
+                .bind(&item.reason)
+                .bind(now)
+                .bind(remember_until)
+                .execute(&mut *tx)
+                .await?;
+            }
             outcomes.push(ReportOutcome::Applied(transition));
         }
         tx.commit().await?;

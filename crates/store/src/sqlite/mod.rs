@@ -9,6 +9,7 @@ mod access;
 mod audit;
 mod connect;
 mod coordination;
+mod domains;
 mod jobs;
 mod lease;
 mod maintenance;

@@ -45,6 +45,8 @@ pub(crate) async fn insert(store: &dyn Store, extra: &str, now: DateTime<Utc>) -
         id: JobId::new(),
         workspace_id: WorkspaceId::DEFAULT,
         job: new_job(extra),
+        run_on: accord_model::RunEngine::Http,
+        engine_reason: None,
         idempotency: None,
     };
     match store.job_insert(insert, now).await.unwrap() {
@@ -66,6 +68,7 @@ pub(crate) async fn claim(
         limit,
         now,
         lease_ttl: TTL,
+        engines: accord_model::RunEngine::ALL.to_vec(),
     };
     store
         .job_claim_available(&params)

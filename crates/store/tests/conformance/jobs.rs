@@ -41,6 +41,8 @@ async fn insert_many_writes_all_jobs_and_events(store: Arc<dyn Store>) {
             id: JobId::new(),
             workspace_id: WorkspaceId::DEFAULT,
             job: new_job(&format!(r#","labels":{{"n":"{n}"}}"#)),
+            run_on: accord_model::RunEngine::Http,
+            engine_reason: None,
             idempotency: None,
         })
         .collect();
@@ -116,6 +118,7 @@ async fn every_read_is_scoped_by_workspace(store: Arc<dyn Store>) {
         limit: 10,
         now: t0(),
         lease_ttl: TTL,
+        engines: accord_model::RunEngine::ALL.to_vec(),
     };
     assert!(store.job_claim_available(&scoped).await.unwrap().is_empty());
     let own = ClaimParams {
@@ -132,6 +135,8 @@ async fn idempotency_key_returns_original_or_conflicts(store: Arc<dyn Store>) {
     let keyed = |job: NewJob, workspace| InsertJob {
         id: JobId::new(),
         workspace_id: workspace,
+        run_on: accord_model::RunEngine::Http,
+        engine_reason: None,
         idempotency: Some(("key-1".to_owned(), job.request_hash())),
         job,
     };
@@ -357,6 +362,8 @@ async fn both_backends_refuse_nul_alike(store: Arc<dyn Store>) {
             id: JobId::new(),
             workspace_id: WorkspaceId::DEFAULT,
             job,
+            run_on: accord_model::RunEngine::Http,
+            engine_reason: None,
             idempotency: None,
         };
         let one = store.job_insert(insert.clone(), t0()).await;
@@ -374,6 +381,8 @@ async fn both_backends_refuse_nul_alike(store: Arc<dyn Store>) {
         id: JobId::new(),
         workspace_id: WorkspaceId::DEFAULT,
         job: new_job(""),
+        run_on: accord_model::RunEngine::Http,
+        engine_reason: None,
         idempotency: Some(("k\0".to_owned(), "hash".to_owned())),
     };
     assert!(matches!(

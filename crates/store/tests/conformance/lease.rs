@@ -50,6 +50,7 @@ async fn claim_respects_limit_and_queues(store: Arc<dyn Store>) {
         limit: 10,
         now: at(1),
         lease_ttl: TTL,
+        engines: accord_model::RunEngine::ALL.to_vec(),
     };
     let claimed = store.job_claim_available(&params).await.unwrap();
     assert_eq!(claimed.iter().map(|c| c.job_id).collect::<Vec<_>>(), [b]);

@@ -14,6 +14,7 @@ mod access;
 mod audit;
 mod backend;
 mod coordination;
+mod domains;
 mod jobs;
 mod lease;
 mod maintenance;

@@ -132,6 +132,8 @@ async fn counts_follow_every_transition(store: Arc<dyn Store>) {
         id: JobId::new(),
         workspace_id: workspace,
         job: new_job(""),
+        run_on: accord_model::RunEngine::Http,
+        engine_reason: None,
         idempotency: Some(("key".to_owned(), new_job("").request_hash())),
     };
     store.job_insert(keyed(other), t0()).await.unwrap();
@@ -145,6 +147,8 @@ async fn counts_follow_every_transition(store: Arc<dyn Store>) {
         id: JobId::new(),
         workspace_id: WorkspaceId::DEFAULT,
         job: new_job(extra),
+        run_on: accord_model::RunEngine::Http,
+        engine_reason: None,
         idempotency: None,
     })
     .collect();

@@ -1,0 +1,62 @@
+//! [`DomainStore`] for SQLite: the engine each domain is remembered to need.
+//! (The memory is written by `job_escalate_if_leased` in `lease.rs`.)
+
+use accord_model::WorkspaceId;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::rows::{from_ms, ms};
+use super::SqliteStore;
+use crate::schema::parse_run_engine;
+use crate::{DomainEngine, DomainStore, StoreError};
+
+const COLUMNS: &str = "domain, engine, reason, decided_at, expires_at";
+
+fn domain_engine(row: &SqliteRow) -> Result<DomainEngine, StoreError> {
+    Ok(DomainEngine {
+        domain: row.try_get("domain")?,
+        engine: parse_run_engine(row.try_get("engine")?)?,
+        reason: row.try_get("reason")?,
+        decided_at: from_ms(row.try_get("decided_at")?)?,
+        expires_at: from_ms(row.try_get("expires_at")?)?,
+    })
+}
+
+#[async_trait]
+impl DomainStore for SqliteStore {
+    async fn domain_engine_get(
+        &self,
+        workspace: WorkspaceId,
+        domain: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DomainEngine>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM domain_engines \
+             WHERE workspace_id = ? AND domain = ? AND expires_at > ?"
+        ))
+        .bind(workspace.to_string())
+        .bind(domain)
+        .bind(ms(now))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(domain_engine).transpose()
+    }
+
+    async fn domain_engine_list(
+        &self,
+        workspace: WorkspaceId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DomainEngine>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM domain_engines \
+             WHERE workspace_id = ? AND expires_at > ? ORDER BY domain"
+        ))
+        .bind(workspace.to_string())
+        .bind(ms(now))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(domain_engine).collect()
+    }
+}
