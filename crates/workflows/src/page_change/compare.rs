@@ -19,6 +19,7 @@ use super::diff::{diff_texts, TextDiff};
 use super::input::{BodyFormat, PageChangeInput, Trigger, TriggerWhen};
 use super::normalize::{normalize, read_body, Body};
 use crate::html::PageTooComplex;
+use crate::outcome::BaselineReason;
 use crate::text;
 use crate::values::{track_value, ValueOutcome, ValueSpec, ValueState};
 use crate::version::FormatV1;
@@ -56,16 +57,6 @@ pub struct PreviousPage<'a> {
     pub snapshot: &'a PageSnapshot,
     /// The screenshot whose hash the snapshot holds, if it is still stored.
     pub screenshot_png: Option<&'a [u8]>,
-}
-
-/// Why a run compared nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BaselineReason {
-    /// The monitor's first run.
-    FirstRun,
-    /// The rules that shape the text changed since the last run.
-    RulesChanged,
 }
 
 /// How the trigger text decided.

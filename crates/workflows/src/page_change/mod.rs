@@ -13,7 +13,7 @@ mod input;
 mod normalize;
 
 pub use compare::{
-    page_change, BaselineReason, CaptureError, PageCapture, PageChangeOutcome, PageChangeRun,
+    page_change, CaptureError, PageCapture, PageChangeOutcome, PageChangeRun,
     PageSnapshot, PreviousPage, TriggerOutcome, VisualOutcome,
 };
 pub use diff::{diff_texts, DiffLine, Hunk, LineKind, TextDiff, MAX_DIFF_LINES};

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::outcome::BaselineReason;
 use crate::validate::from_json;
 use crate::visual::VisualComparison;
 
