@@ -78,7 +78,11 @@ impl Pattern {
 /// The regex crate explains a syntax error over several lines (the pattern,
 /// a caret, then `error: ...`); the last line says what is wrong.
 fn last_line(text: &str) -> String {
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text);
     line.trim().trim_start_matches("error: ").to_owned()
 }
 
@@ -176,10 +180,7 @@ mod tests {
     #[test]
     fn deserializing_names_the_pattern() {
         let err = serde_json::from_str::<Pattern>(r#""(abc""#).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"invalid regex "(abc": unclosed group"#
-        );
+        assert_eq!(err.to_string(), r#"invalid regex "(abc": unclosed group"#);
         let ok: Pattern = serde_json::from_str(r#""\\d+""#).unwrap();
         assert_eq!(ok.as_str(), r"\d+");
         assert_eq!(serde_json::to_string(&ok).unwrap(), r#""\\d+""#);

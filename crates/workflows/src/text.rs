@@ -42,7 +42,8 @@ mod tests {
 
     #[test]
     fn collapses_every_kind_of_white_space() {
-        let check = |input: &str, expected: &str| assert_eq!(collapse(input), expected, "{input:?}");
+        let check =
+            |input: &str, expected: &str| assert_eq!(collapse(input), expected, "{input:?}");
         check("  a   b  ", "a b");
         check("a\tb\r\nc", "a b c");
         check("1\u{a0}299,00\u{202f}€", "1 299,00 €");

@@ -69,7 +69,10 @@ pub(crate) fn check_field_name(field: &str, name: &str) -> Result<(), Validation
         ));
     }
     if name.contains('\0') {
-        return Err(invalid(field, "a field name must not contain a NUL character"));
+        return Err(invalid(
+            field,
+            "a field name must not contain a NUL character",
+        ));
     }
     Ok(())
 }
@@ -77,10 +80,16 @@ pub(crate) fn check_field_name(field: &str, name: &str) -> Result<(), Validation
 /// Deserializes `value` as `T`; an error names the field it is about (a
 /// dotted path such as `values[0].condition`), or `input` for the whole
 /// document.
-pub(crate) fn from_json<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ValidationError> {
+pub(crate) fn from_json<T: DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, ValidationError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let field = if path == "." { "input".to_owned() } else { path };
+        let field = if path == "." {
+            "input".to_owned()
+        } else {
+            path
+        };
         invalid(field, err.into_inner().to_string())
     })
 }

@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn reads_only_version_one() {
         check("1", Ok(()));
-        check("2", Err("unsupported format version 2; this build reads version 1"));
+        check(
+            "2",
+            Err("unsupported format version 2; this build reads version 1"),
+        );
         check("0", Err("unsupported format version 0"));
         check("\"1\"", Err("invalid type"));
         assert_eq!(serde_json::to_string(&FormatV1).unwrap(), "1");

@@ -42,10 +42,12 @@ pub struct VisualRule {
     /// Share of pixels, from 0 to 1, that must change for the page to count
     /// as visually changed: 0.01 is 1%. A change must exceed it.
     #[serde(default = "default_threshold")]
+    #[schema(minimum = 0, maximum = 1, default = 0.01)]
     pub threshold: f64,
     /// How much (0 to 255) a colour channel may move and still be the same
     /// pixel: absorbs anti-aliasing and compression noise.
     #[serde(default = "default_tolerance")]
+    #[schema(maximum = 255, default = 16)]
     pub tolerance: u8,
 }
 
@@ -143,7 +145,9 @@ impl std::fmt::Display for Screenshot {
 pub enum VisualError {
     #[error("decode the {which} screenshot as PNG: {message}")]
     Decode { which: Screenshot, message: String },
-    #[error("compare the {which} screenshot: it is {width}x{height}, more than {MAX_PIXELS} pixels")]
+    #[error(
+        "compare the {which} screenshot: it is {width}x{height}, more than {MAX_PIXELS} pixels"
+    )]
     TooLarge {
         which: Screenshot,
         width: u32,
@@ -210,7 +214,9 @@ fn decode(png: &[u8], which: Screenshot) -> Result<RgbaImage, VisualError> {
             height,
         });
     }
-    Ok(DynamicImage::from_decoder(decoder).map_err(failed)?.into_rgba8())
+    Ok(DynamicImage::from_decoder(decoder)
+        .map_err(failed)?
+        .into_rgba8())
 }
 
 /// The highlight being drawn (RGB) and the bounds of the changed pixels.
@@ -254,7 +260,9 @@ impl Canvas {
             if let (Some(b), Some(a)) = (before, after) {
                 let pairs = b.chunks_exact(4).zip(a.chunks_exact(4));
                 for (x, ((p, c), o)) in pairs.zip(out.chunks_exact_mut(3)).enumerate() {
-                    let moved = p[0].abs_diff(c[0]).max(p[1].abs_diff(c[1]))
+                    let moved = p[0]
+                        .abs_diff(c[0])
+                        .max(p[1].abs_diff(c[1]))
                         .max(p[2].abs_diff(c[2]))
                         .max(p[3].abs_diff(c[3]));
                     if moved > tolerance {
@@ -324,7 +332,12 @@ impl Canvas {
     fn encode(&self) -> Result<Vec<u8>, VisualError> {
         let mut png = Vec::new();
         PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive)
-            .write_image(&self.pixels, self.width, self.height, ExtendedColorType::Rgb8)
+            .write_image(
+                &self.pixels,
+                self.width,
+                self.height,
+                ExtendedColorType::Rgb8,
+            )
             .map_err(|err| VisualError::Encode(err.to_string()))?;
         Ok(png)
     }
@@ -407,7 +420,12 @@ mod tests {
         let before = png(100, 100, &[]);
         // 10 x 20 = 200 pixels = 2% of the page.
         let after = png(100, 100, &[(40, 50, 10, 20, BLACK)]);
-        let diff = check(&before, &after, rule(0.01), (true, 200, Some((40, 50, 10, 20))));
+        let diff = check(
+            &before,
+            &after,
+            rule(0.01),
+            (true, 200, Some((40, 50, 10, 20))),
+        );
         assert_eq!(diff.comparison.changed_ratio, 0.02);
     }
 
@@ -415,9 +433,19 @@ mod tests {
     fn a_change_below_the_threshold_does_not() {
         let before = png(100, 100, &[]);
         let after = png(100, 100, &[(40, 50, 10, 20, BLACK)]);
-        check(&before, &after, rule(0.05), (false, 200, Some((40, 50, 10, 20))));
+        check(
+            &before,
+            &after,
+            rule(0.05),
+            (false, 200, Some((40, 50, 10, 20))),
+        );
         // The threshold must be exceeded, not met.
-        check(&before, &after, rule(0.02), (false, 200, Some((40, 50, 10, 20))));
+        check(
+            &before,
+            &after,
+            rule(0.02),
+            (false, 200, Some((40, 50, 10, 20))),
+        );
     }
 
     #[test]
@@ -437,14 +465,30 @@ mod tests {
         // The page grew by 50 rows: 100 x 50 new pixels.
         let before = png(100, 100, &[]);
         let after = png(100, 150, &[]);
-        let diff = check(&before, &after, rule(0.1), (true, 5_000, Some((0, 100, 100, 50))));
+        let diff = check(
+            &before,
+            &after,
+            rule(0.1),
+            (true, 5_000, Some((0, 100, 100, 50))),
+        );
         assert_eq!(diff.comparison.compared_pixels, 15_000);
-        assert_eq!(diff.comparison.current_size, Size { width: 100, height: 150 });
+        assert_eq!(
+            diff.comparison.current_size,
+            Size {
+                width: 100,
+                height: 150
+            }
+        );
         // Wider and shorter: the columns only the previous one had and the
         // rows only the current one has; the corner neither has is not counted.
         let wide = png(120, 80, &[]);
         let tall = png(100, 100, &[]);
-        check(&wide, &tall, rule(0.1), (true, 20 * 80 + 100 * 20, Some((0, 0, 120, 100))));
+        check(
+            &wide,
+            &tall,
+            rule(0.1),
+            (true, 20 * 80 + 100 * 20, Some((0, 0, 120, 100))),
+        );
     }
 
     #[test]
@@ -452,7 +496,9 @@ mod tests {
         let before = png(60, 40, &[(5, 5, 10, 10, BLACK)]);
         let after = png(60, 40, &[(5, 5, 10, 10, BLACK), (30, 20, 4, 4, BLACK)]);
         let diff = check(&before, &after, rule(0.0), (true, 16, Some((30, 20, 4, 4))));
-        let highlight = image::load_from_memory(&diff.highlight_png).unwrap().into_rgb8();
+        let highlight = image::load_from_memory(&diff.highlight_png)
+            .unwrap()
+            .into_rgb8();
         assert_eq!(highlight.dimensions(), (60, 40));
         // Changed pixel, frame, unchanged black (faded), unchanged white.
         assert_eq!(highlight.get_pixel(31, 21).0, CHANGED);
@@ -466,7 +512,8 @@ mod tests {
         let good = png(10, 10, &[]);
         let err = compare_screenshots(b"not a png", &good, &VisualRule::default()).unwrap_err();
         assert!(
-            err.to_string().starts_with("decode the previous screenshot as PNG: "),
+            err.to_string()
+                .starts_with("decode the previous screenshot as PNG: "),
             "{err}"
         );
         // Only the header claims the size: the check comes before decoding.
@@ -495,7 +542,11 @@ mod tests {
         for &byte in bytes {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -255,18 +255,30 @@ mod tests {
     fn ordinary_pages_parse_as_unbounded_ones_do() {
         let page = "<!doctype html><html><head><title>T</title></head><body>\
                     <table><tr><td>a</td></tr></table><p>é ü 漢字</p><!-- c --></body></html>";
-        assert_eq!(parse_document(page).unwrap().html(), Html::parse_document(page).html());
+        assert_eq!(
+            parse_document(page).unwrap().html(),
+            Html::parse_document(page).html()
+        );
         // Multi-byte characters straddling a chunk boundary survive.
         let long = format!("<p>{}</p>", "漢".repeat(10_000));
-        assert_eq!(parse_document(&long).unwrap().html(), Html::parse_document(&long).html());
+        assert_eq!(
+            parse_document(&long).unwrap().html(),
+            Html::parse_document(&long).html()
+        );
     }
 
     #[test]
     fn limits_stop_the_parse() {
         // `html` and `body` take the first two levels.
         check(&"<div>".repeat(MAX_PAGE_DEPTH - 2), Ok(()));
-        check(&"<div>".repeat(MAX_PAGE_DEPTH - 1), Err(PageTooComplex::Depth));
-        check(&"<p>x</p>".repeat(MAX_PAGE_NODES / 2 + 1), Err(PageTooComplex::Nodes));
+        check(
+            &"<div>".repeat(MAX_PAGE_DEPTH - 1),
+            Err(PageTooComplex::Depth),
+        );
+        check(
+            &"<p>x</p>".repeat(MAX_PAGE_NODES / 2 + 1),
+            Err(PageTooComplex::Nodes),
+        );
     }
 
     /// Regression guard: 150,000 nested `<div>`s cost minutes of quadratic

@@ -22,10 +22,48 @@ const HIDDEN: &[&str] = &[
 
 /// Elements that start a new line before and after their content.
 const BLOCKS: &[&str] = &[
-    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
-    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
-    "h4", "h5", "h6", "header", "hgroup", "hr", "legend", "li", "main", "nav", "ol", "option",
-    "p", "pre", "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "caption",
+    "dd",
+    "details",
+    "dialog",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hgroup",
+    "hr",
+    "legend",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "option",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "tfoot",
+    "thead",
+    "tr",
+    "ul",
 ];
 
 /// Table cells: separated by a space, so a row reads as one line.
@@ -61,9 +99,11 @@ impl Page {
     /// is none.
     pub(crate) fn text(&self) -> String {
         let root = self.html.root_element();
-        let body = root
-            .children()
-            .find(|node| node.value().as_element().is_some_and(|el| el.name() == "body"));
+        let body = root.children().find(|node| {
+            node.value()
+                .as_element()
+                .is_some_and(|el| el.name() == "body")
+        });
         let mut out = String::new();
         render(&mut out, body.unwrap_or(*root));
         out
@@ -166,7 +206,11 @@ mod tests {
 
     #[test]
     fn reads_text_like_a_person() {
-        check("<p>Hello <b>world</b></p><p>Bye</p>", &[], &["Hello world", "Bye"]);
+        check(
+            "<p>Hello <b>world</b></p><p>Bye</p>",
+            &[],
+            &["Hello world", "Bye"],
+        );
         check(
             "<head><title>T</title><style>p{}</style></head><body><h1>A</h1>\n<div>b\nc</div></body>",
             &[],
@@ -194,7 +238,11 @@ mod tests {
                       <footer>Footer <div class="ad">nested ad</div></footer>"#;
         check(html, &[".ad", "#clock"], &["News", "Footer"]);
         check(html, &["footer", ".ad"], &["News 12:01"]);
-        check(html, &["p.missing"], &["Buy now", "News 12:01", "Footer", "nested ad"]);
+        check(
+            html,
+            &["p.missing"],
+            &["Buy now", "News 12:01", "Footer", "nested ad"],
+        );
     }
 
     #[test]
@@ -205,7 +253,10 @@ mod tests {
         .unwrap();
         let texts: Vec<_> = page.texts(&sel(".job")).iter().map(|t| lines(t)).collect();
         assert_eq!(texts, [vec!["Rust dev", "Berlin"], vec!["Go dev"]]);
-        assert_eq!(page.first_text(&sel(".job")).as_deref(), Some("Rust dev Berlin"));
+        assert_eq!(
+            page.first_text(&sel(".job")).as_deref(),
+            Some("Rust dev Berlin")
+        );
         assert_eq!(page.first_text(&sel(".none")), None);
     }
 

@@ -38,9 +38,11 @@ pub enum ItemKey {
 #[serde(deny_unknown_fields)]
 pub struct KeywordFilter {
     /// An item matches when any keyword appears.
+    #[schema(min_items = 1, max_items = 32)]
     pub keywords: Vec<String>,
     /// Fields searched; empty searches all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub fields: Vec<String>,
 }
 
@@ -83,7 +85,10 @@ impl ExtractItemsInput {
         if self.fields.len() > crate::validate::MAX_LIST_LEN {
             return Err(invalid(
                 "fields",
-                format!("at most {} fields are allowed", crate::validate::MAX_LIST_LEN),
+                format!(
+                    "at most {} fields are allowed",
+                    crate::validate::MAX_LIST_LEN
+                ),
             ));
         }
         for (name, field) in &self.fields {
@@ -197,18 +202,60 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        check(jobs(json!({"item_selector": "li[" })), Err(("item_selector", "invalid CSS selector")));
-        check(jobs(json!({"fields": {}})), Err(("fields", "at least one field")));
-        check(jobs(json!({"fields": {"": {}}, "key": {"field": ""}})), Err(("fields.", "must not be empty")));
-        check(jobs(json!({"key": {"field": "url"}})), Err(("key.field", "\"url\" is not one of the fields (company, date, link, location, title)")));
-        check(jobs(json!({"key": {"hash": []}})), Err(("key.hash", "at least one field")));
-        check(jobs(json!({"key": {"hash": ["title", "title"]}})), Err(("key.hash[1]", "listed twice")));
-        check(jobs(json!({"key": {"id": "x"}})), Err(("key", "unknown variant `id`")));
-        check(jobs(json!({"include": {"keywords": []}})), Err(("include.keywords", "at least one keyword")));
-        check(jobs(json!({"exclude": {"keywords": ["ok", ""]}})), Err(("exclude.keywords[1]", "must not be blank")));
-        check(jobs(json!({"exclude": {"keywords": ["x"], "fields": ["salary"]}})), Err(("exclude.fields[0]", "is not one of the fields")));
-        check(jobs(json!({"pagination": {"next_selector": "a", "max_pages": 0}})), Err(("pagination.max_pages", "between 1 and 50")));
-        check(jobs(json!({"pagination": {"next_selector": "a", "max_pages": 51}})), Err(("pagination.max_pages", "between 1 and 50")));
-        check(jobs(json!({"pagination": {"max_pages": 2}})), Err(("pagination", "missing field `next_selector`")));
+        check(
+            jobs(json!({"item_selector": "li[" })),
+            Err(("item_selector", "invalid CSS selector")),
+        );
+        check(
+            jobs(json!({"fields": {}})),
+            Err(("fields", "at least one field")),
+        );
+        check(
+            jobs(json!({"fields": {"": {}}, "key": {"field": ""}})),
+            Err(("fields.", "must not be empty")),
+        );
+        check(
+            jobs(json!({"key": {"field": "url"}})),
+            Err((
+                "key.field",
+                "\"url\" is not one of the fields (company, date, link, location, title)",
+            )),
+        );
+        check(
+            jobs(json!({"key": {"hash": []}})),
+            Err(("key.hash", "at least one field")),
+        );
+        check(
+            jobs(json!({"key": {"hash": ["title", "title"]}})),
+            Err(("key.hash[1]", "listed twice")),
+        );
+        check(
+            jobs(json!({"key": {"id": "x"}})),
+            Err(("key", "unknown variant `id`")),
+        );
+        check(
+            jobs(json!({"include": {"keywords": []}})),
+            Err(("include.keywords", "at least one keyword")),
+        );
+        check(
+            jobs(json!({"exclude": {"keywords": ["ok", ""]}})),
+            Err(("exclude.keywords[1]", "must not be blank")),
+        );
+        check(
+            jobs(json!({"exclude": {"keywords": ["x"], "fields": ["salary"]}})),
+            Err(("exclude.fields[0]", "is not one of the fields")),
+        );
+        check(
+            jobs(json!({"pagination": {"next_selector": "a", "max_pages": 0}})),
+            Err(("pagination.max_pages", "between 1 and 50")),
+        );
+        check(
+            jobs(json!({"pagination": {"next_selector": "a", "max_pages": 51}})),
+            Err(("pagination.max_pages", "between 1 and 50")),
+        );
+        check(
+            jobs(json!({"pagination": {"max_pages": 2}})),
+            Err(("pagination", "missing field `next_selector`")),
+        );
     }
 }

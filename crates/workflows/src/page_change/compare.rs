@@ -78,7 +78,9 @@ pub struct TriggerOutcome {
 pub enum VisualOutcome {
     Compared(VisualComparison),
     /// No comparison, and why.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// What one run of `page_change` found.
@@ -150,12 +152,21 @@ pub fn page_change(
         None => (None, None),
         Some(rule) => {
             let (visual, highlight) = match (compared, &capture.screenshot_png) {
-                (_, None) => (skipped("this run took no screenshot (screenshots need the browser engine)"), None),
+                (_, None) => (
+                    skipped("this run took no screenshot (screenshots need the browser engine)"),
+                    None,
+                ),
                 (None, Some(_)) => (skipped(baseline_reason(baseline)), None),
                 (Some(p), Some(current)) => match p.screenshot_png {
-                    None => (skipped("the previous run's screenshot is not available"), None),
+                    None => (
+                        skipped("the previous run's screenshot is not available"),
+                        None,
+                    ),
                     Some(before) => match compare_screenshots(before, current, rule) {
-                        Ok(diff) => (VisualOutcome::Compared(diff.comparison), Some(diff.highlight_png)),
+                        Ok(diff) => (
+                            VisualOutcome::Compared(diff.comparison),
+                            Some(diff.highlight_png),
+                        ),
                         Err(err) => (skipped(&format!("failed to {err}")), None),
                     },
                 },
@@ -249,7 +260,9 @@ fn value_text(spec: &ValueSpec, body: &Body) -> Result<String, String> {
         (Body::Json(value), _, Some(pointer)) => match value.pointer(pointer) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
-            Some(_) => Err(format!("the value at `{pointer}` is not a string or a number")),
+            Some(_) => Err(format!(
+                "the value at `{pointer}` is not a string or a number"
+            )),
             None => Err(format!("the body has nothing at `{pointer}`")),
         },
         (body, Some(_), _) => Err(format!(

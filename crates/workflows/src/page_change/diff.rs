@@ -203,8 +203,12 @@ mod tests {
 
     #[test]
     fn a_replaced_line_reads_like_diff_u() {
-        let old = lines(&["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]);
-        let new = lines(&["one", "two", "three", "four", "FIVE", "six", "seven", "eight", "nine", "ten"]);
+        let old = lines(&[
+            "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        ]);
+        let new = lines(&[
+            "one", "two", "three", "four", "FIVE", "six", "seven", "eight", "nine", "ten",
+        ]);
         let diff = diff_texts(&old, &new);
         insta::assert_snapshot!(diff.unified, @r"
         --- previous
@@ -238,7 +242,10 @@ mod tests {
     #[test]
     fn additions_to_an_empty_text_start_at_line_zero() {
         let diff = diff_texts("", &lines(&["first"]));
-        assert_eq!(diff.unified, "--- previous\n+++ current\n@@ -0,0 +1 @@\n+first\n");
+        assert_eq!(
+            diff.unified,
+            "--- previous\n+++ current\n@@ -0,0 +1 @@\n+first\n"
+        );
         assert_eq!((diff.hunks[0].old_start, diff.hunks[0].old_lines), (0, 0));
     }
 
@@ -247,7 +254,10 @@ mod tests {
         let old: String = (0..3_000).map(|i| format!("old {i}\n")).collect();
         let new: String = (0..3_000).map(|i| format!("new {i}\n")).collect();
         let diff = diff_texts(&old, &new);
-        assert_eq!((diff.added, diff.removed, diff.truncated), (3_000, 3_000, true));
+        assert_eq!(
+            (diff.added, diff.removed, diff.truncated),
+            (3_000, 3_000, true)
+        );
         let shown: usize = diff.hunks.iter().map(|h| h.lines.len()).sum();
         assert_eq!(shown, MAX_DIFF_LINES);
         // Header lines plus one hunk header plus the lines shown.

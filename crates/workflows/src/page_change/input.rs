@@ -40,6 +40,7 @@ pub enum TriggerWhen {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
+    #[schema(min_length = 1, max_length = 1024)]
     pub text: String,
     pub when: TriggerWhen,
 }
@@ -51,15 +52,18 @@ pub struct PageChangeInput {
     /// Parts of the page to watch, in this order; empty watches the whole
     /// page (HTML only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub selectors: Vec<CssSelector>,
     /// Elements removed before the text is read: clocks, ads, banners
     /// (HTML only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub remove: Vec<CssSelector>,
     /// Regular expressions whose matches are removed from each line before
     /// comparing: timestamps, counters, session ids. A line left empty is
     /// dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub ignore: Vec<Pattern>,
     /// Sort the lines before comparing, for lists whose order shuffles.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -75,6 +79,7 @@ pub struct PageChangeInput {
     pub visual: Option<VisualRule>,
     /// Numbers to read from the page on each run (a price, a count).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub values: Vec<ValueSpec>,
 }
 
@@ -164,15 +169,42 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        check(json!({"selectors": ["p["]}), Err(("selectors[0]", "invalid CSS selector")));
-        check(json!({"ignore": ["ok", "(unclosed"]}), Err(("ignore[1]", "unclosed group")));
-        check(json!({"ignore": [r"\w{100}{100}"]}), Err(("ignore[0]", "too costly")));
-        check(json!({"ignore": vec!["x"; 33]}), Err(("ignore", "at most 32 entries")));
-        check(json!({"selector": "p"}), Err(("selector", "unknown field `selector`")));
-        check(json!({"format": "xml"}), Err(("format", "unknown variant `xml`")));
-        check(json!({"trigger": {"text": " ", "when": "appears"}}), Err(("trigger.text", "must not be blank")));
-        check(json!({"trigger": {"text": "x", "when": "sometimes"}}), Err(("trigger.when", "unknown variant")));
-        check(json!({"visual": {"threshold": 1.5}}), Err(("visual.threshold", "between 0 and 1")));
+        check(
+            json!({"selectors": ["p["]}),
+            Err(("selectors[0]", "invalid CSS selector")),
+        );
+        check(
+            json!({"ignore": ["ok", "(unclosed"]}),
+            Err(("ignore[1]", "unclosed group")),
+        );
+        check(
+            json!({"ignore": [r"\w{100}{100}"]}),
+            Err(("ignore[0]", "too costly")),
+        );
+        check(
+            json!({"ignore": vec!["x"; 33]}),
+            Err(("ignore", "at most 32 entries")),
+        );
+        check(
+            json!({"selector": "p"}),
+            Err(("selector", "unknown field `selector`")),
+        );
+        check(
+            json!({"format": "xml"}),
+            Err(("format", "unknown variant `xml`")),
+        );
+        check(
+            json!({"trigger": {"text": " ", "when": "appears"}}),
+            Err(("trigger.text", "must not be blank")),
+        );
+        check(
+            json!({"trigger": {"text": "x", "when": "sometimes"}}),
+            Err(("trigger.when", "unknown variant")),
+        );
+        check(
+            json!({"visual": {"threshold": 1.5}}),
+            Err(("visual.threshold", "between 0 and 1")),
+        );
         check(
             json!({"values": [{"name": "p", "selector": "p"}, {"name": "p", "json_pointer": "/p"}]}),
             Err(("values[1].name", "already named \"p\"")),

@@ -13,8 +13,8 @@ mod input;
 mod normalize;
 
 pub use compare::{
-    page_change, CaptureError, PageCapture, PageChangeOutcome, PageChangeRun,
-    PageSnapshot, PreviousPage, TriggerOutcome, VisualOutcome,
+    page_change, CaptureError, PageCapture, PageChangeOutcome, PageChangeRun, PageSnapshot,
+    PreviousPage, TriggerOutcome, VisualOutcome,
 };
 pub use diff::{diff_texts, DiffLine, Hunk, LineKind, TextDiff, MAX_DIFF_LINES};
 pub use input::{BodyFormat, PageChangeInput, Trigger, TriggerWhen};

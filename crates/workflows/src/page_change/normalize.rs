@@ -127,7 +127,9 @@ fn clean(mut lines: Vec<String>, input: &PageChangeInput, collapse: bool) -> Vec
             .filter_map(|line| {
                 let mut line = line;
                 for pattern in &input.ignore {
-                    if let std::borrow::Cow::Owned(replaced) = pattern.regex().replace_all(&line, "") {
+                    if let std::borrow::Cow::Owned(replaced) =
+                        pattern.regex().replace_all(&line, "")
+                    {
                         line = replaced;
                     }
                 }

@@ -40,7 +40,10 @@ fn check(
 ) -> PageChangeRun {
     let first = page_change(input, before, None).unwrap();
     assert_eq!(first.outcome.baseline, Some(BaselineReason::FirstRun));
-    assert!(!first.outcome.changed, "a baseline never counts as a change");
+    assert!(
+        !first.outcome.changed,
+        "a baseline never counts as a change"
+    );
     let previous = PreviousPage {
         snapshot: &first.snapshot,
         screenshot_png: before.screenshot_png.as_deref(),
@@ -96,7 +99,10 @@ fn a_change_inside_an_ignored_region_is_no_change() {
     let later = NEWS.replace("12:01", "12:47").replace("1,204", "1,388");
     let run = check(&rules, &html(NEWS), &html(&later), (false, false));
     // The ignored text is gone from the snapshot; the rest of its line stays.
-    assert!(run.snapshot.text.starts_with("Daily News\nBuy shoes now!\n"));
+    assert!(run
+        .snapshot
+        .text
+        .starts_with("Daily News\nBuy shoes now!\n"));
     assert!(!run.snapshot.text.contains("Visitors"));
     // Without the rules, the same pages differ.
     check(&input(json!({})), &html(NEWS), &html(&later), (true, true));
@@ -108,7 +114,10 @@ fn a_real_change_is_diffed_line_by_line() {
     let later = NEWS
         .replace("12:01", "12:47")
         .replace("<p>Prices held steady.</p>", "<p>Prices fell 3%.</p>")
-        .replace("</main>", "<h2>Storm ahead</h2><p>Winds of 90 km/h.</p></main>");
+        .replace(
+            "</main>",
+            "<h2>Storm ahead</h2><p>Winds of 90 km/h.</p></main>",
+        );
     let run = check(&rules, &html(NEWS), &html(&later), (true, true));
     let diff = run.outcome.diff.unwrap();
     insta::assert_snapshot!(diff.unified, @r"
@@ -132,7 +141,12 @@ fn a_real_change_is_diffed_line_by_line() {
 fn a_whitespace_only_change_is_no_change() {
     let before = "<p>Hello world</p><p>Second   line</p>";
     let after = "<p>  Hello\n   world </p>\n\n<p>Second\tline\u{a0}</p>   ";
-    check(&input(json!({})), &html(before), &html(after), (false, false));
+    check(
+        &input(json!({})),
+        &html(before),
+        &html(after),
+        (false, false),
+    );
 }
 
 #[test]
@@ -150,7 +164,9 @@ fn changes_inside_removed_elements_are_ignored() {
 #[test]
 fn only_the_watched_parts_are_compared() {
     let rules = input(json!({"selectors": ["#stories"]}));
-    let later = NEWS.replace("Buy shoes now!", "Buy hats").replace("1,204", "9");
+    let later = NEWS
+        .replace("Buy shoes now!", "Buy hats")
+        .replace("1,204", "9");
     let run = check(&rules, &html(NEWS), &html(&later), (false, false));
     assert!(run.snapshot.text.starts_with("Rivers rise\n"));
     let edited = NEWS.replace("Rain fell for a week.", "Rain stopped.");
@@ -187,7 +203,12 @@ fn json_is_compared_canonically() {
     let rules = input(json!({}));
     let before = r#"{"name": "Tea", "price": 3.5, "tags": ["hot", "green"], "stock": {"shop": 4, "web": 10}}"#;
     let reordered = r#"{"stock": {"web": 10, "shop": 4}, "tags": ["hot", "green"], "price": 3.5, "name": "Tea"}"#;
-    let run = check(&rules, &json_body(before), &json_body(reordered), (false, false));
+    let run = check(
+        &rules,
+        &json_body(before),
+        &json_body(reordered),
+        (false, false),
+    );
     assert_eq!(run.outcome.compared_as, BodyFormat::Json);
     insta::assert_snapshot!(run.snapshot.text, @r#"
     {
@@ -204,7 +225,12 @@ fn json_is_compared_canonically() {
     }
     "#);
     let changed = before.replace("\"web\": 10", "\"web\": 0");
-    let run = check(&rules, &json_body(before), &json_body(&changed), (true, true));
+    let run = check(
+        &rules,
+        &json_body(before),
+        &json_body(&changed),
+        (true, true),
+    );
     assert_eq!(
         run.outcome.diff.unwrap().unified,
         "--- previous\n+++ current\n@@ -3,7 +3,7 @@\n   \"price\": 3.5,\n   \"stock\": {\n     \
@@ -237,19 +263,48 @@ fn the_body_format_is_detected_or_forced() {
 
 #[test]
 fn a_trigger_lets_only_its_change_count() {
-    let page = |stock: &str, extra: &str| html(&format!("<h1>Kettle</h1><p>{stock}</p><p>{extra}</p>"));
+    let page =
+        |stock: &str, extra: &str| html(&format!("<h1>Kettle</h1><p>{stock}</p><p>{extra}</p>"));
     let appears = input(json!({"trigger": {"text": "in stock", "when": "appears"}}));
     // The text appears (matched ignoring case): the change counts.
-    let run = check(&appears, &page("Sold out", ""), &page("In Stock", ""), (true, true));
+    let run = check(
+        &appears,
+        &page("Sold out", ""),
+        &page("In Stock", ""),
+        (true, true),
+    );
     let trigger = run.outcome.trigger.unwrap();
-    assert_eq!((trigger.before, trigger.now, trigger.satisfied), (false, true, true));
+    assert_eq!(
+        (trigger.before, trigger.now, trigger.satisfied),
+        (false, true, true)
+    );
     // Another change, while the text stays away: recorded, not counted.
-    check(&appears, &page("Sold out", "v1"), &page("Sold out", "v2"), (false, true));
+    check(
+        &appears,
+        &page("Sold out", "v1"),
+        &page("Sold out", "v2"),
+        (false, true),
+    );
     // Nor while it stays present.
-    check(&appears, &page("In stock", "v1"), &page("In stock", "v2"), (false, true));
+    check(
+        &appears,
+        &page("In stock", "v1"),
+        &page("In stock", "v2"),
+        (false, true),
+    );
     let disappears = input(json!({"trigger": {"text": "Sold out", "when": "disappears"}}));
-    check(&disappears, &page("Sold out", ""), &page("Back soon", ""), (true, true));
-    check(&disappears, &page("Back soon", ""), &page("Sold out", ""), (false, true));
+    check(
+        &disappears,
+        &page("Sold out", ""),
+        &page("Back soon", ""),
+        (true, true),
+    );
+    check(
+        &disappears,
+        &page("Back soon", ""),
+        &page("Sold out", ""),
+        (false, true),
+    );
 }
 
 #[test]
@@ -270,7 +325,10 @@ fn changed_rules_start_a_new_baseline() {
 fn too_complex_pages_are_refused() {
     let deep = "<div>".repeat(1_000);
     let err = page_change(&input(json!({})), &html(&deep), None).unwrap_err();
-    assert_eq!(err.to_string(), "read the page: the page nests elements more than 512 deep");
+    assert_eq!(
+        err.to_string(),
+        "read the page: the page nests elements more than 512 deep"
+    );
 }
 
 mod visual {
@@ -312,7 +370,12 @@ mod visual {
     fn a_visual_change_above_the_threshold_counts_even_with_the_same_text() {
         let rules = input(json!({"visual": {"threshold": 0.05}}));
         // 10 of 100 rows turn black: 10% of the pixels.
-        let run = check(&rules, &shot("<p>a</p>", screenshot(50, 100, 0)), &shot("<p>a</p>", screenshot(50, 100, 10)), (true, false));
+        let run = check(
+            &rules,
+            &shot("<p>a</p>", screenshot(50, 100, 0)),
+            &shot("<p>a</p>", screenshot(50, 100, 10)),
+            (true, false),
+        );
         assert_eq!(compared(&run).changed_ratio, 0.1);
         assert!(run.highlight_png.is_some());
     }
@@ -320,7 +383,12 @@ mod visual {
     #[test]
     fn a_visual_change_below_the_threshold_does_not() {
         let rules = input(json!({"visual": {"threshold": 0.2}}));
-        let run = check(&rules, &shot("<p>a</p>", screenshot(50, 100, 0)), &shot("<p>a</p>", screenshot(50, 100, 10)), (false, false));
+        let run = check(
+            &rules,
+            &shot("<p>a</p>", screenshot(50, 100, 0)),
+            &shot("<p>a</p>", screenshot(50, 100, 10)),
+            (false, false),
+        );
         assert!(!compared(&run).changed);
         // The highlight is still made, to show what moved.
         assert!(run.highlight_png.is_some());
@@ -329,7 +397,12 @@ mod visual {
     #[test]
     fn a_taller_page_is_a_visual_change() {
         let rules = input(json!({"visual": {"threshold": 0.1}}));
-        let run = check(&rules, &shot("<p>a</p>", screenshot(50, 100, 0)), &shot("<p>a</p>", screenshot(50, 150, 0)), (true, false));
+        let run = check(
+            &rules,
+            &shot("<p>a</p>", screenshot(50, 100, 0)),
+            &shot("<p>a</p>", screenshot(50, 150, 0)),
+            (true, false),
+        );
         let c = compared(&run);
         assert_eq!((c.changed_pixels, c.compared_pixels), (2_500, 7_500));
     }
@@ -342,23 +415,45 @@ mod visual {
             other => panic!("not skipped: {other:?}"),
         };
         let first = page_change(&rules, &shot("<p>a</p>", screenshot(10, 10, 0)), None).unwrap();
-        assert_eq!(reason(&first), "this is the first run: there is nothing to compare with");
+        assert_eq!(
+            reason(&first),
+            "this is the first run: there is nothing to compare with"
+        );
         assert!(first.snapshot.screenshot_sha256.is_some());
         let no_bytes = PreviousPage {
             snapshot: &first.snapshot,
             screenshot_png: None,
         };
-        let run = page_change(&rules, &shot("<p>a</p>", screenshot(10, 10, 0)), Some(no_bytes)).unwrap();
-        assert_eq!(reason(&run), "the previous run's screenshot is not available");
+        let run = page_change(
+            &rules,
+            &shot("<p>a</p>", screenshot(10, 10, 0)),
+            Some(no_bytes),
+        )
+        .unwrap();
+        assert_eq!(
+            reason(&run),
+            "the previous run's screenshot is not available"
+        );
         // A run without a screenshot keeps the last one as the baseline.
         let run = page_change(&rules, &html("<p>a</p>"), Some(no_bytes)).unwrap();
-        assert_eq!(reason(&run), "this run took no screenshot (screenshots need the browser engine)");
-        assert_eq!(run.snapshot.screenshot_sha256, first.snapshot.screenshot_sha256);
+        assert_eq!(
+            reason(&run),
+            "this run took no screenshot (screenshots need the browser engine)"
+        );
+        assert_eq!(
+            run.snapshot.screenshot_sha256,
+            first.snapshot.screenshot_sha256
+        );
         let broken = PreviousPage {
             snapshot: &first.snapshot,
             screenshot_png: Some(b"garbage"),
         };
-        let run = page_change(&rules, &shot("<p>a</p>", screenshot(10, 10, 0)), Some(broken)).unwrap();
+        let run = page_change(
+            &rules,
+            &shot("<p>a</p>", screenshot(10, 10, 0)),
+            Some(broken),
+        )
+        .unwrap();
         assert!(reason(&run).starts_with("failed to decode the previous screenshot as PNG"));
     }
 }
@@ -376,7 +471,10 @@ mod values {
         let page = |price: &str| html(&format!("<h1>Laptop</h1><span class=price>{price}</span>"));
         let first = page_change(&rules, &page("$1,299.00"), None).unwrap();
         let v = &first.outcome.values[0];
-        assert_eq!((v.value, v.condition_met, v.newly_met), (Some(1299.0), false, false));
+        assert_eq!(
+            (v.value, v.condition_met, v.newly_met),
+            (Some(1299.0), false, false)
+        );
         let previous = PreviousPage {
             snapshot: &first.snapshot,
             screenshot_png: None,
@@ -385,7 +483,10 @@ mod values {
         let run = page_change(&rules, &page("$999.00"), Some(previous)).unwrap();
         assert!(!run.outcome.changed);
         let v = &run.outcome.values[0];
-        assert_eq!((v.value, v.previous, v.condition_met, v.newly_met), (Some(999.0), Some(1299.0), true, true));
+        assert_eq!(
+            (v.value, v.previous, v.condition_met, v.newly_met),
+            (Some(999.0), Some(1299.0), true, true)
+        );
         assert_eq!(
             run.snapshot.values["price"],
             ValueState {
@@ -418,8 +519,16 @@ mod values {
                 ("price", Some(12.5), None),
                 ("label", Some(1299.0), None),
                 ("missing", None, Some("the body has nothing at `/nope`")),
-                ("object", None, Some("the value at `/offers/0` is not a string or a number")),
-                ("by_selector", None, Some("a selector needs an HTML page; this body was read as JSON")),
+                (
+                    "object",
+                    None,
+                    Some("the value at `/offers/0` is not a string or a number")
+                ),
+                (
+                    "by_selector",
+                    None,
+                    Some("a selector needs an HTML page; this body was read as JSON")
+                ),
             ]
         );
     }

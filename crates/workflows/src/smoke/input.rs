@@ -65,15 +65,19 @@ pub struct SmokeCheckInput {
     pub max_load_ms: Option<u64>,
     /// CSS selectors that must each match an element.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub required_selectors: Vec<CssSelector>,
     /// Texts that must appear on the page (ignoring case and spacing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub required_texts: Vec<String>,
     /// Texts that must not appear on the page (ignoring case and spacing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 32)]
     pub forbidden_texts: Vec<String>,
     /// Whether errors in the browser console are allowed (browser engine).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub allow_console_errors: bool,
     /// Fail when the TLS certificate expires within this many days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,25 +96,45 @@ impl SmokeCheckInput {
             StatusRule::Exact(status) if !(100..=599).contains(&status) => {
                 return Err(invalid("status.exact", "must be an HTTP status (100-599)"));
             }
-            StatusRule::Range { min, max } if !(100..=599).contains(&min) || !(100..=599).contains(&max) => {
-                return Err(invalid("status.range", "min and max must be HTTP statuses (100-599)"));
+            StatusRule::Range { min, max }
+                if !(100..=599).contains(&min) || !(100..=599).contains(&max) =>
+            {
+                return Err(invalid(
+                    "status.range",
+                    "min and max must be HTTP statuses (100-599)",
+                ));
             }
             StatusRule::Range { min, max } if min > max => {
-                return Err(invalid("status.range", format!("min ({min}) is above max ({max})")));
+                return Err(invalid(
+                    "status.range",
+                    format!("min ({min}) is above max ({max})"),
+                ));
             }
             _ => {}
         }
         if self.max_redirects.is_some_and(|n| n > MAX_REDIRECTS) {
-            return Err(invalid("max_redirects", format!("must be at most {MAX_REDIRECTS}")));
+            return Err(invalid(
+                "max_redirects",
+                format!("must be at most {MAX_REDIRECTS}"),
+            ));
         }
-        if self.max_load_ms.is_some_and(|ms| !(1..=MAX_LOAD_MS).contains(&ms)) {
-            return Err(invalid("max_load_ms", format!("must be between 1 and {MAX_LOAD_MS}")));
+        if self
+            .max_load_ms
+            .is_some_and(|ms| !(1..=MAX_LOAD_MS).contains(&ms))
+        {
+            return Err(invalid(
+                "max_load_ms",
+                format!("must be between 1 and {MAX_LOAD_MS}"),
+            ));
         }
         check_len("required_selectors", &self.required_selectors)?;
         check_texts("required_texts", &self.required_texts)?;
         check_texts("forbidden_texts", &self.forbidden_texts)?;
         if self.tls_min_days.is_some_and(|d| d > MAX_TLS_DAYS) {
-            return Err(invalid("tls_min_days", format!("must be at most {MAX_TLS_DAYS}")));
+            return Err(invalid(
+                "tls_min_days",
+                format!("must be at most {MAX_TLS_DAYS}"),
+            ));
         }
         Ok(())
     }

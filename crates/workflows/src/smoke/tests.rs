@@ -53,8 +53,17 @@ fn check(
     expected: (bool, &[&str]),
 ) -> SmokeRun {
     let run = smoke_check(input, capture, previous);
-    let failed: Vec<&str> = run.outcome.failed_checks().map(|c| c.message.as_str()).collect();
-    assert_eq!((run.outcome.passed, failed.as_slice()), expected, "{:#?}", run.outcome);
+    let failed: Vec<&str> = run
+        .outcome
+        .failed_checks()
+        .map(|c| c.message.as_str())
+        .collect();
+    assert_eq!(
+        (run.outcome.passed, failed.as_slice()),
+        expected,
+        "{:#?}",
+        run.outcome
+    );
     assert_eq!(run.outcome.failures as usize, failed.len());
     run
 }
@@ -69,7 +78,10 @@ fn a_healthy_page_passes_every_check() {
 fn every_failed_check_is_listed_with_a_sentence() {
     let broken = SmokeCapture {
         status: Some(503),
-        redirects: vec!["http://shop.test/".to_owned(), "https://shop.test/".to_owned()],
+        redirects: vec![
+            "http://shop.test/".to_owned(),
+            "https://shop.test/".to_owned(),
+        ],
         load_ms: Some(3_150),
         matched_selectors: vec!["nav a".to_owned()],
         page_text: "Oops\nInternal  server error".to_owned(),
@@ -110,7 +122,12 @@ fn a_page_that_did_not_load_fails_on_that_alone() {
         tls_not_after: None,
         ..healthy()
     };
-    let run = check(&strict(), &down, None, (false, &["the page did not load: connection refused"]));
+    let run = check(
+        &strict(),
+        &down,
+        None,
+        (false, &["the page did not load: connection refused"]),
+    );
     assert_eq!(run.outcome.checks.len(), 1);
     // An expired certificate is judged even so: it is often the cause.
     let expired = SmokeCapture {
@@ -152,7 +169,10 @@ fn what_the_engine_could_not_see_is_skipped_not_failed() {
         skipped,
         [
             (CheckKind::LoadTime, "the load time was not captured"),
-            (CheckKind::ConsoleErrors, "console errors were not captured (they need the browser engine)"),
+            (
+                CheckKind::ConsoleErrors,
+                "console errors were not captured (they need the browser engine)"
+            ),
             (CheckKind::TlsExpiry, "no TLS certificate was captured"),
         ]
     );
@@ -166,7 +186,12 @@ fn status_rules_and_defaults() {
         ..healthy()
     };
     check(&any_success, &at(204), None, (true, &[]));
-    check(&any_success, &at(302), None, (false, &["status 302 is outside the expected range 200-299"]));
+    check(
+        &any_success,
+        &at(302),
+        None,
+        (false, &["status 302 is outside the expected range 200-299"]),
+    );
     let range = input(json!({"status": {"range": {"min": 200, "max": 399}}}));
     check(&range, &at(302), None, (true, &[]));
     let gone = input(json!({"status": {"exact": 410}}));
@@ -193,16 +218,29 @@ fn failing_then_recovering_is_reported_on_the_edges() {
         observed_at: now() + chrono::TimeDelta::minutes(5),
         ..missing.clone()
     };
-    let failed = check(&rules, &later, Some(&first.snapshot), (false, &["no element matches `#cart`"]));
+    let failed = check(
+        &rules,
+        &later,
+        Some(&first.snapshot),
+        (false, &["no element matches `#cart`"]),
+    );
     assert!(failed.outcome.newly_failed && !failed.outcome.recovered);
     // Still failing: not newly, and failing since the first failure.
     let even_later = SmokeCapture {
         observed_at: now() + chrono::TimeDelta::minutes(10),
         ..missing
     };
-    let still = check(&rules, &even_later, Some(&failed.snapshot), (false, &["no element matches `#cart`"]));
+    let still = check(
+        &rules,
+        &even_later,
+        Some(&failed.snapshot),
+        (false, &["no element matches `#cart`"]),
+    );
     assert!(!still.outcome.newly_failed && !still.outcome.recovered);
-    assert_eq!(still.outcome.failing_since, Some(now() + chrono::TimeDelta::minutes(5)));
+    assert_eq!(
+        still.outcome.failing_since,
+        Some(now() + chrono::TimeDelta::minutes(5))
+    );
     // Passes again: recovered, once.
     let back = check(&rules, &healthy(), Some(&still.snapshot), (true, &[]));
     assert!(back.outcome.recovered && !back.outcome.newly_failed);
@@ -225,14 +263,41 @@ fn check_valid(json: serde_json::Value, expected: Result<(), (&str, &str)>) {
 
 #[test]
 fn input_errors_name_the_field() {
-    check_valid(json!({"status": {"exact": 99}}), Err(("status.exact", "100-599")));
-    check_valid(json!({"status": {"range": {"min": 500, "max": 400}}}), Err(("status.range", "min (500) is above max (400)")));
+    check_valid(
+        json!({"status": {"exact": 99}}),
+        Err(("status.exact", "100-599")),
+    );
+    check_valid(
+        json!({"status": {"range": {"min": 500, "max": 400}}}),
+        Err(("status.range", "min (500) is above max (400)")),
+    );
     check_valid(json!({"status": 200}), Err(("status", "expected")));
-    check_valid(json!({"max_redirects": 21}), Err(("max_redirects", "at most 20")));
-    check_valid(json!({"max_load_ms": 0}), Err(("max_load_ms", "between 1 and 600000")));
-    check_valid(json!({"required_selectors": ["#a", "::"]}), Err(("required_selectors[1]", "invalid CSS selector")));
-    check_valid(json!({"required_texts": ["ok", ""]}), Err(("required_texts[1]", "must not be blank")));
-    check_valid(json!({"forbidden_texts": ["a\u{0}b"]}), Err(("forbidden_texts[0]", "NUL")));
-    check_valid(json!({"tls_min_days": 400}), Err(("tls_min_days", "at most 365")));
-    check_valid(json!({"allow_console_errors": "no"}), Err(("allow_console_errors", "invalid type")));
+    check_valid(
+        json!({"max_redirects": 21}),
+        Err(("max_redirects", "at most 20")),
+    );
+    check_valid(
+        json!({"max_load_ms": 0}),
+        Err(("max_load_ms", "between 1 and 600000")),
+    );
+    check_valid(
+        json!({"required_selectors": ["#a", "::"]}),
+        Err(("required_selectors[1]", "invalid CSS selector")),
+    );
+    check_valid(
+        json!({"required_texts": ["ok", ""]}),
+        Err(("required_texts[1]", "must not be blank")),
+    );
+    check_valid(
+        json!({"forbidden_texts": ["a\u{0}b"]}),
+        Err(("forbidden_texts[0]", "NUL")),
+    );
+    check_valid(
+        json!({"tls_min_days": 400}),
+        Err(("tls_min_days", "at most 365")),
+    );
+    check_valid(
+        json!({"allow_console_errors": "no"}),
+        Err(("allow_console_errors", "invalid type")),
+    );
 }

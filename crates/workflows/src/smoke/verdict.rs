@@ -223,10 +223,18 @@ fn judge_page(input: &SmokeCheckInput, capture: &SmokeCapture, checks: &mut Chec
                 ),
                 StatusRule::Range { .. } => (
                     format!("status {status} is within {}", input.status),
-                    format!("status {status} is outside the expected range {}", input.status),
+                    format!(
+                        "status {status} is outside the expected range {}",
+                        input.status
+                    ),
                 ),
             };
-            checks.judge(CheckKind::Status, input.status.allows(status), passed, failed);
+            checks.judge(
+                CheckKind::Status,
+                input.status.allows(status),
+                passed,
+                failed,
+            );
         }
     }
     if let Some(max) = input.max_redirects {
@@ -244,7 +252,10 @@ fn judge_page(input: &SmokeCheckInput, capture: &SmokeCapture, checks: &mut Chec
     }
     if let Some(max) = input.max_load_ms {
         match capture.load_ms {
-            None => checks.skip(CheckKind::LoadTime, "the load time was not captured".to_owned()),
+            None => checks.skip(
+                CheckKind::LoadTime,
+                "the load time was not captured".to_owned(),
+            ),
             Some(ms) => checks.judge(
                 CheckKind::LoadTime,
                 ms <= max,
@@ -313,14 +324,20 @@ fn judge_tls(input: &SmokeCheckInput, capture: &SmokeCapture, checks: &mut Check
     };
     let Some(not_after) = capture.tls_not_after else {
         if capture.load_error.is_none() {
-            checks.skip(CheckKind::TlsExpiry, "no TLS certificate was captured".to_owned());
+            checks.skip(
+                CheckKind::TlsExpiry,
+                "no TLS certificate was captured".to_owned(),
+            );
         }
         return;
     };
     let date = not_after.format("%Y-%m-%d");
     let left = not_after - capture.observed_at;
     if left <= chrono::TimeDelta::zero() {
-        checks.fail(CheckKind::TlsExpiry, format!("the TLS certificate expired on {date}"));
+        checks.fail(
+            CheckKind::TlsExpiry,
+            format!("the TLS certificate expired on {date}"),
+        );
         return;
     }
     let days = left.num_days();

@@ -186,9 +186,7 @@ pub fn track_value(
             return (outcome, before);
         }
     };
-    let met = spec
-        .condition
-        .is_some_and(|c| c.holds(value, before.value));
+    let met = spec.condition.is_some_and(|c| c.holds(value, before.value));
     let is_event = spec.condition.is_some_and(Condition::is_event);
     outcome.value = Some(value);
     outcome.condition_met = met;
@@ -252,39 +250,135 @@ mod tests {
     fn below_and_above_fire_on_the_crossing_only() {
         let below = Some(Condition::Below(1000.0));
         // First run already below: that is news once.
-        check(below, Ok("$999"), None, (Some(999.0), true, true), state(999.0, true));
+        check(
+            below,
+            Ok("$999"),
+            None,
+            (Some(999.0), true, true),
+            state(999.0, true),
+        );
         // Still below: level, not edge.
-        check(below, Ok("$950"), Some(state(999.0, true)), (Some(950.0), true, false), state(950.0, true));
+        check(
+            below,
+            Ok("$950"),
+            Some(state(999.0, true)),
+            (Some(950.0), true, false),
+            state(950.0, true),
+        );
         // Back above, then below again: the edge fires again.
-        check(below, Ok("$1,050"), Some(state(950.0, true)), (Some(1050.0), false, false), state(1050.0, false));
-        check(below, Ok("$990"), Some(state(1050.0, false)), (Some(990.0), true, true), state(990.0, true));
+        check(
+            below,
+            Ok("$1,050"),
+            Some(state(950.0, true)),
+            (Some(1050.0), false, false),
+            state(1050.0, false),
+        );
+        check(
+            below,
+            Ok("$990"),
+            Some(state(1050.0, false)),
+            (Some(990.0), true, true),
+            state(990.0, true),
+        );
         // Exactly the limit is not below it.
-        check(below, Ok("1000"), None, (Some(1000.0), false, false), state(1000.0, false));
+        check(
+            below,
+            Ok("1000"),
+            None,
+            (Some(1000.0), false, false),
+            state(1000.0, false),
+        );
         let above = Some(Condition::Above(5.0));
-        check(above, Ok("12%"), Some(state(4.0, false)), (Some(12.0), true, true), state(12.0, true));
-        check(above, Ok("4%"), Some(state(12.0, true)), (Some(4.0), false, false), state(4.0, false));
+        check(
+            above,
+            Ok("12%"),
+            Some(state(4.0, false)),
+            (Some(12.0), true, true),
+            state(12.0, true),
+        );
+        check(
+            above,
+            Ok("4%"),
+            Some(state(12.0, true)),
+            (Some(4.0), false, false),
+            state(4.0, false),
+        );
     }
 
     #[test]
     fn changed_by_percent_compares_consecutive_runs() {
         let moved = Some(Condition::ChangedByPercent(10.0));
-        check(moved, Ok("100"), None, (Some(100.0), false, false), state(100.0, false));
-        check(moved, Ok("85"), Some(state(100.0, false)), (Some(85.0), true, true), state(85.0, true));
+        check(
+            moved,
+            Ok("100"),
+            None,
+            (Some(100.0), false, false),
+            state(100.0, false),
+        );
+        check(
+            moved,
+            Ok("85"),
+            Some(state(100.0, false)),
+            (Some(85.0), true, true),
+            state(85.0, true),
+        );
         // A second drop of more than 10% is a new event.
-        check(moved, Ok("70"), Some(state(85.0, true)), (Some(70.0), true, true), state(70.0, true));
+        check(
+            moved,
+            Ok("70"),
+            Some(state(85.0, true)),
+            (Some(70.0), true, true),
+            state(70.0, true),
+        );
         // Exactly 10% is not more than 10%.
-        check(moved, Ok("77"), Some(state(70.0, true)), (Some(77.0), false, false), state(77.0, false));
-        check(moved, Ok("5"), Some(state(0.0, false)), (Some(5.0), true, true), state(5.0, true));
-        check(moved, Ok("0"), Some(state(0.0, false)), (Some(0.0), false, false), state(0.0, false));
+        check(
+            moved,
+            Ok("77"),
+            Some(state(70.0, true)),
+            (Some(77.0), false, false),
+            state(77.0, false),
+        );
+        check(
+            moved,
+            Ok("5"),
+            Some(state(0.0, false)),
+            (Some(5.0), true, true),
+            state(5.0, true),
+        );
+        check(
+            moved,
+            Ok("0"),
+            Some(state(0.0, false)),
+            (Some(0.0), false, false),
+            state(0.0, false),
+        );
     }
 
     #[test]
     fn an_unreadable_value_keeps_the_previous_state() {
         let below = Some(Condition::Below(1000.0));
-        check(below, Ok("sold out"), Some(state(950.0, true)), (None, false, false), state(950.0, true));
-        check(below, Err("no element matches `.price`"), Some(state(950.0, true)), (None, false, false), state(950.0, true));
+        check(
+            below,
+            Ok("sold out"),
+            Some(state(950.0, true)),
+            (None, false, false),
+            state(950.0, true),
+        );
+        check(
+            below,
+            Err("no element matches `.price`"),
+            Some(state(950.0, true)),
+            (None, false, false),
+            state(950.0, true),
+        );
         // So coming back below does not re-fire the edge.
-        check(below, Ok("$940"), Some(state(950.0, true)), (Some(940.0), true, false), state(940.0, true));
+        check(
+            below,
+            Ok("$940"),
+            Some(state(950.0, true)),
+            (Some(940.0), true, false),
+            state(940.0, true),
+        );
         let (outcome, _) = track_value(&spec(below), Ok("sold out"), None);
         assert_eq!(
             outcome.error.as_deref(),
@@ -294,7 +388,13 @@ mod tests {
 
     #[test]
     fn without_a_condition_only_the_value_is_recorded() {
-        check(None, Ok("1 299,00 €"), Some(state(1.0, false)), (Some(1299.0), false, false), state(1299.0, false));
+        check(
+            None,
+            Ok("1 299,00 €"),
+            Some(state(1.0, false)),
+            (Some(1299.0), false, false),
+            state(1299.0, false),
+        );
     }
 
     fn check_valid(json: serde_json::Value, expected: Result<(), (&str, &str)>) {
@@ -313,15 +413,27 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         use serde_json::json;
-        check_valid(json!({"name": "price", "selector": ".price", "condition": {"below": 10}}), Ok(()));
-        check_valid(json!({"name": "price", "json_pointer": "/offers/0/price"}), Ok(()));
-        check_valid(json!({"name": "", "selector": "p"}), Err(("values[0].name", "must not be empty")));
+        check_valid(
+            json!({"name": "price", "selector": ".price", "condition": {"below": 10}}),
+            Ok(()),
+        );
+        check_valid(
+            json!({"name": "price", "json_pointer": "/offers/0/price"}),
+            Ok(()),
+        );
+        check_valid(
+            json!({"name": "", "selector": "p"}),
+            Err(("values[0].name", "must not be empty")),
+        );
         check_valid(json!({"name": "p"}), Err(("values[0]", "exactly one of")));
         check_valid(
             json!({"name": "p", "selector": "p", "json_pointer": "/p"}),
             Err(("values[0]", "exactly one of")),
         );
-        check_valid(json!({"name": "p", "json_pointer": "price"}), Err(("values[0].json_pointer", "starts with `/`")));
+        check_valid(
+            json!({"name": "p", "json_pointer": "price"}),
+            Err(("values[0].json_pointer", "starts with `/`")),
+        );
         check_valid(
             json!({"name": "p", "selector": "p", "condition": {"changed_by_percent": 0}}),
             Err(("values[0].condition.changed_by_percent", "above 0")),

@@ -9,5 +9,7 @@
 mod condition;
 mod parse;
 
-pub use condition::{track_value, Condition, ValueOutcome, ValueSpec, ValueState, MAX_JSON_POINTER_BYTES};
+pub use condition::{
+    track_value, Condition, ValueOutcome, ValueSpec, ValueState, MAX_JSON_POINTER_BYTES,
+};
 pub use parse::{parse_number, DecimalSeparator, NumberError};

@@ -98,11 +98,17 @@ fn is_negative(before: &[char]) -> bool {
 }
 
 fn is_currency_sign(c: char) -> bool {
-    matches!(c, '$' | '€' | '£' | '¥' | '₹' | '₽' | '₩' | '₺' | '₪' | '¢' | '₫' | '₴' | '฿')
+    matches!(
+        c,
+        '$' | '€' | '£' | '¥' | '₹' | '₽' | '₩' | '₺' | '₪' | '¢' | '₫' | '₴' | '฿'
+    )
 }
 
 fn is_space_group(c: char) -> bool {
-    matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}' | '\'' | '\u{2019}')
+    matches!(
+        c,
+        ' ' | '\u{a0}' | '\u{202f}' | '\u{2009}' | '\'' | '\u{2019}'
+    )
 }
 
 /// A run of digit groups and the separators between them.
@@ -226,7 +232,11 @@ mod tests {
     use super::*;
 
     fn check(text: &str, decimal: DecimalSeparator, expected: Result<f64, NumberError>) {
-        assert_eq!(parse_number(text, decimal), expected, "{text:?} with {decimal:?}");
+        assert_eq!(
+            parse_number(text, decimal),
+            expected,
+            "{text:?} with {decimal:?}"
+        );
     }
 
     #[test]
