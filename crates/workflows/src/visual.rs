@@ -386,13 +386,11 @@ mod tests {
 
     const BLACK: [u8; 4] = [0, 0, 0, 255];
 
+    /// Changed, changed pixels, and the changed region as (x, y, width, height).
+    type Expected = (bool, u64, Option<(u32, u32, u32, u32)>);
+
     /// Compares and checks (changed, changed pixels, changed region).
-    fn check(
-        previous: &[u8],
-        current: &[u8],
-        rule: VisualRule,
-        expected: (bool, u64, Option<(u32, u32, u32, u32)>),
-    ) -> VisualDiff {
+    fn check(previous: &[u8], current: &[u8], rule: VisualRule, expected: Expected) -> VisualDiff {
         let diff = compare_screenshots(previous, current, &rule).unwrap();
         let c = &diff.comparison;
         let region = c.changed_region.map(|r| (r.x, r.y, r.width, r.height));

@@ -144,3 +144,17 @@ fn extract_items_schema() {
 fn smoke_check_schema() {
     insta::assert_json_snapshot!(WorkflowKind::SmokeCheck.input_schema());
 }
+
+/// The stored types publish schemas too (the API lists runs and
+/// snapshots); every reference in them resolves.
+#[test]
+fn outcome_and_snapshot_schemas_are_self_contained() {
+    for schema in [
+        accord_workflows::json_schema::<accord_workflows::RunOutcome>(),
+        accord_workflows::json_schema::<accord_workflows::Snapshot>(),
+    ] {
+        let defs = schema["$defs"].as_object().expect("$defs");
+        check_refs(&schema, defs);
+        assert!(defs.contains_key("Summary") || defs.contains_key("PageSnapshot"), "{schema}");
+    }
+}

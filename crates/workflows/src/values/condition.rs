@@ -42,7 +42,7 @@ impl Condition {
             Self::Above(limit) => current > limit,
             Self::ChangedByPercent(percent) => match previous {
                 None => false,
-                Some(before) if before == 0.0 => current != 0.0,
+                Some(0.0) => current != 0.0,
                 Some(before) => ((current - before) / before).abs() * 100.0 > percent,
             },
         }
