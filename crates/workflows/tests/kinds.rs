@@ -155,6 +155,9 @@ fn outcome_and_snapshot_schemas_are_self_contained() {
     ] {
         let defs = schema["$defs"].as_object().expect("$defs");
         check_refs(&schema, defs);
-        assert!(defs.contains_key("Summary") || defs.contains_key("PageSnapshot"), "{schema}");
+        assert!(
+            defs.contains_key("Summary") || defs.contains_key("PageSnapshot"),
+            "{schema}"
+        );
     }
 }

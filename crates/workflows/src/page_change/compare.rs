@@ -23,7 +23,7 @@ use crate::outcome::BaselineReason;
 use crate::text;
 use crate::values::{track_value, ValueOutcome, ValueSpec, ValueState};
 use crate::version::FormatV1;
-use crate::visual::{compare_screenshots, VisualComparison};
+use crate::visual::{compare_screenshots, VisualComparison, VisualRule};
 
 /// What the engine captured of the page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -151,26 +151,7 @@ pub fn page_change(
     let (visual, highlight_png) = match &input.visual {
         None => (None, None),
         Some(rule) => {
-            let (visual, highlight) = match (compared, &capture.screenshot_png) {
-                (_, None) => (
-                    skipped("this run took no screenshot (screenshots need the browser engine)"),
-                    None,
-                ),
-                (None, Some(_)) => (skipped(baseline_reason(baseline)), None),
-                (Some(p), Some(current)) => match p.screenshot_png {
-                    None => (
-                        skipped("the previous run's screenshot is not available"),
-                        None,
-                    ),
-                    Some(before) => match compare_screenshots(before, current, rule) {
-                        Ok(diff) => (
-                            VisualOutcome::Compared(diff.comparison),
-                            Some(diff.highlight_png),
-                        ),
-                        Err(err) => (skipped(&format!("failed to {err}")), None),
-                    },
-                },
-            };
+            let (visual, highlight) = judge_visual(rule, capture, compared, baseline);
             (Some(visual), highlight)
         }
     };
@@ -178,17 +159,8 @@ pub fn page_change(
     let trigger_allows = trigger.as_ref().is_none_or(|t| t.satisfied);
     let changed = baseline.is_none() && (text_changed || visual_changed) && trigger_allows;
 
-    let previous_values = previous.map(|p| &p.snapshot.values);
-    let mut values = Vec::with_capacity(input.values.len());
-    let mut value_states = BTreeMap::new();
-    for spec in &input.values {
-        let found = value_text(spec, &body);
-        let before = previous_values.and_then(|v| v.get(&spec.name));
-        let (outcome, state) = track_value(spec, found.as_deref().map_err(Clone::clone), before);
-        values.push(outcome);
-        value_states.insert(spec.name.clone(), state);
-    }
-
+    let (values, value_states) =
+        track_values(&input.values, &body, previous.map(|p| &p.snapshot.values));
     let screenshot_sha256 = match &capture.screenshot_png {
         Some(png) => Some(hex::encode(Sha256::digest(png))),
         None => previous.and_then(|p| p.snapshot.screenshot_sha256.clone()),
@@ -216,6 +188,54 @@ pub fn page_change(
         },
         highlight_png,
     })
+}
+
+/// The visual comparison, or why there is none, and the highlight image.
+fn judge_visual(
+    rule: &VisualRule,
+    capture: &PageCapture,
+    compared: Option<PreviousPage<'_>>,
+    baseline: Option<BaselineReason>,
+) -> (VisualOutcome, Option<Vec<u8>>) {
+    let Some(current) = &capture.screenshot_png else {
+        let reason = "this run took no screenshot (screenshots need the browser engine)";
+        return (skipped(reason), None);
+    };
+    let Some(previous) = compared else {
+        return (skipped(baseline_reason(baseline)), None);
+    };
+    let Some(before) = previous.screenshot_png else {
+        return (
+            skipped("the previous run's screenshot is not available"),
+            None,
+        );
+    };
+    match compare_screenshots(before, current, rule) {
+        Ok(diff) => (
+            VisualOutcome::Compared(diff.comparison),
+            Some(diff.highlight_png),
+        ),
+        Err(err) => (skipped(&format!("failed to {err}")), None),
+    }
+}
+
+/// Each tracked value's outcome, and the states to keep by name (values no
+/// longer tracked are dropped).
+fn track_values(
+    specs: &[ValueSpec],
+    body: &Body,
+    previous: Option<&BTreeMap<String, ValueState>>,
+) -> (Vec<ValueOutcome>, BTreeMap<String, ValueState>) {
+    let mut outcomes = Vec::with_capacity(specs.len());
+    let mut states = BTreeMap::new();
+    for spec in specs {
+        let found = value_text(spec, body);
+        let before = previous.and_then(|v| v.get(&spec.name));
+        let (outcome, state) = track_value(spec, found.as_deref().map_err(Clone::clone), before);
+        outcomes.push(outcome);
+        states.insert(spec.name.clone(), state);
+    }
+    (outcomes, states)
 }
 
 fn skipped(reason: &str) -> VisualOutcome {

@@ -45,8 +45,9 @@ pub struct Trigger {
     pub when: TriggerWhen,
 }
 
-/// Input of the `page_change` workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Input of the `page_change` workflow. The default watches the whole page
+/// with no rules.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageChangeInput {
     /// Parts of the page to watch, in this order; empty watches the whole
@@ -88,20 +89,6 @@ fn is_auto(format: &BodyFormat) -> bool {
 }
 
 impl PageChangeInput {
-    /// The input watching the whole page with no rules.
-    pub fn whole_page() -> Self {
-        Self {
-            selectors: Vec::new(),
-            remove: Vec::new(),
-            ignore: Vec::new(),
-            sort_lines: false,
-            format: BodyFormat::Auto,
-            trigger: None,
-            visual: None,
-            values: Vec::new(),
-        }
-    }
-
     /// Checks what serde cannot (selectors and patterns were checked when
     /// they were parsed).
     pub fn validate(&self) -> Result<(), ValidationError> {
