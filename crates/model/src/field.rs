@@ -237,7 +237,7 @@ fn read_as(attribute: Option<&str>, html: bool) -> Result<ReadAs<'_>, FieldError
             "html",
             "`html` and `attribute` cannot be used together",
         )),
-        (Some(name), false) if name.is_empty() => {
+        (Some(""), false) => {
             Err(field_error("attribute", "an attribute name is not empty"))
         }
         (Some(name), false) => Ok(ReadAs::Attribute(name)),

@@ -7,30 +7,69 @@ use utoipa::ToSchema;
 
 use crate::{ArtifactRef, RunEngine};
 
-/// One extracted value. On the wire it is plain JSON; the variants are
-/// views of that JSON, tried in this order, so a value read back is the
-/// value written:
+/// One extracted value: plain JSON, read as the first of these that fits
+/// (so a value read back is the value written):
 ///
-/// - a string, or `null` when nothing matched: [`One`](Self::One);
+/// - a string, or `null` when nothing matched;
 /// - an array of strings, including the empty array (a field with `all`,
-///   or `items` that matched nothing): [`List`](Self::List);
-/// - a non-empty array of objects (`items` records, or JSON records):
-///   [`Records`](Self::Records), each member itself an `ExtractedValue`;
-/// - anything else (numbers, booleans, objects, mixed arrays, from a JSON
-///   source or `evaluate`): [`Json`](Self::Json).
-///
-/// Build values with [`ExtractedValue::records`] and
-/// [`ExtractedValue::from_json`], which keep that canonical form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+///   or `items` that matched nothing);
+/// - a non-empty array of objects (`items` records, or records from a JSON
+///   source), each member itself an extracted value;
+/// - any other JSON (numbers, booleans, objects, mixed arrays), from a JSON
+///   source or `evaluate`.
+//
+// The variants are those four views, in that order. Build values with
+// `ExtractedValue::records` and `ExtractedValue::from_json`, which keep the
+// canonical form the order implies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, from = "serde_json::Value")]
 pub enum ExtractedValue {
     One(Option<String>),
     List(Vec<String>),
-    #[schema(no_recursion)]
     Records(Vec<BTreeMap<String, ExtractedValue>>),
-    #[schema(value_type = Object)]
     Json(serde_json::Value),
 }
+
+// Written by hand: the four views overlap (any JSON is "other JSON"), so
+// the document says `anyOf` where a derived schema would say `oneOf`.
+impl utoipa::PartialSchema for ExtractedValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type,
+        };
+        use utoipa::openapi::Ref;
+        let text = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .description(Some("Text, or `null` when nothing matched."));
+        let list = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some("Every match of a field with `all`."));
+        let records = ArrayBuilder::new()
+            .min_items(Some(1))
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(Ref::from_schema_name("ExtractedValue"))),
+            )
+            .description(Some("Records, from `items` or a JSON source."));
+        let other = ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .description(Some("Any other JSON, from a JSON source or `evaluate`."));
+        AnyOfBuilder::new()
+            .item(text)
+            .item(list)
+            .item(records)
+            .item(other)
+            .description(Some(
+                "One extracted value: plain JSON, read as the first of these views that \
+                 fits, so a value read back is the value written. No records is the empty \
+                 array.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ExtractedValue {}
 
 impl ExtractedValue {
     /// A list of records; no records is the empty [`List`](Self::List)

@@ -124,7 +124,7 @@ pub enum Step {
     /// most `max_rounds` times. Browser only.
     Scroll {
         #[serde(default = "default_scroll_rounds")]
-        #[schema(minimum = 1, maximum = 200, default = 20)]
+        #[schema(minimum = 1, maximum = 200, default = 20, format = "uint32")]
         max_rounds: u32,
     },
     /// Move the mouse over the first element matching the selector. Browser only.
@@ -143,11 +143,11 @@ pub enum Step {
         full_page: bool,
         /// Viewport width in CSS pixels.
         #[serde(default = "default_screenshot_width")]
-        #[schema(minimum = 320, maximum = 3840, default = 1280)]
+        #[schema(minimum = 320, maximum = 3840, default = 1280, format = "uint32")]
         width: u32,
         /// Viewport height in CSS pixels.
         #[serde(default = "default_screenshot_height")]
-        #[schema(minimum = 200, maximum = 4000, default = 800)]
+        #[schema(minimum = 200, maximum = 4000, default = 800, format = "uint32")]
         height: u32,
         /// The artifact's name; `step-{index}-screenshot.png` by default.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,7 +161,7 @@ pub enum Step {
         url_pattern: UrlPattern,
         /// Longest body kept per response, in bytes; longer ones are cut.
         #[serde(default = "default_capture_body_bytes")]
-        #[schema(minimum = 0, maximum = 4_194_304, default = 262_144)]
+        #[schema(minimum = 0, maximum = 4_194_304, default = 262_144, format = "uint32")]
         max_body_bytes: u32,
         /// The artifact's name; `step-{index}-network.json` by default.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +204,7 @@ pub enum Step {
     Assert {
         /// The page's HTTP status.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 100, maximum = 599)]
         status: Option<u16>,
         /// Text that must appear in the page's visible text (at most 4096 bytes).
         #[serde(default, skip_serializing_if = "Option::is_none")]
