@@ -2,7 +2,7 @@
 //! idempotency key, wake the claimers.
 
 use accord_model::{
-    auto_domain, auto_needs_browser, classify_ip, Engine, Job, JobId, NewJob, RunEngine, Step,
+    auto_domain, auto_needs_browser, classify_ip, Engine, Job, JobId, NewJob, RunEngine,
     ValidationError, WorkspaceId,
 };
 use accord_store::{InsertJob, InsertOutcome};
@@ -151,7 +151,7 @@ impl Queue {
             return Ok(());
         }
         for (index, step) in job.steps.iter().enumerate() {
-            let Step::Navigate { url, .. } = step else {
+            let Some(url) = step.target_url() else {
                 continue;
             };
             let host = url.as_url().host_str().unwrap_or_default();

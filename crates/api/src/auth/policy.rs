@@ -29,7 +29,9 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
             Requires(P::JobsRead)
         }
         "ops_status" | "metrics" => Requires(P::InstanceRead),
-        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate" => Requires(P::WorkerProtocol),
+        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate" => {
+            Requires(P::WorkerProtocol)
+        }
         "list_keys" | "create_key" | "revoke_key" => Requires(P::KeysManage),
         "list_audit" => Requires(P::AuditRead),
         "list_workspaces" => Requires(P::WorkspacesRead),
