@@ -171,6 +171,12 @@ pub struct ServerArgs {
     /// Allow jobs to target private, loopback and link-local addresses (tests and local demos only).
     #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
+    /// Accept `evaluate` steps (JavaScript chosen by whoever submits the job runs in the page).
+    #[arg(long, env = "ACCORD_ALLOW_EVALUATE", value_parser = BoolishValueParser::new())]
+    pub allow_evaluate: bool,
+    /// How long `auto` remembers that a domain needs a browser before trying HTTP again [default: 24].
+    #[arg(long, env = "ACCORD_AUTO_MEMORY_HOURS", value_name = "HOURS")]
+    pub auto_memory_hours: Option<u64>,
     /// Share rate limits and job-event notices across replicas through Redis (`redis://host:6379`).
     #[arg(long, env = "ACCORD_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
@@ -190,9 +196,18 @@ pub struct ServerArgs {
 /// Worker settings.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Jobs run at the same time.
+    /// HTTP jobs run at the same time.
     #[arg(long, env = "ACCORD_WORKER_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Browser jobs run at the same time, apart from HTTP ones [default: one per core].
+    #[arg(long, env = "ACCORD_BROWSER_SLOTS", value_name = "N")]
+    pub browser_slots: Option<usize>,
+    /// The Chromium to run browser jobs with [default: `chromium-headless-shell`, else `chromium`, on PATH].
+    #[arg(long, env = "ACCORD_CHROMIUM_PATH", value_name = "PATH")]
+    pub chromium_path: Option<PathBuf>,
+    /// Take no browser jobs, even with a usable Chromium.
+    #[arg(long, env = "ACCORD_NO_BROWSER", value_parser = BoolishValueParser::new())]
+    pub no_browser: bool,
     /// Queues to serve, comma-separated (default: all).
     #[arg(
         long,

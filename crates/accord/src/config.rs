@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use accord_api::auth::RoleLimits;
 use accord_api::{ApiConfig, ConnectionLimits};
-use accord_model::{EgressPolicy, QueueName, RateLimit, WorkerId};
+use accord_model::{EgressPolicy, Limits, QueueName, RateLimit, WorkerId};
 use accord_queue::QueueConfig;
 use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
 use accord_worker::WorkerConfig;
@@ -55,6 +55,8 @@ pub struct FileServer {
     pub idle_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
     pub allow_private_targets: Option<bool>,
+    pub allow_evaluate: Option<bool>,
+    pub auto_memory_hours: Option<u64>,
     pub redis_url: Option<String>,
     pub event_poll_ms: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
@@ -99,6 +101,9 @@ impl FileRateLimits {
 pub struct FileWorker {
     pub server: Option<String>,
     pub concurrency: Option<usize>,
+    pub browser_slots: Option<usize>,
+    pub chromium_path: Option<PathBuf>,
+    pub no_browser: Option<bool>,
     pub queues: Option<Vec<String>>,
     pub worker_id: Option<String>,
     pub heartbeat_ms: Option<u64>,
@@ -249,6 +254,17 @@ impl ServerSettings {
             egress: EgressPolicy::from_allow_private(
                 args.allow_private_targets || file.allow_private_targets.unwrap_or(false),
             ),
+            limits: Limits {
+                allow_evaluate: args.allow_evaluate || file.allow_evaluate.unwrap_or(false),
+                ..Limits::default()
+            },
+            auto_memory: Duration::from_secs(
+                args.auto_memory_hours
+                    .or(file.auto_memory_hours)
+                    .unwrap_or(24)
+                    .max(1)
+                    * 3600,
+            ),
             ..QueueConfig::default()
         };
         let api = ApiConfig {
@@ -326,6 +342,9 @@ pub fn worker_settings(args: &WorkerArgs, file: &FileWorker) -> Result<WorkerCon
     };
     let mut config = WorkerConfig::new(WorkerId::new(worker_id).context("invalid worker id")?);
     config.concurrency = args.concurrency.or(file.concurrency).unwrap_or(8).max(1);
+    if let Some(slots) = args.browser_slots.or(file.browser_slots) {
+        config.browser_slots = slots.max(1);
+    }
     let queues = if args.queues.is_empty() {
         file.queues.clone().unwrap_or_default()
     } else {

@@ -10,6 +10,7 @@
 //! stopped, and awaits the run, which ends promptly, so its slot is not
 //! reused while work of the run is still going. Never touches the store.
 
+mod auto;
 mod bounded;
 mod config;
 mod error;
@@ -18,6 +19,7 @@ mod extract;
 mod guard;
 mod http;
 
+pub use auto::client_rendered;
 pub use bounded::{Exceeded, PageLimits};
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};

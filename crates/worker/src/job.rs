@@ -66,7 +66,12 @@ impl JobTask {
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         match outcome {
             // Artifacts are not uploaded yet: the artifact store comes next.
-            Ok(Ok(RunOutput { result, .. })) => {
+            Ok(Ok(RunOutput { mut result, .. })) => {
+                // The result says which engine ran, and for `auto` why.
+                result.engine = self.job.run_on;
+                if self.job.spec.engine == Engine::Auto {
+                    result.engine_reason = self.job.engine_reason.clone();
+                }
                 tracing::info!(
                     status = result.status,
                     total_ms = result.timings.total_ms,
