@@ -128,15 +128,18 @@ impl Fetcher {
                 check_unfollowed_redirect(&response)?;
             }
             let final_url = response.url().clone();
-            let headers = response.headers().clone();
+            let content_type = content_type(response.headers());
             let wanting: Vec<usize> = captures
                 .iter()
                 .enumerate()
                 .filter(|(_, capture)| capture.wants(url.as_str(), Some(final_url.as_str())))
                 .map(|(at, _)| at)
                 .collect();
+            // Built before the body is read, which consumes the response.
+            let exchange = (!wanting.is_empty())
+                .then(|| self.exchange(url, status, &final_url, response.headers()));
             if !rules.accept.takes(status) {
-                if !wanting.is_empty() {
+                if let Some(exchange) = &exchange {
                     // The evidence of the failure: as much body as a capture keeps.
                     let cap = wanting
                         .iter()
@@ -144,9 +147,8 @@ impl Fetcher {
                         .max()
                         .unwrap_or(0);
                     let (prefix, more) = read_prefix(response, cap).await;
-                    let exchange = self.exchange(url, status, &final_url, &headers);
                     for &at in &wanting {
-                        captures[at].record(&exchange, Some((&prefix, more)));
+                        captures[at].record(exchange, Some((&prefix, more)));
                     }
                 }
                 return Err(StepFailure::ErrorStatus {
@@ -155,15 +157,14 @@ impl Fetcher {
                 });
             }
             let body = read_body(response, rules.max_body_bytes).await?;
-            if !wanting.is_empty() {
-                let exchange = self.exchange(url, status, &final_url, &headers);
+            if let Some(exchange) = &exchange {
                 for &at in &wanting {
-                    captures[at].record(&exchange, Some((&body, false)));
+                    captures[at].record(exchange, Some((&body, false)));
                 }
             }
             Ok(Fetched {
                 status: status.as_u16(),
-                content_type: content_type(&headers),
+                content_type,
                 final_url,
                 body,
                 elapsed: started.elapsed(),
