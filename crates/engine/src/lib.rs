@@ -2,8 +2,9 @@
 //! a [`JobResult`](accord_model::JobResult) or a classified error.
 //!
 //! Owns the [`Executor`] trait, the plain-HTTP engine ([`HttpEngine`]), the
-//! SSRF guard every fetch goes through, and the extraction of fields from
-//! pages. Errors are classified retryable or permanent here, at the source.
+//! SSRF guard every fetch goes through, the extraction of fields from
+//! pages (HTML and JSON), and the network capture format every engine
+//! writes. Errors are classified retryable or permanent here, at the source.
 //!
 //! Deliberately does not retry or time out whole jobs: the caller (the
 //! worker) cancels a run through its token when the job times out or is
@@ -12,17 +13,26 @@
 
 mod auto;
 mod bounded;
+mod capture;
 mod config;
 mod error;
 mod executor;
 mod extract;
+mod fetch;
 mod guard;
 mod http;
+mod process;
+mod text;
 
 pub use auto::client_rendered;
 pub use bounded::{Exceeded, PageLimits};
+pub use capture::{
+    ActiveCapture, BodyEncoding, CapturedBody, Exchange, Header, NetworkCapture, MAX_EXCHANGES,
+    REDACTED_HEADERS,
+};
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};
 pub use executor::{Artifact, Executor, RunFailure, RunOutput};
 pub use guard::RefusedTarget;
-pub use http::{process_page, HttpEngine};
+pub use http::HttpEngine;
+pub use process::process_page;

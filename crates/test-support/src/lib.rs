@@ -5,8 +5,9 @@
 //! as constants such as [`PAGE_TITLE`] and [`PAGE_LINKS`]) plus routes that
 //! misbehave on purpose: flaky 503s, arbitrary statuses, redirects and
 //! redirect chains, slow and hanging answers, big (and streamed) pages, plain
-//! text, an echo of the request's `User-Agent`, and hostile pages (costly
-//! to parse, or never ending). It counts the requests
+//! text, an echo of the request's `User-Agent`, hostile pages (costly
+//! to parse, or never ending), and data: a JSON API, a page of records and
+//! files to download. It counts the requests
 //! each path received ([`FixtureServer::hits`]).
 //!
 //! It is built to be cheap per request (axum, no per-request logging) so a
@@ -20,6 +21,7 @@
 //! that stop and restart Redis.
 
 mod cluster;
+mod data;
 mod fixture;
 pub mod fuzz;
 mod hostile;
@@ -27,6 +29,7 @@ mod postgres;
 mod redis;
 
 pub use cluster::ThrowawayCluster;
+pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, REPORT_CSV};
 pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
 };
