@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord_model::{
-    ArtifactRef, ExtractedValue, JobResult, JobSpec, RunEngine, Step, TargetUrl, Timings,
+    ArtifactRef, Engine, ExtractedValue, JobResult, JobSpec, RunEngine, Step, TargetUrl, Timings,
 };
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -335,7 +335,16 @@ impl Executor for HttpEngine {
     async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure> {
         let started = Instant::now();
         let mut run = Run::default();
-        if let Err(error) = self.run_steps(spec, &mut run, stop).await {
+        let outcome = self.run_steps(spec, &mut run, stop).await;
+        if spec.engine == Engine::Auto {
+            if let Some(handover) = needs_browser(spec, &run, outcome.as_ref().err()).await {
+                return Err(RunFailure {
+                    error: handover,
+                    artifacts: Vec::new(),
+                });
+            }
+        }
+        if let Err(error) = outcome {
             return Err(RunFailure {
                 error,
                 artifacts: run.into_artifacts(),
@@ -362,6 +371,51 @@ impl Executor for HttpEngine {
             },
             artifacts,
         })
+    }
+}
+
+/// For an `auto` job: whether what the HTTP engine saw means the page needs
+/// a browser. It does when an extraction came back empty, or a check of the
+/// page's text or elements failed, on a page that renders on the client.
+async fn needs_browser(
+    spec: &JobSpec,
+    run: &Run,
+    failure: Option<&EngineError>,
+) -> Option<EngineError> {
+    let page = run.page.as_ref()?;
+    let suspicious = match failure {
+        Some(error) => matches!(error.failure(), StepFailure::AssertFailed { .. }),
+        None => run.extracted.values().any(is_empty_value),
+    };
+    if !suspicious {
+        return None;
+    }
+    let raw = page.data.raw.clone();
+    let reason = tokio::task::spawn_blocking(move || {
+        crate::auto::client_rendered(&String::from_utf8_lossy(&raw))
+    })
+    .await
+    .ok()??;
+    let step = match failure {
+        Some(error) => error.step().unwrap_or(0),
+        None => spec
+            .steps
+            .iter()
+            .position(|step| matches!(step, Step::Extract { .. }))
+            .unwrap_or(0),
+    };
+    Some(EngineError::needs_browser(
+        step,
+        format!("the page renders on the client: {reason}"),
+    ))
+}
+
+fn is_empty_value(value: &ExtractedValue) -> bool {
+    match value {
+        ExtractedValue::One(text) => text.as_deref().is_none_or(|text| text.trim().is_empty()),
+        ExtractedValue::List(items) => items.is_empty(),
+        ExtractedValue::Records(records) => records.is_empty(),
+        ExtractedValue::Json(value) => value.is_null(),
     }
 }
 
