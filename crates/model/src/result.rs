@@ -128,7 +128,8 @@ impl From<serde_json::Value> for ExtractedValue {
 pub struct Timings {
     #[schema(format = "uint64")]
     pub total_ms: u64,
-    /// Network time of all `navigate` steps (request to last body byte).
+    /// Network time of all `navigate` and `download` steps (request to
+    /// last body byte).
     #[schema(format = "uint64")]
     pub fetch_ms: u64,
     /// Parsing, extraction and checks.
