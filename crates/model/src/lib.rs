@@ -9,6 +9,7 @@
 //! Values are validated when they are parsed (at the API boundary) so the rest
 //! of the system can trust them.
 
+mod address;
 mod auth;
 mod backoff;
 mod clock;
@@ -24,6 +25,7 @@ mod spec;
 mod target;
 mod wire;
 
+pub use address::{classify_ip, embedded_ipv4, AddressClass};
 pub use auth::{
     check_workspace_name, ApiKey, ApiKeyId, ApiKeyList, ApiToken, AuditEntry, AuditOutcome,
     AuditPage, CreatedApiKey, NewApiKey, NewAuditEntry, NewWorkspace, Permission, RateLimit, Role,
@@ -47,7 +49,7 @@ pub use spec::{
     Capability, Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError,
     MAX_FIELD_NAME_BYTES, MAX_STEP_TEXT_BYTES,
 };
-pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
+pub use target::{TargetUrl, TargetUrlError};
 pub use wire::{
     ErrorBody, ErrorDetail, EventPage, HealthView, JobBatch, JobPage, NewJobBatch, OpsStatus,
     QueueStatsView, Throughput,
