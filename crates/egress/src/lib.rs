@@ -19,18 +19,18 @@
 
 pub mod address;
 mod blocked;
-
+mod chromium;
 pub mod guard;
 pub mod host;
 pub mod http_client;
-
+pub mod proxy;
 mod resolver;
 
 pub use address::{AllowList, CidrError};
 pub use blocked::{BlockReason, Blocked, Detail};
-
+pub use chromium::{chromium_args, chromium_command_line};
 pub use guard::{ConnectError, Connected, Guard, GuardConfig, Vetted};
 pub use host::{Authority, HostError, HostName, TargetHost};
 pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
-
+pub use proxy::{Admission, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};
