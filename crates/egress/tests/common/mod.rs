@@ -1,0 +1,401 @@
+//! What the egress tests share: the SSRF corpus (data in
+//! `tests/ssrf_corpus.toml`), a fixture on 127.0.0.10 that tests reach only
+//! through an allow-list entry, canary listeners on 127.0.0.1-9 and [::1]
+//! that count every connection they receive, and two clients that go
+//! through a proxy (absolute-form with reqwest, CONNECT by hand).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use accord_egress::proxy::{HookVerdict, ProxyOutcome, ProxyRequest};
+use accord_egress::{
+    AllowList, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle, ProxyHook, StubResolver,
+};
+use accord_model::EgressPolicy;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+/// The fixture's address; the allow-list names it and nothing else.
+pub const FIXTURE_IP: &str = "127.0.0.10";
+/// The fixture's name in every stub resolver.
+pub const FIXTURE_NAME: &str = "fixture.test";
+/// What the fixture's page says.
+pub const FIXTURE_BODY: &str = "fixture";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Corpus {
+    case: Vec<Case>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    Block,
+    Allow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    pub status: u16,
+    pub to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    url: String,
+    pub expect: Expect,
+    pub note: String,
+    /// Name to lookups, each lookup a list of answers.
+    #[serde(default)]
+    dns: BTreeMap<String, Vec<Vec<IpAddr>>>,
+    pub redirect: Option<Redirect>,
+}
+
+pub fn corpus() -> Vec<Case> {
+    let text = include_str!("../ssrf_corpus.toml");
+    let corpus: Corpus = toml::from_str(text).expect("the corpus parses");
+    corpus.case
+}
+
+impl Case {
+    /// The URL to request, with the port filled in; a redirect case points
+    /// at the fixture's redirect page with the status and target.
+    pub fn url(&self, port: u16) -> String {
+        let url = self.url.replace("{port}", &port.to_string());
+        match &self.redirect {
+            Some(redirect) => {
+                let to = redirect.to.replace("{port}", &port.to_string());
+                let query: String = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("status", &redirect.status.to_string())
+                    .append_pair("to", &to)
+                    .finish();
+                format!("{url}?{query}")
+            }
+            None => url,
+        }
+    }
+
+    /// Where the redirect points, port filled in.
+    pub fn redirect_target(&self, port: u16) -> Option<String> {
+        let redirect = self.redirect.as_ref()?;
+        Some(redirect.to.replace("{port}", &port.to_string()))
+    }
+
+    /// A fresh resolver with this case's answers and the fixture's name.
+    pub fn resolver(&self) -> StubResolver {
+        let stub = StubResolver::new();
+        stub.set(FIXTURE_NAME, vec![FIXTURE_IP.parse().unwrap()]);
+        for (name, lookups) in &self.dns {
+            stub.set_sequence(name, lookups.clone());
+        }
+        stub
+    }
+
+    /// The guard every case runs under: public only, plus the fixture.
+    pub fn guard(&self) -> Guard {
+        let config = GuardConfig {
+            policy: EgressPolicy::PublicOnly,
+            allow: AllowList::parse([FIXTURE_IP]).unwrap(),
+            connect_timeout: Duration::from_secs(2),
+        };
+        Guard::with_resolver(config, Arc::new(self.resolver()))
+    }
+}
+
+/// A listener that counts connections and never answers.
+#[derive(Debug)]
+pub struct Canary {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+}
+
+/// The fixture and the canaries, all on one port.
+#[derive(Debug)]
+pub struct Net {
+    pub port: u16,
+    pub canaries: Vec<Canary>,
+    /// Requests the fixture served, by path.
+    pub fixture_requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Net {
+    pub fn canary_hits(&self) -> Vec<(SocketAddr, usize)> {
+        self.canaries
+            .iter()
+            .map(|canary| (canary.addr, canary.hits.load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    pub fn total_canary_hits(&self) -> usize {
+        self.canary_hits().iter().map(|(_, hits)| hits).sum()
+    }
+
+    pub fn fixture_paths(&self) -> Vec<String> {
+        self.fixture_requests.lock().unwrap().clone()
+    }
+}
+
+/// Binds the fixture on 127.0.0.10 and canaries on 127.0.0.1-9 (and [::1]
+/// when the host has IPv6) on one free port.
+pub async fn start_net() -> Net {
+    'attempt: for _ in 0..50 {
+        let fixture = TcpListener::bind((FIXTURE_IP, 0)).await.unwrap();
+        let port = fixture.local_addr().unwrap().port();
+        let mut listeners = Vec::new();
+        for last in 1..=9u8 {
+            match TcpListener::bind(format!("127.0.0.{last}:{port}")).await {
+                Ok(listener) => listeners.push(listener),
+                Err(_) => continue 'attempt,
+            }
+        }
+        // IPv6 may be off in a container; the other canaries still stand.
+        if let Ok(listener) = TcpListener::bind(format!("[::1]:{port}")).await {
+            listeners.push(listener);
+        }
+        let canaries = listeners.into_iter().map(start_canary).collect();
+        let fixture_requests = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(serve_fixture(fixture, fixture_requests.clone()));
+        return Net {
+            port,
+            canaries,
+            fixture_requests,
+        };
+    }
+    panic!("no port was free on 127.0.0.1-10 after 50 attempts");
+}
+
+fn start_canary(listener: TcpListener) -> Canary {
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    Canary { addr, hits }
+}
+
+async fn serve_fixture(listener: TcpListener, requests: Arc<Mutex<Vec<String>>>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let requests = requests.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let requests = requests.clone();
+                async move { Ok::<_, Infallible>(fixture_page(request, &requests)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+/// `/redirect?status=&to=` redirects; a request asking for an upgrade gets
+/// `101` and an echo of every byte it sends; anything else is the page.
+fn fixture_page(
+    mut request: Request<Incoming>,
+    requests: &Mutex<Vec<String>>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    requests.lock().unwrap().push(path.clone());
+    if path == "/redirect" {
+        let query = request.uri().query().unwrap_or_default();
+        let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let status = pairs["status"].parse::<u16>().unwrap();
+        return Response::builder()
+            .status(status)
+            .header("location", &pairs["to"])
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
+    if request.headers().contains_key("upgrade") {
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
+    Response::new(Full::new(Bytes::from_static(FIXTURE_BODY.as_bytes())))
+}
+
+/// A hook that records every outcome as a line, and denies the paths it
+/// was told to.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub deny_paths: Vec<String>,
+    pub lines: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl ProxyHook for Recorder {
+    fn check(&self, request: &ProxyRequest<'_>) -> HookVerdict {
+        match request.url {
+            Some(url) if self.deny_paths.iter().any(|path| path == url.path()) => {
+                HookVerdict::Deny(format!("path {} is denied", url.path()))
+            }
+            _ => HookVerdict::Allow,
+        }
+    }
+
+    fn record(&self, request: &ProxyRequest<'_>, outcome: &ProxyOutcome<'_>) {
+        let outcome = match outcome {
+            ProxyOutcome::Tunnelled(addr) => format!("tunnelled to {addr}"),
+            ProxyOutcome::Forwarded { addr, status } => format!("forwarded to {addr}: {status}"),
+            ProxyOutcome::Denied(reason) => format!("denied: {reason}"),
+            ProxyOutcome::Blocked(blocked) => format!("blocked: {}", blocked.detail()),
+            ProxyOutcome::Failed(detail) => format!("failed: {detail}"),
+        };
+        let line = format!("{:?} {}: {outcome}", request.kind, request.authority);
+        self.lines.lock().unwrap().push(line);
+    }
+}
+
+/// A proxy for one run, admitting only this test process.
+pub async fn start_proxy(guard: Guard, hook: Arc<Recorder>) -> ProxyHandle {
+    let config = ProxyConfig {
+        header_read_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(5),
+        ..ProxyConfig::default()
+    };
+    let proxy = EgressProxy::start(guard, hook, config).await.unwrap();
+    proxy.admit_process_tree(std::process::id());
+    proxy
+}
+
+/// What came back through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    /// 0 when no complete response came back.
+    pub status: u16,
+    pub body: String,
+}
+
+impl Got {
+    fn broken(err: impl std::fmt::Display) -> Self {
+        Self {
+            status: 0,
+            body: err.to_string(),
+        }
+    }
+}
+
+/// GET through the proxy with reqwest (absolute-form for http), following
+/// up to 10 redirects the way a browser would: every hop through the proxy.
+pub async fn get_forwarded(proxy: &ProxyHandle, url: &str) -> Got {
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr())).unwrap())
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let response = match client.get(url).send().await {
+        Ok(response) => response,
+        Err(err) => return Got::broken(err),
+    };
+    let status = response.status().as_u16();
+    match response.text().await {
+        Ok(body) => Got { status, body },
+        Err(err) => Got::broken(err),
+    }
+}
+
+/// GET through CONNECT tunnels by hand, following up to 10 redirects, each
+/// hop through a new tunnel: how Chromium reaches https and WebSockets.
+pub async fn get_tunnelled(proxy: &ProxyHandle, url: &Url) -> Got {
+    let mut url = url.clone();
+    for _ in 0..=10 {
+        let authority = format!(
+            "{}:{}",
+            url.host_str().unwrap(),
+            url.port_or_known_default().unwrap()
+        );
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        let connect = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
+        stream.write_all(connect.as_bytes()).await.unwrap();
+        let Some((status, _, body)) = read_response(&mut stream).await else {
+            return Got::broken("the proxy closed the connection");
+        };
+        if status != 200 {
+            return Got { status, body };
+        }
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let get = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+        stream.write_all(get.as_bytes()).await.unwrap();
+        let Some((status, location, body)) = read_response(&mut stream).await else {
+            return Got::broken("the tunnel closed before a response");
+        };
+        match location {
+            Some(location) if (300..400).contains(&status) => {
+                url = url.join(&location).unwrap();
+            }
+            _ => return Got { status, body },
+        }
+    }
+    panic!("more than 10 redirects from {url}");
+}
+
+/// Reads one response (head and a content-length body): its status, its
+/// Location, its body; `None` if the connection closes first.
+pub async fn read_response(stream: &mut TcpStream) -> Option<(u16, Option<String>, String)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim().to_owned())
+    };
+    let length: usize = header("content-length").map_or(0, |len| len.parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.ok()?;
+    Some((status, header("location"), String::from_utf8(body).ok()?))
+}
