@@ -1,27 +1,22 @@
-//! What the egress tests share: the SSRF corpus (data in
-//! `tests/ssrf_corpus.toml`), a fixture on 127.0.0.10 that tests reach only
-//! through an allow-list entry, canary listeners on 127.0.0.1-9 and [::1]
+//! What the egress tests share: a fixture on 127.0.0.10 that tests reach
+//! only through an allow-list entry, canary listeners on 127.0.0.1-9 and [::1]
 //! that count every connection they receive, and two clients that go
 //! through a proxy (absolute-form with reqwest, CONNECT by hand).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accord_egress::proxy::{HookVerdict, ProxyOutcome, ProxyRequest};
-use accord_egress::{
-    AllowList, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle, ProxyHook, StubResolver,
-};
-use accord_model::EgressPolicy;
+use accord_egress::{EgressProxy, Guard, ProxyConfig, ProxyHandle, ProxyHook};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
@@ -32,90 +27,6 @@ pub const FIXTURE_IP: &str = "127.0.0.10";
 pub const FIXTURE_NAME: &str = "fixture.test";
 /// What the fixture's page says.
 pub const FIXTURE_BODY: &str = "fixture";
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Corpus {
-    case: Vec<Case>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Expect {
-    Block,
-    Allow,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Redirect {
-    pub status: u16,
-    pub to: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Case {
-    pub name: String,
-    url: String,
-    pub expect: Expect,
-    pub note: String,
-    /// Name to lookups, each lookup a list of answers.
-    #[serde(default)]
-    dns: BTreeMap<String, Vec<Vec<IpAddr>>>,
-    pub redirect: Option<Redirect>,
-}
-
-pub fn corpus() -> Vec<Case> {
-    let text = include_str!("../ssrf_corpus.toml");
-    let corpus: Corpus = toml::from_str(text).expect("the corpus parses");
-    corpus.case
-}
-
-impl Case {
-    /// The URL to request, with the port filled in; a redirect case points
-    /// at the fixture's redirect page with the status and target.
-    pub fn url(&self, port: u16) -> String {
-        let url = self.url.replace("{port}", &port.to_string());
-        match &self.redirect {
-            Some(redirect) => {
-                let to = redirect.to.replace("{port}", &port.to_string());
-                let query: String = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("status", &redirect.status.to_string())
-                    .append_pair("to", &to)
-                    .finish();
-                format!("{url}?{query}")
-            }
-            None => url,
-        }
-    }
-
-    /// Where the redirect points, port filled in.
-    pub fn redirect_target(&self, port: u16) -> Option<String> {
-        let redirect = self.redirect.as_ref()?;
-        Some(redirect.to.replace("{port}", &port.to_string()))
-    }
-
-    /// A fresh resolver with this case's answers and the fixture's name.
-    pub fn resolver(&self) -> StubResolver {
-        let stub = StubResolver::new();
-        stub.set(FIXTURE_NAME, vec![FIXTURE_IP.parse().unwrap()]);
-        for (name, lookups) in &self.dns {
-            stub.set_sequence(name, lookups.clone());
-        }
-        stub
-    }
-
-    /// The guard every case runs under: public only, plus the fixture.
-    pub fn guard(&self) -> Guard {
-        let config = GuardConfig {
-            policy: EgressPolicy::PublicOnly,
-            allow: AllowList::parse([FIXTURE_IP]).unwrap(),
-            connect_timeout: Duration::from_secs(2),
-        };
-        Guard::with_resolver(config, Arc::new(self.resolver()))
-    }
-}
 
 /// A listener that counts connections and never answers.
 #[derive(Debug)]
