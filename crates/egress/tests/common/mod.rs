@@ -42,6 +42,8 @@ pub struct Net {
     pub canaries: Vec<Canary>,
     /// Requests the fixture served, by path.
     pub fixture_requests: Arc<Mutex<Vec<String>>>,
+    /// HTML pages the fixture serves, by path.
+    pages: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Net {
@@ -59,14 +61,19 @@ impl Net {
     pub fn fixture_paths(&self) -> Vec<String> {
         self.fixture_requests.lock().unwrap().clone()
     }
+
+    /// Has the fixture serve `html` at `path`.
+    pub fn serve_page(&self, path: &str, html: String) {
+        self.pages.lock().unwrap().insert(path.to_owned(), html);
+    }
 }
 
 /// Binds the fixture on 127.0.0.10 and canaries on 127.0.0.1-9 (and [::1]
 /// when the host has IPv6) on one free port.
 pub async fn start_net() -> Net {
     'attempt: for _ in 0..50 {
-        let fixture = TcpListener::bind((FIXTURE_IP, 0)).await.unwrap();
-        let port = fixture.local_addr().unwrap().port();
+        let fixture_listener = TcpListener::bind((FIXTURE_IP, 0)).await.unwrap();
+        let port = fixture_listener.local_addr().unwrap().port();
         let mut listeners = Vec::new();
         for last in 1..=9u8 {
             match TcpListener::bind(format!("127.0.0.{last}:{port}")).await {
@@ -79,13 +86,18 @@ pub async fn start_net() -> Net {
             listeners.push(listener);
         }
         let canaries = listeners.into_iter().map(start_canary).collect();
-        let fixture_requests = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(serve_fixture(fixture, fixture_requests.clone()));
-        return Net {
+        let fixture = Fixture {
+            requests: Arc::new(Mutex::new(Vec::new())),
+            pages: Arc::new(Mutex::new(BTreeMap::new())),
+        };
+        let net = Net {
             port,
             canaries,
-            fixture_requests,
+            fixture_requests: fixture.requests.clone(),
+            pages: fixture.pages.clone(),
         };
+        tokio::spawn(serve_fixture(fixture_listener, fixture));
+        return net;
     }
     panic!("no port was free on 127.0.0.1-10 after 50 attempts");
 }
@@ -103,13 +115,20 @@ fn start_canary(listener: TcpListener) -> Canary {
     Canary { addr, hits }
 }
 
-async fn serve_fixture(listener: TcpListener, requests: Arc<Mutex<Vec<String>>>) {
+/// What the fixture knows: the requests it served and the pages it serves.
+#[derive(Debug, Clone)]
+struct Fixture {
+    requests: Arc<Mutex<Vec<String>>>,
+    pages: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+async fn serve_fixture(listener: TcpListener, fixture: Fixture) {
     while let Ok((stream, _)) = listener.accept().await {
-        let requests = requests.clone();
+        let fixture = fixture.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let requests = requests.clone();
-                async move { Ok::<_, Infallible>(fixture_page(request, &requests)) }
+                let fixture = fixture.clone();
+                async move { Ok::<_, Infallible>(fixture_page(request, &fixture)) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -120,13 +139,17 @@ async fn serve_fixture(listener: TcpListener, requests: Arc<Mutex<Vec<String>>>)
 }
 
 /// `/redirect?status=&to=` redirects; a request asking for an upgrade gets
-/// `101` and an echo of every byte it sends; anything else is the page.
-fn fixture_page(
-    mut request: Request<Incoming>,
-    requests: &Mutex<Vec<String>>,
-) -> Response<Full<Bytes>> {
+/// `101` and an echo of every byte it sends; a page set with
+/// [`Net::serve_page`] is served as HTML; anything else is the plain page.
+fn fixture_page(mut request: Request<Incoming>, fixture: &Fixture) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
-    requests.lock().unwrap().push(path.clone());
+    fixture.requests.lock().unwrap().push(path.clone());
+    if let Some(html) = fixture.pages.lock().unwrap().get(&path) {
+        return Response::builder()
+            .header("content-type", "text/html; charset=utf-8")
+            .body(Full::new(Bytes::from(html.clone())))
+            .unwrap();
+    }
     if path == "/redirect" {
         let query = request.uri().query().unwrap_or_default();
         let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
