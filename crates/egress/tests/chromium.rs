@@ -9,7 +9,7 @@
 //! scripts run for a virtual-time budget, and prints the DOM, where the
 //! page has written what each attempt saw.
 
-#[expect(dead_code, reason = "the corpus client is for the corpus test")]
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod common;
 
 use std::net::SocketAddr;

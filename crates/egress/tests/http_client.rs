@@ -2,7 +2,7 @@
 //! hands the client only vetted addresses, the redirect policy checks every
 //! hop, and the refusal comes back out of the client's error.
 
-#[expect(dead_code, reason = "the proxy helpers are for the proxy tests")]
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod common;
 
 use std::sync::Arc;

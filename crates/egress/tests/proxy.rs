@@ -1,7 +1,7 @@
 //! The egress proxy's own behaviour: who may use it, the hook, WebSocket
 //! upgrades over plain http, bounds, shutdown.
 
-#[expect(dead_code, reason = "the corpus client is for the corpus test")]
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod common;
 
 use std::sync::Arc;

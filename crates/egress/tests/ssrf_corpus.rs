@@ -3,6 +3,7 @@
 //! must-block case is refused, no canary receives a connection, and the
 //! allowed controls reach the fixture through its allow-list entry.
 
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod common;
 
 use std::net::SocketAddr;
