@@ -77,9 +77,8 @@ impl fmt::Display for RefusedAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}", self.ip, self.class.as_str())?;
         if let IpAddr::V6(v6) = self.ip {
-            if let Some(v4) = embedded_ipv4(v6) {
-                let inner = classify_ip(IpAddr::V4(v4));
-                write!(f, ", carrying {} address {v4}", inner.as_str())?;
+            if let Some((form, v4)) = embedded_ipv4(v6) {
+                write!(f, ": {v4} in {} form", form.as_str())?;
             }
         }
         f.write_str(")")
@@ -128,11 +127,15 @@ mod tests {
         check("10.0.0.1", "10.0.0.1 (private)");
         check(
             "::ffff:127.0.0.1",
-            "::ffff:127.0.0.1 (IPv4-mapped, carrying loopback address 127.0.0.1)",
+            "::ffff:127.0.0.1 (loopback: 127.0.0.1 in IPv4-mapped form)",
+        );
+        check(
+            "::ffff:8.8.8.8",
+            "::ffff:8.8.8.8 (IPv4-mapped: 8.8.8.8 in IPv4-mapped form)",
         );
         check(
             "2002:a9fe:a9fe::",
-            "2002:a9fe:a9fe:: (6to4, carrying cloud metadata address 169.254.169.254)",
+            "2002:a9fe:a9fe:: (cloud metadata: 169.254.169.254 in 6to4 form)",
         );
     }
 }

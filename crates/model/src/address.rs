@@ -46,15 +46,18 @@ pub enum AddressClass {
     Documentation,
     /// `198.18.0.0/15`, `2001:2::/48`.
     Benchmarking,
-    /// `::ffff:0:0/96`: an IPv4 address in IPv6 clothing.
+    /// `::ffff:0:0/96` carrying a public IPv4 address (one carrying a
+    /// non-public address takes that address's class).
     Ipv4Mapped,
-    /// `::ffff:0:0:0/96` (SIIT).
+    /// `::ffff:0:0:0/96` (SIIT) carrying a public IPv4 address.
     Ipv4Translated,
-    /// `::/96`, the deprecated IPv4-compatible form.
+    /// `::/96`, the deprecated IPv4-compatible form, carrying a public
+    /// IPv4 address.
     Ipv4Compatible,
-    /// `64:ff9b::/96` and the local-use `64:ff9b:1::/48`.
+    /// `64:ff9b::/96` carrying a public IPv4 address, and the local-use
+    /// `64:ff9b:1::/48`.
     Nat64,
-    /// `2002::/16`.
+    /// `2002::/16` carrying a public IPv4 address.
     SixToFour,
     /// `2001::/32`.
     Teredo,
@@ -206,37 +209,61 @@ const V6_TABLE: &[(Ipv6Net, AddressClass)] = &[
 const GLOBAL_UNICAST: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
 
 /// Classifies an address. Every IPv6 form that carries an IPv4 address is
-/// refused; [`embedded_ipv4`] recovers what it carries, for the log.
+/// refused: when what it carries is not public the class says so (the
+/// mapped `::ffff:10.0.0.1` is [`AddressClass::Private`]), otherwise the
+/// class names the form (`::ffff:8.8.8.8` is [`AddressClass::Ipv4Mapped`]).
+/// [`embedded_ipv4`] recovers the form and the address, for the log.
 pub fn classify_ip(ip: IpAddr) -> AddressClass {
     if METADATA.contains(&ip) {
         return AddressClass::Metadata;
     }
     match ip {
-        IpAddr::V4(ip) => V4_TABLE
-            .iter()
-            .find(|(net, _)| net.contains(&ip))
-            .map_or(AddressClass::Public, |(_, class)| *class),
-        IpAddr::V6(ip) => match V6_TABLE.iter().find(|(net, _)| net.contains(&ip)) {
-            Some((_, class)) => *class,
-            None if GLOBAL_UNICAST.contains(&ip) => AddressClass::Public,
-            None => AddressClass::Reserved,
+        IpAddr::V4(ip) => classify_v4(ip),
+        IpAddr::V6(ip) => match embedded_ipv4(ip) {
+            Some((form, carried)) => match classify_ip(IpAddr::V4(carried)) {
+                AddressClass::Public => form,
+                inner => inner,
+            },
+            None => classify_v6_range(ip),
         },
     }
 }
 
-/// The IPv4 address an IPv6 address carries, for the forms that carry one:
-/// mapped, translated, compatible and NAT64 (in the low 32 bits), 6to4 (bits
-/// 16 to 48) and Teredo (the client address, inverted, in the low 32 bits).
-pub fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+fn classify_v4(ip: Ipv4Addr) -> AddressClass {
+    V4_TABLE
+        .iter()
+        .find(|(net, _)| net.contains(&ip))
+        .map_or(AddressClass::Public, |(_, class)| *class)
+}
+
+/// The range an IPv6 address is in, ignoring what it may carry.
+fn classify_v6_range(ip: Ipv6Addr) -> AddressClass {
+    match V6_TABLE.iter().find(|(net, _)| net.contains(&ip)) {
+        Some((_, class)) => *class,
+        None if GLOBAL_UNICAST.contains(&ip) => AddressClass::Public,
+        None => AddressClass::Reserved,
+    }
+}
+
+const NAT64_WELL_KNOWN: Ipv6Net = v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
+
+/// The IPv4 address an IPv6 address carries, and the form it is carried in:
+/// mapped, translated, compatible and well-known NAT64 (in the low 32 bits)
+/// or 6to4 (bits 16 to 48). Teredo and the local-use NAT64 prefix carry
+/// addresses in ways that depend on the deployment, so they are refused
+/// for their range alone.
+pub fn embedded_ipv4(ip: Ipv6Addr) -> Option<(AddressClass, Ipv4Addr)> {
     let bits = u128::from(ip);
     let low = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
-    match classify_ip(IpAddr::V6(ip)) {
-        AddressClass::Ipv4Mapped
+    match classify_v6_range(ip) {
+        form @ (AddressClass::Ipv4Mapped
         | AddressClass::Ipv4Translated
-        | AddressClass::Ipv4Compatible
-        | AddressClass::Nat64 => Some(low),
-        AddressClass::SixToFour => Some(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32)),
-        AddressClass::Teredo => Some(Ipv4Addr::from(!u32::from(low))),
+        | AddressClass::Ipv4Compatible) => Some((form, low)),
+        AddressClass::Nat64 if NAT64_WELL_KNOWN.contains(&ip) => Some((AddressClass::Nat64, low)),
+        AddressClass::SixToFour => {
+            let carried = Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32);
+            Some((AddressClass::SixToFour, carried))
+        }
         _ => None,
     }
 }
@@ -308,14 +335,18 @@ mod tests {
         check("2a00:1450:4001::200e", Public);
         check("::", Unspecified);
         check("::1", Loopback);
-        check("::2", Ipv4Compatible);
-        check("::127.0.0.1", Ipv4Compatible);
+        // Forms that carry IPv4: what they carry when it is not public,
+        // else the form, refused all the same.
+        check("::2", Unspecified);
+        check("::127.0.0.1", Loopback);
         check("::8.8.8.8", Ipv4Compatible);
-        check("::ffff:127.0.0.1", Ipv4Mapped);
+        check("::ffff:127.0.0.1", Loopback);
+        check("::ffff:10.0.0.1", Private);
         check("::ffff:8.8.8.8", Ipv4Mapped);
-        check("::ffff:169.254.169.254", Ipv4Mapped);
-        check("::ffff:0:10.0.0.1", Ipv4Translated);
-        check("64:ff9b::10.0.0.1", Nat64);
+        check("::ffff:169.254.169.254", Metadata);
+        check("::ffff:0:10.0.0.1", Private);
+        check("::ffff:0:8.8.8.8", Ipv4Translated);
+        check("64:ff9b::10.0.0.1", Private);
         check("64:ff9b::8.8.8.8", Nat64);
         check("64:ff9b:1::1", Nat64);
         check("64:ff9b:2::1", Reserved);
@@ -328,7 +359,8 @@ mod tests {
         check("2001:1ff::1", Reserved);
         check("2001:200::1", Public);
         check("2001:db8::1", Documentation);
-        check("2002:7f00:1::", SixToFour);
+        check("2002:7f00:1::", Loopback);
+        check("2002:a9fe:a9fe::", Metadata);
         check("2002:808:808::1", SixToFour);
         check("3fff::1", Documentation);
         check("3fff:fff::1", Documentation);
@@ -348,19 +380,22 @@ mod tests {
 
     #[test]
     fn recovers_embedded_ipv4() {
-        let check = |ip: &str, expected: Option<&str>| {
+        use AddressClass::*;
+        let check = |ip: &str, expected: Option<(AddressClass, &str)>| {
             let got = embedded_ipv4(ip.parse().unwrap());
-            assert_eq!(got, expected.map(|v4| v4.parse().unwrap()), "{ip}");
+            let want = expected.map(|(form, v4)| (form, v4.parse().unwrap()));
+            assert_eq!(got, want, "{ip}");
         };
-        check("::ffff:127.0.0.1", Some("127.0.0.1"));
-        check("::ffff:0:10.0.0.1", Some("10.0.0.1"));
-        check("::10.0.0.1", Some("10.0.0.1"));
-        check("64:ff9b::169.254.169.254", Some("169.254.169.254"));
-        check("2002:7f00:1::5", Some("127.0.0.1"));
-        check("2002:c0a8:101::", Some("192.168.1.1"));
-        // Teredo stores the client address inverted.
-        check("2001:0:4136:e378:8000:63bf:3fff:fdd2", Some("192.0.2.45"));
+        check("::ffff:127.0.0.1", Some((Ipv4Mapped, "127.0.0.1")));
+        check("::ffff:0:10.0.0.1", Some((Ipv4Translated, "10.0.0.1")));
+        check("::10.0.0.1", Some((Ipv4Compatible, "10.0.0.1")));
+        check("64:ff9b::169.254.169.254", Some((Nat64, "169.254.169.254")));
+        check("2002:7f00:1::5", Some((SixToFour, "127.0.0.1")));
+        check("2002:c0a8:101::", Some((SixToFour, "192.168.1.1")));
+        check("64:ff9b:1::a00:1", None);
+        check("2001:0:4136:e378:8000:63bf:3fff:fdd2", None);
         check("2606:4700:4700::1111", None);
         check("::1", None);
+        check("::", None);
     }
 }
