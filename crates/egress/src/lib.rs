@@ -11,20 +11,25 @@
 //!   the detail for operators);
 //! - [`http_client`]: the guard as reqwest's resolver and redirect policy;
 //! - [`proxy`]: the loopback forward proxy Chromium is launched behind, and
-//!   [`chromium_args`], the flags that leave the browser no other way out.
+//!   [`chromium_args`], the flags that leave the browser no other way out;
+//! - [`robots`]: robots.txt (RFC 9309) as pure cache policy;
+//! - [`breaker`]: the per-domain circuit breaker as a pure state machine.
 //!
 //! Deliberately not here: domain policies (they plug into the proxy's
-//! [`ProxyHook`] and the engines), the database, and job logic. This crate
-//! never touches the store.
+//! [`ProxyHook`] and the engines), shared rate limits and where breaker and
+//! robots.txt state is kept across workers (the control plane or Redis), the
+//! database, and job logic. This crate never touches the store.
 
 pub mod address;
 mod blocked;
+pub mod breaker;
 mod chromium;
 pub mod guard;
 pub mod host;
 pub mod http_client;
 pub mod proxy;
 mod resolver;
+pub mod robots;
 
 pub use address::{AllowList, CidrError};
 pub use blocked::{BlockReason, Blocked, Detail};
