@@ -60,7 +60,7 @@ impl Ticket {
 
 /// The answer to "may I send a request?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum Permit {
     Go(Ticket),
     /// Not now; ask again at `retry_at` (for a half-open breaker, the probe
     /// must report first, so the time is the earliest it could).
@@ -101,15 +101,15 @@ impl Breaker {
 
     /// Asks to send a request at `now`. An open breaker whose time is up
     /// lets exactly one probe through and turns half-open.
-    pub fn admit(&mut self, now: DateTime<Utc>) -> Admission {
+    pub fn admit(&mut self, now: DateTime<Utc>) -> Permit {
         match self.state {
-            BreakerState::Closed { .. } => Admission::Go(self.ticket(false)),
-            BreakerState::Open { until } if now < until => Admission::Refused { retry_at: until },
+            BreakerState::Closed { .. } => Permit::Go(self.ticket(false)),
+            BreakerState::Open { until } if now < until => Permit::Refused { retry_at: until },
             BreakerState::Open { .. } => {
                 self.state = BreakerState::HalfOpen;
-                Admission::Go(self.ticket(true))
+                Permit::Go(self.ticket(true))
             }
-            BreakerState::HalfOpen => Admission::Refused { retry_at: now },
+            BreakerState::HalfOpen => Permit::Refused { retry_at: now },
         }
     }
 
@@ -212,11 +212,11 @@ mod tests {
             match step {
                 Step::Admit(second, name, expected) => {
                     let got = match breaker.admit(at(*second)) {
-                        Admission::Go(ticket) => {
+                        Permit::Go(ticket) => {
                             tickets.insert(*name, ticket);
                             if ticket.is_probe() { "probe" } else { "go" }.to_owned()
                         }
-                        Admission::Refused { retry_at } => {
+                        Permit::Refused { retry_at } => {
                             format!("refused until {}", (retry_at - at(0)).num_seconds())
                         }
                     };

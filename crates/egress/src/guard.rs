@@ -260,10 +260,15 @@ impl Guard {
         for addr in &vetted.addrs {
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
+                    // Requests and answers are small writes that must not
+                    // wait for an ACK (Nagle's algorithm would hold them).
+                    if let Err(err) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %err, "could not set TCP_NODELAY");
+                    }
                     return Ok(Connected {
                         stream,
                         addr: *addr,
-                    })
+                    });
                 }
                 Ok(Err(err)) => last = err,
                 Err(_elapsed) => {

@@ -72,23 +72,30 @@ async fn the_hook_denies_a_subresource() {
     });
     let proxy = common::start_proxy(guard(), hook.clone()).await;
     let base = format!("http://{FIXTURE_NAME}:{}", net.port);
-    let page = common::get_forwarded(&proxy, &format!("{base}/")).await;
+    // One browser connection: the upstream connection of the first request
+    // is kept for the others, and the hook still decides each of them.
+    let browser = common::forwarding_client(&proxy);
+    let page = common::get_with(&browser, &format!("{base}/")).await;
     assert_eq!((page.status, page.body.as_str()), (200, FIXTURE_BODY));
-    let denied = common::get_forwarded(&proxy, &format!("{base}/tracker.js")).await;
+    let denied = common::get_with(&browser, &format!("{base}/tracker.js")).await;
     assert_eq!(
         (denied.status, denied.body.as_str()),
         (403, "policy_denied: the request was denied by policy")
     );
-    assert_eq!(net.fixture_paths(), ["/"]);
+    let again = common::get_with(&browser, &format!("{base}/again")).await;
+    assert_eq!((again.status, again.body.as_str()), (200, FIXTURE_BODY));
+    assert_eq!(net.fixture_paths(), ["/", "/again"]);
     let authority = format!("{FIXTURE_NAME}:{}", net.port);
+    let forwarded = format!(
+        "Forward {authority}: forwarded to {FIXTURE_IP}:{}: 200",
+        net.port
+    );
     assert_eq!(
         hook.lines(),
         [
-            format!(
-                "Forward {authority}: forwarded to {FIXTURE_IP}:{}: 200",
-                net.port
-            ),
+            forwarded.clone(),
             format!("Forward {authority}: denied: path /tracker.js is denied"),
+            forwarded,
         ]
     );
 }

@@ -231,6 +231,11 @@ async fn serve(
         let _ = stream.write_all(refusal).await;
         return;
     }
+    // The browser's small writes (request heads, tunnel traffic) must not
+    // wait for an ACK.
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "could not set TCP_NODELAY");
+    }
     let config = &shared.config;
     let mut builder = http1::Builder::new();
     builder
@@ -239,7 +244,11 @@ async fn serve(
         .max_buf_size(config.max_header_bytes)
         .max_headers(config.max_headers);
     let handler = shared.clone();
-    let service = service_fn(move |request| service::handle(handler.clone(), request));
+    // Forwarded requests of this one browser connection reuse their
+    // upstream connection while they go to the same place.
+    let upstream = service::Upstream::default();
+    let service =
+        service_fn(move |request| service::handle(handler.clone(), upstream.clone(), request));
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();

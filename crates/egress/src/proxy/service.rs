@@ -5,7 +5,8 @@
 //! and the user's message, and the operator's detail goes to the log.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{
@@ -32,14 +33,62 @@ pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// The code in the body of a `403` the hook asked for.
 const POLICY_DENIED: &str = "policy_denied";
 
+/// The upstream connection of the last forwarded request of one browser
+/// connection, kept for the next request to the same authority. Requests on
+/// one HTTP/1.1 connection come one at a time, so the lock is never
+/// contended; it is held only to take or put back the sender.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Upstream(Arc<Mutex<Option<Kept>>>);
+
+#[derive(Debug)]
+struct Kept {
+    authority: Authority,
+    addr: SocketAddr,
+    sender: client::SendRequest<Incoming>,
+}
+
+impl Upstream {
+    /// The kept connection, if it goes to `authority` and still works.
+    async fn take(
+        &self,
+        authority: &Authority,
+    ) -> Option<(SocketAddr, client::SendRequest<Incoming>)> {
+        let kept = self.lock().take()?;
+        if kept.authority != *authority {
+            return None;
+        }
+        let mut sender = kept.sender;
+        // Waits for the previous response body to finish; fails if the
+        // target closed the connection meanwhile.
+        sender.ready().await.ok()?;
+        Some((kept.addr, sender))
+    }
+
+    fn keep(&self, authority: Authority, addr: SocketAddr, sender: client::SendRequest<Incoming>) {
+        *self.lock() = Some(Kept {
+            authority,
+            addr,
+            sender,
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        // A panic while holding the lock leaves at worst a dropped sender.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 pub(crate) async fn handle(
     shared: Arc<Shared>,
+    upstream: Upstream,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let response = if request.method() == Method::CONNECT {
         connect(&shared, request).await
     } else {
-        forward(&shared, request).await
+        forward(&shared, &upstream, request).await
     };
     Ok(response)
 }
@@ -101,11 +150,23 @@ async fn connect(shared: &Shared, request: Request<Incoming>) -> Response<ProxyB
 /// refusal comes back as the response to send.
 async fn open(shared: &Shared, info: &ProxyRequest<'_>) -> Result<Connected, Response<ProxyBody>> {
     if let HookVerdict::Deny(reason) = shared.hook.check(info) {
-        tracing::warn!(target = %info.authority, reason = %reason, "egress proxy denied a request by policy");
-        shared.hook.record(info, &ProxyOutcome::Denied(&reason));
-        let body = format!("{POLICY_DENIED}: the request was denied by policy");
-        return Err(plain(StatusCode::FORBIDDEN, body));
+        return Err(denied(shared, info, &reason));
     }
+    connect_checked(shared, info).await
+}
+
+fn denied(shared: &Shared, info: &ProxyRequest<'_>, reason: &str) -> Response<ProxyBody> {
+    tracing::warn!(target = %info.authority, reason = %reason, "egress proxy denied a request by policy");
+    shared.hook.record(info, &ProxyOutcome::Denied(reason));
+    let body = format!("{POLICY_DENIED}: the request was denied by policy");
+    plain(StatusCode::FORBIDDEN, body)
+}
+
+/// Resolves once through the guard and connects to the vetted address.
+async fn connect_checked(
+    shared: &Shared,
+    info: &ProxyRequest<'_>,
+) -> Result<Connected, Response<ProxyBody>> {
     match shared.guard.connect(info.authority).await {
         Ok(connected) => Ok(connected),
         Err(ConnectError::Blocked(blocked)) => Err(blocked_response(shared, info, &blocked)),
@@ -131,7 +192,11 @@ fn blocked_response(
     )
 }
 
-async fn forward(shared: &Shared, mut request: Request<Incoming>) -> Response<ProxyBody> {
+async fn forward(
+    shared: &Shared,
+    upstream: &Upstream,
+    mut request: Request<Incoming>,
+) -> Response<ProxyBody> {
     if request.uri().scheme().is_none() {
         return plain(
             StatusCode::BAD_REQUEST,
@@ -157,11 +222,43 @@ async fn forward(shared: &Shared, mut request: Request<Incoming>) -> Response<Pr
         authority: &authority,
         url: Some(&url),
     };
-    let connected = match open(shared, &info).await {
-        Ok(connected) => connected,
-        Err(refusal) => return refusal,
-    };
     let wants_upgrade = request.headers().contains_key(UPGRADE);
+    // The hook decides every request, kept connection or not.
+    if let HookVerdict::Deny(reason) = shared.hook.check(&info) {
+        return denied(shared, &info, &reason);
+    }
+    let kept = if wants_upgrade {
+        None
+    } else {
+        upstream.take(&authority).await
+    };
+    let (addr, mut sender) = match kept {
+        Some(kept) => kept,
+        None => {
+            let connected = match connect_checked(shared, &info).await {
+                Ok(connected) => connected,
+                Err(refusal) => return refusal,
+            };
+            let addr = connected.addr;
+            let (sender, connection) = match client::handshake(TokioIo::new(connected.stream)).await
+            {
+                Ok(handshake) => handshake,
+                Err(err) => return failed(shared, &info, err.to_string()),
+            };
+            let stop = shared.stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    done = connection.with_upgrades() => {
+                        if let Err(err) = done {
+                            tracing::debug!(error = %err, "forwarded connection ended with an error");
+                        }
+                    }
+                    () = stop.cancelled() => {}
+                }
+            });
+            (addr, sender)
+        }
+    };
     let browser_side = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers, wants_upgrade);
@@ -184,22 +281,6 @@ async fn forward(shared: &Shared, mut request: Request<Incoming>) -> Response<Pr
         Ok(host) => parts.headers.insert(HOST, host),
         Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid host"),
     };
-    let addr = connected.addr;
-    let (mut sender, connection) = match client::handshake(TokioIo::new(connected.stream)).await {
-        Ok(handshake) => handshake,
-        Err(err) => return failed(shared, &info, err.to_string()),
-    };
-    let stop = shared.stop.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            done = connection.with_upgrades() => {
-                if let Err(err) = done {
-                    tracing::debug!(error = %err, "forwarded connection ended with an error");
-                }
-            }
-            () = stop.cancelled() => {}
-        }
-    });
     let sent = tokio::time::timeout(
         shared.config.response_timeout,
         sender.send_request(Request::from_parts(parts, body)),
@@ -216,6 +297,9 @@ async fn forward(shared: &Shared, mut request: Request<Incoming>) -> Response<Pr
         }
     };
     let status = response.status();
+    if !wants_upgrade {
+        upstream.keep(authority.clone(), addr, sender);
+    }
     shared.hook.record(
         &info,
         &ProxyOutcome::Forwarded {

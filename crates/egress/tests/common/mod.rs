@@ -254,12 +254,22 @@ impl Got {
 /// GET through the proxy with reqwest (absolute-form for http), following
 /// up to 10 redirects the way a browser would: every hop through the proxy.
 pub async fn get_forwarded(proxy: &ProxyHandle, url: &str) -> Got {
-    let client = reqwest::Client::builder()
+    get_with(&forwarding_client(proxy), url).await
+}
+
+/// A client that sends everything through the proxy, keeping its
+/// connection to the proxy alive between requests.
+pub fn forwarding_client(proxy: &ProxyHandle) -> reqwest::Client {
+    reqwest::Client::builder()
         .proxy(reqwest::Proxy::all(format!("http://{}", proxy.addr())).unwrap())
         .redirect(reqwest::redirect::Policy::limited(10))
         .timeout(Duration::from_secs(10))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// GET with a given client.
+pub async fn get_with(client: &reqwest::Client, url: &str) -> Got {
     let response = match client.get(url).send().await {
         Ok(response) => response,
         Err(err) => return Got::broken(err),
