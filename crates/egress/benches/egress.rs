@@ -145,6 +145,51 @@ fn main() {
                 100.0 * through / plain
             );
         }
+        // A tunnel per page load, as Chromium opens one per https origin:
+        // a new connection to the proxy (admission included), CONNECT, one
+        // request, close; against a new direct connection per request.
+        let tunnels = 1_000;
+        let started = Instant::now();
+        for _ in 0..tunnels {
+            let stream = tokio::net::TcpStream::connect(fixture).await.unwrap();
+            one_request(stream, None).await;
+        }
+        let plain = tunnels as f64 / started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..tunnels {
+            let stream = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+            one_request(stream, Some(&authority.to_string())).await;
+        }
+        let through = tunnels as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "{tunnels} new connections, one GET each: direct {plain:.0}/s, through a CONNECT tunnel {through:.0}/s ({:.0}% of direct)",
+            100.0 * through / plain
+        );
         proxy.shutdown().await;
     });
+}
+
+/// Sends one GET on a fresh connection (after a CONNECT to `tunnel` when
+/// given) and reads the answer to its end.
+async fn one_request(mut stream: tokio::net::TcpStream, tunnel: Option<&str>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.set_nodelay(true).unwrap();
+    if let Some(authority) = tunnel {
+        let connect = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
+        stream.write_all(connect.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1);
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+    }
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: fixture.test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.len() > PAGE_BYTES);
 }

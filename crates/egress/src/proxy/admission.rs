@@ -15,6 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+
+use super::sock_diag;
 
 /// Which connections a proxy accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,29 +33,66 @@ pub enum Admission {
     AnyLocalProcess,
 }
 
+/// The browser's processes as last listed. Listing every process costs a
+/// read of each `/proc/<pid>/stat`, so the list is kept and listed again
+/// only when a socket is not found among the processes it names (the
+/// browser started another one since). A plain cache: any value is safe.
+#[derive(Debug, Default)]
+pub(crate) struct TreeCache(Mutex<Option<(u32, Vec<u32>)>>);
+
+impl TreeCache {
+    fn get(&self, root: u32) -> Option<Vec<u32>> {
+        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(cached_root, _)| *cached_root == root)
+            .map(|(_, pids)| pids.clone())
+    }
+
+    fn set(&self, root: u32, pids: Vec<u32>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((root, pids));
+    }
+}
+
 /// Whether the socket connected from `peer` to `local` is held by `root` or
 /// one of its descendants. Blocking: reads `/proc`.
 pub(crate) fn held_by_process_tree(
     peer: SocketAddr,
     local: SocketAddr,
     root: u32,
+    cache: &TreeCache,
 ) -> io::Result<bool> {
-    let Some(inode) = socket_inode(peer, local)? else {
+    // Netlink answers in microseconds; /proc/net/tcp is the fallback where
+    // netlink is not allowed.
+    let inode = match sock_diag::tcp_socket_inode(peer, local) {
+        Ok(inode) => inode,
+        Err(_) => socket_inode(peer, local)?,
+    };
+    let Some(inode) = inode else {
         return Ok(false);
     };
     let wanted = format!("socket:[{inode}]");
-    for pid in process_tree(root)? {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-            // The process ended meanwhile.
-            continue;
-        };
-        for fd in fds.flatten() {
-            if fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str()) {
-                return Ok(true);
-            }
+    if let Some(known) = cache.get(root) {
+        if any_holds(&known, &wanted) {
+            return Ok(true);
         }
     }
-    Ok(false)
+    let tree = process_tree(root)?;
+    let held = any_holds(&tree, &wanted);
+    cache.set(root, tree);
+    Ok(held)
+}
+
+/// Whether one of `pids` has a file descriptor on `wanted` (`socket:[N]`).
+fn any_holds(pids: &[u32], wanted: &str) -> bool {
+    pids.iter().any(|pid| {
+        // A process that ended meanwhile holds nothing.
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted))
+    })
 }
 
 /// The inode of the socket whose local end is `peer` and remote end is
@@ -174,9 +214,15 @@ mod tests {
         let _client = tokio::net::TcpStream::connect(local).await.unwrap();
         let (_accepted, peer) = listener.accept().await.unwrap();
         let me = std::process::id();
+        let cache = std::sync::Arc::new(TreeCache::default());
         let check = move |root: u32| {
-            tokio::task::spawn_blocking(move || held_by_process_tree(peer, local, root).unwrap())
+            let cache = cache.clone();
+            tokio::task::spawn_blocking(move || {
+                held_by_process_tree(peer, local, root, &cache).unwrap()
+            })
         };
+        assert!(check(me).await.unwrap());
+        // Again, from the cached list of processes.
         assert!(check(me).await.unwrap());
         // No such process (pids stop far below this): it holds nothing.
         assert!(!check(1_000_000_000).await.unwrap());

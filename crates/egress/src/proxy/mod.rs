@@ -18,7 +18,7 @@
 //! process is the browser or one of its descendants ([`Admission`]).
 //!
 //! - `server`: the listener, the connection limit, the handle;
-//! - `admission`: who may connect;
+//! - `admission`: who may connect, with `sock_diag` finding the socket;
 //! - `service`: one request: CONNECT or forward;
 //! - `tunnel`: bytes both ways with an idle timeout;
 //! - `hook`: the per-request policy and report hook.
@@ -27,6 +27,7 @@ mod admission;
 mod hook;
 mod server;
 mod service;
+mod sock_diag;
 mod tunnel;
 
 pub use admission::Admission;

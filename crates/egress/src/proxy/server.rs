@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::admission::{held_by_process_tree, Admission};
+use super::admission::{held_by_process_tree, Admission, TreeCache};
 use super::hook::ProxyHook;
 use super::service;
 use crate::guard::Guard;
@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     /// Cancelled when the proxy stops: ends connections and tunnels.
     pub(crate) stop: CancellationToken,
+    /// The browser's processes, for admission.
+    pub(crate) tree: TreeCache,
 }
 
 /// Starts egress proxies.
@@ -127,6 +129,7 @@ impl EgressProxy {
             hook,
             config,
             stop: stop.clone(),
+            tree: TreeCache::default(),
         });
         let task = tokio::spawn(accept_loop(listener, shared, browser_rx));
         tracing::debug!(proxy = %addr, "egress proxy started");
@@ -224,7 +227,7 @@ async fn serve(
     shared: Arc<Shared>,
     browser: watch::Receiver<Option<u32>>,
 ) {
-    if !admitted(&stream, peer, &shared.config, browser).await {
+    if !admitted(&stream, peer, &shared, browser).await {
         tracing::warn!(peer = %peer, "egress proxy refused a connection from outside the browser");
         let refusal = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         // The refusal is a courtesy; a peer that left does not need it.
@@ -260,9 +263,10 @@ async fn serve(
 async fn admitted(
     stream: &TcpStream,
     peer: SocketAddr,
-    config: &ProxyConfig,
+    shared: &Arc<Shared>,
     mut browser: watch::Receiver<Option<u32>>,
 ) -> bool {
+    let config = &shared.config;
     match config.admission {
         Admission::AnyLocalProcess => true,
         Admission::ProcessTree => {
@@ -277,8 +281,11 @@ async fn admitted(
             let Ok(local) = stream.local_addr() else {
                 return false;
             };
-            let check =
-                tokio::task::spawn_blocking(move || held_by_process_tree(peer, local, root)).await;
+            let shared = shared.clone();
+            let check = tokio::task::spawn_blocking(move || {
+                held_by_process_tree(peer, local, root, &shared.tree)
+            })
+            .await;
             match check {
                 Ok(Ok(held)) => held,
                 Ok(Err(err)) => {
