@@ -9,6 +9,7 @@
 //! Values are validated when they are parsed (at the API boundary) so the rest
 //! of the system can trust them.
 
+mod address;
 mod artifact;
 mod auth;
 mod auto;
@@ -28,6 +29,7 @@ mod step;
 mod target;
 mod wire;
 
+pub use address::{classify_ip, embedded_ipv4, AddressClass};
 pub use artifact::{
     ArtifactName, ArtifactNameError, ArtifactRef, DigestError, Sha256Digest,
     MAX_ARTIFACT_NAME_BYTES,
@@ -65,7 +67,7 @@ pub use step::{
     MAX_DOWNLOAD_BYTES, MAX_EXPRESSION_BYTES, MAX_FIELD_NAME_BYTES, MAX_SCROLL_ROUNDS,
     MAX_STEP_TEXT_BYTES, MAX_URL_PATTERN_BYTES, MAX_WAIT_MS, SCREENSHOT_HEIGHTS, SCREENSHOT_WIDTHS,
 };
-pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
+pub use target::{TargetUrl, TargetUrlError};
 pub use wire::{
     ErrorBody, ErrorDetail, EventPage, HealthView, JobBatch, JobPage, NewJobBatch, OpsStatus,
     QueueStatsView, Throughput,

@@ -1,0 +1,41 @@
+//! Accord's one way out: every connection a worker makes to a target goes
+//! through this crate.
+//!
+//! - [`address`]: which addresses are not public (the model's table) and the
+//!   operator's explicit exceptions ([`AllowList`]);
+//! - [`host`]: every spelling of a host turned into what a browser would
+//!   connect to;
+//! - [`guard`]: [`Guard`], which resolves a host once, refuses it if any
+//!   answer may not be reached, and dials only what it checked; its
+//!   refusal is [`Blocked`] (code `target_blocked`, one message for users,
+//!   the detail for operators);
+//! - [`http_client`]: the guard as reqwest's resolver and redirect policy;
+//! - [`proxy`]: the loopback forward proxy Chromium is launched behind, and
+//!   [`chromium_args`], the flags that leave the browser no other way out;
+//! - [`robots`]: robots.txt (RFC 9309) as pure cache policy;
+//! - [`breaker`]: the per-domain circuit breaker as a pure state machine.
+//!
+//! Deliberately not here: domain policies (they plug into the proxy's
+//! [`ProxyHook`] and the engines), shared rate limits and where breaker and
+//! robots.txt state is kept across workers (the control plane or Redis), the
+//! database, and job logic. This crate never touches the store.
+
+pub mod address;
+mod blocked;
+pub mod breaker;
+mod chromium;
+pub mod guard;
+pub mod host;
+pub mod http_client;
+pub mod proxy;
+mod resolver;
+pub mod robots;
+
+pub use address::{AllowList, CidrError};
+pub use blocked::{BlockReason, Blocked, Detail};
+pub use chromium::{chromium_args, chromium_command_line};
+pub use guard::{ConnectError, Connected, Guard, GuardConfig, Vetted};
+pub use host::{Authority, HostError, HostName, TargetHost};
+pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
+pub use proxy::{Admission, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
+pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};
