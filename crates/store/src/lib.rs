@@ -5,7 +5,8 @@
 //! takes and returns: [`JobStore`] (`jobs.rs`), [`LeaseStore`] (`lease.rs`),
 //! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
 //! [`MaintenanceStore`] (`maintenance.rs`), [`CoordinationStore`]
-//! (`coordination.rs`) and [`BackendStore`] (`backend.rs`). Two backends
+//! (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
+//! index) and [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
 //! shared server, many writers). Each keeps its own SQL and migrations
@@ -24,6 +25,7 @@
 //! reads a clock.
 
 mod access;
+mod artifacts;
 mod audit;
 mod backend;
 mod coordination;
@@ -37,6 +39,9 @@ mod sqlite;
 mod store;
 
 pub use access::{AccessStore, StoredApiKey};
+pub use artifacts::{
+    ArtifactInsert, ArtifactInsertOutcome, ArtifactLimits, ArtifactStore, AttemptEvidence,
+};
 pub use audit::{AuditFilter, AuditStore};
 pub use backend::BackendStore;
 pub use coordination::{CoordinationStore, JobWakeups, Leadership};

@@ -157,3 +157,12 @@ mod tests {
         );
     }
 }
+
+pub(crate) fn parse_artifact_name(text: String) -> Result<accord_model::ArtifactName, StoreError> {
+    accord_model::ArtifactName::new(text).map_err(|err| StoreError::corrupt("artifact name", err))
+}
+
+pub(crate) fn parse_digest(text: &str) -> Result<accord_model::Sha256Digest, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("artifact digest", err))
+}

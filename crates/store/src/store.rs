@@ -6,11 +6,12 @@
 use std::fmt;
 
 use crate::{
-    AccessStore, AuditStore, BackendStore, CoordinationStore, JobStore, LeaseStore,
+    AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, JobStore, LeaseStore,
     MaintenanceStore,
 };
 
-/// Durable storage of jobs, their leases and events, access and audit.
+/// Durable storage of jobs, their leases and events, access, audit and the
+/// artifact index.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -19,6 +20,7 @@ pub trait Store:
     + AccessStore
     + AuditStore
     + MaintenanceStore
+    + ArtifactStore
     + fmt::Debug
     + 'static
 {
@@ -32,6 +34,7 @@ impl<T> Store for T where
         + AccessStore
         + AuditStore
         + MaintenanceStore
+        + ArtifactStore
         + fmt::Debug
         + 'static
 {
