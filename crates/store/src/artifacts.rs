@@ -41,6 +41,15 @@ pub struct ArtifactInsert {
     pub limits: ArtifactLimits,
 }
 
+/// An artifact the control plane records for an attempt (not fenced by a
+/// lease, not held to the quota: its own evidence is never refused).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub artifact: ArtifactRef,
+}
+
 /// What became of an upload's row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArtifactInsertOutcome {
@@ -89,15 +98,14 @@ pub trait ArtifactStore: Send + Sync {
         insert: &ArtifactInsert,
     ) -> Result<ArtifactInsertOutcome, StoreError>;
 
-    /// Records an artifact the control plane made (an evidence manifest) for
-    /// an attempt, replacing one of the same name; `false` when the job is gone.
+    /// Records artifacts the control plane made (evidence manifests), each
+    /// replacing one of the same name of its job, in one transaction; jobs
+    /// that are gone are skipped. Returns how many were recorded.
     async fn artifact_record(
         &self,
-        job_id: JobId,
-        attempt: u32,
-        artifact: &ArtifactRef,
+        records: &[ArtifactRecord],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<u64, StoreError>;
 
     /// A job's artifacts by name; `None` when the job does not exist (in this workspace).
     async fn artifact_list(

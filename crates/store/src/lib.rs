@@ -40,7 +40,8 @@ mod store;
 
 pub use access::{AccessStore, StoredApiKey};
 pub use artifacts::{
-    ArtifactInsert, ArtifactInsertOutcome, ArtifactLimits, ArtifactStore, AttemptEvidence,
+    ArtifactInsert, ArtifactInsertOutcome, ArtifactLimits, ArtifactRecord, ArtifactStore,
+    AttemptEvidence,
 };
 pub use audit::{AuditFilter, AuditStore};
 pub use backend::BackendStore;

@@ -19,7 +19,10 @@ use uuid::Uuid;
 use super::rows::{column, job_from_row};
 use super::PostgresStore;
 use crate::schema::{parse_artifact_name, parse_digest, JOB_COLUMNS};
-use crate::{ArtifactInsert, ArtifactInsertOutcome, ArtifactStore, AttemptEvidence, StoreError};
+use crate::{
+    ArtifactInsert, ArtifactInsertOutcome, ArtifactRecord, ArtifactStore, AttemptEvidence,
+    StoreError,
+};
 
 const ARTIFACT_COLUMNS: &str = "job_id, name, attempt, content_type, size, sha256, created_at";
 
@@ -175,23 +178,46 @@ impl ArtifactStore for PostgresStore {
 
     async fn artifact_record(
         &self,
-        job_id: JobId,
-        attempt: u32,
-        artifact: &ArtifactRef,
+        records: &[ArtifactRecord],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let workspace: Option<Uuid> =
-            sqlx::query_scalar("SELECT workspace_id FROM jobs WHERE id = $1 FOR SHARE")
-                .bind(job_id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(workspace) = workspace else {
-            return Ok(false);
-        };
-        upsert(&mut tx, job_id.as_uuid(), workspace, attempt, artifact, now).await?;
-        tx.commit().await?;
-        Ok(true)
+    ) -> Result<u64, StoreError> {
+        // One statement for the batch: each row takes its job's workspace,
+        // and a job that is gone contributes no row.
+        let mut ids = Vec::with_capacity(records.len());
+        let mut names = Vec::with_capacity(records.len());
+        let mut attempts = Vec::with_capacity(records.len());
+        let mut types = Vec::with_capacity(records.len());
+        let mut sizes = Vec::with_capacity(records.len());
+        let mut digests = Vec::with_capacity(records.len());
+        for record in records {
+            ids.push(record.job_id.as_uuid());
+            names.push(record.artifact.name.as_str());
+            attempts.push(record.attempt as i32);
+            types.push(record.artifact.content_type.as_str());
+            sizes.push(record.artifact.size as i64);
+            digests.push(record.artifact.sha256.to_hex());
+        }
+        let recorded = sqlx::query(
+            "INSERT INTO artifacts (job_id, name, workspace_id, attempt, content_type, size, sha256, created_at) \
+             SELECT r.job_id, r.name, j.workspace_id, r.attempt, r.content_type, r.size, r.sha256, $7 \
+             FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::int8[], $6::text[]) \
+               AS r(job_id, name, attempt, content_type, size, sha256) \
+             JOIN jobs j ON j.id = r.job_id \
+             ON CONFLICT (job_id, name) DO UPDATE SET attempt = EXCLUDED.attempt, \
+               content_type = EXCLUDED.content_type, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, \
+               created_at = EXCLUDED.created_at",
+        )
+        .bind(&ids)
+        .bind(&names)
+        .bind(&attempts)
+        .bind(&types)
+        .bind(&sizes)
+        .bind(&digests)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(recorded)
     }
 
     async fn artifact_list(

@@ -16,7 +16,10 @@ use sqlx::{Row, SqliteConnection};
 use super::rows::{from_ms, job_from_row, ms, placeholders};
 use super::SqliteStore;
 use crate::schema::{parse_artifact_name, parse_digest, JOB_COLUMNS};
-use crate::{ArtifactInsert, ArtifactInsertOutcome, ArtifactStore, AttemptEvidence, StoreError};
+use crate::{
+    ArtifactInsert, ArtifactInsertOutcome, ArtifactRecord, ArtifactStore, AttemptEvidence,
+    StoreError,
+};
 
 const ARTIFACT_COLUMNS: &str = "job_id, name, attempt, content_type, size, sha256, created_at";
 
@@ -170,24 +173,34 @@ impl ArtifactStore for SqliteStore {
 
     async fn artifact_record(
         &self,
-        job_id: JobId,
-        attempt: u32,
-        artifact: &ArtifactRef,
+        records: &[ArtifactRecord],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let job_id = job_id.to_string();
+    ) -> Result<u64, StoreError> {
+        let mut recorded = 0;
         let mut tx = self.writer.begin().await?;
-        let workspace: Option<String> =
-            sqlx::query_scalar("SELECT workspace_id FROM jobs WHERE id = ?")
-                .bind(&job_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(workspace) = workspace else {
-            return Ok(false);
-        };
-        upsert(&mut tx, &job_id, &workspace, attempt, artifact, ms(now)).await?;
+        for record in records {
+            let job_id = record.job_id.to_string();
+            let workspace: Option<String> =
+                sqlx::query_scalar("SELECT workspace_id FROM jobs WHERE id = ?")
+                    .bind(&job_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(workspace) = workspace else {
+                continue;
+            };
+            upsert(
+                &mut tx,
+                &job_id,
+                &workspace,
+                record.attempt,
+                &record.artifact,
+                ms(now),
+            )
+            .await?;
+            recorded += 1;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(recorded)
     }
 
     async fn artifact_list(

@@ -10,7 +10,8 @@ use accord_model::{
     WorkspaceId,
 };
 use accord_store::{
-    ArtifactInsert, ArtifactInsertOutcome, ArtifactLimits, InsertJob, InsertOutcome, Store,
+    ArtifactInsert, ArtifactInsertOutcome, ArtifactLimits, ArtifactRecord, InsertJob,
+    InsertOutcome, Store,
 };
 use chrono::{DateTime, Utc};
 
@@ -57,6 +58,21 @@ async fn upload(
         limits,
     };
     store.artifact_insert_if_leased(&insert).await.unwrap()
+}
+
+async fn record(
+    store: &dyn Store,
+    job_id: JobId,
+    attempt: u32,
+    artifact: &ArtifactRef,
+    now: DateTime<Utc>,
+) -> u64 {
+    let record = ArtifactRecord {
+        job_id,
+        attempt,
+        artifact: artifact.clone(),
+    };
+    store.artifact_record(&[record], now).await.unwrap()
 }
 
 fn stored(outcome: &ArtifactInsertOutcome) -> bool {
@@ -346,10 +362,10 @@ async fn evidence_lists_what_the_attempt_uploaded(store: Arc<dyn Store>) {
     ));
     complete(&*store, "w", second, at(102)).await;
     let manifest = artifact(EvidenceManifest::artifact_name(1).as_str(), b"{}");
-    assert!(store
-        .artifact_record(id, first.attempt, &manifest, at(102))
-        .await
-        .unwrap());
+    assert_eq!(
+        record(&*store, id, first.attempt, &manifest, at(102)).await,
+        1
+    );
 
     let gone = LeaseRef {
         job_id: JobId::new(),
@@ -387,25 +403,34 @@ async fn manifests_are_recorded_for_jobs_that_exist(store: Arc<dyn Store>) {
     complete(&*store, "w", lease, at(1)).await;
     let name = EvidenceManifest::artifact_name(lease.attempt);
     let first = artifact(name.as_str(), b"{\"a\":1}");
-    assert!(store
-        .artifact_record(id, lease.attempt, &first, at(2))
-        .await
-        .unwrap());
+    assert_eq!(record(&*store, id, lease.attempt, &first, at(2)).await, 1);
     let second = artifact(name.as_str(), b"{\"a\":2}");
-    assert!(store
-        .artifact_record(id, lease.attempt, &second, at(3))
-        .await
-        .unwrap());
+    assert_eq!(record(&*store, id, lease.attempt, &second, at(3)).await, 1);
     let got = store
         .artifact_get(WorkspaceId::DEFAULT, id, &name)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((got.reference(), got.attempt), (second, lease.attempt));
-    assert!(!store
-        .artifact_record(JobId::new(), 1, &first, at(3))
-        .await
-        .unwrap());
+    // A batch skips jobs that are gone and records the rest.
+    let other = insert(&*store, "", at(4)).await;
+    let batch = [
+        ArtifactRecord {
+            job_id: JobId::new(),
+            attempt: 1,
+            artifact: first.clone(),
+        },
+        ArtifactRecord {
+            job_id: other,
+            attempt: 1,
+            artifact: first.clone(),
+        },
+    ];
+    assert_eq!(store.artifact_record(&batch, at(5)).await.unwrap(), 1);
+    assert_eq!(
+        names(&*store, WorkspaceId::DEFAULT, other).await,
+        [name.to_string()]
+    );
 }
 
 async fn pruning_a_job_removes_its_rows(store: Arc<dyn Store>) {
