@@ -1,12 +1,13 @@
-//! [`ControlPlane`]: the worker's one boundary, the five calls of the worker
-//! protocol. [`AccordClient`] implements it over HTTP; the worker's own
+//! [`ControlPlane`]: the worker's one boundary, the calls of the worker
+//! protocol (claim, heartbeat, complete, fail, release, and the artifact
+//! upload). [`AccordClient`] implements it over HTTP; the worker's own
 //! tests implement it with an in-memory double. Owns no retry: the loop and
 //! the reporter decide what to do with an error.
 
-use accord_client::{AccordClient, ClientError};
+use accord_client::{AccordClient, ArtifactUpload, ClientError};
 use accord_model::{
     ClaimRequest, ClaimResponse, CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse,
-    ReleaseRequest, ReportResponse,
+    ReleaseRequest, ReportResponse, StoredArtifact,
 };
 
 /// What a worker asks of the control plane.
@@ -27,6 +28,13 @@ pub trait ControlPlane: Send + Sync + std::fmt::Debug {
     async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError>;
 
     async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError>;
+
+    /// Streams one artifact of a leased job; refused (`stale_lease`) once
+    /// the lease is no longer this worker's.
+    async fn upload_artifact(
+        &self,
+        upload: ArtifactUpload<'_>,
+    ) -> Result<StoredArtifact, ClientError>;
 }
 
 #[async_trait::async_trait]
@@ -56,5 +64,12 @@ impl ControlPlane for AccordClient {
 
     async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {
         AccordClient::release(self, request).await
+    }
+
+    async fn upload_artifact(
+        &self,
+        upload: ArtifactUpload<'_>,
+    ) -> Result<StoredArtifact, ClientError> {
+        AccordClient::upload_artifact(self, upload).await
     }
 }
