@@ -151,6 +151,33 @@ ensure_schemathesis() {
     printf '%s' "${ACCORD_SCHEMATHESIS_REQUIREMENTS[*]}" >"$stamp"
 }
 
+# The S3-compatible server the artifact tests store blobs on (crates/
+# test-support's ThrowawayS3 starts one per test on loopback): moto's server
+# mode, pinned like schemathesis so a new version is a deliberate bump.
+ACCORD_MOTO_REQUIREMENTS=(
+    "moto[server]==5.2.5"
+)
+
+# ensure_moto: installs ACCORD_MOTO_REQUIREMENTS from PyPI into a virtualenv
+# under target/, unless that is what it already holds, and exports
+# ACCORD_MOTO_SERVER, the path of its `moto_server` command, for the tests.
+ensure_moto() {
+    local venv="$ACCORD_ROOT/target/moto-venv"
+    local stamp="$venv/accord-requirements.txt"
+    export ACCORD_MOTO_SERVER="$venv/bin/moto_server"
+    if [ -x "$ACCORD_MOTO_SERVER" ] && [ -f "$stamp" ] &&
+        [ "$(cat "$stamp")" = "${ACCORD_MOTO_REQUIREMENTS[*]}" ]; then
+        return 0
+    fi
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || install_packages python3-venv
+    log "installing ${ACCORD_MOTO_REQUIREMENTS[*]} into $venv (once)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "could not create a Python virtualenv in $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${ACCORD_MOTO_REQUIREMENTS[@]}" ||
+        die "could not install ${ACCORD_MOTO_REQUIREMENTS[*]} from PyPI"
+    printf '%s' "${ACCORD_MOTO_REQUIREMENTS[*]}" >"$stamp"
+}
+
 # --- Services --------------------------------------------------------------
 #
 # ensure_service NAME [optional|required]: makes sure a local service answers

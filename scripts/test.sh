@@ -7,7 +7,9 @@
 #
 # Needs a Rust toolchain (rustup, stable); installs pkg-config, a C compiler,
 # python3 and cargo-nextest when they are missing (apt-get, as root or via sudo),
-# and schemathesis (the API fuzzer, from PyPI) into target/schemathesis-venv.
+# schemathesis (the API fuzzer, from PyPI) into target/schemathesis-venv, and
+# moto (an S3-compatible server for the artifact tests, from PyPI) into
+# target/moto-venv.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -24,6 +26,7 @@ ensure_rust_component rustfmt
 ensure_rust_component clippy
 ensure_nextest
 ensure_schemathesis
+ensure_moto
 # The store conformance suite runs on PostgreSQL too; the cluster suite
 # (shared rate limits, event fan-out) on Redis.
 ensure_service postgres required

@@ -120,6 +120,9 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
         api: Default::default(),
         connections: Default::default(),
         redis_url: None,
+        blobs: accord_artifacts::BlobStoreConfig::Local {
+            root: temp.path().join("artifacts"),
+        },
     };
     let opened = crate::server::open_store(&settings.store).await?;
     // The benchmark's own keys, with limits it cannot reach: it measures the

@@ -191,6 +191,58 @@ pub struct ServerArgs {
         value_name = "ORIGINS"
     )]
     pub cors_origins: Vec<String>,
+    #[command(flatten)]
+    pub artifacts: ArtifactArgs,
+}
+
+/// Where artifacts are kept and how much of them. Without an S3 bucket they
+/// go to `<data-dir>/artifacts`.
+#[derive(Debug, Args)]
+pub struct ArtifactArgs {
+    /// Largest artifact a worker may upload, in bytes [default: 104857600].
+    #[arg(long, env = "ACCORD_ARTIFACT_MAX_BYTES", value_name = "BYTES")]
+    pub artifact_max_bytes: Option<u64>,
+    /// Most bytes of artifacts one workspace may hold [default: 10737418240].
+    #[arg(long, env = "ACCORD_ARTIFACT_QUOTA_BYTES", value_name = "BYTES")]
+    pub artifact_quota_bytes: Option<u64>,
+    /// Most artifacts one job may hold, manifests included [default: 1000].
+    #[arg(long, env = "ACCORD_ARTIFACT_MAX_PER_JOB", value_name = "N")]
+    pub artifact_max_per_job: Option<u32>,
+    /// How often blobs no artifact holds any more are swept [default: 3600].
+    #[arg(
+        long,
+        env = "ACCORD_ARTIFACT_SWEEP_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub artifact_sweep_interval_seconds: Option<u64>,
+    /// Blobs younger than this are never swept (an upload may be about to claim one) [default: 3600].
+    #[arg(
+        long,
+        env = "ACCORD_ARTIFACT_SWEEP_GRACE_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub artifact_sweep_grace_seconds: Option<u64>,
+    /// Keep artifacts in this S3 bucket instead of the data directory.
+    #[arg(long, env = "ACCORD_S3_BUCKET", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// An S3-compatible server (`https://…`); default: AWS.
+    #[arg(long, env = "ACCORD_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region [default: us-east-1].
+    #[arg(long, env = "ACCORD_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "ACCORD_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    #[arg(
+        long,
+        env = "ACCORD_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint (a server on loopback).
+    #[arg(long, env = "ACCORD_S3_ALLOW_HTTP", value_parser = BoolishValueParser::new())]
+    pub s3_allow_http: bool,
 }
 
 /// Worker settings.
@@ -306,6 +358,70 @@ pub enum JobsCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List a job's artifacts (what its runs captured, and the evidence
+    /// manifest of each finished attempt).
+    Artifacts {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Download one artifact, checking its SHA-256 on the way.
+    Artifact {
+        id: String,
+        name: String,
+        /// Where to write it (`-` for standard output) [default: NAME in the current directory].
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerAccess,
+    },
+    /// Print a job's evidence manifest (the latest attempt's unless --attempt).
+    Manifest {
+        id: String,
+        #[arg(long)]
+        attempt: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Re-download every artifact of the job's latest manifest, re-hash it
+    /// and compare with the manifest (and the manifest with its recorded
+    /// hash). Exits non-zero unless everything matches.
+    Verify {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Where a client command finds the server and its key, for commands whose
+/// `-o` means something else than the output format.
+#[derive(Debug, Args)]
+pub struct ServerAccess {
+    /// The Accord server.
+    #[arg(long, env = "ACCORD_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The API key (`acc_<id>_<secret>`). Default for a local server: `<data-dir>/admin.key`.
+    #[arg(
+        long,
+        env = "ACCORD_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Where a local server keeps its data (and `admin.key`).
+    #[arg(long, env = "ACCORD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServerAccess {
+    pub fn into_client_args(self) -> ClientArgs {
+        ClientArgs {
+            server: self.server,
+            api_key: self.api_key,
+            data_dir: self.data_dir,
+            output: Output::Text,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

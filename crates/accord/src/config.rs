@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use accord_api::auth::RoleLimits;
 use accord_api::{ApiConfig, ConnectionLimits};
+use accord_artifacts::{BlobStoreConfig, S3Config};
 use accord_model::{EgressPolicy, Limits, QueueName, RateLimit, WorkerId};
-use accord_queue::QueueConfig;
+use accord_queue::{ArtifactConfig, QueueConfig};
+use accord_store::ArtifactLimits;
 use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
 use accord_worker::WorkerConfig;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, ServerArgs, WorkerArgs};
+use crate::cli::{ArtifactArgs, LogFormat, ServerArgs, WorkerArgs};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -62,6 +64,103 @@ pub struct FileServer {
     pub cors_origins: Option<Vec<String>>,
     #[serde(default)]
     pub rate_limits: FileRateLimits,
+    pub artifact_max_bytes: Option<u64>,
+    pub artifact_quota_bytes: Option<u64>,
+    pub artifact_max_per_job: Option<u32>,
+    pub artifact_sweep_interval_seconds: Option<u64>,
+    pub artifact_sweep_grace_seconds: Option<u64>,
+    /// `[server.s3]`: keep artifacts in an S3 bucket.
+    #[serde(default)]
+    pub s3: FileS3,
+}
+
+/// `[server.s3]`: every key optional; `bucket` turns S3 on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileS3 {
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
+}
+
+/// Where artifacts go and the limits they are held to, resolved.
+fn artifact_settings(
+    args: &ArtifactArgs,
+    file: &FileServer,
+    data_dir: &Path,
+) -> Result<(BlobStoreConfig, ArtifactConfig)> {
+    let defaults = ArtifactConfig::default();
+    let config = ArtifactConfig {
+        max_bytes: args
+            .artifact_max_bytes
+            .or(file.artifact_max_bytes)
+            .unwrap_or(defaults.max_bytes),
+        limits: ArtifactLimits {
+            quota_bytes: args
+                .artifact_quota_bytes
+                .or(file.artifact_quota_bytes)
+                .unwrap_or(defaults.limits.quota_bytes),
+            max_per_job: args
+                .artifact_max_per_job
+                .or(file.artifact_max_per_job)
+                .unwrap_or(defaults.limits.max_per_job),
+        },
+        sweep_interval: args
+            .artifact_sweep_interval_seconds
+            .or(file.artifact_sweep_interval_seconds)
+            .map_or(defaults.sweep_interval, Duration::from_secs),
+        sweep_grace: args
+            .artifact_sweep_grace_seconds
+            .or(file.artifact_sweep_grace_seconds)
+            .map_or(defaults.sweep_grace, Duration::from_secs),
+    };
+    if config.max_bytes == 0 {
+        bail!("artifact_max_bytes must be at least 1");
+    }
+    if config.limits.max_per_job == 0 {
+        bail!("artifact_max_per_job must be at least 1");
+    }
+    let s3 = &file.s3;
+    let blobs = match args.s3_bucket.clone().or_else(|| s3.bucket.clone()) {
+        None => BlobStoreConfig::Local {
+            root: data_dir.join("artifacts"),
+        },
+        Some(bucket) => {
+            let access_key_id = args
+                .s3_access_key_id
+                .clone()
+                .or_else(|| s3.access_key_id.clone())
+                .context("an S3 bucket needs an access key id: --s3-access-key-id, ACCORD_S3_ACCESS_KEY_ID or [server.s3] access_key_id")?;
+            let secret_access_key = args
+                .s3_secret_access_key
+                .clone()
+                .or_else(|| s3.secret_access_key.clone())
+                .context("an S3 bucket needs a secret access key: --s3-secret-access-key, ACCORD_S3_SECRET_ACCESS_KEY or [server.s3] secret_access_key")?;
+            let endpoint = args.s3_endpoint.clone().or_else(|| s3.endpoint.clone());
+            let allow_http = args.s3_allow_http || s3.allow_http.unwrap_or(false);
+            if let Some(endpoint) = &endpoint {
+                if endpoint.starts_with("http://") && !allow_http {
+                    bail!("the S3 endpoint {endpoint} is plain HTTP: pass --s3-allow-http (ACCORD_S3_ALLOW_HTTP, [server.s3] allow_http) if that is intended");
+                }
+            }
+            BlobStoreConfig::S3(S3Config {
+                bucket,
+                endpoint,
+                region: args
+                    .s3_region
+                    .clone()
+                    .or_else(|| s3.region.clone())
+                    .unwrap_or_else(|| "us-east-1".to_owned()),
+                access_key_id,
+                secret_access_key,
+                allow_http,
+            })
+        }
+    };
+    Ok((blobs, config))
 }
 
 /// `[server.rate_limits.<role>]` tables: `burst` and `per_second`.
@@ -181,6 +280,8 @@ pub struct ServerSettings {
     pub api: ApiConfig,
     pub connections: ConnectionLimits,
     pub redis_url: Option<String>,
+    /// Where artifact blobs and evidence manifests are kept.
+    pub blobs: BlobStoreConfig,
 }
 
 impl ServerSettings {
@@ -240,6 +341,7 @@ impl ServerSettings {
                 }
             }
         };
+        let (blobs, artifacts) = artifact_settings(&args.artifacts, file, &data_dir)?;
         let queue = QueueConfig {
             lease_ttl: Duration::from_secs(lease_seconds),
             maintenance_interval: Duration::from_millis(
@@ -265,6 +367,7 @@ impl ServerSettings {
                     .max(1)
                     * 3600,
             ),
+            artifacts,
             ..QueueConfig::default()
         };
         let api = ApiConfig {
@@ -330,6 +433,7 @@ impl ServerSettings {
             queue,
             api,
             redis_url,
+            blobs,
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::cli::{JobsCommand, Output};
 use crate::config::FileConfig;
 use crate::keys_cmd::connect;
 
-fn parse_id(id: &str) -> Result<JobId> {
+pub(crate) fn parse_id(id: &str) -> Result<JobId> {
     id.parse()
         .with_context(|| format!("{id:?} is not a job id"))
 }
@@ -50,6 +50,21 @@ pub async fn run(command: JobsCommand, file: &FileConfig) -> Result<()> {
                 submitted.job
             };
             print_job(&job, client.output)?;
+            if wait {
+                // Where the run's evidence is, whatever the outcome (on
+                // standard error with --output json, which stays clean).
+                let line = format!(
+                    "artifacts: {}api/v1/jobs/{}/artifacts (accord jobs artifacts {} / accord jobs verify {})",
+                    api.base_url(),
+                    job.id,
+                    job.id,
+                    job.id
+                );
+                match client.output {
+                    Output::Text => out!("{line}"),
+                    Output::Json => eprintln!("{line}"),
+                }
+            }
             if wait && job.state != JobState::Succeeded {
                 std::process::exit(1);
             }
@@ -140,6 +155,10 @@ pub async fn run(command: JobsCommand, file: &FileConfig) -> Result<()> {
             let job = connect(&client, file)?.retry_job(parse_id(&id)?).await?;
             print_job(&job, client.output)
         }
+        command @ (JobsCommand::Artifacts { .. }
+        | JobsCommand::Artifact { .. }
+        | JobsCommand::Manifest { .. }
+        | JobsCommand::Verify { .. }) => crate::artifacts_cmd::run(command, file).await,
     }
 }
 

@@ -11,6 +11,7 @@
 #[macro_use]
 mod output;
 
+mod artifacts_cmd;
 mod bench;
 mod bench_engine;
 mod cli;
@@ -200,6 +201,7 @@ fn print_banner(control: &ControlPlane, settings: &ServerSettings) {
     let url = control.local_url();
     println!("Accord {} is listening on {url}", env!("CARGO_PKG_VERSION"));
     println!("  database:  {}", settings.store.describe());
+    println!("  artifacts: {}", settings.blobs.describe());
     println!("  API docs:  {url}/docs");
     println!("  submit:    accord jobs submit job.json --wait --server {url}");
     if settings.queue.egress.allows_private() {

@@ -1,9 +1,11 @@
-//! Wiring the control plane: store, queue, maintenance loop and HTTP server.
+//! Wiring the control plane: store, blob store, queue, maintenance loop and
+//! HTTP server.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use accord_api::{router, ApiState, AuditRecorder};
+use accord_artifacts::BlobStore;
 use accord_cluster::{Cluster, ClusterConfig, DEFAULT_KEY_PREFIX};
 use accord_model::SystemClock;
 use accord_queue::{Queue, QueueMetrics};
@@ -57,13 +59,16 @@ impl ControlPlane {
         })
         .await
         .context("connect to Redis")?;
+        let blobs = BlobStore::open(&settings.blobs)
+            .with_context(|| format!("open the artifact store ({})", settings.blobs.describe()))?;
         let queue = Queue::new(
             store.clone(),
             Arc::new(SystemClock),
             settings.queue.clone(),
             Arc::new(QueueMetrics::new()),
         )
-        .with_events(cluster.events().clone());
+        .with_events(cluster.events().clone())
+        .with_blobs(blobs);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listen on {}", settings.listen))?;
@@ -96,7 +101,7 @@ impl ControlPlane {
                 );
             }
         });
-        tracing::info!(%addr, store = %settings.store.describe(), "control plane started");
+        tracing::info!(%addr, store = %settings.store.describe(), artifacts = %settings.blobs.describe(), "control plane started");
         Ok(Self {
             addr,
             store,

@@ -70,6 +70,35 @@ pub enum ApiError {
     WorkspaceNotFound(String),
     #[error("a workspace named {0:?} already exists")]
     WorkspaceExists(String),
+    #[error("{0}")]
+    InvalidArtifactName(String),
+    #[error("{0}")]
+    InvalidArtifactHeader(String),
+    #[error("an artifact upload must declare its size in Content-Length")]
+    LengthRequired,
+    #[error("{0}")]
+    StaleLease(String),
+    #[error("{0}")]
+    ArtifactTooLarge(String),
+    #[error("{0}")]
+    ArtifactQuotaExceeded(String),
+    #[error("{0}")]
+    TooManyArtifacts(String),
+    #[error("{0}")]
+    ArtifactDigestMismatch(String),
+    #[error("{0}")]
+    ArtifactSizeMismatch(String),
+    #[error("{0}")]
+    ArtifactUploadIncomplete(String),
+    #[error("{0}")]
+    ArtifactNotFound(String),
+    #[error("{0}")]
+    ManifestNotFound(String),
+    /// The `Range` asked for starts past the end; the answer names the size.
+    #[error("the range starts past the end of the {0}-byte artifact")]
+    RangeNotSatisfiable(u64),
+    #[error("artifact storage is unavailable; try again shortly")]
+    ArtifactStorageUnavailable,
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -110,6 +139,24 @@ impl ApiError {
             Self::KeyNotFound(_) => (S::NOT_FOUND, "key_not_found"),
             Self::WorkspaceNotFound(_) => (S::NOT_FOUND, "workspace_not_found"),
             Self::WorkspaceExists(_) => (S::CONFLICT, "workspace_exists"),
+            Self::InvalidArtifactName(_) => (S::BAD_REQUEST, "invalid_artifact_name"),
+            Self::InvalidArtifactHeader(_) => (S::BAD_REQUEST, "invalid_artifact_header"),
+            Self::LengthRequired => (S::LENGTH_REQUIRED, "length_required"),
+            Self::StaleLease(_) => (S::CONFLICT, "stale_lease"),
+            Self::ArtifactTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "artifact_too_large"),
+            Self::ArtifactQuotaExceeded(_) => (S::PAYLOAD_TOO_LARGE, "artifact_quota_exceeded"),
+            Self::TooManyArtifacts(_) => (S::CONFLICT, "artifact_limit_reached"),
+            Self::ArtifactDigestMismatch(_) => {
+                (S::UNPROCESSABLE_ENTITY, "artifact_digest_mismatch")
+            }
+            Self::ArtifactSizeMismatch(_) => (S::BAD_REQUEST, "artifact_size_mismatch"),
+            Self::ArtifactUploadIncomplete(_) => (S::BAD_REQUEST, "artifact_upload_incomplete"),
+            Self::ArtifactNotFound(_) => (S::NOT_FOUND, "artifact_not_found"),
+            Self::ManifestNotFound(_) => (S::NOT_FOUND, "manifest_not_found"),
+            Self::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            Self::ArtifactStorageUnavailable => {
+                (S::SERVICE_UNAVAILABLE, "artifact_storage_unavailable")
+            }
             Self::Unavailable => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -130,7 +177,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if let Self::RangeNotSatisfiable(size) = self {
+            // RFC 9110 15.5.17: a 416 names the representation's size.
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_RANGE,
+                format!("bytes */{size}")
+                    .parse()
+                    .expect("a number makes a valid header"),
+            );
+        }
+        response
     }
 }
 
@@ -143,7 +200,44 @@ impl From<QueueError> for ApiError {
             QueueError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             err @ QueueError::NotCancellable { .. } => Self::NotCancellable(err.to_string()),
             err @ QueueError::NotRetryable { .. } => Self::NotRetryable(err.to_string()),
+            err @ QueueError::StaleLease { .. } => Self::StaleLease(err.to_string()),
+            err @ QueueError::ReservedArtifactName(_) => Self::InvalidArtifactName(err.to_string()),
+            err @ QueueError::InvalidContentType(_) => Self::InvalidArtifactHeader(err.to_string()),
+            err @ QueueError::ArtifactTooLarge { .. } => Self::ArtifactTooLarge(err.to_string()),
+            err @ QueueError::QuotaExceeded { .. } => Self::ArtifactQuotaExceeded(err.to_string()),
+            err @ QueueError::TooManyArtifacts { .. } => Self::TooManyArtifacts(err.to_string()),
+            err @ QueueError::ArtifactNotFound { .. } => Self::ArtifactNotFound(err.to_string()),
+            err @ QueueError::ManifestNotFound { .. } => Self::ManifestNotFound(err.to_string()),
+            QueueError::NoBlobStore => {
+                tracing::error!("artifact request on a server without a blob store");
+                Self::ArtifactStorageUnavailable
+            }
+            QueueError::Blob(err) => err.into(),
             QueueError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<accord_artifacts::BlobError> for ApiError {
+    fn from(err: accord_artifacts::BlobError) -> Self {
+        use accord_artifacts::BlobError as B;
+        match err {
+            err @ B::DigestMismatch { .. } => Self::ArtifactDigestMismatch(err.to_string()),
+            err @ B::SizeMismatch { .. } => Self::ArtifactSizeMismatch(err.to_string()),
+            err @ B::Body(_) => Self::ArtifactUploadIncomplete(err.to_string()),
+            B::RangeNotSatisfiable { size, .. } => Self::RangeNotSatisfiable(size),
+            err @ B::NotFound(_) => {
+                tracing::error!(error = %err, "an artifact's row names a blob the store does not have");
+                Self::Internal
+            }
+            err @ B::Storage(_) => {
+                tracing::warn!(error = %err, "artifact storage unavailable");
+                Self::ArtifactStorageUnavailable
+            }
+            err @ B::Config(_) => {
+                tracing::error!(error = %err, "artifact storage misconfigured");
+                Self::Internal
+            }
         }
     }
 }

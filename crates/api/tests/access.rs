@@ -216,12 +216,14 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
     match operation {
         "health" | "ready" => vec![Admin, Operator, Viewer, Worker],
         "create_job" | "create_jobs" | "cancel_job" | "retry_job" => vec![Admin, Operator],
-        "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats" => {
-            vec![Admin, Operator, Viewer]
-        }
+        "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats"
+        | "list_artifacts" | "get_artifact" | "get_manifest" => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" => vec![],
-        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate" => vec![Worker],
+        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
+        | "upload_artifact" => {
+            vec![Worker]
+        }
         "list_keys" | "create_key" | "revoke_key" | "list_audit" | "list_workspaces" => {
             vec![Admin]
         }
@@ -253,6 +255,9 @@ fn fill(path: &str, job: JobId, key: &ApiKeyId) -> String {
         path.replace("{id}", key.as_str())
     } else {
         path.replace("{id}", &job.to_string())
+            .replace("{job_id}", &job.to_string())
+            .replace("{attempt}", "1")
+            .replace("{name}", "page.html")
     }
 }
 

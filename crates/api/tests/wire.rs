@@ -46,6 +46,20 @@ fn every_error() -> Vec<ApiError> {
         ApiError::KeyNotFound(said("key k0000000000000000 not found")),
         ApiError::WorkspaceNotFound(said("workspace team-b not found")),
         ApiError::WorkspaceExists(said("team-b")),
+        ApiError::InvalidArtifactName(said("\"a/b\": an artifact name may only hold ASCII letters, digits, `.`, `_` and `-` (no path separators), found '/'")),
+        ApiError::InvalidArtifactHeader(said("X-Accord-Sha256: a SHA-256 digest must be 64 lowercase hex digits")),
+        ApiError::LengthRequired,
+        ApiError::StaleLease(said("the lease of job 0190a0b0-0000-7000-8000-000000000000 at attempt 1 is not held by this worker (it expired, moved on, or the job finished)")),
+        ApiError::ArtifactTooLarge(said("an artifact of 104857601 bytes is larger than the limit of 104857600 bytes")),
+        ApiError::ArtifactQuotaExceeded(said("the workspace's artifacts hold 900 of 1000 bytes; 200 more do not fit")),
+        ApiError::TooManyArtifacts(said("the job already holds 1000 artifacts, the most one job may hold")),
+        ApiError::ArtifactDigestMismatch(said("store the blob: its bytes hash to 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824, not to the declared ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")),
+        ApiError::ArtifactSizeMismatch(said("store the blob: 10 bytes arrived where 12 were declared")),
+        ApiError::ArtifactUploadIncomplete(said("read the uploaded bytes: no bytes arrived for 30 s; the upload was abandoned")),
+        ApiError::ArtifactNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 has no artifact named page.html")),
+        ApiError::ManifestNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 has no evidence manifest")),
+        ApiError::RangeNotSatisfiable(1024),
+        ApiError::ArtifactStorageUnavailable,
         ApiError::Unavailable,
         ApiError::Internal,
     ]
@@ -86,6 +100,20 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::KeyNotFound(_)
         | E::WorkspaceNotFound(_)
         | E::WorkspaceExists(_)
+        | E::InvalidArtifactName(_)
+        | E::InvalidArtifactHeader(_)
+        | E::LengthRequired
+        | E::StaleLease(_)
+        | E::ArtifactTooLarge(_)
+        | E::ArtifactQuotaExceeded(_)
+        | E::TooManyArtifacts(_)
+        | E::ArtifactDigestMismatch(_)
+        | E::ArtifactSizeMismatch(_)
+        | E::ArtifactUploadIncomplete(_)
+        | E::ArtifactNotFound(_)
+        | E::ManifestNotFound(_)
+        | E::RangeNotSatisfiable(_)
+        | E::ArtifactStorageUnavailable
         | E::Unavailable
         | E::Internal => {}
     }

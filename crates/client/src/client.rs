@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use accord_model::{
-    ApiKey, ApiKeyList, AuditPage, ClaimRequest, ClaimResponse, CompleteRequest, CreatedApiKey,
-    EscalateRequest, EventPage, FailRequest, HeartbeatRequest, HeartbeatResponse, Job, JobBatch,
-    JobId, JobPage, JobState, NewApiKey, NewJob, NewJobBatch, NewWorkspace, OpsStatus,
-    QueueStatsView, ReleaseRequest, ReportResponse, Workspace, WorkspaceList,
+    ApiKey, ApiKeyList, ArtifactList, ArtifactName, AuditPage, ClaimRequest, ClaimResponse,
+    CompleteRequest, CreatedApiKey, EscalateRequest, EventPage, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, Job, JobBatch, JobId, JobPage, JobState, LeaseRef, NewApiKey, NewJob,
+    NewJobBatch, NewWorkspace, OpsStatus, QueueStatsView, ReleaseRequest, ReportResponse,
+    Sha256Digest, StoredArtifact, WorkerId, Workspace, WorkspaceList,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -29,6 +30,65 @@ pub struct AccordClient {
 pub struct Submitted {
     pub job: Job,
     pub created: bool,
+}
+
+/// An artifact to upload over the worker protocol.
+#[derive(Debug, Clone)]
+pub struct ArtifactUpload<'a> {
+    pub worker_id: &'a WorkerId,
+    pub lease: LeaseRef,
+    pub name: &'a ArtifactName,
+    /// A media type, e.g. `image/png`.
+    pub content_type: &'a str,
+    pub bytes: bytes::Bytes,
+}
+
+/// An artifact download under way: the answer's headers, and its body
+/// read chunk by chunk (or whole) as it arrives.
+#[derive(Debug)]
+pub struct ArtifactDownload {
+    /// 200 for the whole artifact, 206 for a range.
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// The artifact's SHA-256, from its `ETag`.
+    pub sha256: Option<Sha256Digest>,
+    /// `bytes a-b/size` for a range.
+    pub content_range: Option<String>,
+    pub content_length: Option<u64>,
+    response: reqwest::Response,
+}
+
+impl ArtifactDownload {
+    /// The next chunk of the body, `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, ClientError> {
+        self.response.chunk().await.map_err(ClientError::transport)
+    }
+
+    /// The rest of the body, in memory.
+    pub async fn bytes(self) -> Result<bytes::Bytes, ClientError> {
+        self.response.bytes().await.map_err(ClientError::transport)
+    }
+}
+
+/// An evidence manifest as stored: its bytes (canonical JSON) and the
+/// SHA-256 the server holds for them.
+#[derive(Debug, Clone)]
+pub struct ManifestDownload {
+    pub bytes: bytes::Bytes,
+    pub sha256: Option<Sha256Digest>,
+    pub attempt: Option<u32>,
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn etag_digest(response: &reqwest::Response) -> Option<Sha256Digest> {
+    header(response, "etag")?.trim_matches('"').parse().ok()
 }
 
 /// Filters for [`AccordClient::list_jobs`].
@@ -210,6 +270,68 @@ impl AccordClient {
         .await
     }
 
+    /// Every artifact of a job (manifests included), by name.
+    pub async fn list_artifacts(&self, id: JobId) -> Result<ArtifactList, ClientError> {
+        self.get(&format!("api/v1/jobs/{id}/artifacts")).await
+    }
+
+    /// Opens an artifact, or `range` (`start..end`) of it.
+    pub async fn artifact(
+        &self,
+        id: JobId,
+        name: &ArtifactName,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<ArtifactDownload, ClientError> {
+        let mut request = self.request(Method::GET, &format!("api/v1/jobs/{id}/artifacts/{name}"));
+        if let Some(range) = range {
+            request = request.header(
+                "range",
+                format!("bytes={}-{}", range.start, range.end.saturating_sub(1)),
+            );
+        }
+        let response = request.send().await.map_err(ClientError::transport)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let bytes = response.bytes().await.map_err(ClientError::transport)?;
+            return Err(ClientError::from_body(status, &bytes));
+        }
+        Ok(ArtifactDownload {
+            status,
+            content_type: header(&response, "content-type"),
+            sha256: etag_digest(&response),
+            content_range: header(&response, "content-range"),
+            content_length: response.content_length(),
+            response,
+        })
+    }
+
+    /// The evidence manifest of `attempt`, or of the latest attempt with one.
+    pub async fn manifest(
+        &self,
+        id: JobId,
+        attempt: Option<u32>,
+    ) -> Result<ManifestDownload, ClientError> {
+        let mut request = self
+            .request(Method::GET, &format!("api/v1/jobs/{id}/manifest"))
+            .timeout(Duration::from_secs(30));
+        if let Some(attempt) = attempt {
+            request = request.query(&[("attempt", attempt)]);
+        }
+        let response = request.send().await.map_err(ClientError::transport)?;
+        let status = response.status().as_u16();
+        let sha256 = etag_digest(&response);
+        let attempt = header(&response, "x-accord-manifest-attempt").and_then(|a| a.parse().ok());
+        let bytes = response.bytes().await.map_err(ClientError::transport)?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::from_body(status, &bytes));
+        }
+        Ok(ManifestDownload {
+            bytes,
+            sha256,
+            attempt,
+        })
+    }
+
     pub async fn queue_stats(&self) -> Result<QueueStatsView, ClientError> {
         self.get("api/v1/queue/stats").await
     }
@@ -300,6 +422,34 @@ impl AccordClient {
     pub async fn fail(&self, request: &FailRequest) -> Result<ReportResponse, ClientError> {
         self.post("internal/v1/worker/fail", request, Duration::from_secs(15))
             .await
+    }
+
+    /// Streams an artifact of a leased job to the control plane, declaring
+    /// its SHA-256 and size; the server keeps it only if the bytes match.
+    pub async fn upload_artifact(
+        &self,
+        upload: ArtifactUpload<'_>,
+    ) -> Result<StoredArtifact, ClientError> {
+        let LeaseRef { job_id, attempt } = upload.lease;
+        let sha256 = Sha256Digest::of(&upload.bytes);
+        // A generous allowance for big files on slow links; the server ends
+        // a stalled upload on its own.
+        let timeout = Duration::from_secs(60 + upload.bytes.len() as u64 / (256 * 1024));
+        let request = self
+            .request(
+                Method::PUT,
+                &format!(
+                    "internal/v1/worker/jobs/{job_id}/attempts/{attempt}/artifacts/{}",
+                    upload.name
+                ),
+            )
+            .query(&[("worker_id", upload.worker_id.as_str())])
+            .header("content-type", upload.content_type)
+            .header("x-accord-sha256", sha256.to_hex())
+            .header("content-length", upload.bytes.len())
+            .body(upload.bytes)
+            .timeout(timeout);
+        self.send(request).await.map(|(_, stored)| stored)
     }
 
     pub async fn release(&self, request: &ReleaseRequest) -> Result<ReportResponse, ClientError> {

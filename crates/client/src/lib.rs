@@ -8,5 +8,7 @@
 mod client;
 mod error;
 
-pub use client::{AccordClient, ListJobs, Submitted};
+pub use client::{
+    AccordClient, ArtifactDownload, ArtifactUpload, ListJobs, ManifestDownload, Submitted,
+};
 pub use error::ClientError;

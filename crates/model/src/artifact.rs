@@ -9,6 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -183,9 +184,113 @@ pub struct ArtifactRef {
     pub sha256: Sha256Digest,
 }
 
+/// Longest content type kept, in bytes.
+pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
+
+/// A string that is not a media type such as `image/png` or
+/// `text/html; charset=utf-8`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a content type must be a media type such as `image/png` or `text/html; charset=utf-8` \
+     (at most {MAX_CONTENT_TYPE_BYTES} bytes of visible ASCII), not {0:?}"
+)]
+pub struct ContentTypeError(pub String);
+
+/// Checks that `value` is a media type: `type/subtype`, each an RFC 9110
+/// token, then `; name=value` parameters (a value a token or a quoted
+/// string). An artifact is served back with it, so nothing else may pass.
+pub fn check_content_type(value: &str) -> Result<(), ContentTypeError> {
+    fn token(s: &str) -> bool {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    }
+    fn quoted(s: &str) -> bool {
+        s.len() >= 2
+            && s.starts_with('"')
+            && s.ends_with('"')
+            && s[1..s.len() - 1]
+                .bytes()
+                .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\')
+    }
+    let refuse = || ContentTypeError(value.chars().take(64).collect());
+    if value.len() > MAX_CONTENT_TYPE_BYTES || value.bytes().any(|b| b.is_ascii_control()) {
+        return Err(refuse());
+    }
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default();
+    match essence.split_once('/') {
+        Some((kind, subtype)) if token(kind) && token(subtype) => {}
+        _ => return Err(refuse()),
+    }
+    for parameter in parts {
+        match parameter.trim_start_matches(' ').split_once('=') {
+            Some((name, value)) if token(name) && (token(value) || quoted(value)) => {}
+            _ => return Err(refuse()),
+        }
+    }
+    Ok(())
+}
+
+/// An artifact as the index keeps it and the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoredArtifact {
+    pub name: ArtifactName,
+    /// A MIME type, e.g. `image/png`; the download answers with it.
+    pub content_type: String,
+    #[schema(format = "uint64")]
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    /// The attempt that stored it (a later attempt's artifact of the same
+    /// name replaces it).
+    #[schema(format = "uint32")]
+    pub attempt: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl StoredArtifact {
+    pub fn reference(&self) -> ArtifactRef {
+        ArtifactRef {
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
+            size: self.size,
+            sha256: self.sha256,
+        }
+    }
+}
+
+/// `GET /api/v1/jobs/{id}/artifacts`: every artifact of a job, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactList {
+    pub items: Vec<StoredArtifact>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_types_are_media_types() {
+        let check = |value: &str, ok: bool| {
+            assert_eq!(check_content_type(value).is_ok(), ok, "{value:?}");
+        };
+        check("image/png", true);
+        check("text/html; charset=utf-8", true);
+        check("application/vnd.api+json", true);
+        check("multipart/form-data; boundary=\"a b\"", true);
+        check("text/plain;charset=UTF-8", true);
+        check("", false);
+        check("png", false);
+        check("image/", false);
+        check("/png", false);
+        check("image/png; charset", false);
+        check("text/html\r\nSet-Cookie: a=b", false);
+        check("text/html; x=\"a\\\"b\"", false);
+        check("imäge/png", false);
+        check(&format!("text/{}", "a".repeat(300)), false);
+    }
 
     #[test]
     fn artifact_names_cannot_escape_their_job() {

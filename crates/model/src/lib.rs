@@ -1,7 +1,7 @@
 //! Accord's domain model: the types every other crate speaks.
 //!
 //! Owns ids, the job specification (`NewJob`, `Step`), job states and their
-//! meaning, results and errors, artifact references, job events, the retry policy, the backoff
+//! meaning, results and errors, artifact references and evidence manifests, job events, the retry policy, the backoff
 //! of background retries, the worker protocol messages and the clock
 //! abstraction.
 //!
@@ -20,6 +20,7 @@ mod event;
 mod field;
 mod ids;
 mod job;
+mod manifest;
 mod protocol;
 mod result;
 mod retry;
@@ -31,8 +32,9 @@ mod wire;
 
 pub use address::{classify_ip, embedded_ipv4, AddressClass};
 pub use artifact::{
-    ArtifactName, ArtifactNameError, ArtifactRef, DigestError, Sha256Digest,
-    MAX_ARTIFACT_NAME_BYTES,
+    check_content_type, ArtifactList, ArtifactName, ArtifactNameError, ArtifactRef,
+    ContentTypeError, DigestError, Sha256Digest, StoredArtifact, MAX_ARTIFACT_NAME_BYTES,
+    MAX_CONTENT_TYPE_BYTES,
 };
 pub use auth::{
     check_workspace_name, ApiKey, ApiKeyId, ApiKeyList, ApiToken, AuditEntry, AuditOutcome,
@@ -50,6 +52,9 @@ pub use field::{
 };
 pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
 pub use job::{Job, JobState, Priority};
+pub use manifest::{
+    canonical_json, EvidenceManifest, ManifestOutcome, MANIFEST_NAME_PREFIX, MANIFEST_VERSION,
+};
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,
     EscalateRequest, FailItem, FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseRef,

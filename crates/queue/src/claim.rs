@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use accord_model::{
-    ClaimRequest, ClaimedJob, CompleteItem, EscalateItem, FailItem, HeartbeatResponse, JobState,
-    LeaseRef, ReportResponse, WorkerId, WorkerScope,
+    ClaimRequest, ClaimedJob, CompleteItem, EscalateItem, FailItem, HeartbeatResponse, JobError,
+    JobId, JobState, LeaseRef, ManifestOutcome, ReportResponse, WorkerId, WorkerScope,
 };
 use accord_store::{ClaimParams, EscalateParams, FailParams, ReportOutcome, Transition};
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::manifest::finished;
 use crate::metrics::{EngineLabels, OutcomeLabels, QueueLabels};
 use crate::{Queue, QueueError};
 
@@ -139,7 +142,15 @@ impl Queue {
             .store
             .job_complete_if_leased(worker, items, self.now())
             .await?;
-        Ok(self.settle(outcomes))
+        let finished = finished(&outcomes, |transition| {
+            let item = items.iter().find(|item| item.job_id == transition.job_id)?;
+            Some(ManifestOutcome::Succeeded {
+                result: item.result.clone(),
+            })
+        });
+        let answer = self.settle(outcomes);
+        self.record_manifests(worker, finished).await;
+        Ok(answer)
     }
 
     pub async fn fail(
@@ -152,6 +163,10 @@ impl Queue {
             let mut rng = rand::thread_rng();
             items.iter().map(|_| rng.gen::<f64>()).collect()
         };
+        let errors: HashMap<JobId, JobError> = items
+            .iter()
+            .map(|item| (item.job_id, item.error.clone()))
+            .collect();
         let params = FailParams {
             worker_id: worker.clone(),
             items,
@@ -162,7 +177,15 @@ impl Queue {
         // Waiting claims recompute when the next job falls due, so a short
         // retry delay is honoured instead of the polling backstop.
         self.wake_claimers();
-        Ok(self.settle(outcomes))
+        let finished = finished(&outcomes, |transition| {
+            Some(ManifestOutcome::Failed {
+                error: errors.get(&transition.job_id)?.clone(),
+                next: transition.to,
+            })
+        });
+        let answer = self.settle(outcomes);
+        self.record_manifests(worker, finished).await;
+        Ok(answer)
     }
 
     pub async fn release(

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use accord_model::{EgressPolicy, Limits};
+use accord_store::ArtifactLimits;
 
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
@@ -28,6 +29,7 @@ pub struct QueueConfig {
     /// How long `auto` remembers that a domain needs a browser; after that
     /// its jobs start on HTTP again, in case the site changed.
     pub auto_memory: Duration,
+    pub artifacts: ArtifactConfig,
 }
 
 impl Default for QueueConfig {
@@ -43,6 +45,36 @@ impl Default for QueueConfig {
             egress: EgressPolicy::PublicOnly,
             limits: Limits::default(),
             auto_memory: Duration::from_secs(24 * 3600),
+            artifacts: ArtifactConfig::default(),
+        }
+    }
+}
+
+/// How artifacts are held: what one upload and one workspace may store,
+/// and how the blobs no row holds any more are swept.
+#[derive(Debug, Clone)]
+pub struct ArtifactConfig {
+    /// Largest artifact accepted, in bytes (the upload route's body limit).
+    pub max_bytes: u64,
+    /// The workspace quota and the most artifacts per job.
+    pub limits: ArtifactLimits,
+    /// How often the sweep walks the blob store for blobs no row holds.
+    pub sweep_interval: Duration,
+    /// Blobs younger than this are spared: an upload writes its blob before
+    /// its row, so a fresh blob without a row may be one about to get it.
+    pub sweep_grace: Duration,
+}
+
+impl Default for ArtifactConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 100 * 1024 * 1024,
+            limits: ArtifactLimits {
+                quota_bytes: 10 * 1024 * 1024 * 1024,
+                max_per_job: 1_000,
+            },
+            sweep_interval: Duration::from_secs(3600),
+            sweep_grace: Duration::from_secs(3600),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What can go wrong in the queue; the api maps each case to a status and code.
 
-use accord_model::{JobId, JobState, ValidationError};
+use accord_artifacts::BlobError;
+use accord_model::{ArtifactName, ContentTypeError, JobId, JobState, ValidationError};
 use accord_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,29 @@ pub enum QueueError {
     NotCancellable { id: JobId, state: JobState },
     #[error("job {id} is {state}; only dead or cancelled jobs can be retried")]
     NotRetryable { id: JobId, state: JobState },
+    /// The worker does not hold the lease it uploads for (any more).
+    #[error("the lease of job {job_id} at attempt {attempt} is not held by this worker (it expired, moved on, or the job finished)")]
+    StaleLease { job_id: JobId, attempt: u32 },
+    #[error(
+        "artifact names starting with `manifest-` are reserved for evidence manifests, not {0}"
+    )]
+    ReservedArtifactName(ArtifactName),
+    #[error("Content-Type: {0}")]
+    InvalidContentType(#[from] ContentTypeError),
+    #[error("an artifact of {size} bytes is larger than the limit of {max} bytes")]
+    ArtifactTooLarge { size: u64, max: u64 },
+    #[error("the workspace's artifacts hold {usage} of {quota} bytes; {size} more do not fit")]
+    QuotaExceeded { usage: u64, quota: u64, size: u64 },
+    #[error("the job already holds {max} artifacts, the most one job may hold")]
+    TooManyArtifacts { max: u32 },
+    #[error("job {job_id} has no artifact named {name}")]
+    ArtifactNotFound { job_id: JobId, name: ArtifactName },
+    #[error("job {job_id} has no evidence manifest{}", .attempt.map(|a| format!(" for attempt {a}")).unwrap_or_default())]
+    ManifestNotFound { job_id: JobId, attempt: Option<u32> },
+    #[error("no blob store is configured for artifacts")]
+    NoBlobStore,
+    #[error(transparent)]
+    Blob(#[from] BlobError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -3,20 +3,26 @@
 //! Owns the rules that are not SQL: validation and target policy at
 //! enqueue, long-polling claims that wake within milliseconds of an insert,
 //! backoff jitter, sorting reports into accepted and rejected items, the reaper and the
-//! retention pruner, and the queue's metrics. The one retry policy of the
+//! retention pruner, and the queue's metrics. Artifacts too: uploads
+//! checked against the lease, the size cap and the quota (`artifacts.rs`),
+//! the evidence manifest of every finished attempt (`manifest.rs`), and the
+//! sweep of blobs no row holds (in the maintenance pass). The one retry policy of the
 //! system lives here; handlers never retry or sleep on their own.
 //!
 //! Does not run jobs (that is the worker's) and does not speak HTTP (the api's).
 
+mod artifacts;
 mod claim;
 mod config;
 mod enqueue;
 mod error;
 mod maintenance;
+mod manifest;
 mod metrics;
 mod queue;
 
-pub use config::QueueConfig;
+pub use artifacts::ArtifactUpload;
+pub use config::{ArtifactConfig, QueueConfig};
 pub use enqueue::Enqueued;
 pub use error::QueueError;
 pub use maintenance::MaintenanceReport;

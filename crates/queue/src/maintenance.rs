@@ -1,16 +1,23 @@
-//! Background duties: the reaper (expired leases back to the queue) and
-//! the pruner (retention of finished jobs). One loop owns both.
+//! Background duties: the reaper (expired leases back to the queue), the
+//! pruner (retention of finished jobs, with their artifact rows) and the
+//! blob sweep (blobs no artifact row holds any more). One loop owns them.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use accord_model::Backoff;
 use accord_store::StoreError;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::claim::Cause;
 use crate::metrics::QueueLabels;
 use crate::Queue;
+
+/// Blobs looked up against the index per query.
+const SWEEP_BATCH: usize = 1_000;
 
 /// What one maintenance pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +25,8 @@ pub struct MaintenanceReport {
     pub reaped: usize,
     pub pruned: u64,
     pub audit_pruned: u64,
+    /// Blobs deleted by the sweep (when it ran in this pass).
+    pub blobs_swept: u64,
 }
 
 impl Queue {
@@ -81,7 +90,75 @@ impl Queue {
                 .audit_prune(cutoff, config.maintenance_batch)
                 .await?;
         }
+        if self.sweep_due() {
+            report.blobs_swept = self.sweep_blobs().await?;
+        }
         Ok(report)
+    }
+
+    /// Whether the sweep's interval has passed since it last ran here (and
+    /// marks it as running now).
+    fn sweep_due(&self) -> bool {
+        if self.inner.blobs.is_none() {
+            return false;
+        }
+        let interval = self.inner.config.artifacts.sweep_interval;
+        let mut last = self.inner.last_sweep.lock().expect("sweep time lock");
+        let due = last.is_none_or(|at| at.elapsed() >= interval);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Deletes every blob that no artifact row holds and that is older than
+    /// the grace period (a younger one may belong to an upload whose row is
+    /// about to be written). Blobs are shared between jobs, so a blob goes
+    /// only when the last row holding it has gone. Returns how many went.
+    ///
+    /// One narrow race remains: an upload that writes the very bytes of an
+    /// old, unreferenced blob between this sweep's look at the rows and its
+    /// delete loses its blob (its row would then name missing bytes). It
+    /// needs identical bytes to arrive within milliseconds of the sweep
+    /// deciding; the grace period makes every other case safe.
+    pub async fn sweep_blobs(&self) -> Result<u64, StoreError> {
+        let Some(blobs) = self.inner.blobs.as_ref() else {
+            return Ok(0);
+        };
+        let grace = chrono::Duration::from_std(self.inner.config.artifacts.sweep_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = self.now() - grace;
+        let mut listing = blobs.list().chunks(SWEEP_BATCH);
+        let mut swept = 0;
+        while let Some(batch) = listing.next().await {
+            let mut old = Vec::with_capacity(batch.len());
+            for meta in batch {
+                match meta {
+                    Ok(meta) if meta.last_modified < cutoff => old.push(meta.sha256),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot list the blob store; the sweep stops until its next turn");
+                        return Ok(swept);
+                    }
+                }
+            }
+            if old.is_empty() {
+                continue;
+            }
+            let held = self.inner.store.artifact_referenced(&old).await?;
+            for sha256 in old.iter().filter(|digest| !held.contains(digest)) {
+                match blobs.delete(sha256).await {
+                    Ok(()) => swept += 1,
+                    Err(err) => {
+                        tracing::warn!(error = %err, %sha256, "cannot delete a blob no artifact holds; the next sweep tries again");
+                    }
+                }
+            }
+        }
+        if swept > 0 {
+            tracing::info!(swept, "blobs no artifact holds deleted");
+        }
+        Ok(swept)
     }
 
     /// Runs [`Queue::maintain_once`] every `maintenance_interval` until

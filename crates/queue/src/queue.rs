@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use accord_artifacts::BlobStore;
 use accord_cluster::{EventBus, JobNotice};
 use accord_model::{Clock, Job, JobEvent, JobId, JobState, WorkerId, WorkspaceId};
 use accord_store::{CancelOutcome, JobFilter, QueueStats, RetryOutcome, Store};
@@ -36,6 +37,11 @@ pub(crate) struct Inner {
     /// streams and, through Redis, to other replicas'). Hints only: the
     /// event log in the store is the record.
     pub(crate) events: EventBus,
+    /// Where artifact bytes and manifests go; without one, uploads are
+    /// refused and no manifest is written (see [`Queue::with_blobs`]).
+    pub(crate) blobs: Option<BlobStore>,
+    /// When the blob sweep last ran in this process.
+    pub(crate) last_sweep: Mutex<Option<Instant>>,
 }
 
 impl Queue {
@@ -56,6 +62,8 @@ impl Queue {
                 workers_seen: Mutex::new(HashMap::new()),
                 leading: AtomicBool::new(false),
                 events: EventBus::local(),
+                blobs: None,
+                last_sweep: Mutex::new(None),
             }),
         }
     }
@@ -67,6 +75,19 @@ impl Queue {
             .expect("with_events is called before the queue is shared")
             .events = events;
         self
+    }
+
+    /// Keeps artifacts and evidence manifests in this blob store. Call
+    /// before sharing the queue.
+    pub fn with_blobs(mut self, blobs: BlobStore) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_blobs is called before the queue is shared")
+            .blobs = Some(blobs);
+        self
+    }
+
+    pub(crate) fn blobs(&self) -> Result<&BlobStore, QueueError> {
+        self.inner.blobs.as_ref().ok_or(QueueError::NoBlobStore)
     }
 
     /// The bus state changes are announced on.

@@ -5,8 +5,8 @@
 //! takes and returns: [`JobStore`] (`jobs.rs`), [`LeaseStore`] (`lease.rs`),
 //! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
 //! [`MaintenanceStore`] (`maintenance.rs`), [`DomainStore`] (`domains.rs`),
-//! [`CoordinationStore`]
-//! (`coordination.rs`) and [`BackendStore`] (`backend.rs`). Two backends
+//! [`CoordinationStore`] (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
+//! index) and [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
 //! shared server, many writers). Each keeps its own SQL and migrations
@@ -25,6 +25,7 @@
 //! reads a clock.
 
 mod access;
+mod artifacts;
 mod audit;
 mod backend;
 mod coordination;
@@ -39,6 +40,10 @@ mod sqlite;
 mod store;
 
 pub use access::{AccessStore, StoredApiKey};
+pub use artifacts::{
+    ArtifactInsert, ArtifactInsertOutcome, ArtifactLimits, ArtifactRecord, ArtifactStore,
+    AttemptEvidence,
+};
 pub use audit::{AuditFilter, AuditStore};
 pub use backend::BackendStore;
 pub use coordination::{CoordinationStore, JobWakeups, Leadership};

@@ -31,7 +31,8 @@ pub struct QueueStats {
 /// Pruning and the queue's view of itself.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
-    /// Deletes up to `limit` finished jobs (and their events) that finished before `cutoff`.
+    /// Deletes up to `limit` finished jobs (and their events and artifact
+    /// rows) that finished before `cutoff`.
     async fn job_prune_finished(
         &self,
         cutoff: DateTime<Utc>,

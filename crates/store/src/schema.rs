@@ -127,6 +127,15 @@ pub(crate) fn label_filter_is_unmatchable(filter: &crate::JobFilter) -> bool {
         .is_some_and(|(key, value)| key.contains('\0') || value.contains('\0'))
 }
 
+pub(crate) fn parse_artifact_name(text: String) -> Result<accord_model::ArtifactName, StoreError> {
+    accord_model::ArtifactName::new(text).map_err(|err| StoreError::corrupt("artifact name", err))
+}
+
+pub(crate) fn parse_digest(text: &str) -> Result<accord_model::Sha256Digest, StoreError> {
+    text.parse()
+        .map_err(|err| StoreError::corrupt("artifact digest", err))
+}
+
 #[cfg(test)]
 mod tests {
     use accord_model::JobState;

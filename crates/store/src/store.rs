@@ -6,11 +6,12 @@
 use std::fmt;
 
 use crate::{
-    AccessStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore, LeaseStore,
-    MaintenanceStore,
+    AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
+    LeaseStore, MaintenanceStore,
 };
 
-/// Durable storage of jobs, their leases and events, access and audit.
+/// Durable storage of jobs, their leases and events, access, audit and the
+/// artifact index.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -20,6 +21,7 @@ pub trait Store:
     + AuditStore
     + MaintenanceStore
     + DomainStore
+    + ArtifactStore
     + fmt::Debug
     + 'static
 {
@@ -34,6 +36,7 @@ impl<T> Store for T where
         + AuditStore
         + MaintenanceStore
         + DomainStore
+        + ArtifactStore
         + fmt::Debug
         + 'static
 {

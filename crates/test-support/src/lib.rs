@@ -18,7 +18,8 @@
 //! drops it afterwards; [`ThrowawayCluster`] is a whole PostgreSQL server of
 //! the test's own, for tests that stop and restart the database.
 //! [`ThrowawayRedis`] is likewise a Redis server of the test's own, for tests
-//! that stop and restart Redis.
+//! that stop and restart Redis. [`ThrowawayS3`] is an S3-compatible server
+//! (moto) of the test's own, for the artifact blob store.
 
 mod cluster;
 mod data;
@@ -27,6 +28,7 @@ pub mod fuzz;
 mod hostile;
 mod postgres;
 mod redis;
+mod s3;
 
 pub use cluster::ThrowawayCluster;
 pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, REPORT_CSV};
@@ -35,3 +37,4 @@ pub use fixture::{
 };
 pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
 pub use redis::{shared_redis_url, ThrowawayRedis, DEFAULT_REDIS_URL};
+pub use s3::{ThrowawayS3, S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY};

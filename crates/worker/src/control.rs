@@ -1,12 +1,13 @@
-//! [`ControlPlane`]: the worker's one boundary, the five calls of the worker
-//! protocol. [`AccordClient`] implements it over HTTP; the worker's own
+//! [`ControlPlane`]: the worker's one boundary, the calls of the worker
+//! protocol (claim, heartbeat, complete, fail, release, and the artifact
+//! upload). [`AccordClient`] implements it over HTTP; the worker's own
 //! tests implement it with an in-memory double. Owns no retry: the loop and
 //! the reporter decide what to do with an error.
 
-use accord_client::{AccordClient, ClientError};
+use accord_client::{AccordClient, ArtifactUpload, ClientError};
 use accord_model::{
     ClaimRequest, ClaimResponse, CompleteRequest, EscalateRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, ReleaseRequest, ReportResponse,
+    HeartbeatResponse, ReleaseRequest, ReportResponse, StoredArtifact,
 };
 
 /// What a worker asks of the control plane.
@@ -30,6 +31,13 @@ pub trait ControlPlane: Send + Sync + std::fmt::Debug {
 
     /// Moves `auto` jobs to the browser.
     async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError>;
+
+    /// Streams one artifact of a leased job; refused (`stale_lease`) once
+    /// the lease is no longer this worker's.
+    async fn upload_artifact(
+        &self,
+        upload: ArtifactUpload<'_>,
+    ) -> Result<StoredArtifact, ClientError>;
 }
 
 #[async_trait::async_trait]
@@ -63,5 +71,12 @@ impl ControlPlane for AccordClient {
 
     async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError> {
         AccordClient::escalate(self, request).await
+    }
+
+    async fn upload_artifact(
+        &self,
+        upload: ArtifactUpload<'_>,
+    ) -> Result<StoredArtifact, ClientError> {
+        AccordClient::upload_artifact(self, upload).await
     }
 }

@@ -1,6 +1,7 @@
 //! One job's life inside the worker: run it under its timeout, stop when
-//! told, and hand the outcome to the reporter (the lease stays in the
-//! heartbeat until the reporter says it was delivered).
+//! told, upload what the run captured, and hand the outcome to the reporter
+//! (the lease stays in the heartbeat until the reporter says it was
+//! delivered).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::report::{Outcome, Reporter};
+use crate::upload::Uploader;
 
 /// Everything a job task needs.
 #[derive(Debug)]
 pub(crate) struct JobTask {
     pub reporter: Reporter,
+    pub uploader: Uploader,
     pub executor: Arc<dyn Executor>,
     pub job: ClaimedJob,
     pub stop: CancellationToken,
@@ -51,7 +54,7 @@ impl JobTask {
         let halt = CancellationToken::new();
         let run = self.executor.run(&self.job.spec, &halt);
         tokio::pin!(run);
-        let outcome = tokio::select! {
+        let mut outcome = tokio::select! {
             outcome = &mut run => Ok(outcome),
             () = self.stop.cancelled() => {
                 halt_and_wait(&halt, run).await;
@@ -64,8 +67,22 @@ impl JobTask {
             }
         };
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
+        // Success or failure, what the run captured goes up before the
+        // outcome, so the attempt's manifest lists it (see `upload.rs`).
+        let artifacts = match &mut outcome {
+            Ok(Ok(output)) => std::mem::take(&mut output.artifacts),
+            Ok(Err(failure)) => std::mem::take(&mut failure.artifacts),
+            Err(()) => Vec::new(),
+        };
+        if !artifacts.is_empty() {
+            self.uploader
+                .upload_all(self.job.lease(), artifacts, &self.stop)
+                .await;
+            if self.stop.is_cancelled() {
+                return Ended::Stopped;
+            }
+        }
         match outcome {
-            // Artifacts are not uploaded yet: the artifact store comes next.
             Ok(Ok(RunOutput { mut result, .. })) => {
                 // The result says which engine ran, and for `auto` why.
                 result.engine = self.job.run_on;

@@ -10,8 +10,9 @@
 //! [`AccordClient`](accord_client::AccordClient) implements.
 //!
 //! Modules, each depending only on those listed after it: `run_loop` (the
-//! loop and its state), `job` (one job's run), `report` (the batching
-//! reporter), `event` (the loop's messages), `control` (the boundary).
+//! loop and its state), `job` (one job's run), `upload` (sending a run's
+//! artifacts before its outcome), `report` (the batching reporter), `event`
+//! (the loop's messages), `control` (the boundary).
 
 mod config;
 mod control;
@@ -19,6 +20,7 @@ mod event;
 mod job;
 mod report;
 mod run_loop;
+mod upload;
 
 pub use config::{default_browser_slots, WorkerConfig};
 pub use control::ControlPlane;

@@ -20,6 +20,7 @@ use crate::control::ControlPlane;
 use crate::event::Event;
 use crate::job::{Ended, JobTask};
 use crate::report::Reporter;
+use crate::upload::Uploader;
 
 /// The pauses between claims while claiming fails.
 const CLAIM_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
@@ -188,6 +189,7 @@ impl Worker {
             config.worker_id.clone(),
             events.clone(),
         );
+        let uploader = Uploader::new(self.client.clone(), config.worker_id.clone());
         let mut state = State::new(&self.engines);
         let mut ticker = tokio::time::interval(config.heartbeat_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,12 +247,12 @@ impl Worker {
                     }
                 }
                 Some(event) = inbox.recv() => {
-                    self.on_event(&mut state, event, &reporter, &events).await;
+                    self.on_event(&mut state, event, &reporter, &uploader, &events).await;
                     // Take in whatever else has arrived before deciding what
                     // to claim: slots freed together make one claim for all
                     // of them rather than one claim each.
                     while let Ok(event) = inbox.try_recv() {
-                        self.on_event(&mut state, event, &reporter, &events).await;
+                        self.on_event(&mut state, event, &reporter, &uploader, &events).await;
                     }
                 }
             }
@@ -266,6 +268,7 @@ impl Worker {
         state: &mut State,
         event: Event,
         reporter: &Reporter,
+        uploader: &Uploader,
         events: &mpsc::UnboundedSender<Event>,
     ) {
         match event {
@@ -298,7 +301,14 @@ impl Worker {
                             engine: job.run_on,
                         },
                     );
-                    self.spawn_job(executor, job, stop, reporter.clone(), events.clone());
+                    self.spawn_job(
+                        executor,
+                        job,
+                        stop,
+                        reporter.clone(),
+                        uploader.clone(),
+                        events.clone(),
+                    );
                 }
                 self.release(unrunnable).await;
             }
@@ -386,11 +396,13 @@ impl Worker {
         job: ClaimedJob,
         stop: CancellationToken,
         reporter: Reporter,
+        uploader: Uploader,
         events: mpsc::UnboundedSender<Event>,
     ) {
         let id = job.job_id;
         let task = JobTask {
             reporter,
+            uploader,
             executor,
             job,
             stop,

@@ -10,12 +10,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use accord_client::ClientError;
-use accord_engine::{EngineError, Executor, RunFailure, RunOutput};
+use accord_client::{ArtifactUpload, ClientError};
+use accord_engine::{Artifact, EngineError, Executor, RunFailure, RunOutput};
 use accord_model::{
-    ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind, EscalateRequest,
-    FailRequest, HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef,
-    QueueName, ReleaseRequest, ReportResponse, RunEngine, Step, TargetUrl, WorkerId,
+    ArtifactName, ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind,
+    EscalateRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec,
+    LeaseRef, QueueName, ReleaseRequest, ReportResponse, RunEngine, Sha256Digest, Step,
+    StoredArtifact, TargetUrl, WorkerId,
 };
 use accord_worker::{ControlPlane, Engines, Worker, WorkerConfig};
 use tokio::sync::watch;
@@ -58,9 +59,18 @@ struct Server {
     completed: Vec<Vec<JobId>>,
     failed: Vec<Vec<(JobId, ErrorKind)>>,
     released: Vec<Vec<JobId>>,
+    /// Artifacts stored, in arrival order: job, attempt, name, digest.
+    uploads: Vec<(JobId, u32, String, Sha256Digest)>,
+    /// For each reported job, how many of its artifacts had arrived by then.
+    uploaded_before_report: HashMap<JobId, usize>,
 }
 
 impl Server {
+    fn note_report(&mut self, job: JobId) {
+        let arrived = self.uploads.iter().filter(|u| u.0 == job).count();
+        self.uploaded_before_report.insert(job, arrived);
+    }
+
     fn completed_jobs(&self) -> Vec<JobId> {
         self.completed.iter().flatten().copied().collect()
     }
@@ -206,6 +216,9 @@ impl ControlPlane for Double {
                 return Err(Self::unreachable());
             }
             let ids: Vec<JobId> = request.items.iter().map(|item| item.job_id).collect();
+            for id in &ids {
+                server.note_report(*id);
+            }
             server.completed.push(ids.clone());
             Ok(ReportResponse::new(ids, Vec::new()))
         })
@@ -222,11 +235,54 @@ impl ControlPlane for Double {
                 .iter()
                 .map(|item| (item.job_id, item.error.kind))
                 .collect();
+            for (id, _) in &items {
+                server.note_report(*id);
+            }
             server.failed.push(items.clone());
             Ok(ReportResponse::new(
                 items.into_iter().map(|(id, _)| id).collect(),
                 Vec::new(),
             ))
+        })
+    }
+
+    /// Stores what it is sent, except `over-quota.txt` (refused as over the
+    /// quota) and anything of a job whose lease the test marked lost.
+    async fn upload_artifact(
+        &self,
+        upload: ArtifactUpload<'_>,
+    ) -> Result<StoredArtifact, ClientError> {
+        self.with(|server| {
+            if server.down {
+                return Err(Self::unreachable());
+            }
+            let refuse = |status, code: &str| ClientError::Api {
+                status,
+                code: code.to_owned(),
+                message: format!("refused by the test double: {code}"),
+                details: None,
+            };
+            if server.lost.contains(&upload.lease.job_id) {
+                return Err(refuse(409, "stale_lease"));
+            }
+            if upload.name.as_str() == "over-quota.txt" {
+                return Err(refuse(413, "artifact_quota_exceeded"));
+            }
+            let sha256 = Sha256Digest::of(&upload.bytes);
+            server.uploads.push((
+                upload.lease.job_id,
+                upload.lease.attempt,
+                upload.name.to_string(),
+                sha256,
+            ));
+            Ok(StoredArtifact {
+                name: upload.name.clone(),
+                content_type: upload.content_type.to_owned(),
+                size: upload.bytes.len() as u64,
+                sha256,
+                attempt: upload.lease.attempt,
+                created_at: chrono::Utc::now(),
+            })
         })
     }
 
@@ -272,6 +328,27 @@ enum Behaviour {
     /// Finds that the page needs a browser (what the HTTP engine says of
     /// an `auto` job's client-rendered page).
     NeedsBrowser,
+    /// Succeeds with three artifacts, the middle one refused by the double.
+    Captures,
+    /// Fails (permanently) with a screenshot of the moment.
+    FailsWithCapture,
+}
+
+/// A real engine error: an `assert` of status 200 on a page that answered 500.
+fn failed_assertion() -> EngineError {
+    let assert: Step = serde_json::from_str(r#"{"action":"assert","status":200}"#).unwrap();
+    accord_engine::process_page(
+        "<p>down</p>",
+        500,
+        &[assert],
+        &accord_engine::PageLimits::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap_err()
+}
+
+fn captured(name: &str, bytes: &'static [u8]) -> Artifact {
+    Artifact::new(ArtifactName::new(name).unwrap(), "text/plain", bytes)
 }
 
 /// Runs jobs as their [`Behaviour`] says and records which started and finished.
@@ -321,7 +398,7 @@ impl Executor for TestEngine {
         // Like a real engine, a run ends promptly once told to stop; what
         // it returns then is ignored.
         let stopped = match self.behaviours[&path] {
-            Behaviour::Quick => false,
+            Behaviour::Quick | Behaviour::Captures | Behaviour::FailsWithCapture => false,
             Behaviour::Takes(duration) => tokio::select! {
                 () = tokio::time::sleep(duration) => false,
                 () = stop.cancelled() => true,
@@ -341,22 +418,37 @@ impl Executor for TestEngine {
                 status: 0,
                 final_url: url.to_string(),
                 timings: Default::default(),
-                engine: accord_model::RunEngine::Http,
+                engine: RunEngine::Http,
                 engine_reason: None,
                 artifacts: Vec::new(),
             }));
         }
         self.runs
             .send_modify(|runs| runs.finished.push(path.clone()));
-        Ok(RunOutput::from(JobResult {
+        let result = JobResult {
             extracted: Default::default(),
             status: 200,
             final_url: url.to_string(),
             timings: Default::default(),
-            engine: accord_model::RunEngine::Http,
+            engine: RunEngine::Http,
             engine_reason: None,
             artifacts: Vec::new(),
-        }))
+        };
+        match self.behaviours[&path] {
+            Behaviour::Captures => Ok(RunOutput {
+                result,
+                artifacts: vec![
+                    captured("page.html", b"<p>page</p>"),
+                    captured("over-quota.txt", b"too much"),
+                    captured("log.txt", b"console"),
+                ],
+            }),
+            Behaviour::FailsWithCapture => Err(RunFailure {
+                error: failed_assertion(),
+                artifacts: vec![captured("failure.png", b"\x89PNG at the moment")],
+            }),
+            _ => Ok(RunOutput::from(result)),
+        }
     }
 }
 
@@ -375,8 +467,8 @@ fn job(path: &str, timeout_seconds: u32) -> ClaimedJob {
             engine: Engine::Http,
             steps: vec![Step::Navigate {
                 url: TargetUrl::parse(&format!("https://example.com{path}")).unwrap(),
-                wait_until: Default::default(),
                 accept_error_status: false,
+                wait_until: Default::default(),
             }],
             timeout_seconds,
         },
@@ -697,6 +789,48 @@ async fn an_idle_worker_stops_at_once_without_waiting_out_its_claim() {
         asked.elapsed() < Duration::from_secs(600),
         "the long-poll was dropped"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn artifacts_go_up_before_the_outcome_whether_it_succeeded_or_failed() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[
+        ("/captures", Behaviour::Captures),
+        ("/fails", Behaviour::FailsWithCapture),
+    ]);
+    let (good, bad) = (job("/captures", 60), job("/fails", 60));
+    double.offer(&[good.clone(), bad.clone()]);
+    let worker = start(&double, &engine, config(2));
+    double
+        .until("both reported", |s| s.uploaded_before_report.len() == 2)
+        .await;
+    worker.stop().await;
+
+    double.with(|server| {
+        let names = |job: JobId| -> Vec<String> {
+            server
+                .uploads
+                .iter()
+                .filter(|u| u.0 == job)
+                .map(|u| u.2.clone())
+                .collect()
+        };
+        // The refused upload is skipped; the job still completes, after
+        // everything that could arrive had arrived.
+        assert_eq!(names(good.job_id), ["page.html", "log.txt"]);
+        assert_eq!(server.completed_jobs(), [good.job_id]);
+        assert_eq!(server.uploaded_before_report[&good.job_id], 2);
+        // A failed run's capture goes up too, before the failure.
+        assert_eq!(names(bad.job_id), ["failure.png"]);
+        assert_eq!(server.failed_jobs(), [(bad.job_id, ErrorKind::Permanent)]);
+        assert_eq!(server.uploaded_before_report[&bad.job_id], 1);
+        // Each went up with its attempt and its bytes intact.
+        assert!(server.uploads.iter().all(|u| u.1 == 1));
+        assert!(server
+            .uploads
+            .iter()
+            .any(|u| u.2 == "log.txt" && u.3 == Sha256Digest::of(b"console")));
+    });
 }
 
 #[tokio::test(start_paused = true)]

@@ -25,13 +25,11 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
     Some(match operation_id {
         "health" | "ready" => Public,
         "create_job" | "create_jobs" | "cancel_job" | "retry_job" => Requires(P::JobsWrite),
-        "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats" => {
-            Requires(P::JobsRead)
-        }
+        "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats"
+        | "list_artifacts" | "get_artifact" | "get_manifest" => Requires(P::JobsRead),
         "ops_status" | "metrics" => Requires(P::InstanceRead),
-        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate" => {
-            Requires(P::WorkerProtocol)
-        }
+        "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
+        | "upload_artifact" => Requires(P::WorkerProtocol),
         "list_keys" | "create_key" | "revoke_key" => Requires(P::KeysManage),
         "list_audit" => Requires(P::AuditRead),
         "list_workspaces" => Requires(P::WorkspacesRead),

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{audit, jobs, keys, ops, stream, worker, workspaces};
+use super::{artifacts, audit, jobs, keys, ops, stream, worker, workspaces};
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
 use crate::{auth, hardening, ApiError, ApiState};
@@ -28,6 +28,9 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(stream::stream_job_events))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
+        .routes(routes!(artifacts::list_artifacts))
+        .routes(routes!(artifacts::get_artifact))
+        .routes(routes!(artifacts::get_manifest))
         .routes(routes!(ops::queue_stats))
         .routes(routes!(ops::ops_status))
         .routes(routes!(ops::health))
@@ -46,6 +49,7 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(worker::fail))
         .routes(routes!(worker::release))
         .routes(routes!(worker::escalate))
+        .routes(routes!(artifacts::upload_artifact))
 }
 
 /// The whole HTTP surface of the control plane.

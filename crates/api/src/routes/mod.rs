@@ -1,6 +1,7 @@
 //! The routes, one file per area; `app.rs` assembles them.
 
 mod app;
+mod artifacts;
 mod audit;
 mod jobs;
 mod keys;

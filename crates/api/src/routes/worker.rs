@@ -20,7 +20,7 @@ const MAX_BATCH: usize = 1_000;
 /// within the key's workspaces). A report about anyone else's job, or a
 /// job of another workspace, is answered exactly like one about a job that
 /// does not exist: rejected as a `stale_lease`.
-fn bound(caller: &Caller, worker_id: &WorkerId) -> Result<WorkerId, ApiError> {
+pub(super) fn bound(caller: &Caller, worker_id: &WorkerId) -> Result<WorkerId, ApiError> {
     WorkerId::new(format!("{}.{}", caller.key_id, worker_id)).map_err(|_| {
         ApiError::Validation(format!(
             "worker_id must be at most {} characters",

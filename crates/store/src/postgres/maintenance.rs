@@ -42,7 +42,8 @@ impl MaintenanceStore for PostgresStore {
         cutoff: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        // One statement: the doomed jobs, their events, then the jobs. A job
+        // One statement: the doomed jobs, their events and artifact rows
+        // (their blobs are the sweep's, being shareable), then the jobs. A job
         // being requeued right now is locked and skipped; one requeued since
         // the statement began is re-checked when locked and skipped too. The
         // rows stay locked until the deletes, which need no re-check of their
@@ -60,6 +61,8 @@ impl MaintenanceStore for PostgresStore {
                FOR UPDATE SKIP LOCKED \
              ), events AS ( \
                DELETE FROM job_events WHERE job_id = ANY(ARRAY(SELECT id FROM doomed)) \
+             ), artifacts AS ( \
+               DELETE FROM artifacts WHERE job_id = ANY(ARRAY(SELECT id FROM doomed)) \
              ), deleted AS ( \
                DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM doomed)) \
                RETURNING workspace_id, queue, state, priority \

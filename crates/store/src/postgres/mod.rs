@@ -10,6 +10,7 @@
 //! store's sub-traits with its own SQL.
 
 mod access;
+mod artifacts;
 mod audit;
 mod connect;
 mod coordination;

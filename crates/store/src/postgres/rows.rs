@@ -56,7 +56,7 @@ pub(super) fn counted(source: &str, from: &str, to: &str) -> String {
 
 /// Reads a column, reporting a value that does not fit the model as
 /// corrupt rather than as a database failure.
-fn column<'r, T>(row: &'r PgRow, name: &str, what: &'static str) -> Result<T, StoreError>
+pub(super) fn column<'r, T>(row: &'r PgRow, name: &str, what: &'static str) -> Result<T, StoreError>
 where
     T: Decode<'r, Postgres> + Type<Postgres>,
 {

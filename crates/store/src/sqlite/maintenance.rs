@@ -51,6 +51,14 @@ impl MaintenanceStore for SqliteStore {
             events = events.bind(id);
         }
         events.execute(&mut *tx).await?;
+        // Their artifact rows go too; blobs no row holds any more are the
+        // sweep's (a blob may be shared with jobs that stay).
+        let sql = format!("DELETE FROM artifacts WHERE job_id IN ({list})");
+        let mut artifacts = sqlx::query(&sql);
+        for id in &ids {
+            artifacts = artifacts.bind(id);
+        }
+        artifacts.execute(&mut *tx).await?;
         let sql = format!("DELETE FROM jobs WHERE id IN ({list}) AND state IN {TERMINAL}");
         let mut jobs = sqlx::query(&sql);
         for id in &ids {

@@ -6,6 +6,7 @@
 //! Each file implements one of the store's sub-traits with its own SQL.
 
 mod access;
+mod artifacts;
 mod audit;
 mod connect;
 mod coordination;

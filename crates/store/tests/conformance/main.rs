@@ -11,6 +11,7 @@ mod fixtures;
 mod harness;
 
 mod access;
+mod artifacts;
 mod audit;
 mod backend;
 mod coordination;
