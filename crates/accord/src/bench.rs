@@ -46,6 +46,9 @@ impl Executor for NoopExecutor {
             status: 200,
             final_url: "https://bench.invalid/".into(),
             timings: Default::default(),
+            engine: accord_model::RunEngine::Http,
+            engine_reason: None,
+            artifacts: Vec::new(),
         }))
     }
 }

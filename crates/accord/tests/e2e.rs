@@ -347,6 +347,9 @@ async fn stale_completion_is_rejected_and_changes_nothing() {
                 status: 200,
                 final_url: "http://127.0.0.1:9/".into(),
                 timings: Default::default(),
+                engine: accord_model::RunEngine::Http,
+                engine_reason: None,
+                artifacts: Vec::new(),
             },
         }],
     };

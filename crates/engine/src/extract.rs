@@ -39,6 +39,10 @@ impl<'a> PageStep<'a> {
                 status,
                 text,
                 selector,
+                text_absent: None,
+                selector_absent: None,
+                max_load_ms: None,
+                no_console_errors: false,
             } => Some(Self::Assert(Checks {
                 status: *status,
                 text: text.as_deref(),
@@ -103,15 +107,28 @@ impl Document {
         field: &FieldSpec,
         budget: &Budget<'_>,
     ) -> Result<ExtractedValue, StepFailure> {
+        let Ok(accord_model::FieldSource::Css {
+            selector,
+            read: read_as,
+            all,
+        }) = field.source()
+        else {
+            return Err(StepFailure::Unsupported {
+                step: 0,
+                action: "extract",
+            });
+        };
         let read = |element: ElementRef<'_>| -> Result<Option<String>, Exceeded> {
-            let value = match &field.attribute {
-                Some(name) => element.value().attr(name).map(str::to_owned),
-                None => Some(text_of(element, budget)?),
+            let value = match read_as {
+                accord_model::ReadAs::Attribute(name) => {
+                    element.value().attr(name).map(str::to_owned)
+                }
+                _ => Some(text_of(element, budget)?),
             };
             Ok(value.map(storable))
         };
-        let selector = field.selector.compiled();
-        if field.all {
+        let selector = selector.compiled();
+        if all {
             // Elements without the asked attribute are left out of lists.
             let mut values = Vec::new();
             let mut bytes = 0;
@@ -227,6 +244,12 @@ fn extracted_bytes(value: &ExtractedValue) -> usize {
     match value {
         ExtractedValue::One(one) => one.as_ref().map_or(0, String::len),
         ExtractedValue::List(list) => list.iter().map(String::len).sum(),
+        ExtractedValue::Records(records) => records
+            .iter()
+            .flat_map(|record| record.iter())
+            .map(|(name, value)| name.len() + extracted_bytes(value))
+            .sum(),
+        ExtractedValue::Json(value) => serde_json::to_string(value).map_or(0, |text| text.len()),
     }
 }
 
@@ -375,9 +398,10 @@ mod tests {
 
     fn field(selector: &str, attribute: Option<&str>, all: bool) -> FieldSpec {
         FieldSpec {
-            selector: CssSelector::parse(selector).unwrap(),
+            selector: Some(CssSelector::parse(selector).unwrap()),
             attribute: attribute.map(str::to_owned),
             all,
+            ..FieldSpec::default()
         }
     }
 

@@ -160,6 +160,7 @@ impl Executor for HttpEngine {
                 Step::Navigate {
                     url,
                     accept_error_status,
+                    ..
                 } => {
                     let step_started = Instant::now();
                     // A fetch holds nothing but sockets: dropping it stops it.
@@ -226,6 +227,9 @@ impl Executor for HttpEngine {
             status: page.status,
             final_url: page.final_url.into(),
             timings: run.timings,
+            engine: accord_model::RunEngine::Http,
+            engine_reason: None,
+            artifacts: Vec::new(),
         }))
     }
 }

@@ -81,5 +81,6 @@ fn size(value: &ExtractedValue) -> usize {
     match value {
         ExtractedValue::One(one) => one.as_ref().map_or(0, String::len),
         ExtractedValue::List(list) => list.iter().map(String::len).sum(),
+        other => serde_json::to_string(other).unwrap().len(),
     }
 }

@@ -27,6 +27,7 @@ async fn non_public_targets_are_refused() {
                 engine: Engine::Http,
                 steps: vec![Step::Navigate {
                     url: TargetUrl::parse(&url).unwrap(),
+                    wait_until: Default::default(),
                     accept_error_status: false,
                 }],
                 timeout_seconds: 30,

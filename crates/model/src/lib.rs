@@ -15,6 +15,7 @@ mod backoff;
 mod clock;
 mod egress;
 mod event;
+mod field;
 mod ids;
 mod job;
 mod protocol;
@@ -22,6 +23,7 @@ mod result;
 mod retry;
 mod selector;
 mod spec;
+mod step;
 mod target;
 mod wire;
 
@@ -38,6 +40,10 @@ pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use egress::EgressPolicy;
 pub use event::{EventKind, JobEvent};
+pub use field::{
+    FieldError, FieldSource, FieldSpec, ItemField, ItemsSpec, JsonPathQuery, JsonPointer,
+    JsonQueryError, ReadAs, MAX_JSON_QUERY_BYTES, MAX_JSON_QUERY_NESTING,
+};
 pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
 pub use job::{Job, JobState, Priority};
 pub use protocol::{
@@ -49,8 +55,13 @@ pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
 pub use retry::{Failure, Next, RetryPolicy};
 pub use selector::{CssSelector, SelectorError, MAX_SELECTOR_BYTES, MAX_SELECTOR_NESTING};
 pub use spec::{
-    Capability, Engine, FieldSpec, JobSpec, Limits, NewJob, Step, ValidationError,
-    MAX_FIELD_NAME_BYTES, MAX_STEP_TEXT_BYTES,
+    Engine, JobSpec, Limits, NewJob, RunEngine, ValidationError, RESERVED_ARTIFACT_NAMES,
+};
+pub use step::{
+    Capability, DownloadSource, ElementState, KeyName, KeyNameError, Step, StepError, StepText,
+    UrlPattern, UrlPatternError, WaitCondition, WaitUntil, MAX_CAPTURE_BODY_BYTES,
+    MAX_DOWNLOAD_BYTES, MAX_EXPRESSION_BYTES, MAX_FIELD_NAME_BYTES, MAX_SCROLL_ROUNDS,
+    MAX_STEP_TEXT_BYTES, MAX_URL_PATTERN_BYTES, MAX_WAIT_MS, SCREENSHOT_HEIGHTS, SCREENSHOT_WIDTHS,
 };
 pub use target::{classify_ip, AddressClass, TargetUrl, TargetUrlError};
 pub use wire::{

@@ -6,197 +6,96 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{CssSelector, Priority, QueueName, RetryPolicy, TargetUrl};
+use crate::{ArtifactName, Capability, Priority, QueueName, RetryPolicy, Step};
 
-/// Which execution engine runs the job.
+/// Which execution engine a job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// Plain HTTP: fetch, parse, extract, assert. Fast; cannot run scripts.
+    /// Plain HTTP: fetch, parse, extract, assert, download. Fast; runs no
+    /// scripts, so steps that need a live page are refused at submission.
     #[default]
     Http,
+    /// Headless Chromium: every step.
+    Browser,
+    /// HTTP first, moved to the browser when the page needs one (a step
+    /// needs a browser, or the page renders on the client).
+    Auto,
 }
 
 impl Engine {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
+            Self::Browser => "browser",
+            Self::Auto => "auto",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "http" => Some(Self::Http),
+            "browser" => Some(Self::Browser),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    /// Whether this engine can run steps that need `capability`. `auto`
+    /// can run anything: it moves to the browser when it must.
+    pub fn supports(self, capability: Capability) -> bool {
+        match (self, capability) {
+            (Self::Http, Capability::Fetch | Capability::ReadPage) => true,
+            (Self::Http, Capability::Browser) => false,
+            (Self::Browser | Self::Auto, _) => true,
+        }
+    }
+
+    /// The concrete engine this choice runs on, when the choice alone
+    /// decides it (`None` for `auto`, which decides per job).
+    pub fn runs_on(self) -> Option<RunEngine> {
+        match self {
+            Self::Http => Some(RunEngine::Http),
+            Self::Browser => Some(RunEngine::Browser),
+            Self::Auto => None,
+        }
+    }
+}
+
+/// The concrete engine an attempt runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEngine {
+    /// The plain-HTTP engine. (Results written before the engine was
+    /// recorded read as `http`: it was the only one.)
+    #[default]
+    Http,
+    /// Headless Chromium.
+    Browser,
+}
+
+impl RunEngine {
+    pub const ALL: [RunEngine; 2] = [Self::Http, Self::Browser];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Browser => "browser",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http" => Some(Self::Http),
+            "browser" => Some(Self::Browser),
             _ => None,
         }
     }
 }
 
-/// How to pull one field out of a page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FieldSpec {
-    /// A CSS selector.
-    pub selector: CssSelector,
-    /// Read this attribute instead of the element's text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attribute: Option<String>,
-    /// Return every match as a list instead of the first one.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub all: bool,
-}
-
-/// One typed step of a job. Steps run in order on one page context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Step {
-    /// Load a page (GET, redirects followed).
-    Navigate {
-        url: TargetUrl,
-        /// Keep a 429 or 5xx response instead of failing the attempt as retryable.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        accept_error_status: bool,
-    },
-    /// Extract named fields from the current page.
-    Extract { fields: BTreeMap<String, FieldSpec> },
-    /// Check the current page; a failed check fails the job permanently.
-    Assert {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        status: Option<u16>,
-        /// Text that must appear in the page's visible text.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
-        /// A CSS selector that must match at least one element.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        selector: Option<CssSelector>,
-    },
-    /// Wait until a selector appears (browser engine).
-    WaitFor {
-        selector: CssSelector,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout_ms: Option<u64>,
-    },
-    /// Click an element (browser engine).
-    Click { selector: CssSelector },
-    /// Type into a form field (browser engine).
-    Fill {
-        selector: CssSelector,
-        value: String,
-    },
-    /// Choose an option of a select element (browser engine).
-    Select {
-        selector: CssSelector,
-        value: String,
-    },
-    /// Submit a form (browser engine).
-    Submit {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        selector: Option<CssSelector>,
-    },
-    /// Capture the page or one element as an image (browser engine).
-    Screenshot {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        selector: Option<CssSelector>,
-    },
-}
-
-impl Step {
-    /// The wire name of the step, used in error messages.
-    pub fn action(&self) -> &'static str {
-        match self {
-            Self::Navigate { .. } => "navigate",
-            Self::Extract { .. } => "extract",
-            Self::Assert { .. } => "assert",
-            Self::WaitFor { .. } => "wait_for",
-            Self::Click { .. } => "click",
-            Self::Fill { .. } => "fill",
-            Self::Select { .. } => "select",
-            Self::Submit { .. } => "submit",
-            Self::Screenshot { .. } => "screenshot",
-        }
-    }
-
-    /// Refuses text this step carries that no store can keep (NUL) or that
-    /// is past its bound.
-    fn check_text(&self, index: usize) -> Result<(), ValidationError> {
-        let check = |path: String, value: &str, max: usize| {
-            if value.contains('\0') {
-                Err(invalid(
-                    format!("steps[{index}].{path}"),
-                    "must not contain the NUL character",
-                ))
-            } else if value.len() > max {
-                Err(invalid(
-                    format!("steps[{index}].{path}"),
-                    format!("must be at most {max} bytes"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        match self {
-            Self::Extract { fields } => {
-                for (name, field) in fields {
-                    if name.is_empty() {
-                        return Err(invalid(
-                            format!("steps[{index}].fields"),
-                            "field names must not be empty",
-                        ));
-                    }
-                    check(format!("fields.{name}"), name, MAX_FIELD_NAME_BYTES)?;
-                    if let Some(attribute) = &field.attribute {
-                        check(
-                            format!("fields.{name}.attribute"),
-                            attribute,
-                            MAX_FIELD_NAME_BYTES,
-                        )?;
-                    }
-                }
-                Ok(())
-            }
-            Self::Assert {
-                text: Some(text), ..
-            } => check("text".to_owned(), text, MAX_STEP_TEXT_BYTES),
-            Self::Fill { value, .. } | Self::Select { value, .. } => {
-                check("value".to_owned(), value, MAX_STEP_TEXT_BYTES)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// What an engine must be able to do to run this step.
-    pub fn requires(&self) -> Capability {
-        match self {
-            Self::Navigate { .. } => Capability::Fetch,
-            Self::Extract { .. } | Self::Assert { .. } => Capability::ReadPage,
-            Self::WaitFor { .. }
-            | Self::Click { .. }
-            | Self::Fill { .. }
-            | Self::Select { .. }
-            | Self::Submit { .. }
-            | Self::Screenshot { .. } => Capability::Browser,
-        }
-    }
-}
-
-/// What a step needs from the engine that runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capability {
-    /// Load a page over the network.
-    Fetch,
-    /// Read the loaded page's markup.
-    ReadPage,
-    /// A live page: scripts, layout, input events, rendering.
-    Browser,
-}
-
-impl Engine {
-    /// Whether this engine can run steps that need `capability`.
-    pub fn supports(self, capability: Capability) -> bool {
-        match (self, capability) {
-            (Self::Http, Capability::Fetch | Capability::ReadPage) => true,
-            (Self::Http, Capability::Browser) => false,
-        }
+impl std::fmt::Display for RunEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -237,10 +136,10 @@ pub struct NewJob {
     pub retry: RetryPolicy,
 }
 
-/// Longest extract field name or attribute name, in bytes.
-pub const MAX_FIELD_NAME_BYTES: usize = 128;
-/// Longest text a step carries (assert text, a value to type), in bytes.
-pub const MAX_STEP_TEXT_BYTES: usize = 4_096;
+/// Artifact names the engines use for what every run may keep (the final
+/// page, the console log, the screenshot of a failure); no step may take
+/// them.
+pub const RESERVED_ARTIFACT_NAMES: &[&str] = &["page.html", "console.json", "failure.png"];
 
 /// `run_at` must fall in this window (years, inclusive start, exclusive end):
 /// outside it a timestamp is a mistake, and year 0 would run at once.
@@ -263,6 +162,9 @@ pub struct Limits {
     pub max_labels: usize,
     pub max_label_len: usize,
     pub max_fields: usize,
+    /// Whether `evaluate` steps (JavaScript from the job) are accepted.
+    /// Off unless the server is started with `--allow-evaluate`.
+    pub allow_evaluate: bool,
 }
 
 impl Default for Limits {
@@ -274,6 +176,7 @@ impl Default for Limits {
             max_labels: 32,
             max_label_len: 256,
             max_fields: 100,
+            allow_evaluate: false,
         }
     }
 }
@@ -361,40 +264,90 @@ impl NewJob {
         self.retry
             .validate()
             .map_err(|message| invalid("retry", message))?;
-        if !matches!(self.steps.first(), Some(Step::Navigate { .. })) {
-            return Err(invalid("steps[0]", "the first step must be `navigate`"));
-        }
+        self.validate_steps(limits)
+    }
+
+    /// The step rules: each step on its own, then the order of steps, what
+    /// the engine can run, and the artifact names.
+    fn validate_steps(&self, limits: &Limits) -> Result<(), ValidationError> {
+        let job_timeout_ms = u64::from(self.timeout_seconds) * 1_000;
+        let mut artifacts: BTreeMap<ArtifactName, usize> = BTreeMap::new();
+        let mut seen_navigate = false;
         for (index, step) in self.steps.iter().enumerate() {
-            if let Step::Extract { fields } = step {
-                if fields.is_empty() || fields.len() > limits.max_fields {
-                    return Err(invalid(
-                        format!("steps[{index}].fields"),
-                        format!("an extract step needs 1 to {} fields", limits.max_fields),
-                    ));
+            let at = |member: &str| {
+                if member.is_empty() {
+                    format!("steps[{index}]")
+                } else {
+                    format!("steps[{index}].{member}")
                 }
-            }
-            if let Step::Assert {
-                status: None,
-                text: None,
-                selector: None,
-            } = step
-            {
+            };
+            step.check(limits.max_fields)
+                .map_err(|err| invalid(at(&err.member), err.message))?;
+            if step.touches_page() && !seen_navigate {
                 return Err(invalid(
-                    format!("steps[{index}]"),
-                    "an assert step needs at least one of `status`, `text`, `selector`",
-                ));
-            }
-            if !self.engine.supports(step.requires()) {
-                return Err(invalid(
-                    format!("steps[{index}]"),
+                    at(""),
                     format!(
-                        "the `{}` step needs a browser; the `{}` engine cannot run it",
-                        step.action(),
-                        self.engine.as_str()
+                        "`{}` needs a loaded page: the first step that works on a page must be \
+                         `navigate` (only `capture_network` may come before it)",
+                        step.action()
                     ),
                 ));
             }
-            step.check_text(index)?;
+            seen_navigate |= matches!(step, Step::Navigate { .. });
+            if let Some((member, reason)) = step.browser_need() {
+                if !self.engine.supports(Capability::Browser) {
+                    return Err(invalid(
+                        at(member),
+                        format!(
+                            "the `{}` step needs a browser ({reason}); the `{}` engine cannot \
+                             run it: use `\"engine\": \"browser\"` (or `auto`)",
+                            step.action(),
+                            self.engine.as_str()
+                        ),
+                    ));
+                }
+            }
+            if let Step::Evaluate { .. } = step {
+                if !limits.allow_evaluate {
+                    return Err(invalid(
+                        at(""),
+                        "`evaluate` steps are disabled on this server (it runs JavaScript from \
+                         the job; an operator can enable it with --allow-evaluate)",
+                    ));
+                }
+            }
+            if let Step::WaitFor {
+                delay_ms,
+                timeout_ms,
+                ..
+            } = step
+            {
+                for (member, value) in [("delay_ms", delay_ms), ("timeout_ms", timeout_ms)] {
+                    if value.is_some_and(|ms| ms > job_timeout_ms) {
+                        return Err(invalid(
+                            at(member),
+                            format!("must be at most the job's timeout ({job_timeout_ms} ms)"),
+                        ));
+                    }
+                }
+            }
+            if let Some(name) = step.artifact_name(index) {
+                if RESERVED_ARTIFACT_NAMES.contains(&name.as_str()) {
+                    return Err(invalid(
+                        at("name"),
+                        format!("`{name}` is reserved for an artifact every run may keep"),
+                    ));
+                }
+                if let Some(first) = artifacts.insert(name.clone(), index) {
+                    return Err(invalid(
+                        at("name"),
+                        format!("steps[{first}] already produces the artifact `{name}`"),
+                    ));
+                }
+            }
+        }
+        if !seen_navigate {
+            return Err(invalid("steps", "a job needs a `navigate` step"));
         }
         Ok(())
     }
@@ -485,7 +438,7 @@ mod tests {
         );
         check(
             r#"{"steps":[{"action":"click","selector":"a"}]}"#,
-            Err("first step must be `navigate`"),
+            Err("steps[0]: `click` needs a loaded page: the first step that works on a page must be `navigate`"),
         );
         check(
             &format!(
@@ -564,7 +517,531 @@ mod tests {
         }
         check(
             &format!(r#"{{"steps":[{nav},{{"action":"click","selector":"a"}}]}}"#),
-            Err("steps[1]: the `click` step needs a browser; the `http` engine cannot run it"),
+            Err("steps[1]: the `click` step needs a browser (it needs a live page); the `http` engine cannot run it: use `\"engine\": \"browser\"` (or `auto`)"),
+        );
+    }
+
+    /// A job of `navigate` then `step`, on `engine`, under `limits`.
+    fn check_step_with(engine: &str, limits: &Limits, step: &str, expected: Result<(), &str>) {
+        let json = format!(
+            r#"{{"engine":"{engine}","timeout_seconds":60,"steps":[{{"action":"navigate","url":"https://example.com/"}},{step}]}}"#
+        );
+        let outcome = parse(&json).and_then(|job| job.validate(limits).map_err(|e| e.to_string()));
+        match (outcome, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(got), Err(want)) => {
+                assert!(got.contains(want), "{step}: got {got:?}, want {want:?}")
+            }
+            (got, want) => panic!("{step}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    fn check_step(step: &str, expected: Result<(), &str>) {
+        check_step_with("browser", &Limits::default(), step, expected);
+    }
+
+    #[test]
+    fn every_step_and_its_bounds() {
+        // navigate
+        check_step(
+            r#"{"action":"navigate","url":"https://x.test/","wait_until":"networkidle"}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"navigate","url":"https://x.test/","wait_until":"domcontentloaded"}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"navigate","url":"https://x.test/","wait_until":"idle"}"#,
+            Err("unknown variant `idle`"),
+        );
+        // wait_for
+        check_step(r##"{"action":"wait_for","selector":"#x"}"##, Ok(()));
+        check_step(
+            r##"{"action":"wait_for","selector":"#x","state":"hidden","timeout_ms":5000}"##,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"wait_for","text":"Loaded","timeout_ms":1}"#,
+            Ok(()),
+        );
+        check_step(r#"{"action":"wait_for","delay_ms":500}"#, Ok(()));
+        check_step(
+            r#"{"action":"wait_for"}"#,
+            Err("steps[1]: a `wait_for` step needs exactly one of `selector`, `text`, `delay_ms`"),
+        );
+        check_step(
+            r#"{"action":"wait_for","selector":"a","text":"b"}"#,
+            Err("exactly one of"),
+        );
+        check_step(
+            r#"{"action":"wait_for","text":"b","state":"visible"}"#,
+            Err("steps[1].state: `state` only applies to `selector`"),
+        );
+        check_step(
+            r#"{"action":"wait_for","delay_ms":5,"timeout_ms":5}"#,
+            Err("steps[1].timeout_ms: a delay has no timeout"),
+        );
+        check_step(
+            r#"{"action":"wait_for","delay_ms":0}"#,
+            Err("steps[1].delay_ms: must be between 1 and 3600000"),
+        );
+        check_step(
+            r#"{"action":"wait_for","selector":"a","timeout_ms":0}"#,
+            Err("steps[1].timeout_ms: must be between 1"),
+        );
+        check_step(
+            r#"{"action":"wait_for","delay_ms":60001}"#,
+            Err("steps[1].delay_ms: must be at most the job's timeout (60000 ms)"),
+        );
+        check_step(
+            r#"{"action":"wait_for","selector":"a","timeout_ms":60001}"#,
+            Err("steps[1].timeout_ms: must be at most the job's timeout"),
+        );
+        check_step(
+            r#"{"action":"wait_for","selector":"a","state":"gone"}"#,
+            Err("unknown variant `gone`"),
+        );
+        check_step(
+            &format!(r#"{{"action":"wait_for","text":"{}"}}"#, "a".repeat(4097)),
+            Err("steps[1].text: must be at most 4096 bytes"),
+        );
+        // input
+        check_step(r#"{"action":"click","selector":"a"}"#, Ok(()));
+        check_step(r#"{"action":"click"}"#, Err("missing field `selector`"));
+        check_step(
+            r#"{"action":"fill","selector":"input","value":"x"}"#,
+            Ok(()),
+        );
+        check_step(
+            &format!(
+                r#"{{"action":"fill","selector":"input","value":"{}"}}"#,
+                "a".repeat(4097)
+            ),
+            Err("steps[1].value: must be at most 4096 bytes"),
+        );
+        check_step(
+            r#"{"action":"select","selector":"select","value":"2"}"#,
+            Ok(()),
+        );
+        check_step(r#"{"action":"check","selector":"input"}"#, Ok(()));
+        check_step(r#"{"action":"uncheck","selector":"input"}"#, Ok(()));
+        check_step(r#"{"action":"press","key":"Enter"}"#, Ok(()));
+        check_step(r#"{"action":"press","key":"a","selector":"input"}"#, Ok(()));
+        check_step(
+            r#"{"action":"press","key":"Return"}"#,
+            Err("unknown key \"Return\""),
+        );
+        check_step(r#"{"action":"submit"}"#, Ok(()));
+        check_step(r#"{"action":"submit","selector":"form"}"#, Ok(()));
+        check_step(r#"{"action":"hover","selector":"a"}"#, Ok(()));
+        check_step(r#"{"action":"scroll"}"#, Ok(()));
+        check_step(r#"{"action":"scroll","max_rounds":200}"#, Ok(()));
+        check_step(
+            r#"{"action":"scroll","max_rounds":201}"#,
+            Err("steps[1].max_rounds: must be between 1 and 200"),
+        );
+        check_step(
+            r#"{"action":"scroll","max_rounds":0}"#,
+            Err("steps[1].max_rounds"),
+        );
+        // extract
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"selector":"h1","html":true}}}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"jobs":{"items":{"selector":"li","fields":{"title":{"selector":"a"},"id":{"attribute":"data-id"}}}}}}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"n":{"json_pointer":"/total"},"names":{"jsonpath":"$.jobs[*].name","all":true}}}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{}}"#,
+            Err("steps[1].fields: an extract step needs 1 to 100 fields"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{}}}"#,
+            Err("steps[1].fields.t: a field needs one source"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"selector":"a","attribute":"href","html":true}}}"#,
+            Err("steps[1].fields.t.html: `html` and `attribute` cannot be used together"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"selector":"a","json_pointer":"/a"}}}"#,
+            Err("steps[1].fields.t: a field has exactly one source"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"json_pointer":"/a","all":true}}}"#,
+            Err("steps[1].fields.t.all"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"items":{"selector":"li","fields":{}}}}}"#,
+            Err("steps[1].fields.t.items.fields: `items` needs 1 to 100 fields"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"items":{"selector":"li","fields":{"x":{"attribute":"a","html":true}}}}}}"#,
+            Err("steps[1].fields.t.items.fields.x.html: `html` and `attribute`"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"items":{"selector":"li","fields":{"":{"selector":"a"}}}}}}"#,
+            Err("steps[1].fields.t.items.fields: field names must not be empty"),
+        );
+        check_step(
+            &format!(
+                r#"{{"action":"extract","fields":{{"t":{{"items":{{"selector":"li","fields":{{"{}":{{"selector":"a"}}}}}}}}}}}}"#,
+                "n".repeat(129)
+            ),
+            Err("steps[1].fields.t.items.fields.nnn"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"jsonpath":"$.a["}}}"#,
+            Err("invalid JSONPath query"),
+        );
+        check_step(
+            r#"{"action":"extract","fields":{"t":{"json_pointer":"a"}}}"#,
+            Err("invalid JSON Pointer"),
+        );
+        check_step(
+            &format!(
+                r#"{{"action":"extract","fields":{{"t":{{"selector":"a","attribute":"{}"}}}}}}"#,
+                "a".repeat(129)
+            ),
+            Err("steps[1].fields.t.attribute: must be at most 128 bytes"),
+        );
+        // screenshot
+        check_step(r#"{"action":"screenshot"}"#, Ok(()));
+        check_step(
+            r#"{"action":"screenshot","full_page":true,"width":3840,"height":4000,"name":"full.png"}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"screenshot","selector":"main","width":320,"height":200}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"screenshot","width":319}"#,
+            Err("steps[1].width: must be between 320 and 3840"),
+        );
+        check_step(
+            r#"{"action":"screenshot","width":3841}"#,
+            Err("steps[1].width"),
+        );
+        check_step(
+            r#"{"action":"screenshot","height":199}"#,
+            Err("steps[1].height: must be between 200 and 4000"),
+        );
+        check_step(
+            r#"{"action":"screenshot","height":4001}"#,
+            Err("steps[1].height"),
+        );
+        check_step(
+            r#"{"action":"screenshot","selector":"a","full_page":true}"#,
+            Err("steps[1].full_page: `full_page` and `selector` cannot be used together"),
+        );
+        check_step(
+            r#"{"action":"screenshot","name":"a/x.png"}"#,
+            Err("path separators"),
+        );
+        check_step(
+            r#"{"action":"screenshot","name":"page.html"}"#,
+            Err("steps[1].name: `page.html` is reserved"),
+        );
+        // capture_network
+        check_step(
+            r#"{"action":"capture_network","url_pattern":"/api/*","max_body_bytes":0}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"capture_network","url_pattern":"/api/","max_body_bytes":4194304}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"capture_network","url_pattern":"/api/","max_body_bytes":4194305}"#,
+            Err("steps[1].max_body_bytes: must be between 0 and 4194304"),
+        );
+        check_step(
+            r#"{"action":"capture_network","url_pattern":""}"#,
+            Err("a URL pattern must be 1 to 1024 bytes"),
+        );
+        // download
+        check_step(
+            r#"{"action":"download","url":"https://x.test/f.pdf"}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"download","selector":"a.pdf","max_bytes":524288000,"name":"report.pdf"}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"download"}"#,
+            Err("steps[1]: a `download` step needs exactly one of `url`, `selector`"),
+        );
+        check_step(
+            r#"{"action":"download","url":"https://x.test/f","selector":"a"}"#,
+            Err("exactly one of `url`, `selector`"),
+        );
+        check_step(
+            r#"{"action":"download","url":"https://x.test/f","max_bytes":0}"#,
+            Err("steps[1].max_bytes: must be between 1 and 524288000"),
+        );
+        check_step(
+            r#"{"action":"download","url":"https://x.test/f","max_bytes":524288001}"#,
+            Err("steps[1].max_bytes"),
+        );
+        check_step(
+            r#"{"action":"download","url":"file:///etc/passwd"}"#,
+            Err("http or https"),
+        );
+        // assert
+        check_step(r#"{"action":"assert","text_absent":"Error"}"#, Ok(()));
+        check_step(
+            r#"{"action":"assert","selector_absent":".error","max_load_ms":2000,"no_console_errors":true}"#,
+            Ok(()),
+        );
+        check_step(
+            r#"{"action":"assert","no_console_errors":false}"#,
+            Err("steps[1]: an assert step needs at least one of"),
+        );
+        check_step(
+            r#"{"action":"assert","max_load_ms":0}"#,
+            Err("steps[1].max_load_ms: must be between 1 and 3600000"),
+        );
+        check_step(
+            r#"{"action":"assert","status":99}"#,
+            Err("steps[1].status: must be between 100 and 599"),
+        );
+        check_step(
+            &format!(
+                r#"{{"action":"assert","text_absent":"{}"}}"#,
+                "a".repeat(4097)
+            ),
+            Err("steps[1].text_absent: must be at most 4096 bytes"),
+        );
+        check_step(
+            r#"{"action":"assert","selector_absent":"a[["}"#,
+            Err("invalid CSS selector"),
+        );
+        // save_html
+        check_step(r#"{"action":"save_html"}"#, Ok(()));
+        check_step(r#"{"action":"save_html","name":"home.html"}"#, Ok(()));
+        check_step(
+            r#"{"action":"save_html","name":"console.json"}"#,
+            Err("steps[1].name: `console.json` is reserved"),
+        );
+    }
+
+    #[test]
+    fn evaluate_needs_the_server_to_allow_it() {
+        let step = r#"{"action":"evaluate","expression":"document.title","field":"title"}"#;
+        check_step(
+            step,
+            Err("steps[1]: `evaluate` steps are disabled on this server"),
+        );
+        let allowed = Limits {
+            allow_evaluate: true,
+            ..Limits::default()
+        };
+        check_step_with("browser", &allowed, step, Ok(()));
+        check_step_with("auto", &allowed, step, Ok(()));
+        check_step_with(
+            "http",
+            &allowed,
+            step,
+            Err("steps[1]: the `evaluate` step needs a browser"),
+        );
+        check_step_with(
+            "browser",
+            &allowed,
+            r#"{"action":"evaluate","expression":" ","field":"t"}"#,
+            Err("steps[1].expression: must not be empty"),
+        );
+        check_step_with(
+            "browser",
+            &allowed,
+            r#"{"action":"evaluate","expression":"1","field":""}"#,
+            Err("steps[1].field: must not be empty"),
+        );
+        check_step_with(
+            "browser",
+            &allowed,
+            &format!(
+                r#"{{"action":"evaluate","expression":"{}","field":"t"}}"#,
+                "1".repeat(16 * 1024 + 1)
+            ),
+            Err("steps[1].expression: must be at most 16384 bytes"),
+        );
+    }
+
+    #[test]
+    fn the_http_engine_takes_what_it_can_run() {
+        let http = |step: &str, expected: Result<(), &str>| {
+            check_step_with("http", &Limits::default(), step, expected);
+        };
+        for step in [
+            r#"{"action":"extract","fields":{"t":{"selector":"h1","html":true}}}"#,
+            r#"{"action":"extract","fields":{"n":{"jsonpath":"$.a"}}}"#,
+            r#"{"action":"assert","status":200,"text_absent":"x","selector_absent":"p","max_load_ms":10}"#,
+            r#"{"action":"download","url":"https://x.test/f"}"#,
+            r#"{"action":"download","selector":"a"}"#,
+            r#"{"action":"capture_network","url_pattern":"/"}"#,
+            r#"{"action":"save_html"}"#,
+        ] {
+            http(step, Ok(()));
+        }
+        for (step, action) in [
+            (r#"{"action":"wait_for","delay_ms":1}"#, "wait_for"),
+            (r#"{"action":"check","selector":"a"}"#, "check"),
+            (r#"{"action":"uncheck","selector":"a"}"#, "uncheck"),
+            (r#"{"action":"press","key":"Enter"}"#, "press"),
+            (r#"{"action":"submit"}"#, "submit"),
+            (r#"{"action":"scroll"}"#, "scroll"),
+            (r#"{"action":"hover","selector":"a"}"#, "hover"),
+            (
+                r#"{"action":"select","selector":"a","value":"1"}"#,
+                "select",
+            ),
+            (r#"{"action":"screenshot"}"#, "screenshot"),
+        ] {
+            http(
+                step,
+                Err(&format!("steps[1]: the `{action}` step needs a browser")),
+            );
+        }
+        http(
+            r#"{"action":"assert","status":200,"no_console_errors":true}"#,
+            Err("steps[1].no_console_errors: the `assert` step needs a browser (console errors are only seen by a browser)"),
+        );
+        check_step_with(
+            "auto",
+            &Limits::default(),
+            r#"{"action":"click","selector":"a"}"#,
+            Ok(()),
+        );
+    }
+
+    #[test]
+    fn the_first_step_on_a_page_is_navigate() {
+        let check_steps = |steps: &str, expected: Result<(), &str>| {
+            check(
+                &format!(r#"{{"engine":"browser","steps":{steps}}}"#),
+                expected,
+            );
+        };
+        check_steps(
+            r#"[{"action":"capture_network","url_pattern":"/api/"},{"action":"navigate","url":"https://x.test/"}]"#,
+            Ok(()),
+        );
+        check_steps(
+            r#"[{"action":"capture_network","url_pattern":"/api/"}]"#,
+            Err("steps: a job needs a `navigate` step"),
+        );
+        check_steps(
+            r#"[{"action":"capture_network","url_pattern":"/"},{"action":"download","url":"https://x.test/f"}]"#,
+            Err("steps[1]: `download` needs a loaded page"),
+        );
+        check_steps(
+            r#"[{"action":"screenshot"},{"action":"navigate","url":"https://x.test/"}]"#,
+            Err("steps[0]: `screenshot` needs a loaded page"),
+        );
+    }
+
+    #[test]
+    fn artifact_names_are_unique_within_a_job() {
+        let nav = r#"{"action":"navigate","url":"https://example.com/"}"#;
+        check(
+            &format!(
+                r#"{{"engine":"browser","steps":[{nav},{{"action":"screenshot"}},{{"action":"screenshot"}}]}}"#
+            ),
+            Ok(()),
+        );
+        check(
+            &format!(
+                r#"{{"engine":"browser","steps":[{nav},{{"action":"screenshot","name":"a.png"}},{{"action":"download","url":"https://x.test/","name":"a.png"}}]}}"#
+            ),
+            Err("steps[2].name: steps[1] already produces the artifact `a.png`"),
+        );
+        check(
+            &format!(
+                r#"{{"engine":"browser","steps":[{nav},{{"action":"screenshot"}},{{"action":"save_html","name":"step-1-screenshot.png"}}]}}"#
+            ),
+            Err("steps[2].name: steps[1] already produces the artifact `step-1-screenshot.png`"),
+        );
+    }
+
+    #[test]
+    fn engines_read_and_write_their_wire_names() {
+        for engine in [Engine::Http, Engine::Browser, Engine::Auto] {
+            assert_eq!(Engine::parse(engine.as_str()), Some(engine));
+            let json = serde_json::to_string(&engine).unwrap();
+            assert_eq!(json, format!("\"{}\"", engine.as_str()));
+        }
+        for engine in RunEngine::ALL {
+            assert_eq!(RunEngine::parse(engine.as_str()), Some(engine));
+            let json = serde_json::to_string(&engine).unwrap();
+            assert_eq!(json, format!("\"{}\"", engine.as_str()));
+        }
+        assert_eq!(Engine::parse("chromium"), None);
+        assert_eq!(Engine::Http.runs_on(), Some(RunEngine::Http));
+        assert_eq!(Engine::Browser.runs_on(), Some(RunEngine::Browser));
+        assert_eq!(Engine::Auto.runs_on(), None);
+        assert!(!Engine::Http.supports(Capability::Browser));
+        assert!(Engine::Auto.supports(Capability::Browser));
+    }
+
+    #[test]
+    fn every_step_says_what_it_needs() {
+        let check = |step: &str, expected: Capability| {
+            let step: Step = serde_json::from_str(step).unwrap();
+            assert_eq!(step.requires(), expected, "{step:?}");
+        };
+        check(
+            r#"{"action":"navigate","url":"https://x.test/"}"#,
+            Capability::Fetch,
+        );
+        check(
+            r#"{"action":"capture_network","url_pattern":"x"}"#,
+            Capability::Fetch,
+        );
+        check(
+            r#"{"action":"download","url":"https://x.test/"}"#,
+            Capability::Fetch,
+        );
+        check(
+            r#"{"action":"download","selector":"a"}"#,
+            Capability::ReadPage,
+        );
+        check(
+            r#"{"action":"extract","fields":{"a":{"selector":"a"}}}"#,
+            Capability::ReadPage,
+        );
+        check(r#"{"action":"assert","status":200}"#, Capability::ReadPage);
+        check(r#"{"action":"save_html"}"#, Capability::ReadPage);
+        check(
+            r#"{"action":"assert","no_console_errors":true}"#,
+            Capability::Browser,
+        );
+        check(
+            r#"{"action":"evaluate","expression":"1","field":"x"}"#,
+            Capability::Browser,
+        );
+        check(r#"{"action":"wait_for","delay_ms":1}"#, Capability::Browser);
+    }
+
+    #[test]
+    fn todays_jobs_still_parse_the_same() {
+        let old = r#"{"steps":[{"action":"navigate","url":"https://x.test/","accept_error_status":true},
+            {"action":"extract","fields":{"t":{"selector":"h1"},"l":{"selector":"a","attribute":"href","all":true}}},
+            {"action":"assert","status":200,"text":"x","selector":"h1"}]}"#;
+        let job = parse(old).unwrap();
+        job.validate(&Limits::default()).unwrap();
+        let written = serde_json::to_string(&job.steps).unwrap();
+        assert_eq!(
+            written,
+            r#"[{"action":"navigate","url":"https://x.test/","accept_error_status":true},{"action":"extract","fields":{"l":{"selector":"a","attribute":"href","all":true},"t":{"selector":"h1"}}},{"action":"assert","status":200,"text":"x","selector":"h1"}]"#
         );
     }
 

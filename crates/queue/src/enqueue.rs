@@ -1,7 +1,7 @@
 //! Accepting a job: validate, apply the target policy, insert with its
 //! idempotency key, wake the claimers.
 
-use accord_model::{classify_ip, Job, JobId, NewJob, Step, ValidationError, WorkspaceId};
+use accord_model::{classify_ip, Job, JobId, NewJob, ValidationError, WorkspaceId};
 use accord_store::{InsertJob, InsertOutcome};
 
 use crate::metrics::QueueLabels;
@@ -103,7 +103,7 @@ impl Queue {
             return Ok(());
         }
         for (index, step) in job.steps.iter().enumerate() {
-            let Step::Navigate { url, .. } = step else {
+            let Some(url) = step.target_url() else {
                 continue;
             };
             let host = url.as_url().host_str().unwrap_or_default();

@@ -243,6 +243,9 @@ async fn stale_reports_are_refused_but_others_apply() {
             status: 200,
             final_url: "https://example.com/".into(),
             timings: Default::default(),
+            engine: accord_model::RunEngine::Http,
+            engine_reason: None,
+            artifacts: Vec::new(),
         },
     };
     let answer = h

@@ -5,7 +5,7 @@
 
 use accord_model::{
     ApiKeyId, AuditOutcome, Engine, ErrorKind, JobError, JobState, Priority, QueueName, RateLimit,
-    Role, Step, WorkerId,
+    Role, WorkerId,
 };
 
 use crate::StoreError;
@@ -101,21 +101,13 @@ pub(crate) fn check_storable(insert: &crate::InsertJob) -> Result<(), StoreError
     }
     let job = &insert.job;
     let labels = job.labels.iter().any(|(key, value)| nul(key) || nul(value));
-    // Every free text a step carries. (URLs and selectors cannot hold NUL:
-    // their parsers refuse or encode it.) The match is exhaustive so a new
-    // step is looked at here too.
-    let steps = job.steps.iter().any(|step| match step {
-        Step::Extract { fields } => fields
-            .iter()
-            .any(|(name, field)| nul(name) || field.attribute.as_deref().is_some_and(nul)),
-        Step::Assert { text, .. } => text.as_deref().is_some_and(nul),
-        Step::Fill { value, .. } | Step::Select { value, .. } => nul(value),
-        Step::Navigate { .. }
-        | Step::WaitFor { .. }
-        | Step::Click { .. }
-        | Step::Submit { .. }
-        | Step::Screenshot { .. } => false,
-    });
+    // Every free text a step carries, as the model lists them. (URLs,
+    // selectors and other parsed values cannot hold NUL: their parsers
+    // refuse or encode it.)
+    let steps = job
+        .steps
+        .iter()
+        .any(|step| step.texts().iter().any(|entry| nul(entry.text)));
     if labels || steps {
         return Err(StoreError::Unstorable { what: "a job" });
     }

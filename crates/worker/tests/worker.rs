@@ -303,6 +303,9 @@ impl Executor for TestEngine {
                 status: 0,
                 final_url: url.to_string(),
                 timings: Default::default(),
+                engine: accord_model::RunEngine::Http,
+                engine_reason: None,
+                artifacts: Vec::new(),
             }));
         }
         self.runs
@@ -312,6 +315,9 @@ impl Executor for TestEngine {
             status: 200,
             final_url: url.to_string(),
             timings: Default::default(),
+            engine: accord_model::RunEngine::Http,
+            engine_reason: None,
+            artifacts: Vec::new(),
         }))
     }
 }
@@ -331,6 +337,7 @@ fn job(path: &str, timeout_seconds: u32) -> ClaimedJob {
             engine: Engine::Http,
             steps: vec![Step::Navigate {
                 url: TargetUrl::parse(&format!("https://example.com{path}")).unwrap(),
+                wait_until: Default::default(),
                 accept_error_status: false,
             }],
             timeout_seconds,

@@ -91,6 +91,9 @@ pub(crate) fn result() -> JobResult {
         status: 200,
         final_url: "https://example.com/".into(),
         timings: Timings::default(),
+        engine: accord_model::RunEngine::Http,
+        engine_reason: None,
+        artifacts: Vec::new(),
     }
 }
 
