@@ -100,6 +100,8 @@ pub enum StepFailure {
     ProcessingPanicked { detail: String },
     #[error("page processing was cancelled")]
     ProcessingCancelled,
+    #[error(transparent)]
+    Browser(#[from] crate::browser::BrowserFailure),
 }
 
 impl StepFailure {
@@ -120,6 +122,7 @@ impl StepFailure {
             | Self::PageTooCostly(_)
             | Self::AssertFailed { .. }
             | Self::ProcessingPanicked { .. } => ErrorKind::Permanent,
+            Self::Browser(failure) => failure.kind(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! a [`JobResult`](accord_model::JobResult) or a classified error.
 //!
 //! Owns the [`Executor`] trait, the plain-HTTP engine ([`HttpEngine`]), the
+//! Chromium engine ([`browser::BrowserEngine`]), the
 //! SSRF guard every fetch goes through, and the extraction of fields from
 //! pages. Errors are classified retryable or permanent here, at the source.
 //!
@@ -11,6 +12,7 @@
 //! reused while work of the run is still going. Never touches the store.
 
 mod bounded;
+pub mod browser;
 mod config;
 mod error;
 mod executor;

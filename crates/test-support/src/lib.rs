@@ -5,8 +5,9 @@
 //! as constants such as [`PAGE_TITLE`] and [`PAGE_LINKS`]) plus routes that
 //! misbehave on purpose: flaky 503s, arbitrary statuses, redirects and
 //! redirect chains, slow and hanging answers, big (and streamed) pages, plain
-//! text, an echo of the request's `User-Agent`, and hostile pages (costly
-//! to parse, or never ending). It counts the requests
+//! text, an echo of the request's `User-Agent`, hostile pages (costly
+//! to parse, or never ending), and pages that need a browser under `/app/`
+//! (rendered by scripts, forms, a login, lazy lists, downloads). It counts the requests
 //! each path received ([`FixtureServer::hits`]).
 //!
 //! It is built to be cheap per request (axum, no per-request logging) so a
@@ -19,6 +20,7 @@
 //! [`ThrowawayRedis`] is likewise a Redis server of the test's own, for tests
 //! that stop and restart Redis.
 
+mod browser_pages;
 mod cluster;
 mod fixture;
 pub mod fuzz;
@@ -26,6 +28,10 @@ mod hostile;
 mod postgres;
 mod redis;
 
+pub use browser_pages::{
+    APP_DATA_JSON, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD, APP_REPORT_CSV,
+    APP_SESSION_COOKIE, APP_TALL_HEIGHT, APP_USER,
+};
 pub use cluster::ThrowawayCluster;
 pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
