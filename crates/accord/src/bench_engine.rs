@@ -1,15 +1,23 @@
-//! `accord bench engine`: what the page bounds cost on ordinary pages. The
-//! same pages and steps run through the engine's bounded processing
-//! (chunked parse with node and depth counting, budget checks while
-//! extracting) and through a plain scraper parse and select, on one thread.
-//! Prints figures; asserts nothing.
+//! `accord bench engine`: what the page bounds cost on ordinary pages, then
+//! what the HTTP engine does end to end.
+//!
+//! First the same pages and steps run through the engine's bounded
+//! processing (chunked parse with node and depth counting, budget checks
+//! while extracting) and through a plain scraper parse and select, on one
+//! thread. Then whole jobs (navigate + extract of 6 fields) run through
+//! the HTTP engine, many in flight, against a page served on loopback by a
+//! server in the same process: pages per second and CPU time per page
+//! (the process's, so the server's share is included). Prints figures;
+//! asserts nothing.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_engine::{process_page, PageLimits};
-use accord_model::Step;
+use accord_engine::{process_page, EngineConfig, Executor, HttpEngine, PageLimits};
+use accord_model::{EgressPolicy, Engine, JobSpec, Step};
 use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchEngineArgs;
 
@@ -69,6 +77,119 @@ pub fn engine(args: BenchEngineArgs) -> Result<()> {
         args.runs
     );
     Ok(())
+}
+
+/// Runs `args.http_jobs` jobs through the HTTP engine, `args.in_flight` at
+/// a time, against the article page served on loopback.
+pub async fn http_throughput(args: &BenchEngineArgs) -> Result<()> {
+    if args.http_jobs == 0 {
+        return Ok(());
+    }
+    let page = samples()
+        .into_iter()
+        .next()
+        .context("the article sample")?
+        .body;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("bind a loopback port for the benchmark page")?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/article",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let engine = HttpEngine::new(EngineConfig {
+        // The page is on loopback, which the guard refuses by default.
+        egress: EgressPolicy::AllowPrivate,
+        ..EngineConfig::default()
+    })
+    .context("build the HTTP engine")?;
+    let steps: Vec<Step> = serde_json::from_str(&format!(
+        r#"[{{"action": "navigate", "url": "http://{addr}/article"}},
+            {{"action": "extract", "fields": {{
+                "title": {{"selector": "title"}},
+                "headline": {{"selector": "h1"}},
+                "sections": {{"selector": "nav a", "all": true}},
+                "links": {{"selector": "a", "attribute": "href", "all": true}},
+                "first": {{"selector": "main p"}},
+                "bold": {{"selector": "b", "all": true}}}}}}]"#
+    ))
+    .context("benchmark steps")?;
+    let spec = Arc::new(JobSpec {
+        engine: Engine::Http,
+        steps,
+        timeout_seconds: 30,
+    });
+    // Warm the connection pool and the page cache before measuring.
+    let stop = CancellationToken::new();
+    for _ in 0..args.in_flight.min(args.http_jobs) {
+        engine
+            .run(&spec, &stop)
+            .await
+            .map_err(|failure| failure.error)?;
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let cpu_before = process_cpu()?;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.in_flight.max(1) {
+        let (engine, spec, next, failed) =
+            (engine.clone(), spec.clone(), next.clone(), failed.clone());
+        let total = args.http_jobs;
+        tasks.spawn(async move {
+            let stop = CancellationToken::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                if engine.run(&spec, &stop).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a benchmark task")?;
+    }
+    let elapsed = started.elapsed();
+    let cpu = process_cpu()?.saturating_sub(cpu_before);
+    server.abort();
+    let pages = args.http_jobs as f64;
+    println!();
+    println!(
+        "http engine: {} jobs (navigate + extract of 6 fields), {} in flight, {} failed",
+        args.http_jobs,
+        args.in_flight,
+        failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "  {:.0} pages/s, {:.3} ms CPU per page (process CPU: engine and loopback server), {:.2} s",
+        pages / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e3 / pages,
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat`,
+/// whose clock ticks are 1/100 s on Linux.
+fn process_cpu() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("read /proc/self/stat")?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |at: usize| -> Result<u64> {
+        fields
+            .get(at)
+            .and_then(|field| field.parse().ok())
+            .context("parse /proc/self/stat")
+    };
+    // utime and stime are fields 14 and 15.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 fn median(runs: usize, mut work: impl FnMut()) -> Duration {

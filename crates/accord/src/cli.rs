@@ -378,15 +378,21 @@ pub enum WorkspacesCommand {
 pub enum BenchCommand {
     /// Queue throughput and insert-to-start latency with no-op jobs, through the real API and worker protocol.
     Queue(BenchQueueArgs),
-    /// What the page bounds cost: ordinary pages through the engine's bounded processing and through a plain parse.
+    /// What the page bounds cost (ordinary pages through the engine's bounded processing and through a plain parse), then the HTTP engine's throughput against a local server.
     Engine(BenchEngineArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchEngineArgs {
     /// Runs per page and variant; the median is reported.
     #[arg(long, default_value_t = 30)]
     pub runs: usize,
+    /// Jobs (navigate + extract of 6 fields) for the HTTP throughput phase; 0 skips it.
+    #[arg(long, default_value_t = 20_000)]
+    pub http_jobs: usize,
+    /// Jobs in flight at once in the HTTP throughput phase.
+    #[arg(long, default_value_t = 64)]
+    pub in_flight: usize,
 }
 
 #[derive(Debug, Args)]

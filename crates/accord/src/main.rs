@@ -136,7 +136,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Engine(args)) => {
-            tokio::task::spawn_blocking(move || bench_engine::engine(args)).await?
+            let page_args = args.clone();
+            tokio::task::spawn_blocking(move || bench_engine::engine(page_args)).await??;
+            bench_engine::http_throughput(&args).await
         }
         Command::Migrate(args) => {
             let data_dir = args.data_dir.unwrap_or_else(|| "accord-data".into());

@@ -19,7 +19,10 @@ pub struct EngineConfig {
     pub connect_timeout: Duration,
     /// Longest time of one `navigate`: request, redirects and the whole body.
     pub navigate_timeout: Duration,
-    /// Largest response body kept; a bigger one fails the step.
+    /// Longest time of one `download`: request, redirects and the whole
+    /// file (whose size each step caps).
+    pub download_timeout: Duration,
+    /// Largest page body kept; a bigger one fails the step.
     pub max_body_bytes: usize,
     /// Most redirects followed by one `navigate`.
     pub max_redirects: usize,
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
             user_agent: Self::DEFAULT_USER_AGENT.to_owned(),
             connect_timeout: Duration::from_secs(10),
             navigate_timeout: Duration::from_secs(30),
+            download_timeout: Duration::from_secs(300),
             max_body_bytes: 10 * 1024 * 1024,
             max_redirects: 10,
             page_limits: PageLimits::default(),

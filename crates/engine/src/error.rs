@@ -1,12 +1,14 @@
 //! Engine errors, classified retryable or permanent where they arise.
 //!
-//! [`EngineError`] is what a run returns: a [`StepFailure`] plus the index of
-//! the step that failed. Its `Display` text is the message stored on the job,
-//! so every message says what went wrong in terms a user can act on.
+//! [`EngineError`] is what a run returns: a [`StepFailure`] plus the index
+//! and action of the step that failed. Its `Display` text is the message
+//! stored on the job ("step 2 (`assert`): ..."), so every message says which
+//! step went wrong and why, in terms a user can act on. What a server or a
+//! browser said in its own words goes to the log, not here.
 
 use std::time::Duration;
 
-use accord_model::{ErrorKind, JobError};
+use accord_model::{ErrorKind, JobError, Step};
 
 use crate::bounded::Exceeded;
 use crate::RefusedTarget;
@@ -22,16 +24,39 @@ impl From<Exceeded> for StepFailure {
 
 /// Why a run failed, and at which step.
 #[derive(Debug, thiserror::Error)]
-#[error("{failure}")]
 pub struct EngineError {
     step: Option<usize>,
+    action: Option<&'static str>,
     failure: StepFailure,
 }
 
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.step, self.action) {
+            (Some(step), Some(action)) => write!(f, "step {step} (`{action}`): ")?,
+            (Some(step), None) => write!(f, "step {step}: ")?,
+            (None, _) => {}
+        }
+        write!(f, "{}", self.failure)
+    }
+}
+
 impl EngineError {
-    pub(crate) fn at_step(step: usize, failure: StepFailure) -> Self {
+    /// A failure of `step`, the `index`-th step of its job.
+    pub(crate) fn at(index: usize, step: &Step, failure: StepFailure) -> Self {
         Self {
-            step: Some(step),
+            step: Some(index),
+            action: Some(step.action()),
+            failure,
+        }
+    }
+
+    /// A failure of the `index`-th step, when the step itself is not at
+    /// hand (its message then names the index only).
+    pub(crate) fn at_step(index: usize, failure: StepFailure) -> Self {
+        Self {
+            step: Some(index),
+            action: None,
             failure,
         }
     }
@@ -39,6 +64,7 @@ impl EngineError {
     pub(crate) fn whole_job(failure: StepFailure) -> Self {
         Self {
             step: None,
+            action: None,
             failure,
         }
     }
@@ -51,6 +77,11 @@ impl EngineError {
     /// Index of the failing step, when a step failed.
     pub fn step(&self) -> Option<usize> {
         self.step
+    }
+
+    /// The wire name of the failing step, when known.
+    pub fn action(&self) -> Option<&'static str> {
+        self.action
     }
 
     pub fn failure(&self) -> &StepFailure {
@@ -75,9 +106,11 @@ pub enum StepFailure {
     #[error("the job has no steps")]
     NoSteps,
     #[error(
-        "step {step} (`{action}`) is not supported by the http engine; use the browser engine"
+        "the {engine} engine cannot run this step; submit the job with `\"engine\": \"browser\"`"
     )]
-    Unsupported { step: usize, action: &'static str },
+    Unsupported { engine: &'static str },
+    #[error("the step is invalid: {0}")]
+    InvalidStep(String),
     #[error("`{action}` needs a page: run a `navigate` step before it")]
     NoPage { action: &'static str },
     #[error(transparent)]
@@ -85,13 +118,23 @@ pub enum StepFailure {
     #[error("too many redirects: gave up after {max} starting at {url}")]
     TooManyRedirects { max: usize, url: String },
     #[error("response body of {url} is larger than the limit of {limit} bytes")]
-    BodyTooLarge { limit: usize, url: String },
+    BodyTooLarge { limit: u64, url: String },
+    /// A status that ends the step: 429 and 5xx (retryable) on any fetch,
+    /// other 4xx and unfollowed 3xx (permanent) on a download.
     #[error("{url} answered with status {status}")]
     ErrorStatus { status: u16, url: String },
-    #[error("navigate to {url} timed out after {after:?}")]
+    #[error("fetching {url} timed out after {after:?}")]
     Timeout { after: Duration, url: String },
     #[error("could not fetch {url}: {detail}")]
     Network { url: String, detail: String },
+    #[error("no element matches `{selector}`")]
+    NoElement { selector: String },
+    #[error("the element matching `{selector}` has no link to follow (no `href` or `src`)")]
+    NoLink { selector: String },
+    #[error("the link {link:?} is not an http(s) URL")]
+    BadLink { link: String },
+    #[error("the page is not JSON: {detail}")]
+    NotJson { detail: String },
     #[error("the page is too costly to process: {0}")]
     PageTooCostly(Exceeded),
     #[error("assert failed: expected {expected}, got {found}")]
@@ -109,16 +152,27 @@ impl StepFailure {
     /// fails the same way on every attempt.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::ErrorStatus { .. }
-            | Self::Timeout { .. }
-            | Self::Network { .. }
-            | Self::ProcessingCancelled => ErrorKind::Retryable,
+            Self::ErrorStatus { status, .. } => {
+                if *status == 429 || *status >= 500 {
+                    ErrorKind::Retryable
+                } else {
+                    ErrorKind::Permanent
+                }
+            }
+            Self::Timeout { .. } | Self::Network { .. } | Self::ProcessingCancelled => {
+                ErrorKind::Retryable
+            }
             Self::NoSteps
             | Self::Unsupported { .. }
+            | Self::InvalidStep(_)
             | Self::NoPage { .. }
             | Self::Refused(_)
             | Self::TooManyRedirects { .. }
             | Self::BodyTooLarge { .. }
+            | Self::NoElement { .. }
+            | Self::NoLink { .. }
+            | Self::BadLink { .. }
+            | Self::NotJson { .. }
             | Self::PageTooCostly(_)
             | Self::AssertFailed { .. }
             | Self::ProcessingPanicked { .. } => ErrorKind::Permanent,
@@ -140,27 +194,31 @@ pub enum EngineBuildError {
 mod tests {
     use super::*;
 
+    fn step(json: &str) -> Step {
+        serde_json::from_str(json).unwrap()
+    }
+
     #[test]
     fn job_errors_keep_message_kind_and_step() {
         let check =
             |err: EngineError, expected: JobError| assert_eq!(JobError::from(err), expected);
         check(
-            EngineError::at_step(
+            EngineError::at(
                 2,
-                StepFailure::Unsupported {
-                    step: 2,
-                    action: "click",
-                },
+                &step(r#"{"action":"click","selector":"a"}"#),
+                StepFailure::Unsupported { engine: "http" },
             ),
             JobError::new(
                 ErrorKind::Permanent,
-                "step 2 (`click`) is not supported by the http engine; use the browser engine",
+                "step 2 (`click`): the http engine cannot run this step; submit the job with \
+                 `\"engine\": \"browser\"`",
             )
             .at_step(2),
         );
         check(
-            EngineError::at_step(
+            EngineError::at(
                 0,
+                &step(r#"{"action":"navigate","url":"http://x.test/"}"#),
                 StepFailure::ErrorStatus {
                     status: 503,
                     url: "http://x.test/".into(),
@@ -168,13 +226,73 @@ mod tests {
             ),
             JobError::new(
                 ErrorKind::Retryable,
-                "http://x.test/ answered with status 503",
+                "step 0 (`navigate`): http://x.test/ answered with status 503",
             )
             .at_step(0),
         );
         check(
+            EngineError::at_step(1, StepFailure::ProcessingCancelled),
+            JobError::new(
+                ErrorKind::Retryable,
+                "step 1: page processing was cancelled",
+            )
+            .at_step(1),
+        );
+        check(
             EngineError::whole_job(StepFailure::NoSteps),
             JobError::new(ErrorKind::Permanent, "the job has no steps"),
+        );
+    }
+
+    #[test]
+    fn failures_are_classified_at_the_source() {
+        let check = |failure: StepFailure, expected: ErrorKind| {
+            assert_eq!(failure.kind(), expected, "{failure}");
+        };
+        let status = |status| StepFailure::ErrorStatus {
+            status,
+            url: "http://x.test/".into(),
+        };
+        check(status(429), ErrorKind::Retryable);
+        check(status(500), ErrorKind::Retryable);
+        check(status(503), ErrorKind::Retryable);
+        check(status(404), ErrorKind::Permanent);
+        check(status(403), ErrorKind::Permanent);
+        check(status(302), ErrorKind::Permanent);
+        check(
+            StepFailure::Timeout {
+                after: Duration::from_secs(1),
+                url: "u".into(),
+            },
+            ErrorKind::Retryable,
+        );
+        check(
+            StepFailure::Network {
+                url: "u".into(),
+                detail: "connection reset".into(),
+            },
+            ErrorKind::Retryable,
+        );
+        check(
+            StepFailure::NoElement {
+                selector: "a".into(),
+            },
+            ErrorKind::Permanent,
+        );
+        check(
+            StepFailure::AssertFailed {
+                expected: "x".into(),
+                found: "y".into(),
+            },
+            ErrorKind::Permanent,
+        );
+        check(
+            StepFailure::Unsupported { engine: "http" },
+            ErrorKind::Permanent,
+        );
+        check(
+            StepFailure::NotJson { detail: "x".into() },
+            ErrorKind::Permanent,
         );
     }
 }

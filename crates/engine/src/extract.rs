@@ -1,193 +1,274 @@
-//! Extraction and assertions over a parsed page. Pure, synchronous CPU work:
-//! the engine calls it from `spawn_blocking`, never on the async threads.
-//! Every walk over the tree checks the [`Budget`] as it goes, so a hostile
-//! page cannot keep the thread busy past the job's end.
+//! What the HTTP engine does with a loaded page: extraction (CSS text, inner
+//! HTML or attributes, nested `items` records, JSON Pointer and JSONPath
+//! over a JSON body), assertions, and following the link a `download`
+//! step points at. Pure, synchronous CPU work: the engine calls it from
+//! `spawn_blocking`, never on the async threads.
 //!
-//! Text is read the way a user would read it: text nodes in document order,
-//! a break between block-level elements, `script`/`style`/`template` content
-//! left out, whitespace collapsed to single spaces and trimmed.
+//! The page is parsed lazily, once, as HTML or as JSON depending on what
+//! the steps ask for, within the page limits. Every walk over the tree
+//! checks the [`Budget`] as it goes, and every extracted value counts
+//! against the extraction bound, so a hostile page cannot keep the thread
+//! busy past the job's end nor fill its memory.
+//!
+//! Deliberately does not fetch anything (the engine does) nor keep
+//! artifacts.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::io::Write;
 
-use accord_model::{CssSelector, ExtractedValue, FieldSpec, Step};
-use scraper::{ElementRef, Html, Node, Selector};
+use accord_model::{
+    CssSelector, DownloadSource, ExtractedValue, FieldSource, FieldSpec, ItemField, ItemsSpec,
+    ReadAs, Step, TargetUrl,
+};
+use bytes::Bytes;
+use scraper::{ElementRef, Html, Selector};
+use url::Url;
 
 use crate::bounded::{self, Budget, Exceeded, PageLimits};
+use crate::text::{collapse_whitespace, snippet, storable, text_of, CHECK_EVERY};
 use crate::StepFailure;
 
-/// A step that works on the current page.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum PageStep<'a> {
-    Extract(&'a BTreeMap<String, FieldSpec>),
-    Assert(Checks<'a>),
+/// A loaded page, as the blocking work sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct PageData {
+    /// The body as served.
+    pub(crate) raw: Bytes,
+    pub(crate) status: u16,
+    /// Where the page was loaded from, after redirects (links resolve
+    /// against it); `None` for a page given without one.
+    pub(crate) final_url: Option<Url>,
+    /// How long the `navigate` that loaded it took.
+    pub(crate) load_ms: u64,
 }
 
-/// What an `assert` step requires of the page.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Checks<'a> {
-    status: Option<u16>,
-    text: Option<&'a str>,
-    selector: Option<&'a CssSelector>,
+/// What one step did on the page.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Fields an `extract` step read, in the order read.
+    Extracted(Vec<(String, ExtractedValue)>),
+    /// An `assert` step's checks all passed.
+    Checked,
+    /// A `download` step by selector: the link to fetch.
+    Follow(TargetUrl),
+    /// A step with nothing to do on the parsed page (`capture_network`, a
+    /// `download` by URL, `save_html`): the engine does it.
+    Later,
 }
 
-impl<'a> PageStep<'a> {
-    /// The page step `step` is, if it is one.
-    pub(crate) fn of(step: &'a Step) -> Option<Self> {
+/// A page and its lazily parsed forms.
+#[derive(Debug)]
+pub(crate) struct Document<'p> {
+    page: &'p PageData,
+    limits: PageLimits,
+    html: OnceCell<Html>,
+    json: OnceCell<serde_json::Value>,
+    text: OnceCell<String>,
+    /// Bytes extracted from this page so far.
+    extracted_bytes: usize,
+}
+
+impl<'p> Document<'p> {
+    pub(crate) fn new(page: &'p PageData, limits: &PageLimits) -> Self {
+        Self {
+            page,
+            limits: *limits,
+            html: OnceCell::new(),
+            json: OnceCell::new(),
+            text: OnceCell::new(),
+            extracted_bytes: 0,
+        }
+    }
+
+    /// Runs one step on the page.
+    pub(crate) fn run(&mut self, step: &Step, budget: &Budget<'_>) -> Result<Outcome, StepFailure> {
         match step {
-            Step::Extract { fields } => Some(Self::Extract(fields)),
+            Step::Extract { fields } => {
+                let mut values = Vec::with_capacity(fields.len());
+                for (name, field) in fields {
+                    let value = self.extract(field, budget)?;
+                    self.count(name.len() + extracted_bytes(&value))?;
+                    values.push((name.clone(), value));
+                }
+                Ok(Outcome::Extracted(values))
+            }
+            Step::Assert {
+                no_console_errors: true,
+                ..
+            } => Err(StepFailure::Unsupported { engine: "http" }),
             Step::Assert {
                 status,
                 text,
+                text_absent,
                 selector,
-                text_absent: None,
-                selector_absent: None,
-                max_load_ms: None,
+                selector_absent,
+                max_load_ms,
                 no_console_errors: false,
-            } => Some(Self::Assert(Checks {
-                status: *status,
-                text: text.as_deref(),
-                selector: selector.as_ref(),
-            })),
-            _ => None,
-        }
-    }
-}
-
-/// A parsed page and the status it was served with.
-#[derive(Debug)]
-pub(crate) struct Document {
-    html: Html,
-    status: u16,
-    max_extracted_bytes: usize,
-}
-
-/// Elements visited between two budget checks.
-const CHECK_EVERY: usize = 1024;
-
-impl Document {
-    pub(crate) fn parse(
-        body: &str,
-        status: u16,
-        limits: &PageLimits,
-        budget: &Budget<'_>,
-    ) -> Result<Self, Exceeded> {
-        Ok(Self {
-            html: bounded::parse_document(body, limits, budget)?,
-            status,
-            max_extracted_bytes: limits.max_extracted_bytes,
-        })
-    }
-
-    /// Runs one page step; extracted fields are added to `extracted`, a later
-    /// field of the same name replacing an earlier one.
-    pub(crate) fn apply(
-        &self,
-        step: PageStep<'_>,
-        budget: &Budget<'_>,
-        extracted: &mut BTreeMap<String, ExtractedValue>,
-    ) -> Result<(), StepFailure> {
-        match step {
-            PageStep::Extract(fields) => {
-                for (name, field) in fields {
-                    let value = self.extract(field, budget)?;
-                    extracted.insert(name.clone(), value);
-                    let total: usize = extracted.values().map(extracted_bytes).sum();
-                    if total > self.max_extracted_bytes {
-                        return Err(Exceeded::Extracted(self.max_extracted_bytes).into());
-                    }
-                }
-                Ok(())
+            } => {
+                let checks = Checks {
+                    status: *status,
+                    text: text.as_deref(),
+                    text_absent: text_absent.as_deref(),
+                    selector: selector.as_ref(),
+                    selector_absent: selector_absent.as_ref(),
+                    max_load_ms: *max_load_ms,
+                };
+                self.check(&checks, budget).map(|()| Outcome::Checked)
             }
-            PageStep::Assert(checks) => self.check(checks, budget),
+            Step::Download { .. } => match step.download_source().expect("a download step") {
+                Ok(DownloadSource::Element(selector)) => {
+                    self.link(selector, budget).map(Outcome::Follow)
+                }
+                Ok(DownloadSource::Url(_)) => Ok(Outcome::Later),
+                Err(err) => Err(StepFailure::InvalidStep(err.to_string())),
+            },
+            Step::Navigate { .. } | Step::CaptureNetwork { .. } | Step::SaveHtml { .. } => {
+                Ok(Outcome::Later)
+            }
+            Step::WaitFor { .. }
+            | Step::Click { .. }
+            | Step::Fill { .. }
+            | Step::Select { .. }
+            | Step::Check { .. }
+            | Step::Uncheck { .. }
+            | Step::Press { .. }
+            | Step::Submit { .. }
+            | Step::Scroll { .. }
+            | Step::Hover { .. }
+            | Step::Screenshot { .. }
+            | Step::Evaluate { .. } => Err(StepFailure::Unsupported { engine: "http" }),
         }
+    }
+
+    /// Adds `bytes` to what this page has given, failing past the bound.
+    fn count(&mut self, bytes: usize) -> Result<(), Exceeded> {
+        self.extracted_bytes += bytes;
+        if self.extracted_bytes > self.limits.max_extracted_bytes {
+            return Err(Exceeded::Extracted(self.limits.max_extracted_bytes));
+        }
+        Ok(())
+    }
+
+    /// The page parsed as HTML (once, within the limits).
+    fn html(&self, budget: &Budget<'_>) -> Result<&Html, Exceeded> {
+        if let Some(html) = self.html.get() {
+            return Ok(html);
+        }
+        // Pages in other charsets keep their ASCII; the rest is replaced.
+        let body = String::from_utf8_lossy(&self.page.raw);
+        let html = bounded::parse_document(&body, &self.limits, budget)?;
+        Ok(self.html.get_or_init(|| html))
+    }
+
+    /// The page parsed as JSON (once). serde_json refuses nesting past 128
+    /// levels, so the parse is bounded by the body's size.
+    fn json(&self) -> Result<&serde_json::Value, StepFailure> {
+        if let Some(json) = self.json.get() {
+            return Ok(json);
+        }
+        let json = serde_json::from_slice(&self.page.raw).map_err(|err| StepFailure::NotJson {
+            detail: err.to_string(),
+        })?;
+        Ok(self.json.get_or_init(|| json))
     }
 
     fn extract(
-        &self,
+        &mut self,
         field: &FieldSpec,
         budget: &Budget<'_>,
     ) -> Result<ExtractedValue, StepFailure> {
-        let Ok(accord_model::FieldSource::Css {
-            selector,
-            read: read_as,
-            all,
-        }) = field.source()
-        else {
-            return Err(StepFailure::Unsupported {
-                step: 0,
-                action: "extract",
-            });
-        };
-        let read = |element: ElementRef<'_>| -> Result<Option<String>, Exceeded> {
-            let value = match read_as {
-                accord_model::ReadAs::Attribute(name) => {
-                    element.value().attr(name).map(str::to_owned)
-                }
-                _ => Some(text_of(element, budget)?),
-            };
-            Ok(value.map(storable))
-        };
-        let selector = selector.compiled();
-        if all {
-            // Elements without the asked attribute are left out of lists.
-            let mut values = Vec::new();
-            let mut bytes = 0;
-            for element in self.select(selector, budget) {
-                if let Some(value) = read(element?)? {
-                    bytes += value.len();
-                    if bytes > self.max_extracted_bytes {
-                        return Err(Exceeded::Extracted(self.max_extracted_bytes).into());
-                    }
-                    values.push(value);
+        let source = field
+            .source()
+            .map_err(|err| StepFailure::InvalidStep(err.to_string()))?;
+        let max = self.limits.max_extracted_bytes;
+        match source {
+            FieldSource::Css {
+                selector,
+                read,
+                all,
+            } => {
+                let root = self.html(budget)?.root_element();
+                Ok(read_field(
+                    root,
+                    Scope::Document,
+                    selector,
+                    read,
+                    all,
+                    max,
+                    budget,
+                )?)
+            }
+            FieldSource::Items(items) => self.items(items, budget),
+            FieldSource::JsonPointer(pointer) => {
+                let found = self.json()?.pointer(pointer.as_str());
+                match found {
+                    Some(value) => bounded_clone(value, max),
+                    None => Ok(ExtractedValue::One(None)),
                 }
             }
-            Ok(ExtractedValue::List(values))
-        } else {
-            let first = self.select(selector, budget).next().transpose()?;
-            Ok(ExtractedValue::One(match first {
-                Some(element) => read(element)?,
-                None => None,
-            }))
+            FieldSource::JsonPath { query, all } => {
+                let nodes = query.compiled().query(self.json()?);
+                if all {
+                    let mut matches = Vec::with_capacity(nodes.len());
+                    let mut bytes = 0;
+                    for (seen, node) in nodes.iter().enumerate() {
+                        if seen.is_multiple_of(CHECK_EVERY) {
+                            budget.check()?;
+                        }
+                        bytes += json_size(node, max.saturating_sub(bytes))?;
+                        matches.push((*node).clone());
+                    }
+                    Ok(ExtractedValue::from_json(serde_json::Value::Array(matches)))
+                } else {
+                    match nodes.first() {
+                        Some(value) => bounded_clone(value, max),
+                        None => Ok(ExtractedValue::One(None)),
+                    }
+                }
+            }
         }
     }
 
-    /// Elements matching `selector` in document order, checking the budget
-    /// every [`CHECK_EVERY`] elements.
-    fn select<'d>(
-        &'d self,
-        selector: &'d Selector,
-        budget: &'d Budget<'_>,
-    ) -> impl Iterator<Item = Result<ElementRef<'d>, Exceeded>> + 'd {
-        let mut visited = 0usize;
-        self.html
-            .root_element()
-            .descendants()
-            .filter_map(ElementRef::wrap)
-            .filter_map(move |element| {
-                visited += 1;
-                if visited.is_multiple_of(CHECK_EVERY) {
-                    if let Err(exceeded) = budget.check() {
-                        return Some(Err(exceeded));
-                    }
+    /// One record per element matching the items' selector.
+    fn items(
+        &mut self,
+        items: &ItemsSpec,
+        budget: &Budget<'_>,
+    ) -> Result<ExtractedValue, StepFailure> {
+        let max = self.limits.max_extracted_bytes;
+        let root = self.html(budget)?.root_element();
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        for element in select(root, Scope::Document, items.selector.compiled(), budget) {
+            let element = element?;
+            let mut record = BTreeMap::new();
+            for (name, field) in &items.fields {
+                let value = read_item_field(element, field, max, budget)?;
+                bytes += name.len() + extracted_bytes(&value);
+                if bytes > max {
+                    return Err(Exceeded::Extracted(max).into());
                 }
-                selector.matches(&element).then_some(Ok(element))
-            })
-            // Stop at the first error instead of checking again on every element.
-            .scan(false, |failed, item| {
-                if *failed {
-                    return None;
-                }
-                *failed = item.is_err();
-                Some(item)
-            })
+                record.insert(name.clone(), value);
+            }
+            records.push(record);
+        }
+        Ok(ExtractedValue::records(records))
     }
 
-    fn check(&self, checks: Checks<'_>, budget: &Budget<'_>) -> Result<(), StepFailure> {
+    fn check(&self, checks: &Checks<'_>, budget: &Budget<'_>) -> Result<(), StepFailure> {
         if let Some(expected) = checks.status {
-            if expected != self.status {
+            if expected != self.page.status {
                 return Err(StepFailure::AssertFailed {
                     expected: format!("status {expected}"),
-                    found: self.status.to_string(),
+                    found: self.page.status.to_string(),
+                });
+            }
+        }
+        if let Some(max) = checks.max_load_ms {
+            if self.page.load_ms > max {
+                return Err(StepFailure::AssertFailed {
+                    expected: format!("the page loaded within {max} ms"),
+                    found: format!("{} ms", self.page.load_ms),
                 });
             }
         }
@@ -197,50 +278,280 @@ impl Document {
             if !page.contains(&needle) {
                 return Err(StepFailure::AssertFailed {
                     expected: format!("text {needle:?} in the page"),
-                    found: format!("page text {:?}", snippet(&page)),
+                    found: format!("page text {:?}", snippet(page)),
+                });
+            }
+        }
+        if let Some(unwanted) = checks.text_absent {
+            let needle = collapse_whitespace([unwanted]);
+            let page = self.visible_text(budget)?;
+            if let Some(at) = page.find(&needle) {
+                return Err(StepFailure::AssertFailed {
+                    expected: format!("no text {needle:?} in the page"),
+                    found: format!("it in {:?}", snippet(around(page, at))),
                 });
             }
         }
         if let Some(selector) = checks.selector {
-            if self
-                .select(selector.compiled(), budget)
-                .next()
-                .transpose()?
-                .is_none()
-            {
+            if self.first(selector, budget)?.is_none() {
                 return Err(StepFailure::AssertFailed {
                     expected: format!("an element matching `{selector}`"),
                     found: "none".to_owned(),
                 });
             }
         }
+        if let Some(selector) = checks.selector_absent {
+            if let Some(element) = self.first(selector, budget)? {
+                return Err(StepFailure::AssertFailed {
+                    expected: format!("no element matching `{selector}`"),
+                    found: format!("<{}>", element.value().name()),
+                });
+            }
+        }
         Ok(())
     }
 
-    /// The text of the body (of the whole document if it has none).
-    fn visible_text(&self, budget: &Budget<'_>) -> Result<String, Exceeded> {
+    fn first<'s>(
+        &'s self,
+        selector: &'s CssSelector,
+        budget: &'s Budget<'_>,
+    ) -> Result<Option<ElementRef<'s>>, Exceeded> {
+        let root = self.html(budget)?.root_element();
+        select(root, Scope::Document, selector.compiled(), budget)
+            .next()
+            .transpose()
+    }
+
+    /// The text of the body (of the whole document if it has none), once.
+    fn visible_text(&self, budget: &Budget<'_>) -> Result<&str, Exceeded> {
+        if let Some(text) = self.text.get() {
+            return Ok(text);
+        }
+        let html = self.html(budget)?;
         let body = Selector::parse("body").expect("`body` is a valid selector");
-        let root = self
-            .html
+        let root = html
             .select(&body)
             .next()
-            .unwrap_or_else(|| self.html.root_element());
-        text_of(root, budget)
+            .unwrap_or_else(|| html.root_element());
+        let text = text_of(root, budget)?;
+        Ok(self.text.get_or_init(|| text))
+    }
+
+    /// The absolute URL the first element matching `selector` links to
+    /// (its `href`, else its `src`), resolved like a browser would: against
+    /// the document's `<base href>` if any, else the page's URL.
+    fn link(&self, selector: &CssSelector, budget: &Budget<'_>) -> Result<TargetUrl, StepFailure> {
+        let element = self
+            .first(selector, budget)?
+            .ok_or_else(|| StepFailure::NoElement {
+                selector: selector.to_string(),
+            })?;
+        let link = element
+            .value()
+            .attr("href")
+            .or_else(|| element.value().attr("src"))
+            .map(str::trim)
+            .ok_or_else(|| StepFailure::NoLink {
+                selector: selector.to_string(),
+            })?;
+        let bad = || StepFailure::BadLink {
+            link: snippet(link),
+        };
+        let base = match &self.page.final_url {
+            Some(page_url) => {
+                let base_href = Selector::parse("base[href]").expect("a valid selector");
+                let declared = self
+                    .html(budget)?
+                    .select(&base_href)
+                    .next()
+                    .and_then(|base| base.value().attr("href"))
+                    .and_then(|href| page_url.join(href.trim()).ok());
+                Some(declared.unwrap_or_else(|| page_url.clone()))
+            }
+            None => None,
+        };
+        let url = match base {
+            Some(base) => base.join(link),
+            None => Url::parse(link),
+        }
+        .map_err(|_| bad())?;
+        TargetUrl::from_url(url).map_err(|_| bad())
     }
 }
 
-/// The text with any NUL replaced, as browsers do: no store can keep NUL in
-/// text, and a result the control plane refuses could never be reported.
-fn storable(text: String) -> String {
-    if text.contains('\0') {
-        text.replace('\0', "\u{fffd}")
-    } else {
-        text
+/// What an `assert` step requires of the page.
+#[derive(Debug, Clone, Copy)]
+struct Checks<'a> {
+    status: Option<u16>,
+    text: Option<&'a str>,
+    text_absent: Option<&'a str>,
+    selector: Option<&'a CssSelector>,
+    selector_absent: Option<&'a CssSelector>,
+    max_load_ms: Option<u64>,
+}
+
+/// Whether a selection covers the whole document, or the inside of one
+/// element (a record): then the element itself is not a candidate and
+/// `:scope` names it.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    Document,
+    Inside(ElementRef<'a>),
+}
+
+/// Elements under `root` matching `selector`, in document order, checking
+/// the budget every [`CHECK_EVERY`] elements and stopping at its first
+/// error.
+fn select<'d>(
+    root: ElementRef<'d>,
+    scope: Scope<'d>,
+    selector: &'d Selector,
+    budget: &'d Budget<'_>,
+) -> impl Iterator<Item = Result<ElementRef<'d>, Exceeded>> + 'd {
+    let mut visited = 0usize;
+    let skip = usize::from(matches!(scope, Scope::Inside(_)));
+    root.descendants()
+        .skip(skip)
+        .filter_map(ElementRef::wrap)
+        .filter_map(move |element| {
+            visited += 1;
+            if visited.is_multiple_of(CHECK_EVERY) {
+                if let Err(exceeded) = budget.check() {
+                    return Some(Err(exceeded));
+                }
+            }
+            let matched = match scope {
+                Scope::Document => selector.matches(&element),
+                Scope::Inside(item) => selector.matches_with_scope(&element, Some(item)),
+            };
+            matched.then_some(Ok(element))
+        })
+        .scan(false, |failed, item| {
+            if *failed {
+                return None;
+            }
+            *failed = item.is_err();
+            Some(item)
+        })
+}
+
+/// Reads what `read` says from one element; `None` when it lacks the
+/// asked attribute.
+fn read_element(
+    element: ElementRef<'_>,
+    read: ReadAs<'_>,
+    budget: &Budget<'_>,
+) -> Result<Option<String>, Exceeded> {
+    let value = match read {
+        ReadAs::Text => Some(text_of(element, budget)?),
+        ReadAs::Html => Some(element.inner_html()),
+        ReadAs::Attribute(name) => element.value().attr(name).map(str::to_owned),
+    };
+    Ok(value.map(storable))
+}
+
+/// A CSS field: the first match (or `null`), or every match with `all`
+/// (elements without the asked attribute are left out of lists).
+fn read_field(
+    root: ElementRef<'_>,
+    scope: Scope<'_>,
+    selector: &CssSelector,
+    read: ReadAs<'_>,
+    all: bool,
+    max_bytes: usize,
+    budget: &Budget<'_>,
+) -> Result<ExtractedValue, Exceeded> {
+    let mut matches = select(root, scope, selector.compiled(), budget);
+    if !all {
+        return Ok(ExtractedValue::One(match matches.next().transpose()? {
+            Some(element) => read_element(element, read, budget)?,
+            None => None,
+        }));
+    }
+    let mut values = Vec::new();
+    let mut bytes = 0;
+    for element in matches {
+        if let Some(value) = read_element(element?, read, budget)? {
+            bytes += value.len();
+            if bytes > max_bytes {
+                return Err(Exceeded::Extracted(max_bytes));
+            }
+            values.push(value);
+        }
+    }
+    Ok(ExtractedValue::List(values))
+}
+
+/// A record's field: inside the record's element, or the element itself
+/// when the field has no selector.
+fn read_item_field(
+    item: ElementRef<'_>,
+    field: &ItemField,
+    max_bytes: usize,
+    budget: &Budget<'_>,
+) -> Result<ExtractedValue, StepFailure> {
+    let read = field
+        .read()
+        .map_err(|err| StepFailure::InvalidStep(err.to_string()))?;
+    let value = match &field.selector {
+        Some(selector) => read_field(
+            item,
+            Scope::Inside(item),
+            selector,
+            read,
+            field.all,
+            max_bytes,
+            budget,
+        )?,
+        None => {
+            let value = read_element(item, read, budget)?;
+            if field.all {
+                ExtractedValue::List(value.into_iter().collect())
+            } else {
+                ExtractedValue::One(value)
+            }
+        }
+    };
+    Ok(value)
+}
+
+/// A copy of a JSON value as an extracted value, refused when its JSON text
+/// would pass `max_bytes` (checked before anything is copied).
+fn bounded_clone(
+    value: &serde_json::Value,
+    max_bytes: usize,
+) -> Result<ExtractedValue, StepFailure> {
+    json_size(value, max_bytes)?;
+    Ok(ExtractedValue::from_json(value.clone()))
+}
+
+/// The length of `value`'s JSON text, stopping as soon as it passes `max`.
+fn json_size(value: &serde_json::Value, max: usize) -> Result<usize, Exceeded> {
+    struct Counter {
+        written: usize,
+        max: usize,
+    }
+    impl Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written += buf.len();
+            if self.written > self.max {
+                return Err(std::io::Error::other("past the bound"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { written: 0, max };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => Ok(counter.written),
+        Err(_) => Err(Exceeded::Extracted(max)),
     }
 }
 
-/// Bytes of text an extracted value holds.
-fn extracted_bytes(value: &ExtractedValue) -> usize {
+/// Bytes an extracted value holds: its text, or its JSON text.
+pub(crate) fn extracted_bytes(value: &ExtractedValue) -> usize {
     match value {
         ExtractedValue::One(one) => one.as_ref().map_or(0, String::len),
         ExtractedValue::List(list) => list.iter().map(String::len).sum(),
@@ -249,134 +560,27 @@ fn extracted_bytes(value: &ExtractedValue) -> usize {
             .flat_map(|record| record.iter())
             .map(|(name, value)| name.len() + extracted_bytes(value))
             .sum(),
-        ExtractedValue::Json(value) => serde_json::to_string(value).map_or(0, |text| text.len()),
+        ExtractedValue::Json(value) => json_size(value, usize::MAX).unwrap_or(usize::MAX),
     }
 }
 
-/// Elements whose content is never shown as text.
-const HIDDEN: &[&str] = &["script", "style", "template", "noscript", "head"];
-
-/// Elements that start a new line when rendered, so their words must not run
-/// into their neighbours' (`<li>A</li><li>B</li>` reads "A B", not "AB").
-const BLOCKS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "br",
-    "caption",
-    "dd",
-    "details",
-    "dialog",
-    "div",
-    "dl",
-    "dt",
-    "fieldset",
-    "figcaption",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hgroup",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "option",
-    "p",
-    "pre",
-    "section",
-    "summary",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "title",
-    "tr",
-    "ul",
-];
-
-/// Work left while walking a tree: a node to visit or a block boundary.
-enum Visit<N> {
-    Node(N),
-    Break,
-}
-
-/// The readable text of an element, whitespace collapsed.
-///
-/// The walk is iterative (pages can nest deeper than a thread's stack
-/// allows) and checks the budget as it goes.
-fn text_of(element: ElementRef<'_>, budget: &Budget<'_>) -> Result<String, Exceeded> {
-    let mut pieces: Vec<&str> = Vec::new();
-    let mut work = vec![Visit::Node(*element)];
-    let mut visited = 0usize;
-    while let Some(next) = work.pop() {
-        visited += 1;
-        if visited.is_multiple_of(CHECK_EVERY) {
-            budget.check()?;
-        }
-        let node = match next {
-            Visit::Break => {
-                pieces.push(" ");
-                continue;
-            }
-            Visit::Node(node) => node,
-        };
-        match node.value() {
-            Node::Text(text) => pieces.push(text),
-            Node::Element(el) if node != *element && HIDDEN.contains(&el.name()) => {}
-            Node::Element(el) => {
-                let block = BLOCKS.contains(&el.name());
-                if block {
-                    work.push(Visit::Break);
-                }
-                work.extend(node.children().rev().map(Visit::Node));
-                if block {
-                    work.push(Visit::Break);
-                }
-            }
-            _ => {}
-        }
+/// The text around byte `at` of `text`, for a message.
+fn around(text: &str, at: usize) -> &str {
+    let mut start = at.saturating_sub(40);
+    while !text.is_char_boundary(start) {
+        start -= 1;
     }
-    Ok(collapse_whitespace(pieces))
+    &text[start..]
 }
 
-/// Joins the pieces, then collapses every run of whitespace to one space and
-/// trims both ends.
-fn collapse_whitespace<'a>(pieces: impl IntoIterator<Item = &'a str>) -> String {
-    let mut out = String::new();
-    let mut pending_space = false;
-    for piece in pieces {
-        for c in piece.chars() {
-            if c.is_whitespace() {
-                pending_space = !out.is_empty();
-            } else {
-                if pending_space {
-                    out.push(' ');
-                    pending_space = false;
-                }
-                out.push(c);
-            }
-        }
-    }
-    out
-}
-
-/// The start of a long text, for error messages.
-fn snippet(text: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    match text.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
+/// A page served at `https://x.test/dir/page` in 120 ms, for tests.
+#[cfg(test)]
+fn page(html: &str) -> PageData {
+    PageData {
+        raw: Bytes::copy_from_slice(html.as_bytes()),
+        status: 200,
+        final_url: Some(Url::parse("https://x.test/dir/page").unwrap()),
+        load_ms: 120,
     }
 }
 
@@ -392,89 +596,406 @@ mod tests {
         Budget::new(&PageLimits::default(), &RUNNING)
     }
 
-    fn doc(html: &str) -> Document {
-        Document::parse(html, 200, &PageLimits::default(), &budget()).unwrap()
+    fn step(json: &str) -> Step {
+        serde_json::from_str(json).unwrap_or_else(|err| panic!("{json}: {err}"))
     }
 
-    fn field(selector: &str, attribute: Option<&str>, all: bool) -> FieldSpec {
-        FieldSpec {
-            selector: Some(CssSelector::parse(selector).unwrap()),
-            attribute: attribute.map(str::to_owned),
-            all,
-            ..FieldSpec::default()
+    /// Runs one extract step of one field `spec` on `body`.
+    fn extract(body: &str, spec: &str) -> Result<ExtractedValue, String> {
+        let page = page(body);
+        let mut doc = Document::new(&page, &PageLimits::default());
+        let step = step(&format!(
+            r#"{{"action":"extract","fields":{{"f":{spec}}}}}"#
+        ));
+        match doc.run(&step, &budget()).map_err(|err| err.to_string())? {
+            Outcome::Extracted(mut values) => Ok(values.remove(0).1),
+            other => panic!("{other:?}"),
         }
     }
 
-    fn one(text: &str) -> ExtractedValue {
-        ExtractedValue::One(Some(text.to_owned()))
+    fn check(body: &str, spec: &str, expected: serde_json::Value) {
+        let got = extract(body, spec).unwrap_or_else(|err| panic!("{spec}: {err}"));
+        assert_eq!(
+            serde_json::to_value(&got).unwrap(),
+            expected,
+            "{spec} on {body}"
+        );
+        assert_eq!(
+            got,
+            ExtractedValue::from_json(expected),
+            "canonical: {spec}"
+        );
     }
 
-    fn list(items: &[&str]) -> ExtractedValue {
-        ExtractedValue::List(items.iter().map(|s| (*s).to_owned()).collect())
+    fn check_err(body: &str, spec: &str, expected: &str) {
+        let err = extract(body, spec).expect_err(spec);
+        assert!(err.contains(expected), "{spec}: {err}");
     }
+
+    use serde_json::json;
 
     #[test]
-    fn extracts_fields() {
-        let check = |html: &str, field: FieldSpec, expected: ExtractedValue| {
-            let got = doc(html).extract(&field, &budget()).unwrap();
-            assert_eq!(got, expected, "{html} / {field:?}");
-        };
+    fn css_fields() {
         check(
-            "<h1>  Hello \n\t world </h1>",
-            field("h1", None, false),
-            one("Hello world"),
-        );
-        check(
-            "<p>a <b>bold</b>word</p>",
-            field("p", None, false),
-            one("a boldword"),
-        );
-        check(
-            "<ul><li>A</li><li>B</li></ul>",
-            field("ul", None, false),
-            one("A B"),
-        );
-        check(
-            "<p>x<script>var y;</script>z</p>",
-            field("p", None, false),
-            one("xz"),
+            "<h1>  Hello \n world </h1>",
+            r#"{"selector":"h1"}"#,
+            json!("Hello world"),
         );
         check(
             "<p>a</p><p>b</p>",
-            field("p", None, true),
-            list(&["a", "b"]),
+            r#"{"selector":"p","all":true}"#,
+            json!(["a", "b"]),
         );
-        check(
-            "<p>a</p>",
-            field("h2", None, false),
-            ExtractedValue::One(None),
-        );
-        check("<p>a</p>", field("h2", None, true), list(&[]));
+        check("<p>a</p>", r#"{"selector":"h2"}"#, json!(null));
+        check("<p>a</p>", r#"{"selector":"h2","all":true}"#, json!([]));
         check(
             "<a href='/1'>1</a><a>2</a><a href='/3'>3</a>",
-            field("a", Some("href"), true),
-            list(&["/1", "/3"]),
+            r#"{"selector":"a","attribute":"href","all":true}"#,
+            json!(["/1", "/3"]),
         );
         check(
             "<a>2</a><a href='/3'>3</a>",
-            field("a", Some("href"), false),
-            ExtractedValue::One(None),
-        );
-        check(
-            "<p>&amp; &lt;ok&gt;</p>",
-            field("p", None, false),
-            one("& <ok>"),
+            r#"{"selector":"a","attribute":"href"}"#,
+            json!(null),
         );
         check(
             "<a title='a\0b'>x</a>",
-            field("a", Some("title"), false),
-            one("a\u{fffd}b"),
+            r#"{"selector":"a","attribute":"title"}"#,
+            json!("a\u{fffd}b"),
         );
         check(
-            "<p>\u{a0}nbsp\u{a0}</p>",
-            field("p", None, false),
-            one("nbsp"),
+            "<div id=x><b>bold</b> &amp; <i>it</i></div>",
+            r##"{"selector":"#x","html":true}"##,
+            json!("<b>bold</b> &amp; <i>it</i>"),
         );
+        check(
+            "<ul><li><b>1</b></li><li>2</li></ul>",
+            r#"{"selector":"li","html":true,"all":true}"#,
+            json!(["<b>1</b>", "2"]),
+        );
+    }
+
+    #[test]
+    fn items_are_records() {
+        let board = r#"<ul>
+            <li class="job" data-id="7"><a href="/jobs/7">Rust engineer</a><span class="loc">Remote</span>
+                <span class="tag">rust</span><span class="tag">async</span></li>
+            <li class="job" data-id="8"><a href="/jobs/8">SRE</a></li>
+        </ul><p class="job">outside</p>"#;
+        check(
+            board,
+            r#"{"items":{"selector":"li.job","fields":{
+                "id":{"attribute":"data-id"},
+                "title":{"selector":"a"},
+                "link":{"selector":"a","attribute":"href"},
+                "loc":{"selector":".loc"},
+                "tags":{"selector":".tag","all":true}}}}"#,
+            json!([
+                {"id": "7", "title": "Rust engineer", "link": "/jobs/7", "loc": "Remote", "tags": ["rust", "async"]},
+                {"id": "8", "title": "SRE", "link": "/jobs/8", "loc": null, "tags": []}
+            ]),
+        );
+        check(
+            board,
+            r#"{"items":{"selector":"table tr","fields":{"x":{"selector":"td"}}}}"#,
+            json!([]),
+        );
+        // Selectors inside a record do not reach its siblings nor the record itself.
+        check(
+            "<div class=r><div class=r>inner</div></div>",
+            r#"{"items":{"selector":"body > div.r","fields":{"nested":{"selector":"div.r","all":true},"html":{"html":true}}}}"#,
+            json!([{"nested": ["inner"], "html": "<div class=\"r\">inner</div>"}]),
+        );
+        check(
+            "<ul><li><b>a</b></li></ul>",
+            r#"{"items":{"selector":"li","fields":{"b":{"selector":":scope > b"}}}}"#,
+            json!([{"b": "a"}]),
+        );
+    }
+
+    #[test]
+    fn json_sources() {
+        let body = r#"{"total": 2, "jobs": [{"title": "A", "salary": 100, "remote": true},
+                       {"title": "B", "tags": ["x"]}], "meta": {"page": 1}, "s": "text"}"#;
+        check(body, r#"{"json_pointer":"/total"}"#, json!(2));
+        check(body, r#"{"json_pointer":"/jobs/1/title"}"#, json!("B"));
+        check(body, r#"{"json_pointer":"/meta"}"#, json!({"page": 1}));
+        check(body, r#"{"json_pointer":"/missing"}"#, json!(null));
+        check(body, r#"{"json_pointer":"/s"}"#, json!("text"));
+        check(body, r#"{"jsonpath":"$.jobs[*].title"}"#, json!("A"));
+        check(
+            body,
+            r#"{"jsonpath":"$.jobs[*].title","all":true}"#,
+            json!(["A", "B"]),
+        );
+        check(
+            body,
+            r#"{"jsonpath":"$.jobs[?@.salary > 50].title","all":true}"#,
+            json!(["A"]),
+        );
+        check(body, r#"{"jsonpath":"$.nothing[*]","all":true}"#, json!([]));
+        check(body, r#"{"jsonpath":"$.nothing"}"#, json!(null));
+        check(
+            body,
+            r#"{"jsonpath":"$.jobs[*]","all":true}"#,
+            json!([{"title": "A", "salary": 100, "remote": true}, {"title": "B", "tags": ["x"]}]),
+        );
+        check(body, r#"{"jsonpath":"$..page","all":true}"#, json!([1]));
+        check_err(
+            "<html>not json</html>",
+            r#"{"json_pointer":"/a"}"#,
+            "the page is not JSON",
+        );
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        check_err(
+            &deep,
+            r#"{"json_pointer":""}"#,
+            "the page is not JSON: recursion limit exceeded",
+        );
+    }
+
+    #[test]
+    fn json_values_are_bounded_before_they_are_copied() {
+        let limits = PageLimits {
+            max_extracted_bytes: 100,
+            ..PageLimits::default()
+        };
+        let body = format!(
+            r#"{{"big": "{}", "list": [{}]}}"#,
+            "x".repeat(200),
+            vec!["1"; 80].join(",")
+        );
+        let page = page(&body);
+        for spec in [
+            r#"{"json_pointer":"/big"}"#,
+            r#"{"json_pointer":""}"#,
+            r#"{"jsonpath":"$.list[*]","all":true}"#,
+            r#"{"jsonpath":"$..*","all":true}"#,
+        ] {
+            let mut doc = Document::new(&page, &limits);
+            let step = step(&format!(
+                r#"{{"action":"extract","fields":{{"f":{spec}}}}}"#
+            ));
+            let err = doc.run(&step, &budget()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the page is too costly to process: the extracted data is larger than 100 bytes",
+                "{spec}"
+            );
+        }
+    }
+
+    #[test]
+    fn extracted_data_is_bounded_per_page() {
+        let limits = PageLimits {
+            max_extracted_bytes: 100,
+            ..PageLimits::default()
+        };
+        let run = |html: &str, spec: &str| {
+            let page = page(html);
+            let mut doc = Document::new(&page, &limits);
+            doc.run(
+                &step(&format!(
+                    r#"{{"action":"extract","fields":{{"f":{spec}}}}}"#
+                )),
+                &budget(),
+            )
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+        };
+        let too_much = Err(
+            "the page is too costly to process: the extracted data is larger than 100 bytes"
+                .to_owned(),
+        );
+        assert_eq!(
+            run(
+                &"<p>0123456789</p>".repeat(20),
+                r#"{"selector":"p","all":true}"#
+            ),
+            too_much
+        );
+        assert_eq!(
+            run(
+                &"<p>0123456789</p>".repeat(20),
+                r#"{"selector":"p","html":true,"all":true}"#
+            ),
+            too_much
+        );
+        assert_eq!(
+            run(
+                &"<li>0123456789</li>".repeat(20),
+                r#"{"items":{"selector":"li","fields":{"t":{}}}}"#
+            ),
+            too_much
+        );
+        assert_eq!(
+            run(
+                &"<li><b>0123456789</b></li>".repeat(20),
+                r#"{"items":{"selector":"li","fields":{"t":{"selector":"b","all":true}}}}"#
+            ),
+            too_much
+        );
+        // Nested elements repeat their descendants' text: bounded as well.
+        let nested = format!("{}x{}", "<div>".repeat(40), "</div>".repeat(40));
+        assert_eq!(run(&nested, r#"{"selector":"div","all":true}"#), Ok(()));
+        let many = "<div>".repeat(200) + &"x".repeat(10);
+        assert_eq!(run(&many, r#"{"selector":"div","all":true}"#), too_much);
+        // Several extract steps on one page share the bound.
+        let page = page(&"<p>0123456789</p>".repeat(4));
+        let mut doc = Document::new(&page, &limits);
+        let extract = step(r#"{"action":"extract","fields":{"f":{"selector":"p","all":true}}}"#);
+        doc.run(&extract, &budget()).unwrap();
+        doc.run(&extract, &budget()).unwrap();
+        assert!(doc.run(&extract, &budget()).is_err());
+    }
+
+    #[test]
+    fn a_stopped_job_stops_extraction() {
+        let stopped = AtomicBool::new(true);
+        let page = page(&"<p>x</p>".repeat(5_000));
+        let mut doc = Document::new(&page, &PageLimits::default());
+        let budget = Budget::new(&PageLimits::default(), &stopped);
+        let err = doc
+            .run(
+                &step(r#"{"action":"extract","fields":{"f":{"selector":"p","all":true}}}"#),
+                &budget,
+            )
+            .unwrap_err();
+        assert!(matches!(err, StepFailure::ProcessingCancelled), "{err}");
+    }
+
+    #[test]
+    fn asserts_check_the_page() {
+        let html = "<html><head><title>T</title><script>hidden()</script></head>\
+                    <body><h1>Hello</h1><p>big   world</p><script>secret()</script></body></html>";
+        let check = |assert: &str, expected: Result<(), &str>| {
+            let page = page(html);
+            let mut doc = Document::new(&page, &PageLimits::default());
+            let got = doc
+                .run(
+                    &step(&format!(r#"{{"action":"assert",{assert}}}"#)),
+                    &budget(),
+                )
+                .map(|_| ())
+                .map_err(|err| err.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned), "{assert}");
+        };
+        check(r#""status":200"#, Ok(()));
+        check(
+            r#""status":404"#,
+            Err("assert failed: expected status 404, got 200"),
+        );
+        check(r#""text":"Hello big world""#, Ok(()));
+        check(r#""text":"big\nworld""#, Ok(()));
+        check(
+            r#""text":"secret""#,
+            Err("assert failed: expected text \"secret\" in the page, got page text \"Hello big world\""),
+        );
+        check(
+            r#""text":"T Hello""#,
+            Err("assert failed: expected text \"T Hello\" in the page, got page text \"Hello big world\""),
+        );
+        check(r#""text_absent":"secret""#, Ok(()));
+        check(
+            r#""text_absent":"big  world""#,
+            Err("assert failed: expected no text \"big world\" in the page, got it in \"Hello big world\""),
+        );
+        check(r#""selector":"body > p""#, Ok(()));
+        check(
+            r#""selector":"div.missing""#,
+            Err("assert failed: expected an element matching `div.missing`, got none"),
+        );
+        check(r#""selector_absent":"div.missing""#, Ok(()));
+        check(
+            r#""selector_absent":"h1""#,
+            Err("assert failed: expected no element matching `h1`, got <h1>"),
+        );
+        check(r#""max_load_ms":120"#, Ok(()));
+        check(
+            r#""max_load_ms":119"#,
+            Err("assert failed: expected the page loaded within 119 ms, got 120 ms"),
+        );
+        check(
+            r#""status":200,"text":"Hello","selector":"h1","text_absent":"x""#,
+            Ok(()),
+        );
+        check(
+            r#""no_console_errors":true"#,
+            Err("the http engine cannot run this step; submit the job with `\"engine\": \"browser\"`"),
+        );
+    }
+
+    #[test]
+    fn download_links_resolve_like_a_browser() {
+        let check = |html: &str, selector: &str, expected: Result<&str, &str>| {
+            let page = page(html);
+            let mut doc = Document::new(&page, &PageLimits::default());
+            let got = doc
+                .run(
+                    &step(&format!(
+                        r#"{{"action":"download","selector":"{selector}"}}"#
+                    )),
+                    &budget(),
+                )
+                .map_err(|err| err.to_string());
+            match (got, expected) {
+                (Ok(Outcome::Follow(url)), Ok(want)) => assert_eq!(url.as_str(), want),
+                (Err(got), Err(want)) => assert_eq!(got, want),
+                (got, want) => panic!("{html}: got {got:?}, want {want:?}"),
+            }
+        };
+        check(
+            "<a href='report.pdf'>r</a>",
+            "a",
+            Ok("https://x.test/dir/report.pdf"),
+        );
+        check("<a href='/f.csv'>r</a>", "a", Ok("https://x.test/f.csv"));
+        check(
+            "<a href=' https://cdn.test/a.zip '>r</a>",
+            "a",
+            Ok("https://cdn.test/a.zip"),
+        );
+        check("<img src='i.png'>", "img", Ok("https://x.test/dir/i.png"));
+        check(
+            "<base href='https://files.test/v2/'><a href='f.bin'>f</a>",
+            "a",
+            Ok("https://files.test/v2/f.bin"),
+        );
+        check("<p>x</p>", "a", Err("no element matches `a`"));
+        check(
+            "<a>x</a>",
+            "a",
+            Err("the element matching `a` has no link to follow (no `href` or `src`)"),
+        );
+        check(
+            "<a href='javascript:void(0)'>x</a>",
+            "a",
+            Err("the link \"javascript:void(0)\" is not an http(s) URL"),
+        );
+        check(
+            "<a href='mailto:x@y.test'>x</a>",
+            "a",
+            Err("the link \"mailto:x@y.test\" is not an http(s) URL"),
+        );
+    }
+
+    #[test]
+    fn browser_steps_are_refused() {
+        for json in [
+            r#"{"action":"click","selector":"a"}"#,
+            r#"{"action":"screenshot"}"#,
+            r#"{"action":"wait_for","delay_ms":1}"#,
+            r#"{"action":"evaluate","expression":"1","field":"x"}"#,
+            r#"{"action":"scroll"}"#,
+        ] {
+            let page = page("<p>x</p>");
+            let mut doc = Document::new(&page, &PageLimits::default());
+            let err = doc.run(&step(json), &budget()).unwrap_err();
+            assert!(
+                matches!(err, StepFailure::Unsupported { engine: "http" }),
+                "{json}"
+            );
+        }
     }
 
     #[test]
@@ -488,105 +1009,8 @@ mod tests {
             max_depth: 100_000,
             ..PageLimits::default()
         };
-        let doc = Document::parse(&html, 200, &limits, &budget()).unwrap();
+        let page = page(&html);
+        let doc = Document::new(&page, &limits);
         assert_eq!(doc.visible_text(&budget()).unwrap(), "deep");
-    }
-
-    #[test]
-    fn extracted_data_is_bounded() {
-        let limits = PageLimits {
-            max_extracted_bytes: 100,
-            ..PageLimits::default()
-        };
-        let html = "<p>0123456789</p>".repeat(20);
-        let doc = Document::parse(&html, 200, &limits, &budget()).unwrap();
-        let mut extracted = BTreeMap::new();
-        let fields = BTreeMap::from([("p".to_owned(), field("p", None, true))]);
-        let err = doc
-            .apply(PageStep::Extract(&fields), &budget(), &mut extracted)
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the page is too costly to process: the extracted data is larger than 100 bytes"
-        );
-        // Nested elements repeat their descendants' text: bounded as well.
-        let nested = format!("{}x{}", "<div>".repeat(40), "</div>".repeat(40));
-        let fields = BTreeMap::from([("d".to_owned(), field("div", None, true))]);
-        let doc = Document::parse(&nested, 200, &limits, &budget()).unwrap();
-        assert!(doc
-            .apply(PageStep::Extract(&fields), &budget(), &mut BTreeMap::new())
-            .is_ok());
-        let many = "<div>".repeat(200) + &"x".repeat(10);
-        let doc = Document::parse(&many, 200, &limits, &budget()).unwrap();
-        assert!(doc
-            .apply(PageStep::Extract(&fields), &budget(), &mut BTreeMap::new())
-            .is_err());
-    }
-
-    #[test]
-    fn a_stopped_job_stops_extraction() {
-        let stopped = AtomicBool::new(true);
-        let page = doc(&"<p>x</p>".repeat(5_000));
-        let budget = Budget::new(&PageLimits::default(), &stopped);
-        let err = page.extract(&field("p", None, true), &budget).unwrap_err();
-        assert!(matches!(err, StepFailure::ProcessingCancelled), "{err}");
-    }
-
-    #[test]
-    fn asserts_check_the_page() {
-        let html = "<html><head><title>T</title><script>hidden()</script></head>\
-                    <body><h1>Hello</h1><p>big   world</p><script>secret()</script></body></html>";
-        let check = |status: Option<u16>,
-                     text: Option<&str>,
-                     selector: Option<&str>,
-                     expected: Result<(), &str>| {
-            let selector = selector.map(|s| CssSelector::parse(s).unwrap());
-            let got = doc(html)
-                .check(
-                    Checks {
-                        status,
-                        text,
-                        selector: selector.as_ref(),
-                    },
-                    &budget(),
-                )
-                .map_err(|err| err.to_string());
-            assert_eq!(got, expected.map_err(str::to_owned));
-        };
-        check(Some(200), None, None, Ok(()));
-        check(
-            Some(404),
-            None,
-            None,
-            Err("assert failed: expected status 404, got 200"),
-        );
-        check(None, Some("Hello big world"), None, Ok(()));
-        check(None, Some("big\nworld"), None, Ok(()));
-        check(
-            None,
-            Some("secret"),
-            None,
-            Err("assert failed: expected text \"secret\" in the page, got page text \"Hello big world\""),
-        );
-        check(
-            None,
-            Some("T Hello"),
-            None,
-            Err("assert failed: expected text \"T Hello\" in the page, got page text \"Hello big world\""),
-        );
-        check(None, None, Some("body > p"), Ok(()));
-        check(
-            None,
-            None,
-            Some("div.missing"),
-            Err("assert failed: expected an element matching `div.missing`, got none"),
-        );
-        check(Some(200), Some("Hello"), Some("h1"), Ok(()));
-    }
-
-    #[test]
-    fn snippets_are_cut() {
-        assert_eq!(snippet("short"), "short");
-        assert_eq!(snippet(&"é".repeat(300)), format!("{}...", "é".repeat(200)));
     }
 }

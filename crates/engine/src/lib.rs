@@ -2,9 +2,10 @@
 //! a [`JobResult`](accord_model::JobResult) or a classified error.
 //!
 //! Owns the [`Executor`] trait, the plain-HTTP engine ([`HttpEngine`]), the
-//! Chromium engine ([`browser::BrowserEngine`]), the
-//! SSRF guard every fetch goes through, and the extraction of fields from
-//! pages. Errors are classified retryable or permanent here, at the source.
+//! Chromium engine ([`browser::BrowserEngine`]), the SSRF guard every
+//! fetch goes through, the extraction of fields from pages (HTML and JSON),
+//! and the network capture format every engine writes. Errors are
+//! classified retryable or permanent here, at the source.
 //!
 //! Deliberately does not retry or time out whole jobs: the caller (the
 //! worker) cancels a run through its token when the job times out or is
@@ -13,16 +14,25 @@
 
 mod bounded;
 pub mod browser;
+mod capture;
 mod config;
 mod error;
 mod executor;
 mod extract;
+mod fetch;
 mod guard;
 mod http;
+mod process;
+mod text;
 
 pub use bounded::{Exceeded, PageLimits};
+pub use capture::{
+    ActiveCapture, BodyEncoding, CapturedBody, Exchange, Header, NetworkCapture, MAX_EXCHANGES,
+    REDACTED_HEADERS,
+};
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};
 pub use executor::{Artifact, Executor, RunFailure, RunOutput};
 pub use guard::RefusedTarget;
-pub use http::{process_page, HttpEngine};
+pub use http::HttpEngine;
+pub use process::process_page;

@@ -328,7 +328,7 @@ async fn unsupported_steps_are_named() {
         .await,
         ErrorKind::Permanent,
         2,
-        "step 2 (`click`) is not supported by the http engine; use the browser engine",
+        "step 2 (`click`): the http engine cannot run this step; submit the job with `\"engine\": \"browser\"`",
     );
     check_err(
         run(
@@ -338,7 +338,7 @@ async fn unsupported_steps_are_named() {
         .await,
         ErrorKind::Permanent,
         1,
-        "step 1 (`screenshot`) is not supported",
+        "step 1 (`screenshot`): the http engine cannot run this step",
     );
 }
 
@@ -353,7 +353,7 @@ async fn page_steps_need_a_page() {
         .await,
         ErrorKind::Permanent,
         0,
-        "`extract` needs a page: run a `navigate` step before it",
+        "step 0 (`extract`): `extract` needs a page: run a `navigate` step before it",
     );
     check_err(
         run(&server, r#"[{"action": "assert", "status": 200}]"#).await,

@@ -237,9 +237,7 @@ fn read_as(attribute: Option<&str>, html: bool) -> Result<ReadAs<'_>, FieldError
             "html",
             "`html` and `attribute` cannot be used together",
         )),
-        (Some(""), false) => {
-            Err(field_error("attribute", "an attribute name is not empty"))
-        }
+        (Some(""), false) => Err(field_error("attribute", "an attribute name is not empty")),
         (Some(name), false) => Ok(ReadAs::Attribute(name)),
         (None, true) => Ok(ReadAs::Html),
         (None, false) => Ok(ReadAs::Text),

@@ -59,6 +59,7 @@ pub const HANG_DURATION: Duration = Duration::from_secs(3_600);
 /// | `/user-agent` | the request's `User-Agent` in `<p id="ua">` |
 /// | `/hostile/...` | costly and endless pages (see the `hostile` module) |
 /// | `/app/...` | pages that need a browser (see the `browser_pages` module) |
+/// | `/api/jobs`, `/jobs`, `/files/...` | a JSON API, a page of records, files (see the `data` module) |
 ///
 /// It runs on a task of the current tokio runtime; dropping it stops accepting
 /// connections and ends any request still sleeping in `/hang` or `/slow`.
@@ -169,6 +170,7 @@ fn router(state: AppState) -> Router {
         .route("/user-agent", get(user_agent))
         .merge(crate::hostile::routes())
         .merge(crate::browser_pages::routes())
+        .merge(crate::data::routes())
         .layer(middleware::from_fn_with_state(state.clone(), count_hit))
         .with_state(state)
 }

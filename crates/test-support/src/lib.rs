@@ -6,7 +6,8 @@
 //! misbehave on purpose: flaky 503s, arbitrary statuses, redirects and
 //! redirect chains, slow and hanging answers, big (and streamed) pages, plain
 //! text, an echo of the request's `User-Agent`, hostile pages (costly
-//! to parse, or never ending), and pages that need a browser under `/app/`
+//! to parse, or never ending), data (a JSON API, a page of records and
+//! files to download), and pages that need a browser under `/app/`
 //! (rendered by scripts, forms, a login, lazy lists, downloads). It counts the requests
 //! each path received ([`FixtureServer::hits`]).
 //!
@@ -22,6 +23,7 @@
 
 mod browser_pages;
 mod cluster;
+mod data;
 mod fixture;
 pub mod fuzz;
 mod hostile;
@@ -33,6 +35,7 @@ pub use browser_pages::{
     APP_SESSION_COOKIE, APP_TALL_HEIGHT, APP_USER,
 };
 pub use cluster::ThrowawayCluster;
+pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, REPORT_CSV};
 pub use fixture::{
     FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE, TEXT_BODY,
 };

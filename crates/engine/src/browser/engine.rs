@@ -55,9 +55,9 @@ impl Executor for BrowserEngine {
         let lease = match lease {
             Ok(lease) => lease,
             Err(_) if stop.is_cancelled() => {
-                return Err(failure_at_start(BrowserFailure::Stopped));
+                return Err(failure_at_start(spec, BrowserFailure::Stopped));
             }
-            Err(err) => return Err(failure_at_start(BrowserFailure::Unavailable(err))),
+            Err(err) => return Err(failure_at_start(spec, BrowserFailure::Unavailable(err))),
         };
         let job = Job::new(&self.config, lease, stop, spec);
         let (outcome, artifacts) = job.run(spec).await;
@@ -72,8 +72,12 @@ impl Executor for BrowserEngine {
 }
 
 /// A failure before the first step ran: it is charged to the first step.
-fn failure_at_start(failure: BrowserFailure) -> RunFailure {
-    RunFailure::from(EngineError::at_step(0, StepFailure::Browser(failure)))
+fn failure_at_start(spec: &JobSpec, failure: BrowserFailure) -> RunFailure {
+    let failure = StepFailure::Browser(failure);
+    RunFailure::from(match spec.steps.first() {
+        Some(step) => EngineError::at(0, step, failure),
+        None => EngineError::whole_job(failure),
+    })
 }
 
 fn artifact_ref(artifact: &Artifact) -> ArtifactRef {

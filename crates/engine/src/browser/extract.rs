@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::BrowserFailure;
-use super::page::{js_string, Interrupts, PageSession};
+use super::page::{Interrupts, PageSession};
 
 const EXTRACT_JS: &str = include_str!("extract.js");
 

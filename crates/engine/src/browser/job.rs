@@ -141,7 +141,7 @@ impl<'a> Job<'a> {
                 if !matches!(failure, BrowserFailure::Stopped) {
                     tracing::debug!(step = index, action = step.action(), error = %failure, "browser step failed");
                 }
-                return Err(EngineError::at_step(index, StepFailure::Browser(failure)));
+                return Err(EngineError::at(index, step, StepFailure::Browser(failure)));
             }
         }
         Ok(())
