@@ -83,7 +83,11 @@ async fn a_page_that_never_loads_times_out_and_frees_its_slot() {
     .await;
     assert_kind(&error, ErrorKind::Retryable, "timed out after 2s");
     assert_eq!(error.step, Some(0));
-    assert_eq!(open_contexts(&engine).await, Some(0), "the job's context is closed");
+    assert_eq!(
+        open_contexts(&engine).await,
+        Some(0),
+        "the job's context is closed"
+    );
     // `domcontentloaded` does not wait for the image that never comes.
     let output = run_ok(
         &engine,
@@ -110,17 +114,25 @@ async fn a_stopped_job_ends_at_once_and_closes_its_context() {
     let running = tokio::spawn({
         let engine = engine.clone();
         let stop = stop.clone();
-        let spec = job(stuck_job(&server));
+        // The second page never answers: the job is stopped while loading it.
+        let spec = job(json!([
+            {"action": "navigate", "url": server.url("/page")},
+            {"action": "navigate", "url": server.url("/hang")},
+        ]));
         async move { engine.run(&spec, &stop).await }
     });
-    until(|| server.hits("/app/api/jobs") >= 1).await;
+    until(|| server.hits("/hang") >= 1).await;
     stop.cancel();
     let failure = running.await.unwrap().expect_err("a stopped job fails");
     let error = JobError::from(failure.error);
     assert_kind(&error, ErrorKind::Retryable, "the job was stopped");
     assert_eq!(error.step, Some(1));
     assert_eq!(open_contexts(&engine).await, Some(0));
-    run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+    run_ok(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
     engine.shutdown().await;
 }
 
@@ -140,9 +152,17 @@ async fn a_killed_renderer_fails_the_job_and_the_next_job_succeeds() {
     let failure = running.await.unwrap().expect_err("the renderer died");
     let error = JobError::from(failure.error);
     assert_kind(&error, ErrorKind::Retryable, "the page's renderer crashed");
-    run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+    run_ok(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
     let stats = engine.stats().await;
-    assert_eq!((stats.launches, stats.crashes), (1, 0), "the browser lived on");
+    assert_eq!(
+        (stats.launches, stats.crashes),
+        (1, 0),
+        "the browser lived on"
+    );
     assert_eq!(stats.browsers[0].contexts, Some(0));
     engine.shutdown().await;
 }
@@ -164,7 +184,11 @@ async fn a_killed_browser_fails_the_job_and_the_pool_restarts_it() {
     let error = JobError::from(failure.error);
     assert_kind(&error, ErrorKind::Retryable, "the browser crashed");
     // The pool starts another browser by itself; the next job runs there.
-    run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+    run_ok(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
     let stats = engine.stats().await;
     assert_eq!((stats.launches, stats.crashes), (2, 1));
     assert_ne!(stats.browsers[0].pid, first_pid);
@@ -186,7 +210,11 @@ async fn browsers_are_recycled_after_their_jobs_and_above_their_memory_ceiling()
     })
     .await;
     for _ in 0..3 {
-        run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+        run_ok(
+            &engine,
+            json!([{"action": "navigate", "url": server.url("/page")}]),
+        )
+        .await;
     }
     let stats = engine.stats().await;
     assert_eq!((stats.launches, stats.recycled, stats.crashes), (2, 1, 0));
@@ -202,9 +230,17 @@ async fn browsers_are_recycled_after_their_jobs_and_above_their_memory_ceiling()
         ..BrowserConfig::default()
     })
     .await;
-    run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+    run_ok(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
     until_recycled(&engine).await;
-    run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+    run_ok(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
     assert!(engine.stats().await.launches >= 2);
     engine.shutdown().await;
 }
@@ -224,7 +260,11 @@ async fn shutdown_leaves_no_process_nor_directory_and_stale_ones_are_swept() {
     let stale = dir.path().join("accord-chromium-4000000000-x1");
     std::fs::create_dir_all(stale.join("profile")).unwrap();
     let engine = engine(2, dir.path()).await;
-    run_ok(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
+    run_ok(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
     assert!(!stale.exists(), "a dead worker's directory is swept");
     let pid = engine.stats().await.browsers[0].pid;
     assert!(browser_processes(pid)
@@ -234,8 +274,16 @@ async fn shutdown_leaves_no_process_nor_directory_and_stale_ones_are_swept() {
     assert!(browser_processes(pid).is_empty());
     assert_eq!(browser_dirs(dir.path()), Vec::<String>::new());
     // A shut down pool refuses work with a clear, retryable error.
-    let (error, _) = run_err(&engine, json!([{"action": "navigate", "url": server.url("/page")}])).await;
-    assert_kind(&error, ErrorKind::Retryable, "the browser pool is shut down");
+    let (error, _) = run_err(
+        &engine,
+        json!([{"action": "navigate", "url": server.url("/page")}]),
+    )
+    .await;
+    assert_kind(
+        &error,
+        ErrorKind::Retryable,
+        "the browser pool is shut down",
+    );
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use accord_engine::Artifact;
 use accord_model::{ErrorKind, ExtractedValue, RunEngine};
 use accord_test_support::{
-    FixtureServer, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD,
-    APP_REPORT_CSV, APP_TALL_HEIGHT, APP_USER,
+    FixtureServer, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD, APP_REPORT_CSV,
+    APP_TALL_HEIGHT, APP_USER,
 };
 use chromium::{assert_kind, engine, run_err, run_ok};
 use serde_json::json;
@@ -164,7 +164,10 @@ async fn a_form_with_a_select_and_checkboxes_is_filled_and_submitted() {
         ("newsletter".to_owned(), one("no")),
     ]);
     assert_eq!(output.result.extracted, expected);
-    assert!(output.result.final_url.starts_with(&server.url("/app/form/result?")));
+    assert!(output
+        .result
+        .final_url
+        .starts_with(&server.url("/app/form/result?")));
 
     // An option the select does not have is refused, naming the choices.
     let (error, artifacts) = run_err(
@@ -175,7 +178,11 @@ async fn a_form_with_a_select_and_checkboxes_is_filled_and_submitted() {
         ]),
     )
     .await;
-    assert_kind(&error, ErrorKind::Permanent, "has no option with the value \"xl\"");
+    assert_kind(
+        &error,
+        ErrorKind::Permanent,
+        "has no option with the value \"xl\"",
+    );
     assert_eq!(error.step, Some(1));
     // A failed run keeps the screenshot of the moment it failed.
     let failure = artifact(&artifacts, "failure.png");
@@ -200,7 +207,10 @@ async fn scrolling_loads_a_lazy_list_to_its_end() {
     let expected: Vec<String> = (0..APP_LAZY_PAGE * (APP_LAZY_PAGES + 1))
         .map(|n| format!("Item {n}"))
         .collect();
-    assert_eq!(output.result.extracted["items"], ExtractedValue::List(expected));
+    assert_eq!(
+        output.result.extracted["items"],
+        ExtractedValue::List(expected)
+    );
     engine.shutdown().await;
 }
 
@@ -258,7 +268,10 @@ async fn files_download_by_url_and_by_click_with_a_size_cap() {
         .iter()
         .find(|a| a.name.as_str() == "step-2-download")
         .unwrap();
-    assert_eq!(listed.sha256, accord_model::Sha256Digest::of(APP_REPORT_CSV.as_bytes()));
+    assert_eq!(
+        listed.sha256,
+        accord_model::Sha256Digest::of(APP_REPORT_CSV.as_bytes())
+    );
     assert_eq!(listed.size, APP_REPORT_CSV.len() as u64);
 
     for download in [
@@ -270,7 +283,11 @@ async fn files_download_by_url_and_by_click_with_a_size_cap() {
             json!([{"action": "navigate", "url": server.url("/app/downloads")}, download]),
         )
         .await;
-        assert_kind(&error, ErrorKind::Permanent, "larger than the limit of 1000000 bytes");
+        assert_kind(
+            &error,
+            ErrorKind::Permanent,
+            "larger than the limit of 1000000 bytes",
+        );
     }
     let (error, _) = run_err(
         &engine,
@@ -299,15 +316,24 @@ async fn screenshots_have_the_declared_size_every_time() {
     let first = run_ok(&engine, steps.clone()).await;
     let second = run_ok(&engine, steps).await;
     for output in [&first, &second] {
-        assert_eq!(png_size(&artifact(&output.artifacts, "viewport.png").bytes), (800, 600));
+        assert_eq!(
+            png_size(&artifact(&output.artifacts, "viewport.png").bytes),
+            (800, 600)
+        );
         assert_eq!(
             png_size(&artifact(&output.artifacts, "full.png").bytes),
             (1024, APP_TALL_HEIGHT)
         );
     }
-    let element = |output: &accord_engine::RunOutput| png_size(&artifact(&output.artifacts, "element.png").bytes);
+    let element = |output: &accord_engine::RunOutput| {
+        png_size(&artifact(&output.artifacts, "element.png").bytes)
+    };
     assert_eq!(element(&first), element(&second));
-    assert_eq!(element(&first).0, 1280, "a block element spans the default width");
+    assert_eq!(
+        element(&first).0,
+        1280,
+        "a block element spans the default width"
+    );
     engine.shutdown().await;
 }
 
@@ -324,7 +350,11 @@ async fn console_errors_are_kept_and_can_be_asserted() {
         ]),
     )
     .await;
-    assert_kind(&error, ErrorKind::Permanent, "2 errors (the first: \"fixture error: broken widget\")");
+    assert_kind(
+        &error,
+        ErrorKind::Permanent,
+        "2 errors (the first: \"fixture error: broken widget\")",
+    );
     assert_eq!(error.step, Some(1));
     let console: serde_json::Value =
         serde_json::from_slice(&artifact(&artifacts, "console.json").bytes).unwrap();

@@ -137,12 +137,9 @@ struct Credentials {
 
 async fn login(Form(credentials): Form<Credentials>) -> Response {
     if credentials.user == APP_USER && credentials.password == APP_PASSWORD {
-        let cookie = format!("{APP_SESSION_COOKIE}={SESSION_VALUE}; Path=/; HttpOnly; SameSite=Lax");
-        (
-            [(header::SET_COOKIE, cookie)],
-            Redirect::to("/app/account"),
-        )
-            .into_response()
+        let cookie =
+            format!("{APP_SESSION_COOKIE}={SESSION_VALUE}; Path=/; HttpOnly; SameSite=Lax");
+        ([(header::SET_COOKIE, cookie)], Redirect::to("/app/account")).into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
@@ -160,7 +157,10 @@ async fn account(headers: HeaderMap) -> Html<String> {
         .flat_map(|value| value.split(';'))
         .any(|pair| pair.trim() == format!("{APP_SESSION_COOKIE}={SESSION_VALUE}"));
     if signed_in {
-        page("Account", &format!(r#"<h1 id="welcome">Welcome, {APP_USER}</h1>"#))
+        page(
+            "Account",
+            &format!(r#"<h1 id="welcome">Welcome, {APP_USER}</h1>"#),
+        )
     } else {
         page("Account", r#"<p id="anonymous">Please sign in</p>"#)
     }
@@ -295,7 +295,10 @@ async fn report() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"report.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"report.csv\"",
+            ),
         ],
         APP_REPORT_CSV,
     )
@@ -307,7 +310,10 @@ async fn big_download(axum::extract::Path(kib): axum::extract::Path<usize>) -> R
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"big.bin\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"big.bin\"",
+            ),
         ],
         bytes,
     )

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use accord_model::{CssSelector, ElementState, KeyName, WaitCondition};
 use chromiumoxide::cdp::browser_protocol::input::{
-    DispatchKeyEventParams, DispatchKeyEventType, DispatchMouseEventParams,
-    DispatchMouseEventType, MouseButton,
+    DispatchKeyEventParams, DispatchKeyEventType, DispatchMouseEventParams, DispatchMouseEventType,
+    MouseButton,
 };
 use chromiumoxide::keys::USKEYBOARD_LAYOUT;
 use serde::Deserialize;
@@ -142,8 +142,14 @@ pub(super) async fn wait_for(
             Ok(())
         }
         WaitCondition::Text(text) => {
-            let answer =
-                waiting_call(session, "wait", json!({ "text": text }), timeout, interrupts).await?;
+            let answer = waiting_call(
+                session,
+                "wait",
+                json!({ "text": text }),
+                timeout,
+                interrupts,
+            )
+            .await?;
             if answer.timed_out {
                 return Err(BrowserFailure::WaitFailed {
                     what: format!("the text {text:?} appearing"),
@@ -213,7 +219,9 @@ async fn on_element(
     interrupts: &Interrupts,
 ) -> Result<(), BrowserFailure> {
     args["selector"] = json!(selector.as_str());
-    let answer: Lookup = session.call(op, args, "act on the element", interrupts).await?;
+    let answer: Lookup = session
+        .call(op, args, "act on the element", interrupts)
+        .await?;
     match answer.failure(selector, Duration::ZERO) {
         Some(failure) => Err(failure),
         None => Ok(()),
@@ -245,8 +253,20 @@ pub(super) async fn click(
 ) -> Result<(), BrowserFailure> {
     let at = point(session, selector, timeout, interrupts).await?;
     mouse(session, DispatchMouseEventType::MouseMoved, at, interrupts).await?;
-    mouse(session, DispatchMouseEventType::MousePressed, at, interrupts).await?;
-    mouse(session, DispatchMouseEventType::MouseReleased, at, interrupts).await
+    mouse(
+        session,
+        DispatchMouseEventType::MousePressed,
+        at,
+        interrupts,
+    )
+    .await?;
+    mouse(
+        session,
+        DispatchMouseEventType::MouseReleased,
+        at,
+        interrupts,
+    )
+    .await
 }
 
 /// `hover`.
@@ -269,7 +289,14 @@ pub(super) async fn fill(
     interrupts: &Interrupts,
 ) -> Result<(), BrowserFailure> {
     point(session, selector, timeout, interrupts).await?;
-    on_element(session, selector, "fill", json!({ "value": value }), interrupts).await
+    on_element(
+        session,
+        selector,
+        "fill",
+        json!({ "value": value }),
+        interrupts,
+    )
+    .await
 }
 
 /// `select`: chooses the option with this value.
@@ -281,7 +308,14 @@ pub(super) async fn select(
     interrupts: &Interrupts,
 ) -> Result<(), BrowserFailure> {
     present(session, selector, timeout, interrupts).await?;
-    on_element(session, selector, "select", json!({ "value": value }), interrupts).await
+    on_element(
+        session,
+        selector,
+        "select",
+        json!({ "value": value }),
+        interrupts,
+    )
+    .await
 }
 
 /// `check` and `uncheck`.
@@ -293,7 +327,14 @@ pub(super) async fn set_checked(
     interrupts: &Interrupts,
 ) -> Result<(), BrowserFailure> {
     present(session, selector, timeout, interrupts).await?;
-    on_element(session, selector, "check", json!({ "checked": checked }), interrupts).await
+    on_element(
+        session,
+        selector,
+        "check",
+        json!({ "checked": checked }),
+        interrupts,
+    )
+    .await
 }
 
 /// `submit`: the form matching `selector` (or holding it), else the form of
@@ -314,9 +355,7 @@ pub(super) async fn submit(
                 .call("submit", json!({}), "submit the form", interrupts)
                 .await?;
             match answer.problem {
-                Some(problem) => Err(BrowserFailure::Refused(format!(
-                    "cannot submit: {problem}"
-                ))),
+                Some(problem) => Err(BrowserFailure::Refused(format!("cannot submit: {problem}"))),
                 None => Ok(()),
             }
         }
@@ -391,7 +430,12 @@ pub(super) async fn scroll(
     let mut grown = 0;
     for _ in 0..max_rounds {
         let round: Round = session
-            .call("scroll", json!({ "settleMs": settle_ms }), "scroll", interrupts)
+            .call(
+                "scroll",
+                json!({ "settleMs": settle_ms }),
+                "scroll",
+                interrupts,
+            )
             .await?;
         if !round.grew {
             break;
@@ -407,17 +451,28 @@ mod tests {
 
     #[test]
     fn keys_type_what_a_keyboard_types() {
-        let check = |key: &str, kind: DispatchKeyEventType, text: Option<&str>, code: Option<&str>| {
-            let (down, up) = key_events(&KeyName::new(key).unwrap());
-            assert_eq!(down.r#type, kind, "{key}");
-            assert_eq!(down.text.as_deref(), text, "{key}");
-            assert_eq!(down.code.as_deref(), code, "{key}");
-            assert_eq!(up.r#type, DispatchKeyEventType::KeyUp);
-            assert_eq!(up.key.as_deref(), Some(key));
-        };
-        check("Enter", DispatchKeyEventType::KeyDown, Some("\r"), Some("Enter"));
+        let check =
+            |key: &str, kind: DispatchKeyEventType, text: Option<&str>, code: Option<&str>| {
+                let (down, up) = key_events(&KeyName::new(key).unwrap());
+                assert_eq!(down.r#type, kind, "{key}");
+                assert_eq!(down.text.as_deref(), text, "{key}");
+                assert_eq!(down.code.as_deref(), code, "{key}");
+                assert_eq!(up.r#type, DispatchKeyEventType::KeyUp);
+                assert_eq!(up.key.as_deref(), Some(key));
+            };
+        check(
+            "Enter",
+            DispatchKeyEventType::KeyDown,
+            Some("\r"),
+            Some("Enter"),
+        );
         check("Tab", DispatchKeyEventType::RawKeyDown, None, Some("Tab"));
-        check("ArrowDown", DispatchKeyEventType::RawKeyDown, None, Some("ArrowDown"));
+        check(
+            "ArrowDown",
+            DispatchKeyEventType::RawKeyDown,
+            None,
+            Some("ArrowDown"),
+        );
         check("a", DispatchKeyEventType::KeyDown, Some("a"), Some("KeyA"));
         check("é", DispatchKeyEventType::KeyDown, Some("é"), None);
     }

@@ -31,16 +31,27 @@ pub(super) async fn check(
 ) -> Result<(), BrowserFailure> {
     if let Some(expected) = checks.status {
         if expected != page.loaded.status {
-            return Err(failed(format!("status {expected}"), page.loaded.status.to_string()));
+            return Err(failed(
+                format!("status {expected}"),
+                page.loaded.status.to_string(),
+            ));
         }
     }
     if let Some(max) = checks.max_load_ms {
         match last_load_ms {
             Some(took) if took <= max => {}
             Some(took) => {
-                return Err(failed(format!("a load in at most {max} ms"), format!("{took} ms")))
+                return Err(failed(
+                    format!("a load in at most {max} ms"),
+                    format!("{took} ms"),
+                ))
             }
-            None => return Err(failed(format!("a load in at most {max} ms"), "no load".to_owned())),
+            None => {
+                return Err(failed(
+                    format!("a load in at most {max} ms"),
+                    "no load".to_owned(),
+                ))
+            }
         }
     }
     let in_page = checks.text.is_some()
@@ -96,7 +107,9 @@ async fn page_checks(
     if let Some(selector) = checks.selector_absent {
         args["selectorAbsent"] = json!(selector.as_str());
     }
-    let found: Found = page.call("checks", args, "check the page", interrupts).await?;
+    let found: Found = page
+        .call("checks", args, "check the page", interrupts)
+        .await?;
     if found.bad_selector {
         let selector = checks.selector.or(checks.selector_absent);
         return Err(BrowserFailure::BadSelector {

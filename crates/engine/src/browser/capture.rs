@@ -97,7 +97,8 @@ async fn set_metrics(
     height: u32,
     interrupts: &Interrupts,
 ) -> Result<(), BrowserFailure> {
-    let metrics = SetDeviceMetricsOverrideParams::new(i64::from(width), i64::from(height), 1.0, false);
+    let metrics =
+        SetDeviceMetricsOverrideParams::new(i64::from(width), i64::from(height), 1.0, false);
     session
         .execute(metrics, "set the screenshot size", interrupts)
         .await?;
@@ -232,7 +233,12 @@ pub(super) async fn html(
     interrupts: &Interrupts,
 ) -> Result<String, BrowserFailure> {
     let mut html: String = session
-        .call("html", json!({ "maxChars": max_bytes }), "read the HTML", interrupts)
+        .call(
+            "html",
+            json!({ "maxChars": max_bytes }),
+            "read the HTML",
+            interrupts,
+        )
         .await?;
     if html.len() > max_bytes {
         let mut cut = max_bytes;
@@ -306,7 +312,9 @@ pub(super) async fn download_url(
         loop {
             let mut params = ReadParams::new(stream.clone());
             params.size = Some(READ_CHUNK);
-            let chunk = session.execute(params, "download the file", interrupts).await?;
+            let chunk = session
+                .execute(params, "download the file", interrupts)
+                .await?;
             if chunk.base64_encoded == Some(true) {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(chunk.data.as_bytes())
@@ -450,7 +458,9 @@ pub(super) async fn download_click(
                 browser_context_id: Some(context.clone()),
                 ..CancelDownloadParams::new(guid.clone())
             };
-            let _ = interrupts.cdp("cancel the download", browser.execute(cancel)).await;
+            let _ = interrupts
+                .cdp("cancel the download", browser.execute(cancel))
+                .await;
             Err(BrowserFailure::TooLarge {
                 what: format!("the download of {}", begin.url),
                 limit: max_bytes,

@@ -121,12 +121,7 @@ fn call_entry(call: &EventConsoleApiCalled) -> ConsoleEntry {
         ConsoleApiCalledType::Debug => "debug",
         _ => "log",
     };
-    let text = call
-        .args
-        .iter()
-        .map(describe)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = call.args.iter().map(describe).collect::<Vec<_>>().join(" ");
     let frame = call
         .stack_trace
         .as_ref()
@@ -134,7 +129,9 @@ fn call_entry(call: &EventConsoleApiCalled) -> ConsoleEntry {
     ConsoleEntry {
         level: level.to_owned(),
         text: cut(text),
-        url: frame.map(|frame| frame.url.clone()).filter(|url| !url.is_empty()),
+        url: frame
+            .map(|frame| frame.url.clone())
+            .filter(|url| !url.is_empty()),
         line: frame.map(|frame| frame.line_number + 1),
         timestamp_ms: *call.timestamp.inner(),
     }

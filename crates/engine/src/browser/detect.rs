@@ -66,11 +66,11 @@ pub async fn detect_chromium(
             }
             path.to_owned()
         }
-        Some(name) => find_on_path(name.as_os_str(), path_var).ok_or_else(|| {
-            DetectError::NotExecutable {
+        Some(name) => {
+            find_on_path(name.as_os_str(), path_var).ok_or_else(|| DetectError::NotExecutable {
                 path: name.to_owned(),
-            }
-        })?,
+            })?
+        }
         None => CANDIDATES
             .iter()
             .find_map(|name| find_on_path(name.as_ref(), path_var))
@@ -88,7 +88,8 @@ fn find_on_path(name: &std::ffi::OsStr, path_var: Option<&std::ffi::OsStr>) -> O
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 async fn version_of(path: &Path) -> Result<String, DetectError> {

@@ -154,7 +154,11 @@ mod tests {
             ErrorKind::Retryable,
             "could not load http://x.test/ (net::ERR_CONNECTION_REFUSED)",
         );
-        check("net::ERR_CONNECTION_RESET", ErrorKind::Retryable, "could not load http://x.test/ (net::ERR_CONNECTION_RESET)");
+        check(
+            "net::ERR_CONNECTION_RESET",
+            ErrorKind::Retryable,
+            "could not load http://x.test/ (net::ERR_CONNECTION_RESET)",
+        );
         check(
             "net::ERR_BLOCKED_BY_CLIENT",
             ErrorKind::Permanent,

@@ -144,7 +144,9 @@ pub(super) async fn extract(
     if !plan.json.is_empty() {
         let body = answer.body.unwrap_or_default();
         let document: Value = serde_json::from_str(&body).map_err(|err| {
-            BrowserFailure::Refused(format!("the page is not JSON ({err}), so JSON fields cannot be read"))
+            BrowserFailure::Refused(format!(
+                "the page is not JSON ({err}), so JSON fields cannot be read"
+            ))
         })?;
         for (name, source) in plan.json {
             extracted.insert(name.to_owned(), json_field(&document, source));
@@ -189,7 +191,6 @@ pub(super) fn value_bytes(value: &ExtractedValue) -> usize {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +204,12 @@ mod tests {
         let check = |json: &str, css: Value, json_fields: &[&str]| {
             let fields = fields(json);
             let plan = plan(&fields).unwrap();
-            let got: Value = plan.css.into_iter().map(|(n, s)| (n, s)).collect::<serde_json::Map<_, _>>().into();
+            let got: Value = plan
+                .css
+                .into_iter()
+                .map(|(n, s)| (n, s))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
             assert_eq!(got, css, "{json}");
             let names: Vec<&str> = plan.json.iter().map(|(name, _)| *name).collect();
             assert_eq!(names, json_fields, "{json}");
@@ -235,10 +241,20 @@ mod tests {
         let check = |json: &str, expected: ExtractedValue| {
             let fields = fields(json);
             let (_, field) = fields.iter().next().unwrap();
-            assert_eq!(json_field(&document, field.source().unwrap()), expected, "{json}");
+            assert_eq!(
+                json_field(&document, field.source().unwrap()),
+                expected,
+                "{json}"
+            );
         };
-        check(r#"{"n":{"json_pointer":"/total"}}"#, ExtractedValue::Json(json!(2)));
-        check(r#"{"n":{"json_pointer":"/missing"}}"#, ExtractedValue::One(None));
+        check(
+            r#"{"n":{"json_pointer":"/total"}}"#,
+            ExtractedValue::Json(json!(2)),
+        );
+        check(
+            r#"{"n":{"json_pointer":"/missing"}}"#,
+            ExtractedValue::One(None),
+        );
         check(
             r#"{"n":{"jsonpath":"$.jobs[*].name","all":true}}"#,
             ExtractedValue::List(vec!["a".into(), "b".into()]),

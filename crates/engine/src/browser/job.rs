@@ -213,8 +213,14 @@ impl<'a> Job<'a> {
             Step::Press { key, selector } => {
                 let page = page_mut(&mut self.page, step)?;
                 page.forget_loads();
-                actions::press(page, key, selector.as_ref(), element_timeout, &self.interrupts)
-                    .await?;
+                actions::press(
+                    page,
+                    key,
+                    selector.as_ref(),
+                    element_timeout,
+                    &self.interrupts,
+                )
+                .await?;
                 self.settle().await
             }
             Step::Submit { selector } => {
@@ -338,9 +344,8 @@ impl<'a> Job<'a> {
             }
             Step::SaveHtml { .. } => {
                 let page = self.page(step)?;
-                let html =
-                    capture::html(page, self.config.limits.max_html_bytes, &self.interrupts)
-                        .await?;
+                let html = capture::html(page, self.config.limits.max_html_bytes, &self.interrupts)
+                    .await?;
                 self.keep(step, index, "text/html; charset=utf-8", html.into_bytes());
                 Ok(())
             }
@@ -418,7 +423,6 @@ impl<'a> Job<'a> {
             action: step.action(),
         })
     }
-
 
     /// Adds an extracted value, within the job's extraction budget.
     fn keep_value(&mut self, name: String, value: ExtractedValue) -> Result<(), BrowserFailure> {
@@ -498,7 +502,11 @@ impl<'a> Job<'a> {
             self.keep_named(reserved("failure.png"), "image/png", png);
         }
         if let Some(html) = html {
-            self.keep_named(reserved("page.html"), "text/html; charset=utf-8", html.into_bytes());
+            self.keep_named(
+                reserved("page.html"),
+                "text/html; charset=utf-8",
+                html.into_bytes(),
+            );
         }
         match serde_json::to_vec_pretty(&console) {
             Ok(json) => self.keep_named(reserved("console.json"), "application/json", json),

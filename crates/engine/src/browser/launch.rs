@@ -106,7 +106,9 @@ pub(super) async fn launch(
         // The process exited between the handshake and now.
         drop(browser);
         remove_dir(&dir);
-        return Err(LaunchError::Start("it exited right after starting".to_owned()));
+        return Err(LaunchError::Start(
+            "it exited right after starting".to_owned(),
+        ));
     };
     let gone = CancellationToken::new();
     tokio::spawn({
@@ -223,7 +225,9 @@ fn launch_config(
         // chromiumoxide fails a command unanswered for this long; its own
         // wait for a page load is bounded by it too, so it must exceed the
         // engine's navigate timeout (which reports the timeout itself).
-        .request_timeout(config.navigate_timeout.max(Duration::from_secs(30)) + Duration::from_secs(5))
+        .request_timeout(
+            config.navigate_timeout.max(Duration::from_secs(30)) + Duration::from_secs(5),
+        )
         .args([
             "disable-background-networking",
             "disable-background-timer-throttling",
@@ -280,7 +284,10 @@ fn launch_config(
 
 /// Whether an error of the connection's task means the browser is gone.
 fn connection_lost(err: &CdpError) -> bool {
-    matches!(err, CdpError::Ws(_) | CdpError::Io(_) | CdpError::NoResponse)
+    matches!(
+        err,
+        CdpError::Ws(_) | CdpError::Io(_) | CdpError::NoResponse
+    )
 }
 
 /// The reason a launch failed, without the whole of Chromium's stderr (that

@@ -27,7 +27,9 @@ use chromiumoxide::cdp::browser_protocol::page::{
     EventFrameStartedLoading, EventFrameStoppedLoading, EventLifecycleEvent, FrameId,
     NavigateParams,
 };
-use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateTargetParams, EventTargetCrashed as BrowserTargetCrashed, GetTargetInfoParams,
+};
 use chromiumoxide::cdp::js_protocol::runtime::{
     DisableParams as RuntimeDisable, EnableParams as RuntimeEnable, EvaluateParams,
     EventConsoleApiCalled, EventExceptionThrown,
@@ -157,9 +159,34 @@ impl PageSession {
             browser_context_id: Some(params.context.clone()),
             ..CreateTargetParams::new(params.url.unwrap_or("about:blank"))
         };
-        let page = interrupts
-            .cdp("open a page", params.browser.new_page(target))
+        // Until the page exists, only the browser says when a renderer
+        // crashes: any crash of a page in this job's context ends the wait
+        // (chromiumoxide would wait for a load that never comes).
+        let mut crashes_in_browser = interrupts
+            .cdp(
+                "watch the page",
+                params.browser.event_listener::<BrowserTargetCrashed>(),
+            )
             .await?;
+        let crash_in_context = async {
+            while let Some(crash) = crashes_in_browser.next().await {
+                let info = GetTargetInfoParams {
+                    target_id: Some(crash.target_id.clone()),
+                };
+                // A target already gone is no longer ours to wait for.
+                if let Ok(info) = params.browser.execute(info).await {
+                    if info.result.target_info.browser_context_id.as_ref() == Some(params.context) {
+                        return;
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let page = tokio::select! {
+            page = interrupts.cdp("open a page", params.browser.new_page(target)) => page?,
+            () = crash_in_context => return Err(BrowserFailure::RendererCrashed),
+        };
+        drop(crashes_in_browser);
         let crashed = CancellationToken::new();
         let listen = async {
             let crashes = page.event_listener::<EventTargetCrashed>().await?;
@@ -169,10 +196,19 @@ impl PageSession {
             let started = page.event_listener::<EventFrameStartedLoading>().await?;
             let stopped = page.event_listener::<EventFrameStoppedLoading>().await?;
             let main_frame = page.mainframe().await?;
-            Ok::<_, CdpError>((crashes, calls, exceptions, lifecycle, started, stopped, main_frame))
+            Ok::<_, CdpError>((
+                crashes, calls, exceptions, lifecycle, started, stopped, main_frame,
+            ))
         };
-        let (mut crashes, calls, exceptions, lifecycle, started_loading, stopped_loading, main_frame) =
-            interrupts.cdp("watch the page", listen).await?;
+        let (
+            mut crashes,
+            calls,
+            exceptions,
+            lifecycle,
+            started_loading,
+            stopped_loading,
+            main_frame,
+        ) = interrupts.cdp("watch the page", listen).await?;
         tokio::spawn({
             let crashed = crashed.clone();
             async move {
@@ -204,10 +240,16 @@ impl PageSession {
         // send the messages it kept again, so console.json and
         // `no_console_errors` see the first load too.
         interrupts
-            .cdp("read the console", session.page.execute(RuntimeDisable::default()))
+            .cdp(
+                "read the console",
+                session.page.execute(RuntimeDisable::default()),
+            )
             .await?;
         interrupts
-            .cdp("read the console", session.page.execute(RuntimeEnable::default()))
+            .cdp(
+                "read the console",
+                session.page.execute(RuntimeEnable::default()),
+            )
             .await?;
         if params.url.is_some() {
             session.loaded = session.read_loaded(interrupts).await?;
@@ -316,7 +358,10 @@ impl PageSession {
         interrupts: &Interrupts,
     ) -> Result<Navigated, BrowserFailure> {
         let mut responses = interrupts
-            .cdp("watch the load", self.page.event_listener::<EventResponseReceived>())
+            .cdp(
+                "watch the load",
+                self.page.event_listener::<EventResponseReceived>(),
+            )
             .await?;
         let navigated = interrupts
             .cdp("load the page", self.page.execute(NavigateParams::new(url)))
@@ -431,8 +476,7 @@ impl PageSession {
 
     async fn lifecycle_event(&mut self, frame: &FrameId, loader: &str, name: &str) {
         while let Some(event) = self.lifecycle.next().await {
-            if &event.frame_id == frame && event.loader_id.inner() == loader && event.name == name
-            {
+            if &event.frame_id == frame && event.loader_id.inner() == loader && event.name == name {
                 return;
             }
         }
@@ -494,7 +538,10 @@ impl PageSession {
         let mut params = EvaluateParams::new(expression);
         params.return_by_value = Some(true);
         params.await_promise = Some(true);
-        let evaluated = interrupts.cdp(action, self.page.execute(params)).await?.result;
+        let evaluated = interrupts
+            .cdp(action, self.page.execute(params))
+            .await?
+            .result;
         if let Some(exception) = evaluated.exception_details {
             let text = exception
                 .exception
@@ -502,7 +549,10 @@ impl PageSession {
                 .unwrap_or(exception.text);
             return Ok(Err(text));
         }
-        Ok(Ok(evaluated.result.value.unwrap_or(serde_json::Value::Null)))
+        Ok(Ok(evaluated
+            .result
+            .value
+            .unwrap_or(serde_json::Value::Null)))
     }
 
     /// Runs a protocol command on this page.
@@ -512,7 +562,10 @@ impl PageSession {
         action: &'static str,
         interrupts: &Interrupts,
     ) -> Result<C::Response, BrowserFailure> {
-        Ok(interrupts.cdp(action, self.page.execute(command)).await?.result)
+        Ok(interrupts
+            .cdp(action, self.page.execute(command))
+            .await?
+            .result)
     }
 }
 

@@ -285,9 +285,8 @@ impl Pool {
     fn on_request(&mut self, request: Request) {
         match request {
             Request::Acquire(reply) => {
-                let no_browser_soon = self.active().is_none()
-                    && self.starting.is_none()
-                    && self.retry_at.is_some();
+                let no_browser_soon =
+                    self.active().is_none() && self.starting.is_none() && self.retry_at.is_some();
                 if no_browser_soon {
                     let error = self.last_error.clone().unwrap_or_default();
                     let _ = reply.send(Err(PoolError::Launch(error)));
@@ -304,7 +303,10 @@ impl Pool {
                 instance.running -= 1;
                 instance.finished_jobs += 1;
                 if broken && !instance.retired {
-                    tracing::warn!(pid = instance.launched.root_pid, "retiring a browser that misbehaved");
+                    tracing::warn!(
+                        pid = instance.launched.root_pid,
+                        "retiring a browser that misbehaved"
+                    );
                     instance.retired = true;
                 }
                 if instance.finished_jobs % measure_every == 0 {
@@ -351,7 +353,8 @@ impl Pool {
                         )
                         .await;
                         if let Ok(Ok(contexts)) = contexts {
-                            browser_stats.contexts = Some(contexts.result.browser_context_ids.len());
+                            browser_stats.contexts =
+                                Some(contexts.result.browser_context_ids.len());
                         }
                         stats.browsers.push(browser_stats);
                     }
@@ -508,7 +511,10 @@ impl Pool {
         while at < self.instances.len() {
             if self.instances[at].retired && self.instances[at].running == 0 {
                 let instance = self.instances.swap_remove(at);
-                tracing::debug!(pid = instance.launched.root_pid, "closing a retired browser");
+                tracing::debug!(
+                    pid = instance.launched.root_pid,
+                    "closing a retired browser"
+                );
                 drop(destroy(instance.launched));
             } else {
                 at += 1;

@@ -179,7 +179,11 @@ mod tests {
     #[test]
     fn processes_are_told_apart_by_their_type_switch() {
         let check = |cmdline: &str, expected: ProcessKind| {
-            assert_eq!(classify(cmdline.replace(' ', "\0").as_bytes()), expected, "{cmdline}");
+            assert_eq!(
+                classify(cmdline.replace(' ', "\0").as_bytes()),
+                expected,
+                "{cmdline}"
+            );
             // As Chromium's children rewrite it: one string.
             assert_eq!(classify(cmdline.as_bytes()), expected, "{cmdline}");
         };
@@ -191,12 +195,18 @@ mod tests {
             "/usr/lib/chromium/chromium-headless-shell --type=renderer --lang=en-US",
             ProcessKind::Renderer,
         );
-        check("/usr/lib/chromium/chromium --type=zygote", ProcessKind::Helper);
+        check(
+            "/usr/lib/chromium/chromium --type=zygote",
+            ProcessKind::Helper,
+        );
         check(
             "/usr/lib/chromium/chromium --type=utility --utility-sub-type=network.mojom.NetworkService",
             ProcessKind::Helper,
         );
-        check("/bin/sh -e /usr/bin/chromium-headless-shell", ProcessKind::Other);
+        check(
+            "/bin/sh -e /usr/bin/chromium-headless-shell",
+            ProcessKind::Other,
+        );
         check("", ProcessKind::Other);
     }
 

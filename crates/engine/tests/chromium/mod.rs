@@ -50,7 +50,10 @@ pub fn job(steps: serde_json::Value) -> JobSpec {
     .expect("a valid job spec")
 }
 
-pub async fn run(engine: &BrowserEngine, steps: serde_json::Value) -> Result<RunOutput, RunFailure> {
+pub async fn run(
+    engine: &BrowserEngine,
+    steps: serde_json::Value,
+) -> Result<RunOutput, RunFailure> {
     engine.run(&job(steps), &CancellationToken::new()).await
 }
 
@@ -63,7 +66,10 @@ pub async fn run_ok(engine: &BrowserEngine, steps: serde_json::Value) -> RunOutp
 }
 
 /// Runs a job that must fail: its error as stored, and what it kept.
-pub async fn run_err(engine: &BrowserEngine, steps: serde_json::Value) -> (JobError, Vec<Artifact>) {
+pub async fn run_err(
+    engine: &BrowserEngine,
+    steps: serde_json::Value,
+) -> (JobError, Vec<Artifact>) {
     match run(engine, steps).await {
         Ok(output) => panic!("the job succeeded: {:?}", output.result),
         Err(failure) => (JobError::from(failure.error), failure.artifacts),
