@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use accord_engine::Artifact;
 use accord_model::{ErrorKind, ExtractedValue, RunEngine};
 use accord_test_support::{
-    FixtureServer, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD, APP_REPORT_CSV,
-    APP_TALL_HEIGHT, APP_USER,
+    FixtureServer, APP_DATA_JSON, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD,
+    APP_REPORT_CSV, APP_TALL_HEIGHT, APP_USER,
 };
 use chromium::{assert_kind, engine, run_err, run_ok};
 use serde_json::json;
@@ -450,5 +450,83 @@ async fn failed_loads_and_missing_elements_are_classified() {
     )
     .await;
     assert_eq!(output.result.status, 404);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_captures_record_matching_requests_without_credentials() {
+    let server = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(1, dir.path()).await;
+    let output = run_ok(
+        &engine,
+        json!([
+            // Before the first load: it sees the page's own request too.
+            {"action": "capture_network", "url_pattern": "/app/", "name": "all.json"},
+            {"action": "navigate", "url": server.url("/app/xhr")},
+            {"action": "wait_for", "text": "beta"},
+            {"action": "navigate", "url": server.url("/page")},
+            // From here on only: the page's data was fetched before.
+            {"action": "capture_network", "url_pattern": "*/app/api/*", "max_body_bytes": 5},
+            {"action": "navigate", "url": server.url("/app/xhr")},
+            {"action": "wait_for", "text": "beta"},
+        ]),
+    )
+    .await;
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&artifact(&output.artifacts, name).bytes).unwrap()
+    };
+    let all = read("all.json");
+    let urls: Vec<&str> = all["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|exchange| exchange["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            server.url("/app/xhr"),
+            server.url("/app/api/data"),
+            server.url("/app/xhr"),
+            server.url("/app/api/data"),
+        ]
+    );
+    let data = &all["exchanges"][1];
+    assert_eq!(data["method"], "GET");
+    assert_eq!(data["status"], 200);
+    assert_eq!(data["body"]["encoding"], "utf8");
+    assert_eq!(data["body"]["data"], APP_DATA_JSON);
+    assert_eq!(data["body"]["truncated"], false);
+    let names = |headers: &serde_json::Value| -> Vec<String> {
+        headers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|header| header["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let request_headers = names(&data["request_headers"]);
+    assert!(
+        request_headers.contains(&"x-fixture".to_owned()),
+        "{request_headers:?}"
+    );
+    for secret in ["authorization", "cookie", "set-cookie"] {
+        assert!(
+            !request_headers.contains(&secret.to_owned()),
+            "{request_headers:?}"
+        );
+        assert!(!names(&data["response_headers"]).contains(&secret.to_owned()));
+    }
+    // (The page's own body, captured too, holds the script that sends it.)
+    let header_values = data["request_headers"].to_string() + &data["response_headers"].to_string();
+    assert!(!header_values.contains("fixture-secret"), "{header_values}");
+    assert!(!header_values.contains("fixture-cookie"), "{header_values}");
+    let later = read("step-4-network.json");
+    let exchanges = later["exchanges"].as_array().unwrap();
+    assert_eq!(exchanges.len(), 1, "{later}");
+    assert_eq!(exchanges[0]["url"], server.url("/app/api/data"));
+    assert_eq!(exchanges[0]["body"]["data"], &APP_DATA_JSON[..5]);
+    assert_eq!(exchanges[0]["body"]["truncated"], true);
     engine.shutdown().await;
 }

@@ -25,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 use super::capture::{self, ClickDownload, Shot};
 use super::error::BrowserFailure;
 use super::extract::{self, value_bytes};
+use super::network::{NetworkEvents, Recorder};
 use super::page::{Interrupts, Loaded, OpenParams, PageSession};
 use super::pool::Lease;
 use super::{actions, BrowserConfig};
-use crate::{Artifact, EngineError, StepFailure};
+use crate::{ActiveCapture, Artifact, EngineError, StepFailure};
 
 /// Longest wait for a context to be disposed; past it the browser is
 /// considered broken.
@@ -55,6 +56,10 @@ pub(super) struct Job<'a> {
     timings: Timings,
     /// How long the last `navigate` took, for `assert` `max_load_ms`.
     last_load_ms: Option<u64>,
+    /// Captures started before there was a page to record.
+    pending_captures: Vec<ActiveCapture>,
+    /// Records the page's network once a capture has started.
+    recorder: Option<Recorder>,
 }
 
 /// The run's end, before its artifacts are added.
@@ -84,6 +89,8 @@ impl<'a> Job<'a> {
             artifacts: Vec::new(),
             timings: Timings::default(),
             last_load_ms: None,
+            pending_captures: Vec::new(),
+            recorder: None,
         }
     }
 
@@ -108,6 +115,7 @@ impl<'a> Job<'a> {
                 artifacts: Vec::new(),
             }
         });
+        self.keep_captures().await;
         self.keep_evidence(outcome.is_err()).await;
         self.close().await;
         (outcome, std::mem::take(&mut self.artifacts))
@@ -278,9 +286,30 @@ impl<'a> Job<'a> {
                 self.keep(step, index, "image/png", png);
                 Ok(())
             }
-            Step::CaptureNetwork { .. } => Err(BrowserFailure::Refused(
-                "`capture_network` is not available in the browser yet".to_owned(),
-            )),
+            Step::CaptureNetwork {
+                url_pattern,
+                max_body_bytes,
+                ..
+            } => {
+                let name = step
+                    .artifact_name(index)
+                    .expect("a capture has an artifact name");
+                let capture = ActiveCapture::new(name, url_pattern.clone(), *max_body_bytes);
+                match (&self.recorder, &self.page) {
+                    (Some(recorder), _) => recorder.add(capture),
+                    (None, Some(page)) => {
+                        let events = self
+                            .interrupts
+                            .cdp("watch the network", NetworkEvents::listen(&page.page))
+                            .await?;
+                        self.recorder =
+                            Some(Recorder::start(page.page.clone(), events, vec![capture]));
+                    }
+                    // Started with the page, before its first load.
+                    (None, None) => self.pending_captures.push(capture),
+                }
+                Ok(())
+            }
             Step::Download { max_bytes, .. } => {
                 let source = step
                     .download_source()
@@ -373,6 +402,14 @@ impl<'a> Job<'a> {
             max_console_entries: self.config.limits.max_console_entries,
         };
         let mut page = PageSession::open(params, &mut self.interrupts).await?;
+        if !self.pending_captures.is_empty() {
+            let events = self
+                .interrupts
+                .cdp("watch the network", NetworkEvents::listen(&page.page))
+                .await?;
+            let captures = std::mem::take(&mut self.pending_captures);
+            self.recorder = Some(Recorder::start(page.page.clone(), events, captures));
+        }
         let loaded = if with_url {
             page.check_first_load(url, &self.interrupts).await
         } else {
@@ -462,6 +499,29 @@ impl<'a> Job<'a> {
             .dir
             .join("downloads")
             .join(format!("job-{}-step-{index}", self.lease.serial))
+    }
+
+    /// Keeps what each `capture_network` step recorded (also when the run
+    /// failed: the requests up to the failure are evidence too).
+    async fn keep_captures(&mut self) {
+        let Some(recorder) = self.recorder.take() else {
+            return;
+        };
+        let budget = if self.interrupts.stop.is_cancelled() {
+            KEEP_TIMEOUT_STOPPED
+        } else {
+            KEEP_TIMEOUT
+        };
+        match tokio::time::timeout(budget, recorder.finish()).await {
+            Ok(captures) => {
+                for capture in captures {
+                    let artifact = capture.into_artifact();
+                    self.artifacts.retain(|kept| kept.name != artifact.name);
+                    self.artifacts.push(artifact);
+                }
+            }
+            Err(_elapsed) => tracing::warn!("network captures were not collected in time"),
+        }
     }
 
     /// Keeps the final HTML, the console log and, when the run failed, the

@@ -13,7 +13,7 @@
 //! process and its directory), `process` (its process tree, memory, kill),
 //! `pool` (the task owning the browsers), `engine` (the `Executor`), `job`
 //! (one job's context and steps), `page` (its page: loads, scripts, crash
-//! watch), `actions`, `extract`, `assert`, `capture` (the steps), `console`
+//! watch), `actions`, `extract`, `assert`, `capture`, `network` (the steps), `console`
 //! (what the page logs), `error` (how failures are classified).
 
 mod actions;
@@ -27,6 +27,7 @@ mod error;
 mod extract;
 mod job;
 mod launch;
+mod network;
 mod page;
 mod pool;
 mod process;
