@@ -25,6 +25,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use accord_client::AccordClient;
+use accord_egress::{AllowAll, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle};
+use accord_engine::browser::{detect_chromium, BrowserConfig, BrowserEngine, BrowserProxy};
 use accord_engine::{EngineConfig, HttpEngine};
 use accord_model::EgressPolicy;
 use accord_worker::{Engines, Worker, WorkerConfig};
@@ -98,14 +100,26 @@ async fn run(cli: Cli) -> Result<()> {
             let show_key = std::io::stdout().is_terminal() && matches!(log_format, LogFormat::Text);
             print_keys(&keys, &settings, show_key);
             let client = AccordClient::new(&url)?.with_api_key(&keys.worker)?;
+            let browser = browser(
+                &args.worker,
+                &file,
+                settings.queue.egress,
+                worker.browser_slots,
+            )
+            .await?;
+            let engines = match &browser {
+                Some(browser) => Engines::with_browser(engine, browser.engine.clone()),
+                None => Engines::http_only(engine),
+            };
             let stop = CancellationToken::new();
-            let worker = tokio::spawn(
-                Worker::new(client, Engines::http_only(engine), worker).run(stop.clone()),
-            );
+            let worker = tokio::spawn(Worker::new(client, engines, worker).run(stop.clone()));
             stop_signal().await;
             control.close_claims();
             stop.cancel();
             worker.await.context("worker task")?;
+            if let Some(browser) = browser {
+                browser.shutdown().await;
+            }
             control.shutdown().await
         }
         Command::Serve(args) => {
@@ -134,7 +148,8 @@ async fn run(cli: Cli) -> Result<()> {
                      (create one with `accord keys create --role worker`)"
                 ),
             };
-            run_worker_until_stopped(&server, &key, engine, config).await
+            let browser = browser(&args.worker, &file, egress, config.browser_slots).await?;
+            run_worker_until_stopped(&server, &key, engine, browser, config).await
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
@@ -183,18 +198,91 @@ async fn run_worker_until_stopped(
     server: &str,
     key: &str,
     engine: Arc<HttpEngine>,
+    browser: Option<Browser>,
     config: WorkerConfig,
 ) -> Result<()> {
     let client = AccordClient::new(server)
         .with_context(|| format!("server URL {server}"))?
         .with_api_key(key)?;
+    let engines = match &browser {
+        Some(browser) => Engines::with_browser(engine, browser.engine.clone()),
+        None => Engines::http_only(engine),
+    };
     let stop = CancellationToken::new();
-    let worker =
-        tokio::spawn(Worker::new(client, Engines::http_only(engine), config).run(stop.clone()));
+    let worker = tokio::spawn(Worker::new(client, engines, config).run(stop.clone()));
     stop_signal().await;
     stop.cancel();
     worker.await.context("worker task")?;
+    if let Some(browser) = browser {
+        browser.shutdown().await;
+    }
     Ok(())
+}
+
+/// The worker's browser engine and the egress proxy every one of its
+/// requests goes through.
+struct Browser {
+    engine: Arc<BrowserEngine>,
+    proxy: ProxyHandle,
+}
+
+impl Browser {
+    async fn shutdown(self) {
+        self.engine.shutdown().await;
+        self.proxy.shutdown().await;
+    }
+}
+
+/// Starts the browser engine when a usable Chromium is found, behind a
+/// loopback egress proxy that applies the SSRF guard to every request the
+/// browser makes (sub-resources, XHR, WebSockets, workers). Without one the
+/// worker still runs HTTP jobs, and says so.
+async fn browser(
+    args: &cli::WorkerArgs,
+    file: &FileConfig,
+    egress: EgressPolicy,
+    slots: usize,
+) -> Result<Option<Browser>> {
+    if args.no_browser || file.worker.no_browser.unwrap_or(false) {
+        tracing::info!("browser jobs turned off (--no-browser): this worker takes HTTP jobs only");
+        return Ok(None);
+    }
+    let configured = args
+        .chromium_path
+        .clone()
+        .or_else(|| file.worker.chromium_path.clone());
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "Chromium is found on PATH like any program a shell would start"
+    )]
+    let path_var = std::env::var_os("PATH");
+    let chromium = match detect_chromium(configured.as_deref(), path_var.as_deref()).await {
+        Ok(chromium) => chromium,
+        Err(err) => {
+            tracing::warn!(error = %err, "no usable Chromium: this worker takes no browser jobs (HTTP jobs only)");
+            return Ok(None);
+        }
+    };
+    let guard = Guard::new(GuardConfig {
+        policy: egress,
+        ..GuardConfig::default()
+    });
+    let proxy = EgressProxy::start(guard, Arc::new(AllowAll), ProxyConfig::default())
+        .await
+        .context("start the egress proxy for the browser")?;
+    // The browsers are this process's children: only they (and this
+    // process) may use the proxy; any other local process is refused.
+    proxy.admit_process_tree(std::process::id());
+    let config = BrowserConfig {
+        slots,
+        proxy: Some(BrowserProxy {
+            server: format!("http://{}", proxy.addr()),
+        }),
+        ..BrowserConfig::default()
+    };
+    tracing::info!(chromium = %chromium.path.display(), version = %chromium.version, slots, proxy = %proxy.addr(), "browser engine ready");
+    let engine = Arc::new(BrowserEngine::start(chromium, config));
+    Ok(Some(Browser { engine, proxy }))
 }
 
 fn print_banner(control: &ControlPlane, settings: &ServerSettings) {

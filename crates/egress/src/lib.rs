@@ -37,5 +37,5 @@ pub use chromium::{chromium_args, chromium_command_line};
 pub use guard::{ConnectError, Connected, Guard, GuardConfig, Vetted};
 pub use host::{Authority, HostError, HostName, TargetHost};
 pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
-pub use proxy::{Admission, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
+pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};

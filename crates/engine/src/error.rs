@@ -166,6 +166,8 @@ pub enum StepFailure {
     /// The worker hands the job over to a browser worker instead of failing it.
     #[error("the page needs a browser: {reason}")]
     NeedsBrowser { reason: String },
+    #[error(transparent)]
+    Browser(#[from] crate::browser::BrowserFailure),
 }
 
 impl StepFailure {
@@ -198,6 +200,7 @@ impl StepFailure {
             | Self::PageTooCostly(_)
             | Self::AssertFailed { .. }
             | Self::ProcessingPanicked { .. } => ErrorKind::Permanent,
+            Self::Browser(failure) => failure.kind(),
         }
     }
 }

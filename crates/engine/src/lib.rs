@@ -2,9 +2,10 @@
 //! a [`JobResult`](accord_model::JobResult) or a classified error.
 //!
 //! Owns the [`Executor`] trait, the plain-HTTP engine ([`HttpEngine`]), the
-//! SSRF guard every fetch goes through, the extraction of fields from
-//! pages (HTML and JSON), and the network capture format every engine
-//! writes. Errors are classified retryable or permanent here, at the source.
+//! Chromium engine ([`browser::BrowserEngine`]), the SSRF guard every
+//! fetch goes through, the extraction of fields from pages (HTML and JSON),
+//! and the network capture format every engine writes. Errors are
+//! classified retryable or permanent here, at the source.
 //!
 //! Deliberately does not retry or time out whole jobs: the caller (the
 //! worker) cancels a run through its token when the job times out or is
@@ -13,6 +14,7 @@
 
 mod auto;
 mod bounded;
+pub mod browser;
 mod capture;
 mod config;
 mod error;

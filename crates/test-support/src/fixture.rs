@@ -58,6 +58,7 @@ pub const HANG_DURATION: Duration = Duration::from_secs(3_600);
 /// | `/text` | [`TEXT_BODY`] as `text/plain` |
 /// | `/user-agent` | the request's `User-Agent` in `<p id="ua">` |
 /// | `/hostile/...` | costly and endless pages (see the `hostile` module) |
+/// | `/app/...` | pages that need a browser (see the `browser_pages` module) |
 /// | `/api/jobs`, `/jobs`, `/files/...` | a JSON API, a page of records, files (see the `data` module) |
 ///
 /// It runs on a task of the current tokio runtime; dropping it stops accepting
@@ -168,6 +169,7 @@ fn router(state: AppState) -> Router {
         .route("/text", get(text))
         .route("/user-agent", get(user_agent))
         .merge(crate::hostile::routes())
+        .merge(crate::browser_pages::routes())
         .merge(crate::data::routes())
         .layer(middleware::from_fn_with_state(state.clone(), count_hit))
         .with_state(state)

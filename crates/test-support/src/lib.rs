@@ -6,8 +6,9 @@
 //! misbehave on purpose: flaky 503s, arbitrary statuses, redirects and
 //! redirect chains, slow and hanging answers, big (and streamed) pages, plain
 //! text, an echo of the request's `User-Agent`, hostile pages (costly
-//! to parse, or never ending), and data: a JSON API, a page of records and
-//! files to download. It counts the requests
+//! to parse, or never ending), data (a JSON API, a page of records and
+//! files to download), and pages that need a browser under `/app/`
+//! (rendered by scripts, forms, a login, lazy lists, downloads). It counts the requests
 //! each path received ([`FixtureServer::hits`]).
 //!
 //! It is built to be cheap per request (axum, no per-request logging) so a
@@ -21,6 +22,7 @@
 //! that stop and restart Redis. [`ThrowawayS3`] is an S3-compatible server
 //! (moto) of the test's own, for the artifact blob store.
 
+mod browser_pages;
 mod cluster;
 mod data;
 mod fixture;
@@ -30,6 +32,10 @@ mod postgres;
 mod redis;
 mod s3;
 
+pub use browser_pages::{
+    APP_DATA_JSON, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD, APP_REPORT_CSV,
+    APP_SESSION_COOKIE, APP_TALL_HEIGHT, APP_USER,
+};
 pub use cluster::ThrowawayCluster;
 pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, REPORT_CSV};
 pub use fixture::{

@@ -258,9 +258,17 @@ pub fn provision_keys(dir: &Path, store_args: &[&str]) -> TestKeys {
 }
 
 /// `accord up` on a fresh data directory, with loopback targets allowed
-/// (the fixture lives on loopback) and short timers. Its client uses the
-/// admin key `accord up` made and saved.
+/// (the fixture lives on loopback) and short timers, taking HTTP jobs only
+/// (a test that needs the browser uses [`up_with_browser`]). Its client
+/// uses the admin key `accord up` made and saved.
 pub fn up(dir: &Path, extra: &[&str]) -> Process {
+    let mut args = vec!["--no-browser"];
+    args.extend_from_slice(extra);
+    up_with_browser(dir, &args)
+}
+
+/// Like [`up`], with the worker's browser engine (Chromium found on PATH).
+pub fn up_with_browser(dir: &Path, extra: &[&str]) -> Process {
     let data = dir.join("data");
     let config = test_config(dir);
     let mut args = vec![
@@ -339,6 +347,7 @@ pub fn worker(dir: &Path, server: &str, name: &str, extra: &[&str]) -> Process {
         "--allow-private-targets",
         "--heartbeat-ms",
         "200",
+        "--no-browser",
     ];
     args.extend_from_slice(extra);
     Process::start(&args, dir, name, false)
