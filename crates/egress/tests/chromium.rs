@@ -1,7 +1,8 @@
 //! Chromium (Debian's `chromium-headless-shell`) behind the egress proxy,
 //! launched with [`chromium_args`]: a page served by the allowed fixture
-//! tries fetch, XHR, `<img>`, `<iframe>`, WebSockets and WebRTC towards
-//! loopback canaries; the canaries receive nothing, the proxy refuses what
+//! tries fetch, XHR, a form POST, `<img>`, `<iframe>`, frames that leave by
+//! meta refresh and by script, a Web Worker's fetch, WebSockets (one to a
+//! debugging endpoint's address) and WebRTC towards loopback canaries; the canaries receive nothing, the proxy refuses what
 //! reaches it, and the page itself loads. A control run without the flags
 //! shows the same page does reach the canaries, so the test can tell.
 //!
@@ -29,10 +30,12 @@ use tokio::net::UdpSocket;
 const CHROMIUM: &str = "/usr/bin/chromium-headless-shell";
 
 /// The page's script: each attempt writes `name=outcome` into `#log`.
-fn page_script(port: u16) -> String {
+/// `devtools` stands for the port of a browser debugging endpoint.
+fn page_script(port: u16, devtools: u16) -> String {
     format!(
         r#"
 const P = {port};
+const DEVTOOLS = {devtools};
 const log = (name, outcome) => {{
   document.getElementById('log').textContent += name + '=' + outcome + '\n';
 }};
@@ -59,7 +62,27 @@ document.body.appendChild(img);
 const frame = document.createElement('iframe');
 frame.src = 'http://127.0.0.5:' + P + '/frame';
 document.body.appendChild(frame);
-for (const [name, url] of [['ws', 'ws://127.0.0.6:' + P + '/ws'], ['wss', 'wss://127.0.0.7:' + P + '/ws']]) {{
+for (const [path, name] of [['/meta-refresh', 'meta'], ['/script-redirect', 'script']]) {{
+  const nested = document.createElement('iframe');
+  nested.src = path;
+  document.body.appendChild(nested);
+}}
+const worker = new Worker('/worker.js');
+worker.onmessage = (event) => log('worker', event.data);
+const form = document.createElement('form');
+form.method = 'POST';
+form.action = 'http://127.0.0.9:' + P + '/form-submit';
+form.target = 'sink';
+const sink = document.createElement('iframe');
+sink.name = 'sink';
+document.body.appendChild(sink);
+document.body.appendChild(form);
+form.submit();
+for (const [name, url] of [
+  ['ws', 'ws://127.0.0.6:' + P + '/ws'],
+  ['wss', 'wss://127.0.0.7:' + P + '/ws'],
+  ['devtools', 'ws://127.0.0.1:' + DEVTOOLS + '/devtools/browser'],
+]) {{
   const socket = new WebSocket(url);
   socket.onopen = () => log(name, 'reached');
   socket.onerror = () => log(name, 'failed');
@@ -76,6 +99,46 @@ try {{
 }}
 "#
     )
+}
+
+/// The hostile page and what it loads: frames that leave by meta refresh
+/// and by script, and a worker that fetches on its own.
+fn serve_pages(net: &common::Net, devtools: u16) {
+    let port = net.port;
+    let page = format!(
+        "<html><body><pre id=\"log\"></pre><script>{}</script></body></html>",
+        page_script(port, devtools)
+    );
+    net.serve_page("/page", page);
+    net.serve_page(
+        "/meta-refresh",
+        format!(
+            "<html><head><meta http-equiv=\"refresh\" \
+             content=\"0;url=http://127.0.0.2:{port}/meta-refreshed\"></head></html>"
+        ),
+    );
+    net.serve_page(
+        "/script-redirect",
+        format!(
+            "<html><body><script>location.href = \
+             'http://127.0.0.3:{port}/script-redirected';</script></body></html>"
+        ),
+    );
+    net.serve_page(
+        "/worker.js",
+        format!(
+            "fetch('http://127.0.0.4:{port}/from-worker').then(\
+             (r) => postMessage('reached ' + r.status), () => postMessage('failed'));"
+        ),
+    );
+}
+
+/// A port nothing listens on now. It stands for the browser's debugging
+/// endpoint: `--dump-dom` refuses to run with `--remote-debugging-port`, so
+/// the page aims at that endpoint's address and path, not a live one.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// Counts UDP datagrams (STUN requests) to 127.0.0.1 on the canary port.
@@ -148,11 +211,8 @@ async fn a_page_in_chromium_reaches_only_the_allowed_fixture() {
     let net = common::start_net().await;
     let port = net.port;
     let stun = udp_canary(port).await;
-    let page = format!(
-        "<html><body><pre id=\"log\"></pre><script>{}</script></body></html>",
-        page_script(port)
-    );
-    net.serve_page("/page", page);
+    let devtools = free_port();
+    serve_pages(&net, devtools);
 
     let stub = StubResolver::new();
     stub.set(FIXTURE_NAME, vec![FIXTURE_IP.parse().unwrap()]);
@@ -194,6 +254,8 @@ async fn a_page_in_chromium_reaches_only_the_allowed_fixture() {
         "img",
         "ws",
         "wss",
+        "devtools",
+        "worker",
     ] {
         assert!(
             outcomes.contains(&format!("{name}=failed")),
@@ -224,9 +286,34 @@ async fn a_page_in_chromium_reaches_only_the_allowed_fixture() {
             "{target} was not refused by the proxy: {lines:#?}"
         );
     }
+    // A WebSocket to a debugging endpoint's address was refused by the
+    // proxy too.
+    let devtools = format!("Connect 127.0.0.1:{devtools}: blocked: ");
+    assert!(
+        lines.iter().any(|line| line.contains(&devtools)),
+        "{lines:#?}"
+    );
+    // Navigations by meta refresh and by script, a form POST and a
+    // worker's fetch each reached the proxy and were refused there.
+    let blocked = hook.blocked_paths();
+    for path in [
+        "/meta-refreshed",
+        "/script-redirected",
+        "/form-submit",
+        "/from-worker",
+    ] {
+        assert!(blocked.iter().any(|p| p == path), "{path}: {blocked:?}");
+    }
     let paths = net.fixture_paths();
-    assert!(paths.contains(&"/page".to_owned()), "{paths:?}");
-    assert!(paths.contains(&"/allowed".to_owned()), "{paths:?}");
+    for path in [
+        "/page",
+        "/allowed",
+        "/meta-refresh",
+        "/script-redirect",
+        "/worker.js",
+    ] {
+        assert!(paths.iter().any(|p| p == path), "{path}: {paths:?}");
+    }
 }
 
 /// The control: the same page without the proxy flags does reach the
@@ -236,11 +323,8 @@ async fn without_the_flags_the_same_page_reaches_the_canaries() {
     let net = common::start_net().await;
     let port = net.port;
     let stun = udp_canary(port).await;
-    let page = format!(
-        "<html><body><pre id=\"log\"></pre><script>{}</script></body></html>",
-        page_script(port)
-    );
-    net.serve_page("/page", page);
+    let devtools = free_port();
+    serve_pages(&net, devtools);
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{FIXTURE_IP}:{port}/page");
     let dom = dump_dom(&url, &[], profile.path(), drop).await;

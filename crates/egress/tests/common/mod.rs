@@ -191,11 +191,17 @@ fn fixture_page(mut request: Request<Incoming>, fixture: &Fixture) -> Response<F
 pub struct Recorder {
     pub deny_paths: Vec<String>,
     pub lines: Mutex<Vec<String>>,
+    /// The paths of forwarded requests the guard blocked.
+    pub blocked_paths: Mutex<Vec<String>>,
 }
 
 impl Recorder {
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    pub fn blocked_paths(&self) -> Vec<String> {
+        self.blocked_paths.lock().unwrap().clone()
     }
 }
 
@@ -210,6 +216,12 @@ impl ProxyHook for Recorder {
     }
 
     fn record(&self, request: &ProxyRequest<'_>, outcome: &ProxyOutcome<'_>) {
+        if let (Some(url), ProxyOutcome::Blocked(_)) = (request.url, outcome) {
+            self.blocked_paths
+                .lock()
+                .unwrap()
+                .push(url.path().to_owned());
+        }
         let outcome = match outcome {
             ProxyOutcome::Tunnelled(addr) => format!("tunnelled to {addr}"),
             ProxyOutcome::Forwarded { addr, status } => format!("forwarded to {addr}: {status}"),
