@@ -59,6 +59,14 @@ impl ControlPlane {
         })
         .await
         .context("connect to Redis")?;
+        if matches!(settings.store, StoreSettings::Postgres(_))
+            && matches!(
+                settings.blobs,
+                accord_artifacts::BlobStoreConfig::Local { .. }
+            )
+        {
+            tracing::warn!(artifacts = %settings.blobs.describe(), "artifacts are kept in a local folder: every control plane sharing this database must see the same folder, or use an S3 bucket (--s3-bucket)");
+        }
         let blobs = BlobStore::open(&settings.blobs)
             .with_context(|| format!("open the artifact store ({})", settings.blobs.describe()))?;
         let queue = Queue::new(

@@ -622,9 +622,28 @@ async fn a_failed_attempt_has_a_manifest_and_the_retry_its_own() {
     })
     .await;
     assert_eq!((second.job_id, second.attempt), (first.job_id, 2));
+    // Past the JSON body limit (2 MiB): the upload route streams, and its
+    // limit is the artifact cap (100 MiB by default).
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
+    let stored = upload(
+        &worker,
+        &second,
+        "big.bin",
+        "application/octet-stream",
+        &big,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (stored.size, stored.sha256),
+        (big.len() as u64, Sha256Digest::of(&big))
+    );
     complete(&worker, &second).await;
     let latest = client.manifest(first.job_id, None).await.unwrap();
     assert_eq!(latest.attempt, Some(2));
+    let parsed: EvidenceManifest = serde_json::from_slice(&latest.bytes).unwrap();
+    let names: Vec<&str> = parsed.artifacts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["big.bin"], "attempt 2 uploaded only this");
     let again = client.manifest(first.job_id, Some(1)).await.unwrap();
     assert_eq!(
         serde_json::from_slice::<EvidenceManifest>(&again.bytes).unwrap(),

@@ -887,6 +887,9 @@ async fn chaos_on_postgres_loses_nothing_and_completes_nothing_twice() {
     let fixture = FixtureServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = database.url();
+    // Artifacts go to the data directory: keep it out of the source tree.
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap().to_owned();
     let server_args = |port: &str| -> Vec<String> {
         [
             "serve",
@@ -894,6 +897,8 @@ async fn chaos_on_postgres_loses_nothing_and_completes_nothing_twice() {
             &format!("127.0.0.1:{port}"),
             "--database-url",
             &url,
+            "--data-dir",
+            &data,
             "--allow-private-targets",
             "--lease-seconds",
             "3",

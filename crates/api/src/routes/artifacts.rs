@@ -49,6 +49,23 @@ impl utoipa::PartialSchema for Binary {
 
 impl utoipa::ToSchema for Binary {}
 
+/// An artifact's bytes as served: any media type, so any value (a JSON
+/// artifact parses as JSON, a PNG does not parse at all).
+#[derive(Debug)]
+pub struct ArtifactBytes;
+
+impl utoipa::PartialSchema for ArtifactBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .description(Some("The artifact's bytes, in its own media type."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ArtifactBytes {}
+
 /// The header an upload declares its bytes' SHA-256 in (lowercase hex).
 pub const SHA256_HEADER: &str = "x-accord-sha256";
 
@@ -232,8 +249,8 @@ pub async fn list_artifacts(
         ("If-Range" = Option<String>, Header, description = "Honour Range only while the ETag is still this one"),
     ),
     responses(
-        (status = 200, description = "The whole artifact (with its own Content-Type)", content_type = "application/octet-stream", body = Binary),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Binary),
+        (status = 200, description = "The whole artifact, with its own media type as Content-Type", content_type = "*/*", body = ArtifactBytes),
+        (status = 206, description = "The range asked for, with the artifact's media type as Content-Type", content_type = "*/*", body = ArtifactBytes),
         (status = 304, description = "The caller's copy (If-None-Match) is current"),
         (status = 400, description = "Not a job id or an artifact name", body = ErrorBody),
         (status = 404, description = "No such job or artifact", body = ErrorBody),
