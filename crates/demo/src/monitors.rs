@@ -58,8 +58,9 @@ pub fn monitors(base_url: &str) -> Vec<DemoMonitor> {
             json!({
                 // The visitor counter changes every tick: removed by selector.
                 "remove": ["#visitors"],
-                // So do the clock and "Updated N seconds ago": ignored by pattern.
-                "ignore": [r"Last updated \d{2}:\d{2}:\d{2} UTC", r"Updated \d+ seconds? ago"],
+                // So do the clock and "updated N seconds ago": ignored by
+                // pattern (the line left empty is dropped).
+                "ignore": [r"Last updated \d{2}:\d{2}:\d{2} UTC", r"· updated \d+ seconds? ago"],
             }),
             "a text diff when a new top story appears (every 30 s); the counter and clock never count",
         ),

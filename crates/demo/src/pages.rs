@@ -76,7 +76,7 @@ pub fn index() -> String {
 pub const ROBOTS_TXT: &str = "User-agent: *\nAllow: /\n";
 
 /// `/news` at `tick`. Headlines are `ul.headlines li a`; the clock and
-/// "Updated N seconds ago" are in `p.meta`; the visitor counter is
+/// "updated N seconds ago" are `#updated`; the visitor counter is
 /// `#visitors`.
 pub fn news(tick: u64) -> String {
     let time = script::site_time(tick);
@@ -84,7 +84,8 @@ pub fn news(tick: u64) -> String {
     main.push_str("<h1>The Daily Loopback</h1>\n");
     let _ = writeln!(
         main,
-        "<p class=\"meta\">{date} · Last updated {clock} UTC · Updated {ago} seconds ago</p>",
+        "<p class=\"meta\">{date}</p>\n\
+         <p class=\"meta\" id=\"updated\">Last updated {clock} UTC · updated {ago} seconds ago</p>",
         date = time.format("%A, %-d %B %Y"),
         clock = time.format("%H:%M:%S"),
         ago = script::updated_seconds_ago(tick),
