@@ -108,6 +108,12 @@ impl DemoSite {
         self.tick.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// Jumps the script to `tick` (forwards or back), for tests that want
+    /// one case of the script without walking to it.
+    pub fn set_tick(&self, tick: u64) {
+        self.tick.store(tick, Ordering::SeqCst);
+    }
+
     /// The tick the pages show now.
     pub fn tick(&self) -> u64 {
         self.tick.load(Ordering::SeqCst)

@@ -351,6 +351,18 @@ async fn the_status_page_fails_and_recovers_at_its_ticks() {
     }
 }
 
+#[tokio::test]
+async fn set_tick_jumps_to_a_case_of_the_script() {
+    let site = DemoSite::bind_loopback().await.unwrap();
+    site.set_tick(9);
+    let page = get(&site, "/status").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Service degraded"));
+    site.set_tick(5);
+    assert_eq!(get(&site, "/status").await.status, 500);
+    assert_eq!(site.advance(), 6);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_timer_advances_the_script() {
     let mut site = DemoSite::bind_loopback().await.unwrap();
