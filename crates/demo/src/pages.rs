@@ -136,7 +136,7 @@ pub fn jobs(tick: u64, page: usize) -> Option<String> {
         let _ = writeln!(
             main,
             "<li class=\"job\"><h3><a href=\"/jobs/{id}\">{title}</a></h3>\
-             <span class=\"company\">{company}</span>\
+             <span class=\"company\">{company}</span> · \
              <span class=\"location\">{location}</span> · \
              <time datetime=\"{date}\">{shown}</time></li>",
             id = posting.id,
