@@ -524,6 +524,21 @@ pub struct BenchEngineArgs {
     /// Jobs in flight at once in the HTTP throughput phase.
     #[arg(long, default_value_t = 64)]
     pub in_flight: usize,
+    /// Jobs per level (slots x with or without a screenshot) of the Chromium
+    /// phase; 0 skips it and the memory run.
+    #[arg(long, default_value_t = 300)]
+    pub browser_jobs: usize,
+    /// Browser slot counts to measure, e.g. `1,4,8`.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
+    pub browser_levels: Vec<usize>,
+    /// Jobs of the memory run at the widest level (PSS after the 100th job
+    /// and at the end); 0 skips it.
+    #[arg(long, default_value_t = 1_000)]
+    pub growth_jobs: usize,
+    /// The Chromium executable (default: `chromium-headless-shell`, else
+    /// `chromium`, found on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub chromium_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ mod output;
 
 mod artifacts_cmd;
 mod bench;
+mod bench_browser;
 mod bench_engine;
 mod cli;
 mod config;
@@ -156,7 +157,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Engine(args)) => {
             let page_args = args.clone();
             tokio::task::spawn_blocking(move || bench_engine::engine(page_args)).await??;
-            bench_engine::http_throughput(&args).await
+            bench_engine::http_throughput(&args).await?;
+            bench_browser::browser_throughput(&args).await
         }
         Command::Migrate(args) => {
             let data_dir = args.data_dir.unwrap_or_else(|| "accord-data".into());

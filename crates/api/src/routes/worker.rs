@@ -67,6 +67,15 @@ pub async fn claim(
             "engines must name at least one engine the worker has room for".to_owned(),
         ));
     }
+    // The document says at most two items (there are two engines); a
+    // repeated name is harmless and read once.
+    if request.engines.len() > 2 {
+        return Err(ApiError::Validation(
+            "engines lists at most the two engines, http and browser".to_owned(),
+        ));
+    }
+    request.engines.sort();
+    request.engines.dedup();
     // A shutting-down server answers waiting claims with nothing at once.
     let jobs = tokio::select! {
         jobs = state.queue.claim(caller.worker_scope(), &request) => jobs?,

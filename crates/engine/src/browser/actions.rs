@@ -384,9 +384,16 @@ pub(super) async fn press(
 /// The key-down and key-up events of a key, as a US keyboard types it.
 fn key_events(key: &KeyName) -> (DispatchKeyEventParams, DispatchKeyEventParams) {
     let name = key.as_str();
+    // Several physical keys type some names (`ArrowDown` is also the
+    // numpad's 2 without Num Lock): prefer the key whose code is the name.
     let definition = USKEYBOARD_LAYOUT
         .iter()
-        .find(|definition| definition.key == name);
+        .find(|definition| definition.key == name && definition.code == name)
+        .or_else(|| {
+            USKEYBOARD_LAYOUT
+                .iter()
+                .find(|definition| definition.key == name)
+        });
     // The text a key types: the character itself, or a definition's text
     // (`Enter` types "\r"); named keys like `Tab` type nothing.
     let text = match definition.and_then(|definition| definition.text) {

@@ -582,6 +582,9 @@ impl<'a> Job<'a> {
             return;
         };
         if self.interrupts.gone.is_cancelled() {
+            // Said with the slot given back, so the pool never hands the dead
+            // browser to the next job before it hears of the exit itself.
+            self.lease.mark_broken();
             return;
         }
         let dispose = self

@@ -437,7 +437,10 @@ impl Pool {
 
     /// The browser new jobs go to.
     fn active(&self) -> Option<usize> {
-        self.instances.iter().position(|instance| !instance.retired)
+        // A browser whose connection is gone may not have reported its exit yet.
+        self.instances
+            .iter()
+            .position(|instance| !instance.retired && !instance.launched.gone.is_cancelled())
     }
 
     /// Hands free slots to waiting jobs.
@@ -511,10 +514,19 @@ impl Pool {
         while at < self.instances.len() {
             if self.instances[at].retired && self.instances[at].running == 0 {
                 let instance = self.instances.swap_remove(at);
-                tracing::debug!(
-                    pid = instance.launched.root_pid,
-                    "closing a retired browser"
-                );
+                if instance.launched.gone.is_cancelled() {
+                    // Its exit, reported later, no longer finds it: count it here.
+                    self.crashes += 1;
+                    tracing::warn!(
+                        pid = instance.launched.root_pid,
+                        "the browser crashed; starting another"
+                    );
+                } else {
+                    tracing::debug!(
+                        pid = instance.launched.root_pid,
+                        "closing a retired browser"
+                    );
+                }
                 drop(destroy(instance.launched));
             } else {
                 at += 1;
