@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use accord_egress::AllowList;
 use accord_model::EgressPolicy;
 
 use crate::PageLimits;
@@ -13,6 +14,9 @@ pub struct EngineConfig {
     /// Which addresses may be fetched; `AllowPrivate` only for tests and
     /// the local demo site, never in production.
     pub egress: EgressPolicy,
+    /// Non-public networks reachable all the same under `PublicOnly` (an
+    /// internal site, the demo site's own loopback address).
+    pub allow_targets: AllowList,
     /// Sent on every request. Accord identifies itself honestly.
     pub user_agent: String,
     /// Longest wait for a TCP (and TLS) connection.
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             egress: EgressPolicy::PublicOnly,
+            allow_targets: AllowList::default(),
             user_agent: Self::DEFAULT_USER_AGENT.to_owned(),
             connect_timeout: Duration::from_secs(10),
             navigate_timeout: Duration::from_secs(30),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use accord_model::{ErrorKind, JobError, Step};
 
 use crate::bounded::Exceeded;
-use crate::RefusedTarget;
+use accord_egress::Blocked;
 
 impl From<Exceeded> for StepFailure {
     fn from(exceeded: Exceeded) -> Self {
@@ -133,7 +133,7 @@ pub enum StepFailure {
     #[error("`{action}` needs a page: run a `navigate` step before it")]
     NoPage { action: &'static str },
     #[error(transparent)]
-    Refused(#[from] RefusedTarget),
+    Refused(#[from] Blocked),
     #[error("too many redirects: gave up after {max} starting at {url}")]
     TooManyRedirects { max: usize, url: String },
     #[error("response body of {url} is larger than the limit of {limit} bytes")]

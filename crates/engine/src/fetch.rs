@@ -19,8 +19,9 @@ use reqwest::{Response, StatusCode};
 use url::Url;
 
 use crate::capture::{ActiveCapture, Exchange, Header};
-use crate::guard::{self, Guard, RefusedTarget, TooManyRedirects};
 use crate::{EngineBuildError, EngineConfig, StepFailure};
+use accord_egress::http_client::{find_refusal, redirect_policy, GuardedResolve, Refusal};
+use accord_egress::{Blocked, Guard, GuardConfig};
 
 /// The HTTP client of an engine and the guard around it. Cheap to clone;
 /// clones share one connection pool.
@@ -28,7 +29,6 @@ use crate::{EngineBuildError, EngineConfig, StepFailure};
 pub(crate) struct Fetcher {
     client: reqwest::Client,
     guard: Guard,
-    max_redirects: usize,
     /// Sent on every request (the one request header we set), so captures
     /// can say so.
     user_agent: HeaderValue,
@@ -84,21 +84,25 @@ impl Fetcher {
     pub(crate) fn new(config: &EngineConfig) -> Result<Self, EngineBuildError> {
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| EngineBuildError::UserAgent(config.user_agent.clone()))?;
-        let guard = Guard::new(config.egress);
-        let mut builder = reqwest::Client::builder()
+        let guard = Guard::new(GuardConfig {
+            policy: config.egress,
+            allow: config.allow_targets.clone(),
+            connect_timeout: config.connect_timeout,
+        });
+        let client = reqwest::Client::builder()
             .user_agent(user_agent.clone())
             // A proxy would connect on our behalf to addresses the guard never sees.
             .no_proxy()
             .connect_timeout(config.connect_timeout)
-            .redirect(guard::redirect_policy(guard, config.max_redirects));
-        if let Some(resolver) = guard.resolver() {
-            builder = builder.dns_resolver(Arc::new(resolver));
-        }
-        let client = builder.build().map_err(EngineBuildError::Client)?;
+            // Names resolve once, through the guard: the client dials only
+            // the addresses it vetted.
+            .dns_resolver(Arc::new(GuardedResolve::new(guard.clone())))
+            .redirect(redirect_policy(guard.clone(), config.max_redirects))
+            .build()
+            .map_err(EngineBuildError::Client)?;
         Ok(Self {
             client,
             guard,
-            max_redirects: config.max_redirects,
             user_agent,
         })
     }
@@ -112,7 +116,10 @@ impl Fetcher {
         captures: &mut [ActiveCapture],
     ) -> Result<Fetched, StepFailure> {
         let url = url.as_url();
-        self.guard.check_url(url)?;
+        self.guard.check_url(url).map_err(|blocked| {
+            tracing::info!(detail = %blocked.detail(), "the SSRF guard refused a target");
+            blocked
+        })?;
         let started = Instant::now();
         let work = async {
             let response = self
@@ -125,7 +132,7 @@ impl Fetcher {
                 .check_peer(response.url(), response.remote_addr())?;
             let status = response.status();
             if status.is_redirection() {
-                check_unfollowed_redirect(&response)?;
+                check_unfollowed_redirect(&self.guard, &response)?;
             }
             let final_url = response.url().clone();
             let content_type = content_type(response.headers());
@@ -206,18 +213,18 @@ impl Fetcher {
     /// are permanent and travel as the error's source; the rest is network
     /// trouble worth retrying (DNS failures, refused or reset connections).
     fn send_failure(&self, url: &Url, err: reqwest::Error) -> StepFailure {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-        while let Some(current) = cause {
-            if let Some(refused) = current.downcast_ref::<RefusedTarget>() {
-                return StepFailure::Refused(refused.clone());
+        match find_refusal(&err) {
+            Some(Refusal::Blocked(blocked)) => {
+                tracing::info!(detail = %blocked.detail(), "the SSRF guard refused a target");
+                return StepFailure::Refused(blocked);
             }
-            if current.downcast_ref::<TooManyRedirects>().is_some() {
+            Some(Refusal::TooManyRedirects(too_many)) => {
                 return StepFailure::TooManyRedirects {
-                    max: self.max_redirects,
+                    max: too_many.max,
                     url: url.to_string(),
                 };
             }
-            cause = current.source();
+            None => {}
         }
         StepFailure::Network {
             url: url.to_string(),
@@ -235,14 +242,14 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 /// Refuses a redirect response the client did not follow because its target
 /// is not an http(s) URL (the client only hands http-like targets to the
 /// redirect policy). Other unfollowed redirects are simply the response.
-fn check_unfollowed_redirect(response: &Response) -> Result<(), RefusedTarget> {
+fn check_unfollowed_redirect(guard: &Guard, response: &Response) -> Result<(), Blocked> {
     let target = response
         .headers()
         .get(LOCATION)
         .and_then(|location| location.to_str().ok())
         .and_then(|location| response.url().join(location).ok());
     match target {
-        Some(target) => guard::check_scheme(&target),
+        Some(target) => guard.check_url(&target).map(drop),
         None => Ok(()),
     }
 }

@@ -21,11 +21,11 @@ mod error;
 mod executor;
 mod extract;
 mod fetch;
-mod guard;
 mod http;
 mod process;
 mod text;
 
+pub use accord_egress::Blocked;
 pub use auto::client_rendered;
 pub use bounded::{Exceeded, PageLimits};
 pub use capture::{
@@ -35,6 +35,5 @@ pub use capture::{
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, StepFailure};
 pub use executor::{Artifact, Executor, RunFailure, RunOutput};
-pub use guard::RefusedTarget;
 pub use http::HttpEngine;
 pub use process::process_page;

@@ -277,7 +277,7 @@ async fn redirects_to_other_schemes_are_refused() {
         .await,
         ErrorKind::Permanent,
         0,
-        "refused target file:///etc/passwd: scheme `file` is not allowed",
+        "refused file:///etc/passwd: scheme `file` is not allowed; only http and https are",
     );
     check_err(
         run(
@@ -287,7 +287,7 @@ async fn redirects_to_other_schemes_are_refused() {
         .await,
         ErrorKind::Permanent,
         0,
-        "refused target gopher://example.com/x: scheme `gopher` is not allowed",
+        "refused gopher://example.com/x: scheme `gopher` is not allowed; only http and https are",
     );
 }
 

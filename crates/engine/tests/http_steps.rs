@@ -293,7 +293,7 @@ async fn downloads_fail_as_they_should() {
     check(
         r#"{"action": "download", "url": "{base}/redirect?to=file:///etc/passwd"}"#,
         ErrorKind::Permanent,
-        "refused target file:///etc/passwd",
+        "refused file:///etc/passwd: scheme `file`",
     )
     .await;
 }

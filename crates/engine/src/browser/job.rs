@@ -132,6 +132,11 @@ impl<'a> Job<'a> {
             .take_while(|step| !matches!(step, Step::Navigate { .. }))
             .any(|step| matches!(step, Step::CaptureNetwork { .. }));
         for (index, step) in steps.iter().enumerate() {
+            if let Some(recorder) = &self.recorder {
+                // A step may leave the page, and the browser forgets the
+                // bodies of the document it leaves: take them first.
+                recorder.sync().await;
+            }
             let step_started = Instant::now();
             let outcome = self.run_step(index, step, capture_first).await;
             let elapsed = millis(step_started.elapsed());

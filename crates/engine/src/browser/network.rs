@@ -15,6 +15,7 @@ use chromiumoxide::cdp::browser_protocol::network::{
     EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, EventResponseReceived,
     GetResponseBodyParams, Headers, RequestId,
 };
+use chromiumoxide::cdp::browser_protocol::page::GetFrameTreeParams;
 use chromiumoxide::listeners::EventStream;
 use chromiumoxide::Page;
 use futures::{FutureExt, StreamExt};
@@ -26,6 +27,10 @@ use crate::{ActiveCapture, Exchange, Header};
 
 /// The most of a body kept for any capture (the largest cap a step may ask).
 const MAX_CAPTURE_BODY_FETCH: usize = MAX_CAPTURE_BODY_BYTES as usize;
+
+/// Longest wait, at the end of a job, for the browser to answer the round
+/// trip that flushes its events.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A request seen, waiting for its response and body.
 #[derive(Debug)]
@@ -39,6 +44,8 @@ struct Pending {
 #[derive(Debug)]
 enum Command {
     Start(ActiveCapture),
+    /// Record everything the page has done so far, then answer.
+    Sync(oneshot::Sender<()>),
     Finish(oneshot::Sender<Vec<ActiveCapture>>),
 }
 
@@ -82,6 +89,16 @@ impl Recorder {
         let _ = self.commands.send(Command::Start(capture));
     }
 
+    /// Returns once every request the page made so far is recorded, with
+    /// its body if it finished loading (bounded by [`FLUSH_TIMEOUT`] and
+    /// the bodies' fetches).
+    pub async fn sync(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Sync(reply)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
     /// Every capture with what it recorded.
     pub async fn finish(&self) -> Vec<ActiveCapture> {
         let (reply, captures) = oneshot::channel();
@@ -116,14 +133,21 @@ async fn record(
     };
     loop {
         tokio::select! {
+            // In the order the browser sends them: a response is only ever
+            // read after its request, and its end after its response.
+            biased;
             Some(event) = streams.requests.next() => state.on_request(&event, &captures),
             Some(event) = streams.responses.next() => state.on_response(&event, &captures),
             Some(event) = streams.finished.next() => state.on_finished(&event.request_id, &mut captures).await,
             Some(event) = streams.failed.next() => { state.pending.remove(&event.request_id); }
             command = commands.recv() => match command {
                 Some(Command::Start(capture)) => captures.push(capture),
+                Some(Command::Sync(reply)) => {
+                    state.flush(&mut streams, &mut captures).await;
+                    let _ = reply.send(());
+                }
                 Some(Command::Finish(reply)) => {
-                    state.drain(&mut streams, &mut captures).await;
+                    state.flush(&mut streams, &mut captures).await;
                     // Responses still loading are kept without their body.
                     for pending in std::mem::take(&mut state.pending).into_values() {
                         record_exchange(&mut captures, pending, None);
@@ -138,6 +162,9 @@ async fn record(
                 while let Some(command) = commands.recv().await {
                     match command {
                         Command::Start(capture) => captures.push(capture),
+                        Command::Sync(reply) => {
+                            let _ = reply.send(());
+                        }
                         Command::Finish(reply) => {
                             let _ = reply.send(std::mem::take(&mut captures));
                             return;
@@ -229,6 +256,15 @@ impl State {
         let more = bytes.len() > MAX_CAPTURE_BODY_FETCH;
         bytes.truncate(MAX_CAPTURE_BODY_FETCH);
         Some((bytes, more))
+    }
+
+    /// Handles every event of what the page did so far. The browser sends
+    /// its events in order on the one connection: once it answers a
+    /// command, the events of every request made before have arrived.
+    async fn flush(&mut self, streams: &mut Streams, captures: &mut [ActiveCapture]) {
+        let round_trip = self.page.execute(GetFrameTreeParams::default());
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, round_trip).await;
+        self.drain(streams, captures).await;
     }
 
     /// Handles what the connection has delivered so far.
