@@ -101,6 +101,10 @@ pub struct WorkerCmdArgs {
     /// Let the engine fetch private, loopback and link-local addresses (tests and local demos only).
     #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
+    /// A non-public network the engine may fetch all the same (a CIDR like
+    /// 10.20.0.0/16 or one address); repeat for more.
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<String>,
     /// A worker-role API key (`acc_<id>_<secret>`).
     #[arg(
         long,
@@ -171,6 +175,11 @@ pub struct ServerArgs {
     /// Allow jobs to target private, loopback and link-local addresses (tests and local demos only).
     #[arg(long, env = "ACCORD_ALLOW_PRIVATE_TARGETS", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: bool,
+    /// A non-public network jobs may reach all the same (a CIDR like
+    /// 10.20.0.0/16 or one address), while every other one stays refused;
+    /// repeat for more.
+    #[arg(long = "allow-target", value_name = "CIDR")]
+    pub allow_targets: Vec<String>,
     /// Accept `evaluate` steps (JavaScript chosen by whoever submits the job runs in the page).
     #[arg(long, env = "ACCORD_ALLOW_EVALUATE", value_parser = BoolishValueParser::new())]
     pub allow_evaluate: bool,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use accord_api::auth::RoleLimits;
 use accord_api::{ApiConfig, ConnectionLimits};
 use accord_artifacts::{BlobStoreConfig, S3Config};
+use accord_egress::AllowList;
 use accord_model::{EgressPolicy, Limits, QueueName, RateLimit, WorkerId};
 use accord_queue::{ArtifactConfig, QueueConfig};
 use accord_store::ArtifactLimits;
@@ -57,6 +58,7 @@ pub struct FileServer {
     pub idle_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
     pub allow_private_targets: Option<bool>,
+    pub allow_targets: Option<Vec<String>>,
     pub allow_evaluate: Option<bool>,
     pub auto_memory_hours: Option<u64>,
     pub redis_url: Option<String>,
@@ -208,6 +210,7 @@ pub struct FileWorker {
     pub heartbeat_ms: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
     pub allow_private_targets: Option<bool>,
+    pub allow_targets: Option<Vec<String>>,
     pub user_agent: Option<String>,
     pub api_key_file: Option<PathBuf>,
 }
@@ -356,6 +359,7 @@ impl ServerSettings {
             egress: EgressPolicy::from_allow_private(
                 args.allow_private_targets || file.allow_private_targets.unwrap_or(false),
             ),
+            allow_targets: allow_list(&args.allow_targets, file.allow_targets.as_deref())?,
             limits: Limits {
                 allow_evaluate: args.allow_evaluate || file.allow_evaluate.unwrap_or(false),
                 ..Limits::default()
@@ -486,4 +490,15 @@ fn default_worker_id() -> String {
         .collect();
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &suffix[..6])
+}
+
+/// The networks named by `--allow-target` (or, without any, the file's
+/// `allow_targets`).
+pub fn allow_list(flags: &[String], file: Option<&[String]>) -> Result<AllowList> {
+    let named = if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags
+    };
+    AllowList::parse(named.iter().map(String::as_str)).context("--allow-target")
 }

@@ -26,7 +26,9 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use accord_client::AccordClient;
-use accord_egress::{AllowAll, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle};
+use accord_egress::{
+    AllowAll, AllowList, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle,
+};
 use accord_engine::browser::{detect_chromium, BrowserConfig, BrowserEngine, BrowserProxy};
 use accord_engine::{EngineConfig, HttpEngine};
 use accord_model::EgressPolicy;
@@ -90,7 +92,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => {
             let settings = ServerSettings::resolve(&args.server, &file.server)?;
             let worker = worker_settings(&args.worker, &file.worker)?;
-            let engine = engine(settings.queue.egress, user_agent(&args.worker, &file))?;
+            let egress = Egress {
+                policy: settings.queue.egress,
+                allow: settings.queue.allow_targets.clone(),
+            };
+            let engine = engine(&egress, user_agent(&args.worker, &file))?;
             let store = server::open_store(&settings.store).await?;
             let keys = keys_cmd::ensure_local_keys(&store, &settings.data_dir).await?;
             let control = ControlPlane::start_on(&settings, store).await?;
@@ -101,13 +107,7 @@ async fn run(cli: Cli) -> Result<()> {
             let show_key = std::io::stdout().is_terminal() && matches!(log_format, LogFormat::Text);
             print_keys(&keys, &settings, show_key);
             let client = AccordClient::new(&url)?.with_api_key(&keys.worker)?;
-            let browser = browser(
-                &args.worker,
-                &file,
-                settings.queue.egress,
-                worker.browser_slots,
-            )
-            .await?;
+            let browser = browser(&args.worker, &file, &egress, worker.browser_slots).await?;
             let engines = match &browser {
                 Some(browser) => Engines::with_browser(engine, browser.engine.clone()),
                 None => Engines::http_only(engine),
@@ -137,10 +137,17 @@ async fn run(cli: Cli) -> Result<()> {
                 .or_else(|| file.worker.server.clone())
                 .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
             let config = worker_settings(&args.worker, &file.worker)?;
-            let egress = EgressPolicy::from_allow_private(
-                args.allow_private_targets || file.worker.allow_private_targets.unwrap_or(false),
-            );
-            let engine = engine(egress, user_agent(&args.worker, &file))?;
+            let egress = Egress {
+                policy: EgressPolicy::from_allow_private(
+                    args.allow_private_targets
+                        || file.worker.allow_private_targets.unwrap_or(false),
+                ),
+                allow: config::allow_list(
+                    &args.allow_targets,
+                    file.worker.allow_targets.as_deref(),
+                )?,
+            };
+            let engine = engine(&egress, user_agent(&args.worker, &file))?;
             let key = match (&args.api_key, args.api_key_file.as_ref().or(file.worker.api_key_file.as_ref())) {
                 (Some(key), _) => key.clone(),
                 (None, Some(path)) => keys_cmd::read_key_file(path)?,
@@ -149,7 +156,7 @@ async fn run(cli: Cli) -> Result<()> {
                      (create one with `accord keys create --role worker`)"
                 ),
             };
-            let browser = browser(&args.worker, &file, egress, config.browser_slots).await?;
+            let browser = browser(&args.worker, &file, &egress, config.browser_slots).await?;
             run_worker_until_stopped(&server, &key, engine, browser, config).await
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
@@ -183,10 +190,18 @@ fn user_agent(args: &cli::WorkerArgs, file: &FileConfig) -> Option<String> {
         .or_else(|| file.worker.user_agent.clone())
 }
 
-fn engine(egress: EgressPolicy, user_agent: Option<String>) -> Result<Arc<HttpEngine>> {
+/// Where a worker's engines may go: the policy and the non-public networks
+/// allowed all the same.
+struct Egress {
+    policy: EgressPolicy,
+    allow: AllowList,
+}
+
+fn engine(egress: &Egress, user_agent: Option<String>) -> Result<Arc<HttpEngine>> {
     let defaults = EngineConfig::default();
     let config = EngineConfig {
-        egress,
+        egress: egress.policy,
+        allow_targets: egress.allow.clone(),
         user_agent: user_agent.unwrap_or(defaults.user_agent.clone()),
         ..defaults
     };
@@ -242,7 +257,7 @@ impl Browser {
 async fn browser(
     args: &cli::WorkerArgs,
     file: &FileConfig,
-    egress: EgressPolicy,
+    egress: &Egress,
     slots: usize,
 ) -> Result<Option<Browser>> {
     if args.no_browser || file.worker.no_browser.unwrap_or(false) {
@@ -266,7 +281,8 @@ async fn browser(
         }
     };
     let guard = Guard::new(GuardConfig {
-        policy: egress,
+        policy: egress.policy,
+        allow: egress.allow.clone(),
         ..GuardConfig::default()
     });
     let proxy = EgressProxy::start(guard, Arc::new(AllowAll), ProxyConfig::default())

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use accord_egress::AllowList;
 use accord_model::{EgressPolicy, Limits};
 use accord_store::ArtifactLimits;
 
@@ -25,6 +26,9 @@ pub struct QueueConfig {
     /// at enqueue unless private ones are allowed (the engine checks
     /// resolved addresses too, under the same policy).
     pub egress: EgressPolicy,
+    /// Non-public networks jobs may reach all the same (an internal site,
+    /// the demo site); the engine is given the same list.
+    pub allow_targets: AllowList,
     pub limits: Limits,
     /// How long `auto` remembers that a domain needs a browser; after that
     /// its jobs start on HTTP again, in case the site changed.
@@ -43,6 +47,7 @@ impl Default for QueueConfig {
             max_claim_wait: Duration::from_secs(30),
             claim_poll_interval: Duration::from_secs(1),
             egress: EgressPolicy::PublicOnly,
+            allow_targets: AllowList::default(),
             limits: Limits::default(),
             auto_memory: Duration::from_secs(24 * 3600),
             artifacts: ArtifactConfig::default(),

@@ -1,6 +1,8 @@
 //! Accepting a job: validate, apply the target policy, insert with its
 //! idempotency key, wake the claimers.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use accord_model::{
     auto_domain, auto_needs_browser, classify_ip, Engine, Job, JobId, NewJob, RunEngine,
     ValidationError, WorkspaceId,
@@ -154,9 +156,13 @@ impl Queue {
             let Some(url) = step.target_url() else {
                 continue;
             };
+            let allow = &self.inner.config.allow_targets;
             let host = url.as_url().host_str().unwrap_or_default();
-            if host.eq_ignore_ascii_case("localhost")
-                || host.to_ascii_lowercase().ends_with(".localhost")
+            let loopback_allowed = allow.contains(Ipv4Addr::LOCALHOST.into())
+                && allow.contains(Ipv6Addr::LOCALHOST.into());
+            if (host.eq_ignore_ascii_case("localhost")
+                || host.to_ascii_lowercase().ends_with(".localhost"))
+                && !loopback_allowed
             {
                 return Err(QueueError::TargetNotAllowed(format!(
                     "steps[{index}].url: {host} is a loopback name; private targets are disabled"
@@ -164,7 +170,7 @@ impl Queue {
             }
             if let Some(ip) = url.literal_ip() {
                 let class = classify_ip(ip);
-                if !class.is_public() {
+                if !class.is_public() && !allow.contains(ip) {
                     return Err(QueueError::TargetNotAllowed(format!(
                         "steps[{index}].url: {ip} is a {} address; private targets are disabled",
                         class.as_str()

@@ -210,6 +210,27 @@ async fn private_literal_targets_are_refused_unless_allowed() {
         .enqueue(WorkspaceId::DEFAULT, job("http://127.0.0.1/"), None)
         .await
         .is_ok());
+
+    // An allow-list opens the networks it names and nothing else.
+    let listed = harness(QueueConfig {
+        allow_targets: accord_egress::AllowList::parse(["127.77.0.1", "10.20.0.0/16"]).unwrap(),
+        ..QueueConfig::default()
+    })
+    .await;
+    for (url, ok) in [
+        ("http://127.77.0.1:8000/news", true),
+        ("http://10.20.3.4/", true),
+        ("http://127.0.0.1/", false),
+        ("http://10.21.0.1/", false),
+        // `localhost` is 127.0.0.1 and ::1, neither of which is listed.
+        ("http://localhost/", false),
+    ] {
+        let outcome = listed
+            .queue
+            .enqueue(WorkspaceId::DEFAULT, job(url), None)
+            .await;
+        assert_eq!(outcome.is_ok(), ok, "{url}: {outcome:?}");
+    }
 }
 
 #[tokio::test]
