@@ -85,6 +85,12 @@ pub struct UpArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    /// Also serve a small demo site on loopback whose pages change while you
+    /// watch, and create one monitor of each kind against it. Only the demo
+    /// site's own address is opened to jobs; every other private target
+    /// stays refused.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Args)]

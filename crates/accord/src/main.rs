@@ -17,6 +17,7 @@ mod bench_browser;
 mod bench_engine;
 mod cli;
 mod config;
+mod demo;
 mod jobs_cmd;
 mod keys_cmd;
 mod logging;
@@ -90,7 +91,14 @@ async fn run(cli: Cli) -> Result<()> {
 
     match cli.command {
         Command::Up(args) => {
-            let settings = ServerSettings::resolve(&args.server, &file.server)?;
+            let mut settings = ServerSettings::resolve(&args.server, &file.server)?;
+            let demo_site = if args.demo {
+                let (site, ip) = demo::start_site().await?;
+                settings.queue.allow_targets = settings.queue.allow_targets.clone().with(ip);
+                Some(site)
+            } else {
+                None
+            };
             let worker = worker_settings(&args.worker, &file.worker)?;
             let egress = Egress {
                 policy: settings.queue.egress,
@@ -121,6 +129,7 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(browser) = browser {
                 browser.shutdown().await;
             }
+            drop(demo_site);
             control.shutdown().await
         }
         Command::Serve(args) => {

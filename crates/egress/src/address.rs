@@ -54,6 +54,12 @@ impl AllowList {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The list with one more address.
+    pub fn with(mut self, ip: IpAddr) -> Self {
+        self.0.push(IpNet::from(ip));
+        self
+    }
 }
 
 impl fmt::Display for AllowList {
