@@ -116,9 +116,8 @@ impl Fetcher {
         captures: &mut [ActiveCapture],
     ) -> Result<Fetched, StepFailure> {
         let url = url.as_url();
-        self.guard.check_url(url).map_err(|blocked| {
+        self.guard.check_url(url).inspect_err(|blocked| {
             tracing::info!(detail = %blocked.detail(), "the SSRF guard refused a target");
-            blocked
         })?;
         let started = Instant::now();
         let work = async {
