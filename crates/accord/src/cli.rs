@@ -192,6 +192,13 @@ pub struct ServerArgs {
     /// How long `auto` remembers that a domain needs a browser before trying HTTP again [default: 24].
     #[arg(long, env = "ACCORD_AUTO_MEMORY_HOURS", value_name = "HOURS")]
     pub auto_memory_hours: Option<u64>,
+    /// The shortest interval a monitor may be scheduled at, in seconds [default: 10].
+    #[arg(
+        long,
+        env = "ACCORD_MONITOR_MIN_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub monitor_min_interval_seconds: Option<u64>,
     /// Share rate limits and job-event notices across replicas through Redis (`redis://host:6379`).
     #[arg(long, env = "ACCORD_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,

@@ -11,7 +11,7 @@ use accord_api::{ApiConfig, ConnectionLimits};
 use accord_artifacts::{BlobStoreConfig, S3Config};
 use accord_egress::AllowList;
 use accord_model::{EgressPolicy, Limits, QueueName, RateLimit, WorkerId};
-use accord_queue::{ArtifactConfig, QueueConfig};
+use accord_queue::{ArtifactConfig, MonitorConfig, QueueConfig};
 use accord_store::ArtifactLimits;
 use accord_store::{PostgresConfig, SqliteConfig, Synchronous};
 use accord_worker::WorkerConfig;
@@ -61,6 +61,7 @@ pub struct FileServer {
     pub allow_targets: Option<Vec<String>>,
     pub allow_evaluate: Option<bool>,
     pub auto_memory_hours: Option<u64>,
+    pub monitor_min_interval_seconds: Option<u64>,
     pub redis_url: Option<String>,
     pub event_poll_ms: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
@@ -372,6 +373,15 @@ impl ServerSettings {
                     * 3600,
             ),
             artifacts,
+            monitors: MonitorConfig {
+                min_interval: Duration::from_secs(
+                    args.monitor_min_interval_seconds
+                        .or(file.monitor_min_interval_seconds)
+                        .unwrap_or(accord_model::DEFAULT_MIN_INTERVAL_SECONDS)
+                        .max(1),
+                ),
+                ..MonitorConfig::default()
+            },
             ..QueueConfig::default()
         };
         let api = ApiConfig {

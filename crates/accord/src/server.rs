@@ -105,6 +105,7 @@ impl ControlPlane {
             async move {
                 tokio::join!(
                     queue.run_maintenance(shutdown.clone()),
+                    queue.run_scheduler(shutdown.clone()),
                     queue.run_wakeup_listener(shutdown)
                 );
             }

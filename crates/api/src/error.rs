@@ -94,6 +94,14 @@ pub enum ApiError {
     ArtifactNotFound(String),
     #[error("{0}")]
     ManifestNotFound(String),
+    #[error("{0}")]
+    MonitorNotFound(String),
+    #[error("{0}")]
+    RunNotFound(String),
+    #[error("{0}")]
+    MonitorBusy(String),
+    #[error("{0}")]
+    MonitorChanged(String),
     /// The `Range` asked for starts past the end; the answer names the size.
     #[error("the range starts past the end of the {0}-byte artifact")]
     RangeNotSatisfiable(u64),
@@ -153,6 +161,10 @@ impl ApiError {
             Self::ArtifactUploadIncomplete(_) => (S::BAD_REQUEST, "artifact_upload_incomplete"),
             Self::ArtifactNotFound(_) => (S::NOT_FOUND, "artifact_not_found"),
             Self::ManifestNotFound(_) => (S::NOT_FOUND, "manifest_not_found"),
+            Self::MonitorNotFound(_) => (S::NOT_FOUND, "monitor_not_found"),
+            Self::RunNotFound(_) => (S::NOT_FOUND, "run_not_found"),
+            Self::MonitorBusy(_) => (S::CONFLICT, "monitor_busy"),
+            Self::MonitorChanged(_) => (S::CONFLICT, "monitor_changed"),
             Self::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Self::ArtifactStorageUnavailable => {
                 (S::SERVICE_UNAVAILABLE, "artifact_storage_unavailable")
@@ -208,6 +220,10 @@ impl From<QueueError> for ApiError {
             err @ QueueError::TooManyArtifacts { .. } => Self::TooManyArtifacts(err.to_string()),
             err @ QueueError::ArtifactNotFound { .. } => Self::ArtifactNotFound(err.to_string()),
             err @ QueueError::ManifestNotFound { .. } => Self::ManifestNotFound(err.to_string()),
+            err @ QueueError::MonitorNotFound(_) => Self::MonitorNotFound(err.to_string()),
+            err @ QueueError::RunNotFound { .. } => Self::RunNotFound(err.to_string()),
+            err @ QueueError::MonitorBusy(_) => Self::MonitorBusy(err.to_string()),
+            err @ QueueError::MonitorChanged(_) => Self::MonitorChanged(err.to_string()),
             QueueError::NoBlobStore => {
                 tracing::error!("artifact request on a server without a blob store");
                 Self::ArtifactStorageUnavailable

@@ -218,6 +218,10 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         "create_job" | "create_jobs" | "cancel_job" | "retry_job" => vec![Admin, Operator],
         "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats"
         | "list_artifacts" | "get_artifact" | "get_manifest" => vec![Admin, Operator, Viewer],
+        "create_monitor" | "update_monitor" | "delete_monitor" | "pause_monitor"
+        | "resume_monitor" | "run_monitor" => vec![Admin, Operator],
+        "list_workflows" | "get_workflow" | "list_monitors" | "get_monitor" | "list_runs"
+        | "monitor_series" => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" => vec![],
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
@@ -239,6 +243,13 @@ fn body_for(operation: &str) -> Option<Value> {
     Some(match operation {
         "create_job" => job_body(),
         "create_jobs" => json!({"jobs": [job_body()]}),
+        "create_monitor" => json!({
+            "name": "m",
+            "workflow": "page_change",
+            "url": "https://example.com/",
+            "schedule": {"every": "5m"}
+        }),
+        "update_monitor" => json!({"name": "renamed"}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
         "complete" | "fail" | "escalate" => json!({"worker_id": "w", "items": []}),
@@ -258,6 +269,7 @@ fn fill(path: &str, job: JobId, key: &ApiKeyId) -> String {
             .replace("{job_id}", &job.to_string())
             .replace("{attempt}", "1")
             .replace("{name}", "page.html")
+            .replace("/workflows/page.html", "/workflows/page_change")
     }
 }
 

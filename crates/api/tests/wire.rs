@@ -58,6 +58,10 @@ fn every_error() -> Vec<ApiError> {
         ApiError::ArtifactUploadIncomplete(said("read the uploaded bytes: no bytes arrived for 30 s; the upload was abandoned")),
         ApiError::ArtifactNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 has no artifact named page.html")),
         ApiError::ManifestNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 has no evidence manifest")),
+        ApiError::MonitorNotFound(said("monitor 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::RunNotFound(said("monitor 0190a0b0-0000-7000-8000-000000000000 has no run 12")),
+        ApiError::MonitorBusy(said("monitor 0190a0b0-0000-7000-8000-000000000000 has a run in progress; a monitor never runs twice at once")),
+        ApiError::MonitorChanged(said("monitor 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
         ApiError::RangeNotSatisfiable(1024),
         ApiError::ArtifactStorageUnavailable,
         ApiError::Unavailable,
@@ -112,6 +116,10 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::ArtifactUploadIncomplete(_)
         | E::ArtifactNotFound(_)
         | E::ManifestNotFound(_)
+        | E::MonitorNotFound(_)
+        | E::RunNotFound(_)
+        | E::MonitorBusy(_)
+        | E::MonitorChanged(_)
         | E::RangeNotSatisfiable(_)
         | E::ArtifactStorageUnavailable
         | E::Unavailable

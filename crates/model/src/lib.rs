@@ -21,6 +21,7 @@ mod field;
 mod ids;
 mod job;
 mod manifest;
+mod monitor;
 mod protocol;
 mod result;
 mod retry;
@@ -54,6 +55,11 @@ pub use ids::{IdError, JobId, QueueName, WorkerId, WorkspaceId};
 pub use job::{Job, JobState, Priority};
 pub use manifest::{
     canonical_json, EvidenceManifest, ManifestOutcome, MANIFEST_NAME_PREFIX, MANIFEST_VERSION,
+};
+pub use monitor::{
+    check_tag, parse_interval, Monitor, MonitorId, MonitorPatch, MonitorRun, MonitorView,
+    NewMonitor, RunState, RunTrigger, Schedule, ScheduleSpec, SeriesPoint, UnknownWorkflow,
+    WorkflowKind, CRON_MAX_JITTER_MS, DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

@@ -137,11 +137,26 @@ impl Queue {
         items: &[CompleteItem],
     ) -> Result<ReportResponse, QueueError> {
         self.saw_worker(worker);
-        let outcomes = self
-            .inner
-            .store
-            .job_complete_if_leased(worker, items, self.now())
-            .await?;
+        // A monitor run's job completes with its outcome, in one
+        // transaction each; the other jobs complete as one batch.
+        let (plain, monitored) = self.complete_monitor_items(worker, items).await?;
+        let mut plain_outcomes = if plain.is_empty() {
+            Vec::new()
+        } else {
+            self.inner
+                .store
+                .job_complete_if_leased(worker, &plain, self.now())
+                .await?
+        }
+        .into_iter();
+        let mut monitored = monitored.into_iter().peekable();
+        let mut outcomes = Vec::with_capacity(items.len());
+        for index in 0..items.len() {
+            match monitored.next_if(|(at, _)| *at == index) {
+                Some((_, outcome)) => outcomes.push(outcome),
+                None => outcomes.extend(plain_outcomes.next()),
+            }
+        }
         let finished = finished(&outcomes, |transition| {
             let item = items.iter().find(|item| item.job_id == transition.job_id)?;
             Some(ManifestOutcome::Succeeded {

@@ -34,6 +34,7 @@ pub struct QueueConfig {
     /// its jobs start on HTTP again, in case the site changed.
     pub auto_memory: Duration,
     pub artifacts: ArtifactConfig,
+    pub monitors: MonitorConfig,
 }
 
 impl Default for QueueConfig {
@@ -51,6 +52,7 @@ impl Default for QueueConfig {
             limits: Limits::default(),
             auto_memory: Duration::from_secs(24 * 3600),
             artifacts: ArtifactConfig::default(),
+            monitors: MonitorConfig::default(),
         }
     }
 }
@@ -80,6 +82,36 @@ impl Default for ArtifactConfig {
             },
             sweep_interval: Duration::from_secs(3600),
             sweep_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// How monitors run: the shortest interval a schedule may ask for, the
+/// job each run gets, and how often the scheduler looks for due monitors.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// The shortest interval (or cron period) a monitor may be scheduled
+    /// at. 10 seconds by default; a demo may go lower.
+    pub min_interval: Duration,
+    /// Attempts of each run's job (a retryable failure is tried again
+    /// within the run).
+    pub max_attempts: u32,
+    /// Timeout of each run's job, in seconds.
+    pub timeout_seconds: u32,
+    /// How often the scheduler looks for due monitors.
+    pub scheduler_interval: Duration,
+    /// At most this many runs are started per look.
+    pub scheduler_batch: u32,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(accord_model::DEFAULT_MIN_INTERVAL_SECONDS),
+            max_attempts: 2,
+            timeout_seconds: 60,
+            scheduler_interval: Duration::from_millis(500),
+            scheduler_batch: 500,
         }
     }
 }

@@ -23,7 +23,7 @@ impl Queue {
     /// The engine the first attempt runs on, and why (for `auto`): the
     /// browser when a step needs one or the domain is remembered to need
     /// one, else HTTP.
-    async fn first_engine(
+    pub(crate) async fn first_engine(
         &self,
         workspace: WorkspaceId,
         job: &NewJob,
@@ -139,7 +139,7 @@ impl Queue {
         Ok(created)
     }
 
-    fn record_enqueued(&self, job: &Job) {
+    pub(crate) fn record_enqueued(&self, job: &Job) {
         let labels = QueueLabels {
             queue: job.queue.to_string(),
         };
@@ -148,7 +148,7 @@ impl Queue {
 
     /// Refuses literal non-public addresses up front; host names are checked
     /// by the engine against the addresses they resolve to.
-    fn check_targets(&self, job: &NewJob) -> Result<(), QueueError> {
+    pub(crate) fn check_targets(&self, job: &NewJob) -> Result<(), QueueError> {
         if self.inner.config.egress.allows_private() {
             return Ok(());
         }

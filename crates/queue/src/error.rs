@@ -1,7 +1,7 @@
 //! What can go wrong in the queue; the api maps each case to a status and code.
 
 use accord_artifacts::BlobError;
-use accord_model::{ArtifactName, ContentTypeError, JobId, JobState, ValidationError};
+use accord_model::{ArtifactName, ContentTypeError, JobId, JobState, MonitorId, ValidationError};
 use accord_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,14 @@ pub enum QueueError {
     ArtifactNotFound { job_id: JobId, name: ArtifactName },
     #[error("job {job_id} has no evidence manifest{}", .attempt.map(|a| format!(" for attempt {a}")).unwrap_or_default())]
     ManifestNotFound { job_id: JobId, attempt: Option<u32> },
+    #[error("monitor {0} not found")]
+    MonitorNotFound(MonitorId),
+    #[error("monitor {monitor} has no run {run}")]
+    RunNotFound { monitor: MonitorId, run: i64 },
+    #[error("monitor {0} has a run in progress; a monitor never runs twice at once")]
+    MonitorBusy(MonitorId),
+    #[error("monitor {0} was changed or deleted meanwhile; read it again")]
+    MonitorChanged(MonitorId),
     #[error("no blob store is configured for artifacts")]
     NoBlobStore,
     #[error(transparent)]

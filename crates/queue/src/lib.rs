@@ -9,6 +9,10 @@
 //! sweep of blobs no row holds (in the maintenance pass). The one retry policy of the
 //! system lives here; handlers never retry or sleep on their own.
 //!
+//! Monitors too: runs started with their job (`monitors.rs`), outcomes
+//! computed off the async threads and written with the job's completion,
+//! and the scheduler that starts each due slot once (`scheduler.rs`).
+//!
 //! Does not run jobs (that is the worker's) and does not speak HTTP (the api's).
 
 mod artifacts;
@@ -19,12 +23,15 @@ mod error;
 mod maintenance;
 mod manifest;
 mod metrics;
+mod monitors;
 mod queue;
+mod scheduler;
 
 pub use artifacts::ArtifactUpload;
-pub use config::{ArtifactConfig, QueueConfig};
+pub use config::{ArtifactConfig, MonitorConfig, QueueConfig};
 pub use enqueue::Enqueued;
 pub use error::QueueError;
 pub use maintenance::MaintenanceReport;
 pub use metrics::QueueMetrics;
+pub use monitors::{StartedRun, MONITOR_LABEL};
 pub use queue::Queue;

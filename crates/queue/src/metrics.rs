@@ -56,6 +56,12 @@ pub struct QueueMetrics {
     pub execution: Family<OutcomeLabels, Histogram>,
     pub jobs: Family<StateLabels, Gauge>,
     pub workers: Gauge,
+    /// Monitor runs started (by the scheduler or by hand).
+    pub monitor_runs_started: Counter,
+    /// Monitor runs whose job completed with an outcome recorded.
+    pub monitor_runs_finished: Counter,
+    /// How late the scheduler started runs, after their slot.
+    pub monitor_lateness: Histogram,
 }
 
 impl Default for QueueMetrics {
@@ -78,6 +84,9 @@ impl QueueMetrics {
             execution: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             jobs: Family::default(),
             workers: Gauge::default(),
+            monitor_runs_started: Counter::default(),
+            monitor_runs_finished: Counter::default(),
+            monitor_lateness: Histogram::new(latency_buckets()),
         };
         {
             let mut registry = metrics.registry.lock().expect("metrics registry lock");
@@ -126,6 +135,21 @@ impl QueueMetrics {
                 "workers",
                 "Workers seen in the last two lease lengths",
                 metrics.workers.clone(),
+            );
+            registry.register(
+                "monitor_runs_started",
+                "Monitor runs started, scheduled or by hand",
+                metrics.monitor_runs_started.clone(),
+            );
+            registry.register(
+                "monitor_runs_finished",
+                "Monitor runs whose job completed and whose outcome was recorded",
+                metrics.monitor_runs_finished.clone(),
+            );
+            registry.register(
+                "monitor_schedule_lateness_seconds",
+                "Time from a scheduled run's slot to its start",
+                metrics.monitor_lateness.clone(),
             );
         }
         metrics

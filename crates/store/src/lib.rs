@@ -6,7 +6,7 @@
 //! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
 //! [`MaintenanceStore`] (`maintenance.rs`), [`DomainStore`] (`domains.rs`),
 //! [`CoordinationStore`] (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
-//! index) and [`BackendStore`] (`backend.rs`). Two backends
+//! index), [`MonitorStore`] (`monitors.rs`) and [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
 //! shared server, many writers). Each keeps its own SQL and migrations
@@ -34,6 +34,7 @@ mod error;
 mod jobs;
 mod lease;
 mod maintenance;
+mod monitors;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -55,6 +56,10 @@ pub use lease::{
     Transition,
 };
 pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
+pub use monitors::{
+    Advance, Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorStore, RunContext,
+    RunRecord, StartOutcome, StartRun,
+};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::Store;

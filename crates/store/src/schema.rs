@@ -136,6 +136,41 @@ pub(crate) fn parse_digest(text: &str) -> Result<accord_model::Sha256Digest, Sto
         .map_err(|err| StoreError::corrupt("artifact digest", err))
 }
 
+pub(crate) fn parse_workflow(text: &str) -> Result<accord_model::WorkflowKind, StoreError> {
+    accord_model::WorkflowKind::parse(text).ok_or_else(|| StoreError::corrupt("workflow", text))
+}
+
+pub(crate) fn parse_target(text: &str) -> Result<accord_model::TargetUrl, StoreError> {
+    accord_model::TargetUrl::parse(text).map_err(|err| StoreError::corrupt("monitor url", err))
+}
+
+/// A stored schedule, parsed again (it was checked against the workspace's
+/// minimum when written, so none applies here).
+pub(crate) fn parse_schedule(
+    spec: &accord_model::ScheduleSpec,
+) -> Result<accord_model::Schedule, StoreError> {
+    accord_model::Schedule::parse(spec, "schedule", 0)
+        .map_err(|err| StoreError::corrupt("monitor schedule", err))
+}
+
+pub(crate) fn parse_run_state(text: &str) -> Result<accord_model::RunState, StoreError> {
+    accord_model::RunState::parse(text).ok_or_else(|| StoreError::corrupt("run state", text))
+}
+
+pub(crate) fn parse_trigger(text: &str) -> Result<accord_model::RunTrigger, StoreError> {
+    accord_model::RunTrigger::parse(text).ok_or_else(|| StoreError::corrupt("run trigger", text))
+}
+
+/// Refuses a monitor no backend can keep (NUL in text), before any
+/// statement runs.
+pub(crate) fn check_monitor_storable(monitor: &accord_model::Monitor) -> Result<(), StoreError> {
+    let input = monitor.input.to_string();
+    if monitor.name.contains('\0') || input.contains("\\u0000") {
+        return Err(StoreError::Unstorable { what: "monitor" });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use accord_model::JobState;

@@ -7,11 +7,11 @@ use std::fmt;
 
 use crate::{
     AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
-    LeaseStore, MaintenanceStore,
+    LeaseStore, MaintenanceStore, MonitorStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
-/// artifact index.
+/// artifact index, monitors.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -22,6 +22,7 @@ pub trait Store:
     + MaintenanceStore
     + DomainStore
     + ArtifactStore
+    + MonitorStore
     + fmt::Debug
     + 'static
 {
@@ -37,6 +38,7 @@ impl<T> Store for T where
         + MaintenanceStore
         + DomainStore
         + ArtifactStore
+        + MonitorStore
         + fmt::Debug
         + 'static
 {

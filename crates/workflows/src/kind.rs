@@ -1,16 +1,10 @@
-//! `WorkflowKind`, the names of the built-in workflows, and
-//! `WorkflowInput`, an input parsed and validated for one of them, with the
-//! JSON Schema the API publishes for each.
+//! `WorkflowInfo` (the description and input JSON Schema of each
+//! `WorkflowKind`, a model type) and `WorkflowInput`, an input parsed and
+//! validated for one of them.
 //!
-//! Deliberately does not expand a workflow into a job (the control plane
-//! does, with the engine's steps).
-
-use std::fmt;
-use std::str::FromStr;
+//! Deliberately does not expand a workflow into a job (`expand.rs` does).
 
 use accord_model::ValidationError;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::items::ExtractItemsInput;
 use crate::page_change::PageChangeInput;
@@ -18,37 +12,20 @@ use crate::schema::json_schema;
 use crate::smoke::SmokeCheckInput;
 use crate::validate::from_json;
 
-/// A built-in workflow.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkflowKind {
-    /// Whether a page (or parts of it) changed, with a diff.
-    PageChange,
-    /// A list of records out of a page, with new, removed and changed items.
-    ExtractItems,
-    /// Whether a page loads and shows what it must.
-    SmokeCheck,
+pub use accord_model::{UnknownWorkflow, WorkflowKind};
+
+/// What the workflows crate knows about each built-in workflow: its
+/// description and the JSON Schema of its input (the kind itself is the
+/// model's, so monitors can name it).
+pub trait WorkflowInfo {
+    /// One sentence for people choosing a workflow.
+    fn description(self) -> &'static str;
+    /// The JSON Schema of this workflow's input, generated from its type.
+    fn input_schema(self) -> serde_json::Value;
 }
 
-impl WorkflowKind {
-    pub const ALL: [Self; 3] = [Self::PageChange, Self::ExtractItems, Self::SmokeCheck];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PageChange => "page_change",
-            Self::ExtractItems => "extract_items",
-            Self::SmokeCheck => "smoke_check",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
-    }
-
-    /// One sentence for people choosing a workflow.
-    pub fn description(self) -> &'static str {
+impl WorkflowInfo for WorkflowKind {
+    fn description(self) -> &'static str {
         match self {
             Self::PageChange => {
                 "Watch a page, or parts of it, and report what changed since the last run as a \
@@ -65,32 +42,12 @@ impl WorkflowKind {
         }
     }
 
-    /// The JSON Schema of this workflow's input, generated from its type.
-    pub fn input_schema(self) -> serde_json::Value {
+    fn input_schema(self) -> serde_json::Value {
         match self {
             Self::PageChange => json_schema::<PageChangeInput>(),
             Self::ExtractItems => json_schema::<ExtractItemsInput>(),
             Self::SmokeCheck => json_schema::<SmokeCheckInput>(),
         }
-    }
-}
-
-impl fmt::Display for WorkflowKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not a built-in workflow; reads after "failed to".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("find workflow {0:?}: the workflows are page_change, extract_items and smoke_check")]
-pub struct UnknownWorkflow(pub String);
-
-impl FromStr for WorkflowKind {
-    type Err = UnknownWorkflow;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::parse(name).ok_or_else(|| UnknownWorkflow(name.to_owned()))
     }
 }
 

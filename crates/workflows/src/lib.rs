@@ -21,6 +21,7 @@
 //! at job completion and stores the outcome and snapshot in the same
 //! transaction; the engine captures what these functions read.
 
+mod expand;
 mod html;
 mod items;
 mod kind;
@@ -36,12 +37,15 @@ mod values;
 mod version;
 mod visual;
 
+pub use expand::{
+    capture_from_failure, capture_from_result, expand, JobTarget, SCREENSHOT_ARTIFACT,
+};
 pub use html::{PageTooComplex, MAX_PAGE_DEPTH, MAX_PAGE_NODES};
 pub use items::{
     extract_items, ChangedItem, ExtractItemsInput, FieldChange, Item, ItemField, ItemKey,
     ItemsOutcome, ItemsRun, ItemsSnapshot, KeywordFilter, Pagination, Record, MAX_ITEMS, MAX_PAGES,
 };
-pub use kind::{UnknownWorkflow, WorkflowInput, WorkflowKind};
+pub use kind::{UnknownWorkflow, WorkflowInfo, WorkflowInput, WorkflowKind};
 pub use outcome::{BaselineReason, RunOutcome, Snapshot, Summary, WorkflowOutcome};
 pub use page_change::{
     diff_texts, page_change, BodyFormat, CaptureError, DiffLine, Hunk, LineKind, PageCapture,

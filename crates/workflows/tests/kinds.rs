@@ -1,7 +1,7 @@
 //! The public face the API uses: workflow names, input parsing with
 //! errors that name the field, and each input's JSON Schema.
 
-use accord_workflows::{WorkflowInput, WorkflowKind};
+use accord_workflows::{WorkflowInfo, WorkflowInput, WorkflowKind};
 use serde_json::{json, Value};
 
 #[test]

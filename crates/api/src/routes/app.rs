@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{artifacts, audit, jobs, keys, ops, stream, worker, workspaces};
+use super::{artifacts, audit, jobs, keys, monitors, ops, stream, worker, workspaces};
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
 use crate::{auth, hardening, ApiError, ApiState};
@@ -31,6 +31,19 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(artifacts::list_artifacts))
         .routes(routes!(artifacts::get_artifact))
         .routes(routes!(artifacts::get_manifest))
+        .routes(routes!(monitors::list_workflows))
+        .routes(routes!(monitors::get_workflow))
+        .routes(routes!(monitors::create_monitor, monitors::list_monitors))
+        .routes(routes!(
+            monitors::get_monitor,
+            monitors::update_monitor,
+            monitors::delete_monitor
+        ))
+        .routes(routes!(monitors::pause_monitor))
+        .routes(routes!(monitors::resume_monitor))
+        .routes(routes!(monitors::run_monitor))
+        .routes(routes!(monitors::list_runs))
+        .routes(routes!(monitors::monitor_series))
         .routes(routes!(ops::queue_stats))
         .routes(routes!(ops::ops_status))
         .routes(routes!(ops::health))

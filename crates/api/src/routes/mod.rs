@@ -5,6 +5,7 @@ mod artifacts;
 mod audit;
 mod jobs;
 mod keys;
+mod monitors;
 mod ops;
 mod stream;
 mod worker;

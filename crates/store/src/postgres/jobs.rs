@@ -318,7 +318,7 @@ impl PostgresStore {
 
 /// Writes one job and its `created` event in one statement; `None` when its
 /// idempotency key is taken (nothing written).
-async fn insert_row<'c, E>(
+pub(super) async fn insert_row<'c, E>(
     executor: E,
     insert: &InsertJob,
     now: DateTime<Utc>,

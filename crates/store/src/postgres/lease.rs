@@ -18,7 +18,7 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::rows::{count, counted, job_id, json, rows_of, state, steps};
+use super::rows::{column, count, counted, job_id, json, rows_of, state, steps};
 use super::PostgresStore;
 use crate::schema::{lease_expired_error, parse_engine, parse_queue, parse_run_engine, CLAIMABLE};
 use crate::{
@@ -65,18 +65,18 @@ fn interval(duration: Duration) -> PgInterval {
 /// column. The statement returns [`TRANSITION_COLUMNS`] and `ord` for every
 /// item it applied.
 #[derive(Debug)]
-struct Report<'a> {
+pub(super) struct Report<'a> {
     /// Further per-item columns: name and array type.
-    extra: &'a [(&'a str, &'a str)],
+    pub(super) extra: &'a [(&'a str, &'a str)],
     /// Assignments besides `updated_at` and `lease_expires_at`; `items.<column>` is in scope.
-    set: &'a str,
-    kind: EventKind,
+    pub(super) set: &'a str,
+    pub(super) kind: EventKind,
     /// The event's message, an SQL expression over `items`.
-    message: &'a str,
+    pub(super) message: &'a str,
 }
 
 impl Report<'_> {
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         let Self {
             extra,
             set,
@@ -122,7 +122,7 @@ impl Report<'_> {
 
 /// Per-item outcomes, in the order of the call's items, from the rows a
 /// [`Report`] statement returned.
-fn report_outcomes(
+pub(super) fn report_outcomes(
     rows: &[PgRow],
     items: impl Iterator<Item = JobId>,
 ) -> Result<Vec<ReportOutcome>, StoreError> {
@@ -144,7 +144,9 @@ fn report_outcomes(
 }
 
 /// The `$3`, `$4` and `$5` arrays of a [`Report`]: index, job id, attempt.
-fn item_arrays(items: impl Iterator<Item = LeaseRef>) -> (Vec<i32>, Vec<Uuid>, Vec<i64>) {
+pub(super) fn item_arrays(
+    items: impl Iterator<Item = LeaseRef>,
+) -> (Vec<i32>, Vec<Uuid>, Vec<i64>) {
     let mut arrays = (Vec::new(), Vec::new(), Vec::new());
     for (index, lease) in items.enumerate() {
         arrays.0.push(i32::try_from(index).unwrap_or(i32::MAX));
@@ -422,6 +424,30 @@ impl LeaseStore for PostgresStore {
             .bind(messages)
             .fetch_all(&mut *tx)
             .await?;
+        // A job that failed for good finishes its monitor run in the same
+        // transaction: a smoke check's run failed (the site is down), any
+        // other run in error.
+        let mut dead = Vec::new();
+        let mut dead_messages = Vec::new();
+        for row in &rows {
+            if state(row, "state")? == JobState::Dead {
+                dead.push(job_id(row, "id")?.as_uuid());
+                dead_messages.push(column::<Option<String>>(row, "message", "event message")?);
+            }
+        }
+        if !dead.is_empty() {
+            sqlx::query(
+                "UPDATE monitor_runs r SET state = CASE r.workflow WHEN 'smoke_check' THEN 'failed' \
+                 ELSE 'error' END, error = d.message, finished_at = $1 \
+                 FROM UNNEST($2::uuid[], $3::text[]) AS d(job_id, message) \
+                 WHERE r.job_id = d.job_id AND r.state = 'running'",
+            )
+            .bind(now)
+            .bind(&dead)
+            .bind(&dead_messages)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         report_outcomes(&rows, params.items.iter().map(|item| item.job_id))
     }

@@ -18,6 +18,7 @@ mod domains;
 mod jobs;
 mod lease;
 mod maintenance;
+mod monitors;
 mod rows;
 
 pub use connect::{PostgresConfig, PostgresStore};

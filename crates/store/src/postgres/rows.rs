@@ -74,7 +74,7 @@ pub(super) fn json<T: DeserializeOwned>(
     column::<Json<T>>(row, name, what).map(|Json(value)| value)
 }
 
-fn opt_json<T: DeserializeOwned>(
+pub(super) fn opt_json<T: DeserializeOwned>(
     row: &PgRow,
     name: &str,
     what: &'static str,

@@ -275,7 +275,7 @@ async fn current(
 
 /// Writes one job and its `created` event; `None` when its idempotency key
 /// is taken (nothing written).
-async fn insert_row(
+pub(super) async fn insert_row(
     conn: &mut SqliteConnection,
     insert: &InsertJob,
     now: DateTime<Utc>,

@@ -93,6 +93,65 @@ fn picked_state() -> String {
     format!("CASE{arms} END")
 }
 
+/// Completes one leased job (fenced on state, attempt and worker) with its
+/// event; `None` when the lease is not held. Shared with monitor
+/// completions, which add their run's outcome to the same transaction.
+pub(super) async fn complete_one(
+    conn: &mut SqliteConnection,
+    worker: &WorkerId,
+    item: &CompleteItem,
+    now: i64,
+) -> Result<Option<Transition>, StoreError> {
+    let row = sqlx::query(&format!(
+        "UPDATE jobs SET state = 'succeeded', result = ?, finished_at = ?, updated_at = ?, \
+         lease_expires_at = NULL \
+         WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ? \
+         RETURNING {TRANSITION_COLUMNS}"
+    ))
+    .bind(to_json(&item.result))
+    .bind(now)
+    .bind(now)
+    .bind(item.job_id.to_string())
+    .bind(item.attempt)
+    .bind(worker.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let transition = transition_from_row(&row, JobState::Running)?;
+    record(
+        conn,
+        &row,
+        &transition,
+        EventKind::Succeeded,
+        (now, Some(worker.as_str()), None),
+    )
+    .await?;
+    Ok(Some(transition))
+}
+
+/// Finishes the monitor run of a job that failed for good, in the failure's
+/// transaction: a smoke check's run failed (the site is down), any other
+/// run in error.
+async fn finish_failed_run(
+    conn: &mut SqliteConnection,
+    job_id: &str,
+    message: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE monitor_runs SET state = CASE workflow WHEN 'smoke_check' THEN 'failed' ELSE 'error' END, \
+         error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
+    )
+    .bind(message)
+    .bind(now)
+    .bind(job_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
@@ -274,34 +333,10 @@ impl LeaseStore for SqliteStore {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut tx = self.writer.begin().await?;
         for item in items {
-            let row = sqlx::query(&format!(
-                "UPDATE jobs SET state = 'succeeded', result = ?, finished_at = ?, updated_at = ?, \
-                 lease_expires_at = NULL \
-                 WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ? \
-                 RETURNING {TRANSITION_COLUMNS}"
-            ))
-            .bind(to_json(&item.result))
-            .bind(now)
-            .bind(now)
-            .bind(item.job_id.to_string())
-            .bind(item.attempt)
-            .bind(worker.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                outcomes.push(ReportOutcome::Stale(item.job_id));
-                continue;
-            };
-            let transition = transition_from_row(&row, JobState::Running)?;
-            record(
-                &mut tx,
-                &row,
-                &transition,
-                EventKind::Succeeded,
-                (now, Some(worker.as_str()), None),
-            )
-            .await?;
-            outcomes.push(ReportOutcome::Applied(transition));
+            outcomes.push(match complete_one(&mut tx, worker, item, now).await? {
+                Some(transition) => ReportOutcome::Applied(transition),
+                None => ReportOutcome::Stale(item.job_id),
+            });
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -372,6 +407,9 @@ impl LeaseStore for SqliteStore {
                 (now, Some(worker), Some(message)),
             )
             .await?;
+            if transition.to == JobState::Dead {
+                finish_failed_run(&mut tx, &id, message, now).await?;
+            }
             outcomes.push(ReportOutcome::Applied(transition));
         }
         tx.commit().await?;

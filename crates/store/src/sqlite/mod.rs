@@ -14,6 +14,7 @@ mod domains;
 mod jobs;
 mod lease;
 mod maintenance;
+mod monitors;
 mod rows;
 
 pub use connect::{SqliteConfig, SqliteStore, Synchronous};

@@ -19,3 +19,4 @@ mod domains;
 mod jobs;
 mod lease;
 mod maintenance;
+mod monitors;

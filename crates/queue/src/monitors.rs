@@ -1,0 +1,514 @@
+//! Monitors on the queue: creating and changing them (checked against the
+//! workspace's minimum interval and their workflow's input schema),
+//! starting runs (the workflow expanded into a job, inserted with its run
+//! in one transaction), and completing a run's job with its outcome.
+//!
+//! At completion the workflow runs on a blocking thread
+//! (`spawn_blocking`), from the job's result and the monitor's baseline
+//! snapshot; the outcome and the new snapshot are written in the same
+//! transaction as the job's completion, fenced on the lease and on that
+//! baseline. When another completion moved the baseline first, the outcome
+//! is computed again against the new one.
+//!
+//! Does not decide when a run is due (`scheduler.rs` does) and does not
+//! speak HTTP.
+
+use accord_model::{
+    CompleteItem, Job, JobId, JobResult, Monitor, MonitorId, MonitorPatch, MonitorRun, NewJob,
+    NewMonitor, Priority, RunTrigger, SeriesPoint, Sha256Digest, ValidationError, WorkerId,
+    WorkspaceId,
+};
+use accord_store::{
+    Advance, CompleteRun, CompleteRunOutcome, InsertJob, MonitorFilter, ReportOutcome, RunContext,
+    RunRecord, StartOutcome, StartRun,
+};
+use accord_workflows::{
+    capture_from_result, expand, JobTarget, Previous, RunOutcome, Snapshot, WorkflowInput,
+    SCREENSHOT_ARTIFACT,
+};
+use chrono::{DateTime, Utc};
+
+use crate::{Queue, QueueError};
+
+/// How many times a completion is computed again after losing the
+/// baseline race before it gives up (the job stays leased, and its worker
+/// reports again or the lease expires).
+const BASELINE_ATTEMPTS: usize = 3;
+
+/// The label every monitor job carries, with its monitor's id.
+pub const MONITOR_LABEL: &str = "monitor";
+
+/// A run started by hand or by the scheduler.
+#[derive(Debug, Clone)]
+pub struct StartedRun {
+    pub run: MonitorRun,
+    pub job: Job,
+}
+
+impl Queue {
+    fn min_interval_seconds(&self) -> u64 {
+        self.inner.config.monitors.min_interval.as_secs()
+    }
+
+    /// Checks a monitor's input against its workflow and that its job can
+    /// be built and would be accepted.
+    fn check_monitor(&self, monitor: &Monitor) -> Result<(), QueueError> {
+        let job = self.monitor_job(monitor)?;
+        job.validate(&self.inner.config.limits)?;
+        self.check_targets(&job)?;
+        Ok(())
+    }
+
+    /// The job that runs `monitor` once. Errors name the monitor's field
+    /// (`input.selectors[0]`).
+    fn monitor_job(&self, monitor: &Monitor) -> Result<NewJob, QueueError> {
+        let prefix = |err: ValidationError| ValidationError {
+            field: if err.field == "input" {
+                "input".to_owned()
+            } else {
+                format!("input.{}", err.field)
+            },
+            message: err.message,
+        };
+        let input = WorkflowInput::parse(monitor.workflow, &monitor.input).map_err(prefix)?;
+        let config = &self.inner.config.monitors;
+        let spec = expand(
+            &input,
+            &JobTarget {
+                url: &monitor.url,
+                engine: monitor.engine,
+                timeout_seconds: config.timeout_seconds,
+            },
+        )
+        .map_err(prefix)?;
+        Ok(NewJob {
+            queue: Default::default(),
+            priority: Priority::Normal,
+            run_at: None,
+            max_attempts: config.max_attempts,
+            timeout_seconds: spec.timeout_seconds,
+            engine: spec.engine,
+            steps: spec.steps,
+            labels: [(MONITOR_LABEL.to_owned(), monitor.id.to_string())]
+                .into_iter()
+                .collect(),
+            retry: Default::default(),
+        })
+    }
+
+    pub async fn monitor_create(
+        &self,
+        workspace: WorkspaceId,
+        new: NewMonitor,
+    ) -> Result<Monitor, QueueError> {
+        let schedule = new.validate(self.min_interval_seconds())?;
+        let now = self.now();
+        let mut monitor = Monitor {
+            id: MonitorId::new(),
+            workspace_id: workspace,
+            name: new.name,
+            workflow: new.workflow,
+            url: new.url,
+            engine: new.engine,
+            input: new.input,
+            schedule,
+            tags: new.tags,
+            paused: new.paused,
+            created_at: now,
+            updated_at: now,
+            next_due_at: now,
+        };
+        self.check_monitor(&monitor)?;
+        // Store the input as the workflow reads it back (defaults filled).
+        monitor.input = WorkflowInput::parse(monitor.workflow, &monitor.input)?.to_json();
+        monitor.next_due_at = next_due(&monitor, now);
+        self.inner.store.monitor_insert(&monitor).await?;
+        tracing::info!(monitor_id = %monitor.id, workflow = %monitor.workflow, "monitor created");
+        Ok(monitor)
+    }
+
+    pub async fn monitor_get(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+    ) -> Result<Monitor, QueueError> {
+        self.inner
+            .store
+            .monitor_get(workspace, id)
+            .await?
+            .ok_or(QueueError::MonitorNotFound(id))
+    }
+
+    pub async fn monitor_list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &MonitorFilter,
+    ) -> Result<Vec<Monitor>, QueueError> {
+        Ok(self.inner.store.monitor_list(workspace, filter).await?)
+    }
+
+    /// Writes `next` over `current` (as read), refused when the monitor
+    /// changed in between.
+    async fn monitor_replace(
+        &self,
+        current: &Monitor,
+        next: Monitor,
+    ) -> Result<Monitor, QueueError> {
+        if self
+            .inner
+            .store
+            .monitor_update(&next, current.updated_at)
+            .await?
+        {
+            Ok(next)
+        } else {
+            Err(QueueError::MonitorChanged(current.id))
+        }
+    }
+
+    pub async fn monitor_update(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        patch: &MonitorPatch,
+    ) -> Result<Monitor, QueueError> {
+        let current = self.monitor_get(workspace, id).await?;
+        let mut next = patch.apply(&current, self.min_interval_seconds())?;
+        self.check_monitor(&next)?;
+        next.input = WorkflowInput::parse(next.workflow, &next.input)?.to_json();
+        let now = self
+            .now()
+            .max(current.updated_at + chrono::Duration::milliseconds(1));
+        next.updated_at = now;
+        if next.schedule != current.schedule {
+            next.next_due_at = next_due(&next, now);
+        }
+        self.monitor_replace(&current, next).await
+    }
+
+    pub async fn monitor_delete(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+    ) -> Result<(), QueueError> {
+        if self.inner.store.monitor_delete(workspace, id).await? {
+            tracing::info!(monitor_id = %id, "monitor deleted");
+            Ok(())
+        } else {
+            Err(QueueError::MonitorNotFound(id))
+        }
+    }
+
+    /// Pauses a monitor: no scheduled run starts until it is resumed (a run
+    /// in progress finishes).
+    pub async fn monitor_pause(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+    ) -> Result<Monitor, QueueError> {
+        self.monitor_set_paused(workspace, id, true).await
+    }
+
+    /// Resumes a monitor from its first slot after now: the slots missed
+    /// while paused are not run.
+    pub async fn monitor_resume(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+    ) -> Result<Monitor, QueueError> {
+        self.monitor_set_paused(workspace, id, false).await
+    }
+
+    async fn monitor_set_paused(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        paused: bool,
+    ) -> Result<Monitor, QueueError> {
+        let current = self.monitor_get(workspace, id).await?;
+        if current.paused == paused {
+            return Ok(current);
+        }
+        let now = self
+            .now()
+            .max(current.updated_at + chrono::Duration::milliseconds(1));
+        let mut next = current.clone();
+        next.paused = paused;
+        next.updated_at = now;
+        if !paused {
+            next.next_due_at = next_due(&next, now);
+        }
+        self.monitor_replace(&current, next).await
+    }
+
+    /// Starts a run now, outside the schedule; refused while a run is in
+    /// progress (a monitor never runs concurrently with itself).
+    pub async fn monitor_run_now(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+    ) -> Result<StartedRun, QueueError> {
+        let monitor = self.monitor_get(workspace, id).await?;
+        let now = self.now();
+        match self
+            .start_run(&monitor, RunTrigger::Manual, now, None, now)
+            .await?
+        {
+            StartOutcome::Started { run, job } => Ok(StartedRun { run, job: *job }),
+            StartOutcome::Busy => Err(QueueError::MonitorBusy(id)),
+            // Deleted since it was read, or a second request in the same
+            // millisecond took the slot.
+            StartOutcome::Moved => Err(QueueError::MonitorChanged(id)),
+        }
+    }
+
+    /// Builds the run's job and inserts both in one transaction.
+    pub(crate) async fn start_run(
+        &self,
+        monitor: &Monitor,
+        trigger: RunTrigger,
+        slot: DateTime<Utc>,
+        advance: Option<Advance>,
+        now: DateTime<Utc>,
+    ) -> Result<StartOutcome, QueueError> {
+        let job = self.monitor_job(monitor)?;
+        let (run_on, engine_reason) = self.first_engine(monitor.workspace_id, &job).await?;
+        let start = StartRun {
+            workspace_id: monitor.workspace_id,
+            monitor_id: monitor.id,
+            trigger,
+            slot,
+            advance,
+            job: InsertJob {
+                id: JobId::new(),
+                workspace_id: monitor.workspace_id,
+                job,
+                run_on,
+                engine_reason,
+                idempotency: None,
+            },
+            now,
+        };
+        let outcome = self.inner.store.monitor_run_start(&start).await?;
+        if let StartOutcome::Started { run, job } = &outcome {
+            tracing::info!(
+                monitor_id = %monitor.id,
+                run_id = run.id,
+                job_id = %job.id,
+                slot = %run.slot,
+                trigger = run.trigger.as_str(),
+                "monitor run started"
+            );
+            self.record_enqueued(job);
+            self.inner.metrics.monitor_runs_started.inc();
+            self.announce(job.id, job.state);
+            self.wake_claimers();
+        }
+        Ok(outcome)
+    }
+
+    pub async fn monitor_runs(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<MonitorRun>, QueueError> {
+        self.monitor_get(workspace, id).await?;
+        Ok(self
+            .inner
+            .store
+            .monitor_runs(workspace, id, before, limit)
+            .await?)
+    }
+
+    /// One run with its snapshot.
+    pub async fn monitor_run(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        run_id: i64,
+    ) -> Result<(MonitorRun, Option<serde_json::Value>), QueueError> {
+        self.inner
+            .store
+            .monitor_run_get(workspace, id, run_id)
+            .await?
+            .ok_or(QueueError::RunNotFound {
+                monitor: id,
+                run: run_id,
+            })
+    }
+
+    pub async fn monitor_series(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SeriesPoint>, QueueError> {
+        self.monitor_get(workspace, id).await?;
+        Ok(self
+            .inner
+            .store
+            .monitor_series(workspace, id, name, limit)
+            .await?)
+    }
+
+    /// Completes the jobs of monitor runs among `items` with their
+    /// outcomes, and returns the other items (plain jobs) untouched, with
+    /// the outcome of each monitor item.
+    pub(crate) async fn complete_monitor_items(
+        &self,
+        worker: &WorkerId,
+        items: &[CompleteItem],
+    ) -> Result<(Vec<CompleteItem>, Vec<(usize, ReportOutcome)>), QueueError> {
+        let mut plain = Vec::with_capacity(items.len());
+        let mut done = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            match self.inner.store.monitor_run_context(item.job_id).await? {
+                None => plain.push(item.clone()),
+                Some(context) => {
+                    let outcome = self.complete_run(worker, item, context).await?;
+                    done.push((index, outcome));
+                }
+            }
+        }
+        Ok((plain, done))
+    }
+
+    async fn complete_run(
+        &self,
+        worker: &WorkerId,
+        item: &CompleteItem,
+        mut context: RunContext,
+    ) -> Result<ReportOutcome, QueueError> {
+        for _ in 0..BASELINE_ATTEMPTS {
+            let record = self.compute_run(&context, &item.result).await;
+            let complete = CompleteRun {
+                worker: worker.clone(),
+                item: item.clone(),
+                now: self.now(),
+                monitor_id: context.monitor.id,
+                run_id: context.run.id,
+                baseline_run_id: context.baseline.as_ref().map(|b| b.run_id),
+                record,
+            };
+            match self.inner.store.monitor_run_complete(&complete).await? {
+                CompleteRunOutcome::Applied(transition) => {
+                    self.inner.metrics.monitor_runs_finished.inc();
+                    return Ok(ReportOutcome::Applied(transition));
+                }
+                CompleteRunOutcome::Stale => return Ok(ReportOutcome::Stale(item.job_id)),
+                CompleteRunOutcome::BaselineMoved => {
+                    tracing::debug!(monitor_id = %context.monitor.id, "baseline moved; computing again");
+                    match self.inner.store.monitor_run_context(item.job_id).await? {
+                        Some(fresh) => context = fresh,
+                        None => return Ok(ReportOutcome::Stale(item.job_id)),
+                    }
+                }
+            }
+        }
+        tracing::warn!(
+            monitor_id = %context.monitor.id,
+            job_id = %item.job_id,
+            "the monitor's baseline kept moving; the completion is left for the worker to report again"
+        );
+        Ok(ReportOutcome::Stale(item.job_id))
+    }
+
+    /// Runs the monitor's workflow on the job's result against its
+    /// baseline, on a blocking thread.
+    async fn compute_run(&self, context: &RunContext, result: &JobResult) -> RunRecord {
+        let monitor = &context.monitor;
+        let input = match WorkflowInput::parse(monitor.workflow, &monitor.input) {
+            Ok(input) => input,
+            Err(err) => return RunRecord::Error(format!("the monitor's input is invalid: {err}")),
+        };
+        let previous = match &context.baseline {
+            Some(baseline) => match serde_json::from_value::<Snapshot>(baseline.snapshot.clone()) {
+                // A baseline of another workflow (the monitor was changed)
+                // is no baseline.
+                Ok(snapshot) if snapshot.kind() == monitor.workflow => Some(snapshot),
+                Ok(_) => None,
+                Err(err) => {
+                    tracing::warn!(monitor_id = %monitor.id, error = %err, "unreadable snapshot; starting a new baseline");
+                    None
+                }
+            },
+            None => None,
+        };
+        let screenshot = self.current_screenshot(result).await;
+        let previous_screenshot = match &previous {
+            Some(Snapshot::PageChange(page)) => match &page.screenshot_sha256 {
+                Some(hex) => self.blob(hex).await,
+                None => None,
+            },
+            _ => None,
+        };
+        let capture = capture_from_result(&input, result, &monitor.url, screenshot, self.now());
+        let computed = tokio::task::spawn_blocking(move || {
+            let previous = previous.as_ref().map(|snapshot| Previous {
+                snapshot,
+                screenshot_png: previous_screenshot.as_deref(),
+            });
+            accord_workflows::run(&input, &capture, previous)
+        })
+        .await;
+        match computed {
+            Ok(Ok(run)) => RunRecord::Outcome {
+                values: values_of(&run.outcome),
+                outcome: to_value(&run.outcome),
+                snapshot: to_value(&run.snapshot),
+            },
+            Ok(Err(err)) => RunRecord::Error(format!("failed to {err}")),
+            Err(err) => RunRecord::Error(format!("the workflow did not finish: {err}")),
+        }
+    }
+
+    /// The screenshot the run's job kept for a visual comparison.
+    async fn current_screenshot(&self, result: &JobResult) -> Option<Vec<u8>> {
+        let artifact = result
+            .artifacts
+            .iter()
+            .find(|a| a.name.as_str() == SCREENSHOT_ARTIFACT)?;
+        let blobs = self.inner.blobs.as_ref()?;
+        match blobs.read_all(&artifact.sha256).await {
+            Ok(bytes) => Some(bytes.to_vec()),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the run's screenshot");
+                None
+            }
+        }
+    }
+
+    async fn blob(&self, hex: &str) -> Option<Vec<u8>> {
+        let digest = Sha256Digest::try_from(hex.to_owned()).ok()?;
+        let blobs = self.inner.blobs.as_ref()?;
+        blobs.read_all(&digest).await.ok().map(|b| b.to_vec())
+    }
+}
+
+/// The first slot after `now`; a cron expression that never runs again
+/// leaves the monitor due in a hundred years.
+pub(crate) fn next_due(monitor: &Monitor, now: DateTime<Utc>) -> DateTime<Utc> {
+    monitor
+        .next_slot_after(now)
+        .unwrap_or_else(|| now + chrono::Duration::days(36_500))
+}
+
+fn to_value(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The tracked numbers an outcome read, by name.
+fn values_of(outcome: &RunOutcome) -> Vec<(String, f64)> {
+    match &outcome.detail {
+        accord_workflows::WorkflowOutcome::PageChange(page) => page
+            .values
+            .iter()
+            .filter_map(|v| Some((v.name.clone(), v.value?)))
+            .filter(|(_, v)| v.is_finite())
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,526 @@
+//! [`accord_store::MonitorStore`]: monitors read and written within their
+//! workspace, listed by tag with a cursor, updated without lost updates;
+//! runs started with their job exactly once per slot, never while another
+//! run is unfinished; completions that record the outcome and move the
+//! baseline in the job's transaction, fenced on the lease and on the
+//! baseline; failures that finish the run; deletion that takes the history.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use accord_model::{
+    CompleteItem, ErrorKind, JobId, JobState, Monitor, MonitorId, RunState, RunTrigger, Schedule,
+    ScheduleSpec, WorkflowKind, WorkspaceId,
+};
+use accord_store::{
+    Advance, CompleteRun, CompleteRunOutcome, InsertJob, MonitorFilter, RunRecord, StartOutcome,
+    StartRun, Store,
+};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::fixtures::*;
+use crate::harness::conformance;
+
+fn every(text: &str) -> Schedule {
+    let spec = ScheduleSpec {
+        every: Some(text.to_owned()),
+        cron: None,
+        time_zone: None,
+    };
+    Schedule::parse(&spec, "schedule", 0).unwrap()
+}
+
+fn monitor(workspace: WorkspaceId, name: &str, tags: &[&str], due: DateTime<Utc>) -> Monitor {
+    Monitor {
+        id: MonitorId::new(),
+        workspace_id: workspace,
+        name: name.to_owned(),
+        workflow: WorkflowKind::PageChange,
+        url: "https://example.com/".parse().unwrap(),
+        engine: accord_model::Engine::Http,
+        input: json!({"selectors": ["main"]}),
+        schedule: every("1m"),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        paused: false,
+        created_at: at(0),
+        updated_at: at(0),
+        next_due_at: due,
+    }
+}
+
+fn job_for(monitor: &Monitor) -> InsertJob {
+    InsertJob {
+        id: JobId::new(),
+        workspace_id: monitor.workspace_id,
+        job: new_job(r#","max_attempts":1"#),
+        run_on: accord_model::RunEngine::Http,
+        engine_reason: None,
+        idempotency: None,
+    }
+}
+
+/// A scheduled start of `monitor` as read, at `now`.
+fn scheduled(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
+    StartRun {
+        workspace_id: monitor.workspace_id,
+        monitor_id: monitor.id,
+        trigger: RunTrigger::Schedule,
+        slot: monitor.next_due_at,
+        advance: Some(Advance {
+            due_at: monitor.next_due_at,
+            updated_at: monitor.updated_at,
+            next_due_at: monitor.next_slot_after(now).unwrap(),
+        }),
+        job: job_for(monitor),
+        now,
+    }
+}
+
+fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
+    StartRun {
+        workspace_id: monitor.workspace_id,
+        monitor_id: monitor.id,
+        trigger: RunTrigger::Manual,
+        slot: now,
+        advance: None,
+        job: job_for(monitor),
+        now,
+    }
+}
+
+fn started(outcome: StartOutcome) -> (accord_model::MonitorRun, accord_model::Job) {
+    match outcome {
+        StartOutcome::Started { run, job } => (run, *job),
+        other => panic!("expected a started run, got {other:?}"),
+    }
+}
+
+fn completion(
+    monitor: &Monitor,
+    run_id: i64,
+    lease: accord_model::LeaseRef,
+    baseline: Option<i64>,
+    text: &str,
+    now: DateTime<Utc>,
+) -> CompleteRun {
+    CompleteRun {
+        worker: worker("w"),
+        item: CompleteItem {
+            job_id: lease.job_id,
+            attempt: lease.attempt,
+            result: result(),
+        },
+        now,
+        monitor_id: monitor.id,
+        run_id,
+        baseline_run_id: baseline,
+        record: RunRecord::Outcome {
+            outcome: json!({"changed": true, "text": text}),
+            snapshot: json!({"text": text}),
+            values: vec![("price".to_owned(), 12.5)],
+        },
+    }
+}
+
+async fn monitors_are_scoped_listed_by_tag_and_paged(store: Arc<dyn Store>) {
+    let other = other_workspace(&*store).await;
+    let a = monitor(WorkspaceId::DEFAULT, "a", &["news", "eu"], at(60));
+    let b = monitor(WorkspaceId::DEFAULT, "b", &["jobs"], at(60));
+    let c = monitor(WorkspaceId::DEFAULT, "c", &["news"], at(60));
+    let hidden = monitor(other, "hidden", &["news"], at(60));
+    for m in [&a, &b, &c, &hidden] {
+        store.monitor_insert(m).await.unwrap();
+    }
+    assert_eq!(
+        store.monitor_get(WorkspaceId::DEFAULT, a.id).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.monitor_get(other, a.id).await.unwrap(), None);
+
+    let list = |tag: Option<&str>, before: Option<MonitorId>, limit: u32| {
+        let store = store.clone();
+        let filter = MonitorFilter {
+            tag: tag.map(str::to_owned),
+            before,
+            limit,
+        };
+        async move {
+            store
+                .monitor_list(WorkspaceId::DEFAULT, &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(None, None, 10).await, ["c", "b", "a"]);
+    assert_eq!(list(Some("news"), None, 10).await, ["c", "a"]);
+    assert_eq!(list(Some("nothing"), None, 10).await, Vec::<String>::new());
+    assert_eq!(list(None, None, 2).await, ["c", "b"]);
+    assert_eq!(list(None, Some(b.id), 2).await, ["a"]);
+}
+
+async fn updates_are_fenced_and_deletion_takes_the_history(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(0));
+    store.monitor_insert(&m).await.unwrap();
+    let mut changed = m.clone();
+    changed.name = "renamed".into();
+    changed.tags = BTreeSet::from(["x".to_owned()]);
+    changed.paused = true;
+    changed.updated_at = at(5);
+    assert!(store.monitor_update(&changed, m.updated_at).await.unwrap());
+    // A second writer that read the old version loses: no lost update.
+    let mut stale = m.clone();
+    stale.name = "stale".into();
+    stale.updated_at = at(6);
+    assert!(!store.monitor_update(&stale, m.updated_at).await.unwrap());
+    assert_eq!(
+        store.monitor_get(WorkspaceId::DEFAULT, m.id).await.unwrap(),
+        Some(changed.clone())
+    );
+
+    let mut resumed = changed.clone();
+    resumed.paused = false;
+    resumed.updated_at = at(7);
+    assert!(store
+        .monitor_update(&resumed, changed.updated_at)
+        .await
+        .unwrap());
+    let (run, _) = started(
+        store
+            .monitor_run_start(&manual(&resumed, at(8)))
+            .await
+            .unwrap(),
+    );
+    assert!(store
+        .monitor_delete(WorkspaceId::DEFAULT, m.id)
+        .await
+        .unwrap());
+    assert!(!store
+        .monitor_delete(WorkspaceId::DEFAULT, m.id)
+        .await
+        .unwrap());
+    assert!(store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .is_none());
+    // The job stays, like any job, until retention.
+    assert_eq!(state_of(&*store, run.job_id).await, JobState::Available);
+    assert!(store
+        .monitor_run_context(run.job_id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn a_slot_starts_once_with_its_job_and_moves_the_due_time(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(60));
+    let paused = Monitor {
+        paused: true,
+        ..monitor(WorkspaceId::DEFAULT, "p", &[], at(0))
+    };
+    store.monitor_insert(&m).await.unwrap();
+    store.monitor_insert(&paused).await.unwrap();
+    assert!(store.monitors_due(at(59), 10).await.unwrap().is_empty());
+    let due = store.monitors_due(at(61), 10).await.unwrap();
+    assert_eq!(due, vec![m.clone()]);
+
+    // Two replicas read the same due monitor; one starts the slot.
+    let first = scheduled(&due[0], at(61));
+    let second = scheduled(&due[0], at(61));
+    let (run, job) = started(store.monitor_run_start(&first).await.unwrap());
+    assert_eq!(run.slot, at(60));
+    assert_eq!(run.trigger, RunTrigger::Schedule);
+    assert_eq!(run.state, RunState::Running);
+    assert_eq!(run.job_id, job.id);
+    assert_eq!(job.id, first.job.id);
+    assert!(matches!(
+        store.monitor_run_start(&second).await.unwrap(),
+        StartOutcome::Busy | StartOutcome::Moved
+    ));
+    // The loser wrote nothing: no job.
+    assert!(store
+        .job_get(WorkspaceId::DEFAULT, second.job.id)
+        .await
+        .unwrap()
+        .is_none());
+    let now = store
+        .monitor_get(WorkspaceId::DEFAULT, m.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.next_due_at, m.next_slot_after(at(61)).unwrap());
+    assert!(now.next_due_at > at(61));
+
+    // While the run's job is unfinished the monitor is not due, and a
+    // manual run is refused: a monitor never overlaps itself.
+    let later = now.next_due_at + chrono::Duration::seconds(1);
+    assert!(store.monitors_due(later, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        store.monitor_run_start(&manual(&now, later)).await.unwrap(),
+        StartOutcome::Busy
+    ));
+    // Once its job finishes, the monitor is due again: one catch-up run.
+    let lease = claim(&*store, "w", 1, later).await.remove(0);
+    fail(&*store, "w", lease, ErrorKind::Permanent, later).await;
+    let due = store.monitors_due(later, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let run = store
+        .monitor_runs(WorkspaceId::DEFAULT, m.id, None, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(run.state, RunState::Error);
+    assert_eq!(run.error.as_deref(), Some("boom"));
+    assert!(run.finished_at.is_some());
+}
+
+async fn a_stale_read_starts_nothing(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(60));
+    store.monitor_insert(&m).await.unwrap();
+    // The monitor was edited after the scheduler read it.
+    let mut edited = m.clone();
+    edited.updated_at = at(61);
+    assert!(store.monitor_update(&edited, m.updated_at).await.unwrap());
+    let start = scheduled(&m, at(62));
+    assert!(matches!(
+        store.monitor_run_start(&start).await.unwrap(),
+        StartOutcome::Moved
+    ));
+    assert!(store
+        .job_get(WorkspaceId::DEFAULT, start.job.id)
+        .await
+        .unwrap()
+        .is_none());
+    // Paused after being read: nothing either.
+    let mut paused = edited.clone();
+    paused.paused = true;
+    paused.updated_at = at(63);
+    assert!(store
+        .monitor_update(&paused, edited.updated_at)
+        .await
+        .unwrap());
+    assert!(matches!(
+        store
+            .monitor_run_start(&scheduled(&edited, at(64)))
+            .await
+            .unwrap(),
+        StartOutcome::Moved
+    ));
+    // An unknown or foreign monitor: nothing.
+    let foreign = monitor(other_workspace(&*store).await, "f", &[], at(0));
+    assert!(matches!(
+        store
+            .monitor_run_start(&manual(&foreign, at(65)))
+            .await
+            .unwrap(),
+        StartOutcome::Moved
+    ));
+}
+
+async fn a_completion_records_the_outcome_and_moves_the_baseline(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(60));
+    store.monitor_insert(&m).await.unwrap();
+    let (run, _) = started(store.monitor_run_start(&manual(&m, at(1))).await.unwrap());
+    let context = store
+        .monitor_run_context(run.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(context.monitor, m);
+    assert_eq!(context.run, run);
+    assert_eq!(context.baseline, None);
+    let lease = claim(&*store, "w", 1, at(2)).await.remove(0);
+
+    // Computed against a baseline that is not the monitor's: refused, and
+    // the job is still leased.
+    let wrong = completion(&m, run.id, lease, Some(999), "one", at(3));
+    assert_eq!(
+        store.monitor_run_complete(&wrong).await.unwrap(),
+        CompleteRunOutcome::BaselineMoved
+    );
+    assert_eq!(state_of(&*store, run.job_id).await, JobState::Running);
+    // Another worker's lease: stale, nothing recorded.
+    let mut stolen = completion(&m, run.id, lease, None, "one", at(3));
+    stolen.worker = worker("other");
+    assert_eq!(
+        store.monitor_run_complete(&stolen).await.unwrap(),
+        CompleteRunOutcome::Stale
+    );
+
+    let done = completion(&m, run.id, lease, None, "one", at(3));
+    assert!(matches!(
+        store.monitor_run_complete(&done).await.unwrap(),
+        CompleteRunOutcome::Applied(t) if t.to == JobState::Succeeded
+    ));
+    assert_eq!(state_of(&*store, run.job_id).await, JobState::Succeeded);
+    let (recorded, snapshot) = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.state, RunState::Succeeded);
+    assert_eq!(
+        recorded.outcome,
+        Some(json!({"changed": true, "text": "one"}))
+    );
+    assert!(recorded.has_snapshot);
+    assert_eq!(recorded.finished_at, Some(at(3)));
+    assert_eq!(snapshot, Some(json!({"text": "one"})));
+    // The run is no longer in progress; the same completion again is stale.
+    assert!(store
+        .monitor_run_context(run.job_id)
+        .await
+        .unwrap()
+        .is_none());
+    // (Whichever fence it meets first: nothing changes.)
+    assert!(matches!(
+        store.monitor_run_complete(&done).await.unwrap(),
+        CompleteRunOutcome::Stale | CompleteRunOutcome::BaselineMoved
+    ));
+
+    // The next run is computed against this one's snapshot.
+    let (second, _) = started(store.monitor_run_start(&manual(&m, at(10))).await.unwrap());
+    let context = store
+        .monitor_run_context(second.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let baseline = context.baseline.unwrap();
+    assert_eq!(baseline.run_id, run.id);
+    assert_eq!(baseline.snapshot, json!({"text": "one"}));
+    let lease = claim(&*store, "w", 1, at(11)).await.remove(0);
+    // Computed against no baseline (as if read before the first finished):
+    // refused, so the two can never both become the baseline.
+    assert_eq!(
+        store
+            .monitor_run_complete(&completion(&m, second.id, lease, None, "two", at(12)))
+            .await
+            .unwrap(),
+        CompleteRunOutcome::BaselineMoved
+    );
+    assert!(matches!(
+        store
+            .monitor_run_complete(&completion(
+                &m,
+                second.id,
+                lease,
+                Some(run.id),
+                "two",
+                at(12)
+            ))
+            .await
+            .unwrap(),
+        CompleteRunOutcome::Applied(_)
+    ));
+
+    // A run whose workflow could not run ends in error, and the baseline
+    // stays where it was.
+    let (third, _) = started(store.monitor_run_start(&manual(&m, at(20))).await.unwrap());
+    let lease = claim(&*store, "w", 1, at(21)).await.remove(0);
+    let mut broken = completion(&m, third.id, lease, Some(second.id), "three", at(22));
+    broken.record = RunRecord::Error("the page is too complex".into());
+    assert!(matches!(
+        store.monitor_run_complete(&broken).await.unwrap(),
+        CompleteRunOutcome::Applied(t) if t.to == JobState::Succeeded
+    ));
+    let (errored, snapshot) = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, third.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(errored.state, RunState::Error);
+    assert_eq!(errored.error.as_deref(), Some("the page is too complex"));
+    assert_eq!(snapshot, None);
+    let (fourth, _) = started(store.monitor_run_start(&manual(&m, at(30))).await.unwrap());
+    let context = store
+        .monitor_run_context(fourth.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(context.baseline.unwrap().run_id, second.id);
+
+    let series = store
+        .monitor_series(WorkspaceId::DEFAULT, m.id, Some("price"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        series
+            .iter()
+            .map(|p| (p.run_id, p.value, p.at))
+            .collect::<Vec<_>>(),
+        vec![(run.id, 12.5, at(3)), (second.id, 12.5, at(12))]
+    );
+    assert!(store
+        .monitor_series(WorkspaceId::DEFAULT, m.id, Some("other"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let runs = store
+        .monitor_runs(WorkspaceId::DEFAULT, m.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [fourth.id, third.id, second.id, run.id]
+    );
+    let older = store
+        .monitor_runs(WorkspaceId::DEFAULT, m.id, Some(second.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|r| r.id).collect::<Vec<_>>(), [run.id]);
+    // Another workspace sees none of it.
+    let other = other_workspace(&*store).await;
+    assert!(store
+        .monitor_runs(other, m.id, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .monitor_run_get(other, m.id, run.id)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn a_failed_smoke_check_job_fails_its_run(store: Arc<dyn Store>) {
+    let m = Monitor {
+        workflow: WorkflowKind::SmokeCheck,
+        input: json!({}),
+        ..monitor(WorkspaceId::DEFAULT, "smoke", &[], at(60))
+    };
+    store.monitor_insert(&m).await.unwrap();
+    let mut start = manual(&m, at(1));
+    start.job.job = new_job(r#","max_attempts":2"#);
+    let (run, _) = started(store.monitor_run_start(&start).await.unwrap());
+    // A retryable failure with attempts left does not finish the run.
+    let lease = claim(&*store, "w", 1, at(2)).await.remove(0);
+    fail(&*store, "w", lease, ErrorKind::Retryable, at(2)).await;
+    let runs = store
+        .monitor_runs(WorkspaceId::DEFAULT, m.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(runs[0].state, RunState::Running);
+    let lease = claim(&*store, "w", 1, at(1_000)).await.remove(0);
+    fail(&*store, "w", lease, ErrorKind::Retryable, at(1_000)).await;
+    let (failed, snapshot) = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(failed.error.as_deref(), Some("boom"));
+    assert_eq!(snapshot, None);
+}
+
+conformance!(
+    monitors_are_scoped_listed_by_tag_and_paged,
+    updates_are_fenced_and_deletion_takes_the_history,
+    a_slot_starts_once_with_its_job_and_moves_the_due_time,
+    a_stale_read_starts_nothing,
+    a_completion_records_the_outcome_and_moves_the_baseline,
+    a_failed_smoke_check_job_fails_its_run,
+);
