@@ -2,11 +2,17 @@
 //! to jobs alone, and the monitors created against it.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use accord_client::AccordClient;
 use accord_demo::DemoSite;
+use accord_model::{NewMonitor, Role, ScheduleSpec, TargetUrl, WorkspaceId};
+use accord_store::Store;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
+
+use crate::keys_cmd::{create_key_in_store, KeySpec};
 
 /// The demo site's own loopback address. Every 127/8 address reaches this
 /// machine on Linux, and nothing else listens on this one, so allowing it
@@ -33,4 +39,76 @@ pub async fn start_site() -> Result<(DemoSite, IpAddr)> {
     let mut site = DemoSite::serve(listener).context("serve the demo site")?;
     site.start_timer(TICK);
     Ok((site, ip))
+}
+
+/// A key to create the demo monitors with: operator, valid ten minutes.
+pub async fn key(store: &Arc<dyn Store>) -> Result<String> {
+    let spec = KeySpec {
+        workspace: WorkspaceId::DEFAULT,
+        role: Role::Operator,
+        name: "accord up --demo (creates the demo monitors)".to_owned(),
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::minutes(10)),
+        rate_limit: None,
+    };
+    Ok(create_key_in_store(store.as_ref(), spec).await?.token)
+}
+
+/// Creates the demo monitors against `site` (again on every start: a
+/// second `accord up --demo` on the same data directory replaces the ones
+/// tagged `demo`, since the site's port changed) and prints where to look.
+pub async fn create_monitors(client: &AccordClient, site: &DemoSite, api_url: &str) -> Result<()> {
+    // The previous demo's monitors point at a port that is gone.
+    loop {
+        let page = client
+            .list_monitors(Some(accord_demo::DEMO_TAG), Some(500), None)
+            .await
+            .context("list the previous demo's monitors")?;
+        if page.items.is_empty() {
+            break;
+        }
+        for monitor in page.items {
+            client
+                .delete_monitor(monitor.id)
+                .await
+                .context("delete a previous demo monitor")?;
+        }
+    }
+    println!();
+    println!(
+        "Demo site: {} (its pages move on every {} s)",
+        site.base_url(),
+        TICK.as_secs()
+    );
+    println!(
+        "Demo monitors, each checking every {}:",
+        accord_demo::DEMO_SCHEDULE
+    );
+    for demo in accord_demo::monitors(&site.base_url()) {
+        let new = NewMonitor {
+            name: demo.name.to_owned(),
+            workflow: demo.kind,
+            url: TargetUrl::parse(&demo.url).context("a demo monitor's URL")?,
+            engine: demo.engine,
+            input: demo.input,
+            schedule: ScheduleSpec {
+                every: Some(demo.schedule.to_owned()),
+                cron: None,
+                time_zone: None,
+            },
+            tags: demo.tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            paused: false,
+        };
+        let created = client
+            .create_monitor(&new)
+            .await
+            .with_context(|| format!("create the demo monitor {:?}", demo.name))?;
+        println!("  {}  {:<24} {}", created.id, demo.name, demo.shows);
+    }
+    println!(
+        "Look at them (runs show changes, new items, conditions met, failures and recoveries):"
+    );
+    println!("  accord monitors list --tag demo --server {api_url}");
+    println!("  accord monitors runs ID --server {api_url}");
+    println!("  accord monitors series ID --server {api_url}");
+    Ok(())
 }

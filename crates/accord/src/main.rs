@@ -107,6 +107,10 @@ async fn run(cli: Cli) -> Result<()> {
             let engine = engine(&egress, user_agent(&args.worker, &file))?;
             let store = server::open_store(&settings.store).await?;
             let keys = keys_cmd::ensure_local_keys(&store, &settings.data_dir).await?;
+            let demo_key = match &demo_site {
+                Some(_) => Some(demo::key(&store).await?),
+                None => None,
+            };
             let control = ControlPlane::start_on(&settings, store).await?;
             let url = control.local_url();
             print_banner(&control, &settings);
@@ -122,6 +126,10 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let stop = CancellationToken::new();
             let worker = tokio::spawn(Worker::new(client, engines, worker).run(stop.clone()));
+            if let (Some(site), Some(key)) = (&demo_site, &demo_key) {
+                let operator = AccordClient::new(&url)?.with_api_key(key)?;
+                demo::create_monitors(&operator, site, &url).await?;
+            }
             stop_signal().await;
             control.close_claims();
             stop.cancel();
