@@ -857,3 +857,118 @@ async fn the_audit_log_records_changes_and_failures_without_secrets() {
     let theirs = h.call("GET", "/api/v1/audit", Some(&b_admin), None).await;
     assert_eq!(theirs.body["items"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_routes_round_trip() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let key = h.key(WorkspaceId::DEFAULT, Role::Operator, UNLIMITED).await;
+    let key = Some(key.as_str());
+
+    let workflows = h.call("GET", "/api/v1/workflows", key, None).await;
+    assert_eq!(workflows.status, StatusCode::OK);
+    assert_eq!(workflows.body["workflows"].as_array().unwrap().len(), 3);
+    let one = h
+        .call("GET", "/api/v1/workflows/smoke_check", key, None)
+        .await;
+    assert_eq!(one.body["input_schema"]["type"], json!("object"), "{one:?}");
+    let unknown = h.call("GET", "/api/v1/workflows/nope", key, None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let monitor = |every: &str, input: Value| {
+        json!({
+            "name": "news",
+            "workflow": "page_change",
+            "url": "https://example.com/",
+            "input": input,
+            "schedule": {"every": every},
+            "tags": ["news"]
+        })
+    };
+    let refused = h
+        .call(
+            "POST",
+            "/api/v1/monitors",
+            key,
+            Some(monitor("1s", json!({}))),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("schedule.every:"));
+    let refused = h
+        .call(
+            "POST",
+            "/api/v1/monitors",
+            key,
+            Some(monitor("5m", json!({"ignore": ["("]}))),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("input.ignore[0]:"));
+
+    let created = h
+        .call(
+            "POST",
+            "/api/v1/monitors",
+            key,
+            Some(monitor("5m", json!({"selectors": ["main"]}))),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["schedule"], json!({"every": "5m"}));
+
+    let listed = h.call("GET", "/api/v1/monitors?tag=news", key, None).await;
+    assert_eq!(listed.body["items"][0]["id"], json!(id));
+    let none = h.call("GET", "/api/v1/monitors?tag=other", key, None).await;
+    assert_eq!(none.body["items"], json!([]));
+
+    let patched = h
+        .call(
+            "PATCH",
+            &format!("/api/v1/monitors/{id}"),
+            key,
+            Some(json!({"name": "renamed", "schedule": {"cron": "0 9 * * *", "time_zone": "Europe/Paris"}})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    assert_eq!(patched.body["name"], json!("renamed"));
+    let paused = h
+        .call("POST", &format!("/api/v1/monitors/{id}/pause"), key, None)
+        .await;
+    assert_eq!(paused.body["paused"], json!(true));
+
+    let run = h
+        .call("POST", &format!("/api/v1/monitors/{id}/run"), key, None)
+        .await;
+    assert_eq!(run.status, StatusCode::CREATED, "{run:?}");
+    assert_eq!(run.body["trigger"], json!("manual"));
+    let again = h
+        .call("POST", &format!("/api/v1/monitors/{id}/run"), key, None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["error"]["code"], json!("monitor_busy"));
+    let runs = h
+        .call("GET", &format!("/api/v1/monitors/{id}/runs"), key, None)
+        .await;
+    assert_eq!(runs.body["items"].as_array().unwrap().len(), 1);
+    let series = h
+        .call("GET", &format!("/api/v1/monitors/{id}/series"), key, None)
+        .await;
+    assert_eq!(series.body["points"], json!([]));
+
+    let deleted = h
+        .call("DELETE", &format!("/api/v1/monitors/{id}"), key, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = h
+        .call("GET", &format!("/api/v1/monitors/{id}"), key, None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.body["error"]["code"], json!("monitor_not_found"));
+}

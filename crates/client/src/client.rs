@@ -5,9 +5,10 @@ use std::time::Duration;
 use accord_model::{
     ApiKey, ApiKeyList, ArtifactList, ArtifactName, AuditPage, ClaimRequest, ClaimResponse,
     CompleteRequest, CreatedApiKey, EscalateRequest, EventPage, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, Job, JobBatch, JobId, JobPage, JobState, LeaseRef, NewApiKey, NewJob,
-    NewJobBatch, NewWorkspace, OpsStatus, QueueStatsView, ReleaseRequest, ReportResponse,
-    Sha256Digest, StoredArtifact, WorkerId, Workspace, WorkspaceList,
+    HeartbeatResponse, Job, JobBatch, JobId, JobPage, JobState, LeaseRef, MonitorId, MonitorPage,
+    MonitorPatch, MonitorRun, MonitorView, NewApiKey, NewJob, NewJobBatch, NewMonitor,
+    NewWorkspace, OpsStatus, QueueStatsView, ReleaseRequest, ReportResponse, RunPage, Series,
+    Sha256Digest, StoredArtifact, WorkerId, WorkflowList, WorkflowView, Workspace, WorkspaceList,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -268,6 +269,136 @@ impl AccordClient {
             Duration::from_secs(30),
         )
         .await
+    }
+
+    // --- Workflows and monitors --------------------------------------------
+
+    pub async fn list_workflows(&self) -> Result<WorkflowList, ClientError> {
+        self.get("api/v1/workflows").await
+    }
+
+    /// One workflow with its input's JSON Schema (`page_change`, ...).
+    pub async fn get_workflow(&self, name: &str) -> Result<WorkflowView, ClientError> {
+        self.get(&format!("api/v1/workflows/{name}")).await
+    }
+
+    pub async fn create_monitor(&self, monitor: &NewMonitor) -> Result<MonitorView, ClientError> {
+        self.post("api/v1/monitors", monitor, Duration::from_secs(30))
+            .await
+    }
+
+    /// Monitors, newest first, optionally with a tag; `cursor` is the
+    /// previous page's `next_cursor`.
+    pub async fn list_monitors(
+        &self,
+        tag: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<MonitorPage, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(tag) = tag {
+            query.push(("tag", tag.to_owned()));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let request = self
+            .request(Method::GET, "api/v1/monitors")
+            .query(&query)
+            .timeout(Duration::from_secs(30));
+        self.send(request).await.map(|(_, page)| page)
+    }
+
+    pub async fn get_monitor(&self, id: MonitorId) -> Result<MonitorView, ClientError> {
+        self.get(&format!("api/v1/monitors/{id}")).await
+    }
+
+    pub async fn update_monitor(
+        &self,
+        id: MonitorId,
+        patch: &MonitorPatch,
+    ) -> Result<MonitorView, ClientError> {
+        let request = self
+            .request(Method::PATCH, &format!("api/v1/monitors/{id}"))
+            .json(patch)
+            .timeout(Duration::from_secs(30));
+        self.send(request).await.map(|(_, monitor)| monitor)
+    }
+
+    pub async fn delete_monitor(&self, id: MonitorId) -> Result<(), ClientError> {
+        let response = self
+            .request(Method::DELETE, &format!("api/v1/monitors/{id}"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(ClientError::transport)?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.map_err(ClientError::transport)?;
+        Err(ClientError::from_body(status, &bytes))
+    }
+
+    pub async fn pause_monitor(&self, id: MonitorId) -> Result<MonitorView, ClientError> {
+        self.post(
+            &format!("api/v1/monitors/{id}/pause"),
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub async fn resume_monitor(&self, id: MonitorId) -> Result<MonitorView, ClientError> {
+        self.post(
+            &format!("api/v1/monitors/{id}/resume"),
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// Starts a run now; refused (409) while one is in progress.
+    pub async fn run_monitor(&self, id: MonitorId) -> Result<MonitorRun, ClientError> {
+        self.post(
+            &format!("api/v1/monitors/{id}/run"),
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// A monitor's runs, newest first, each with its outcome.
+    pub async fn monitor_runs(
+        &self,
+        id: MonitorId,
+        cursor: Option<i64>,
+    ) -> Result<RunPage, ClientError> {
+        let mut request = self.request(Method::GET, &format!("api/v1/monitors/{id}/runs"));
+        if let Some(cursor) = cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        self.send(request.timeout(Duration::from_secs(30)))
+            .await
+            .map(|(_, page)| page)
+    }
+
+    /// The numbers a monitor tracked, optionally of one name.
+    pub async fn monitor_series(
+        &self,
+        id: MonitorId,
+        name: Option<&str>,
+    ) -> Result<Series, ClientError> {
+        let mut request = self.request(Method::GET, &format!("api/v1/monitors/{id}/series"));
+        if let Some(name) = name {
+            request = request.query(&[("name", name)]);
+        }
+        self.send(request.timeout(Duration::from_secs(30)))
+            .await
+            .map(|(_, series)| series)
     }
 
     /// Every artifact of a job (manifests included), by name.

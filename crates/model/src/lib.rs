@@ -57,9 +57,10 @@ pub use manifest::{
     canonical_json, EvidenceManifest, ManifestOutcome, MANIFEST_NAME_PREFIX, MANIFEST_VERSION,
 };
 pub use monitor::{
-    check_tag, parse_interval, Monitor, MonitorId, MonitorPatch, MonitorRun, MonitorView,
-    NewMonitor, RunState, RunTrigger, Schedule, ScheduleSpec, SeriesPoint, UnknownWorkflow,
-    WorkflowKind, CRON_MAX_JITTER_MS, DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
+    check_tag, parse_interval, Monitor, MonitorId, MonitorPage, MonitorPatch, MonitorRun,
+    MonitorView, NewMonitor, RunPage, RunState, RunTrigger, Schedule, ScheduleSpec, Series,
+    SeriesPoint, UnknownWorkflow, WorkflowKind, WorkflowList, WorkflowView, CRON_MAX_JITTER_MS,
+    DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

@@ -695,5 +695,41 @@ pub struct SeriesPoint {
     pub at: DateTime<Utc>,
 }
 
+/// One built-in workflow (`GET /api/v1/workflows/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowView {
+    pub name: WorkflowKind,
+    pub description: String,
+    /// The JSON Schema of the workflow's `input`.
+    pub input_schema: serde_json::Value,
+}
+
+/// `GET /api/v1/workflows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowList {
+    pub workflows: Vec<WorkflowView>,
+}
+
+/// `GET /api/v1/monitors`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitorPage {
+    pub items: Vec<MonitorView>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/monitors/{id}/runs`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunPage {
+    pub items: Vec<MonitorRun>,
+    pub next_cursor: Option<i64>,
+}
+
+/// `GET /api/v1/monitors/{id}/series`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Series {
+    /// Oldest first.
+    pub points: Vec<SeriesPoint>,
+}
+
 #[cfg(test)]
 mod tests;

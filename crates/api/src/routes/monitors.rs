@@ -3,8 +3,8 @@
 //! run by hand and deleted, with their runs and tracked values.
 
 use accord_model::{
-    ErrorBody, MonitorId, MonitorPatch, MonitorRun, MonitorView, NewMonitor, SeriesPoint,
-    WorkflowKind,
+    ErrorBody, MonitorId, MonitorPage, MonitorPatch, MonitorRun, MonitorView, NewMonitor, RunPage,
+    Series, WorkflowKind, WorkflowList, WorkflowView,
 };
 use accord_store::MonitorFilter;
 use accord_workflows::WorkflowInfo;
@@ -12,8 +12,8 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::{AuditTarget, Workspace};
 use crate::extract::{page_limit, JsonBody, QueryParams};
@@ -34,20 +34,6 @@ impl<S: Send + Sync> FromRequestParts<S> for MonitorIdPath {
             ApiError::InvalidId(format!("{raw:?} is not a monitor id (expected a UUID)"))
         })
     }
-}
-
-/// One built-in workflow.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkflowView {
-    pub name: WorkflowKind,
-    pub description: String,
-    /// The JSON Schema of the workflow's `input`.
-    pub input_schema: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkflowList {
-    pub workflows: Vec<WorkflowView>,
 }
 
 fn workflow_view(kind: WorkflowKind) -> WorkflowView {
@@ -97,12 +83,6 @@ pub struct MonitorListParams {
     /// The `next_cursor` of the previous page.
     #[param(format = Uuid)]
     pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MonitorPage {
-    pub items: Vec<MonitorView>,
-    pub next_cursor: Option<String>,
 }
 
 /// Create a monitor. Its input is checked against its workflow's schema
@@ -321,12 +301,6 @@ pub struct RunListParams {
     pub cursor: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunPage {
-    pub items: Vec<MonitorRun>,
-    pub next_cursor: Option<i64>,
-}
-
 /// A monitor's runs, newest first, each with its outcome.
 #[utoipa::path(
     get, path = "/api/v1/monitors/{id}/runs", tag = "monitors",
@@ -366,12 +340,6 @@ pub struct SeriesParams {
     /// 1 to 10000; default 1000.
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Series {
-    /// Oldest first.
-    pub points: Vec<SeriesPoint>,
 }
 
 /// The numbers a monitor tracked, run by run.
