@@ -60,7 +60,7 @@ pub async fn create_monitors(client: &AccordClient, site: &DemoSite, api_url: &s
     // The previous demo's monitors point at a port that is gone.
     loop {
         let page = client
-            .list_monitors(Some(accord_demo::DEMO_TAG), Some(500), None)
+            .list_monitors(Some(accord_demo::DEMO_TAG), None, Some(500))
             .await
             .context("list the previous demo's monitors")?;
         if page.items.is_empty() {

@@ -150,7 +150,7 @@ impl AccordClient {
         &self.base
     }
 
-    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let url = self
             .base
             .join(path.trim_start_matches('/'))
@@ -162,7 +162,7 @@ impl AccordClient {
         }
     }
 
-    pub(crate) async fn send<T: DeserializeOwned>(
+    async fn send<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
     ) -> Result<(u16, T), ClientError> {
@@ -180,7 +180,7 @@ impl AccordClient {
             })
     }
 
-    pub(crate) async fn post<B: Serialize, T: DeserializeOwned>(
+    async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
@@ -190,7 +190,7 @@ impl AccordClient {
         self.send(request).await.map(|(_, value)| value)
     }
 
-    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let request = self
             .request(Method::GET, path)
             .timeout(Duration::from_secs(30));

@@ -7,10 +7,8 @@
 
 mod client;
 mod error;
-mod monitors;
 
 pub use client::{
     AccordClient, ArtifactDownload, ArtifactUpload, ListJobs, ManifestDownload, Submitted,
 };
 pub use error::ClientError;
-pub use monitors::{MonitorPage, RunPage, Series, WorkflowList, WorkflowView};
