@@ -54,6 +54,12 @@ pub enum Command {
     /// Submit, inspect and manage jobs on a running server.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Create, list and watch monitors (a workflow on a schedule) and their runs.
+    #[command(subcommand)]
+    Monitors(MonitorsCommand),
+    /// List the built-in workflows and show their input schema.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -586,4 +592,121 @@ pub struct BenchQueueArgs {
     /// Benchmark PostgreSQL instead of SQLite. Use a scratch database: the benchmark's jobs stay in it.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorsCommand {
+    /// Create a monitor from a JSON file (`-` reads standard input), as
+    /// `POST /api/v1/monitors` takes it, or from flags.
+    Create {
+        /// The monitor as JSON; without it, --workflow, --url and --every say what to watch.
+        file: Option<PathBuf>,
+        /// page_change, extract_items or smoke_check.
+        #[arg(long, conflicts_with = "file")]
+        workflow: Option<String>,
+        #[arg(long, conflicts_with = "file")]
+        url: Option<String>,
+        /// An interval: `30s`, `5m`, `2h`.
+        #[arg(long, conflicts_with = "file")]
+        every: Option<String>,
+        /// With page_change: compare only what these CSS selectors match.
+        #[arg(long = "selector", conflicts_with = "file")]
+        selectors: Vec<String>,
+        /// A name for people (default: the URL).
+        #[arg(long, conflicts_with = "file")]
+        name: Option<String>,
+        #[arg(long = "tag", conflicts_with = "file")]
+        tags: Vec<String>,
+        /// http, browser or auto.
+        #[arg(long, default_value = "http", conflicts_with = "file")]
+        engine: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List monitors.
+    List {
+        #[arg(long)]
+        tag: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a monitor.
+    Get {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A monitor's runs, newest first, with what each found.
+    Runs {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The text diff of a page_change monitor's latest change (or of one run).
+    Diff {
+        id: String,
+        /// A run id (default: the newest run that found a change).
+        #[arg(long)]
+        run: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The new, removed and changed items of an extract_items monitor's runs.
+    Items {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The values a monitor tracked, oldest first.
+    Series {
+        id: String,
+        /// Only the values of this name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop scheduling a monitor.
+    Pause {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Schedule a paused monitor again.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a monitor now, outside its schedule.
+    Run {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a monitor.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// The built-in workflows.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A workflow's description and the JSON Schema of its input.
+    Get {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }

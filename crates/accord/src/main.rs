@@ -21,6 +21,7 @@ mod demo;
 mod jobs_cmd;
 mod keys_cmd;
 mod logging;
+mod monitors_cmd;
 mod server;
 
 use std::io::IsTerminal;
@@ -177,6 +178,8 @@ async fn run(cli: Cli) -> Result<()> {
             run_worker_until_stopped(&server, &key, engine, browser, config).await
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
+        Command::Monitors(command) => monitors_cmd::run(command, &file).await,
+        Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Engine(args)) => {
             let page_args = args.clone();

@@ -376,10 +376,14 @@ impl AccordClient {
         &self,
         id: MonitorId,
         cursor: Option<i64>,
+        limit: Option<u32>,
     ) -> Result<RunPage, ClientError> {
         let mut request = self.request(Method::GET, &format!("api/v1/monitors/{id}/runs"));
         if let Some(cursor) = cursor {
             request = request.query(&[("cursor", cursor)]);
+        }
+        if let Some(limit) = limit {
+            request = request.query(&[("limit", limit)]);
         }
         self.send(request.timeout(Duration::from_secs(30)))
             .await
