@@ -539,6 +539,30 @@ pub enum BenchCommand {
     Queue(BenchQueueArgs),
     /// What the page bounds cost (ordinary pages through the engine's bounded processing and through a plain parse), then the HTTP engine's throughput against a local server.
     Engine(BenchEngineArgs),
+    /// Many page_change monitors on the HTTP engine against a local site that changes a known set of pages: checks per second, scheduler lateness, time to report every change, peak RSS.
+    Monitors(BenchMonitorsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMonitorsArgs {
+    /// Monitors (each on its own page).
+    #[arg(long, default_value_t = 10_000)]
+    pub monitors: usize,
+    /// Each monitor's interval, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub interval_seconds: u64,
+    /// How long the steady state is measured, in seconds (after one interval of warm-up).
+    #[arg(long, default_value_t = 30)]
+    pub duration_seconds: u64,
+    /// Pages changed after the steady state; every one must be reported.
+    #[arg(long, default_value_t = 100)]
+    pub mutations: usize,
+    /// Worker concurrency.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Run on this PostgreSQL database instead of a temporary SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -15,6 +15,7 @@ mod artifacts_cmd;
 mod bench;
 mod bench_browser;
 mod bench_engine;
+mod bench_monitors;
 mod cli;
 mod config;
 mod demo;
@@ -181,6 +182,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Monitors(command) => monitors_cmd::run(command, &file).await,
         Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
+        Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
         Command::Bench(BenchCommand::Engine(args)) => {
             let page_args = args.clone();
             tokio::task::spawn_blocking(move || bench_engine::engine(page_args)).await??;

@@ -54,7 +54,12 @@ impl ConsoleLog {
             self.errors += 1;
         }
         if self.entries.len() < max_entries {
-            self.entries.push(entry);
+            // Calls and exceptions come on two streams, each in order but
+            // read in either order: keep the page's own order by timestamp.
+            let at = self
+                .entries
+                .partition_point(|kept| kept.timestamp_ms <= entry.timestamp_ms);
+            self.entries.insert(at, entry);
         } else {
             self.dropped += 1;
         }
