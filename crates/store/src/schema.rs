@@ -85,6 +85,13 @@ pub(crate) fn parse_rate_limit(
 }
 
 /// The error the reaper records on a job whose lease expired.
+/// Why a monitor run ended without an outcome when its job was cancelled.
+pub(crate) const RUN_CANCELLED: &str = "the run's job was cancelled";
+/// Why a monitor run ended without an outcome when its worker died on the
+/// job's last attempt.
+pub(crate) const RUN_LEASE_EXPIRED: &str =
+    "the worker stopped renewing its lease on the job's last attempt (it died, hung or lost its connection)";
+
 pub(crate) fn lease_expired_error() -> JobError {
     JobError::new(
         ErrorKind::LeaseExpired,

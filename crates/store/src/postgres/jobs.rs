@@ -243,6 +243,9 @@ impl JobStore for PostgresStore {
              ), events AS ( \
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
                SELECT workspace_id, id, $1, 'cancelled', was, state, attempt FROM updated \
+             ), runs AS ( \
+               UPDATE monitor_runs r SET state = 'error', error = $4, finished_at = $1 \
+               FROM updated WHERE r.job_id = updated.id AND r.state = 'running' \
              ), {counted} \
              SELECT * FROM updated",
             counted = counted("updated", "c.was", "c.state"),
@@ -250,6 +253,7 @@ impl JobStore for PostgresStore {
         .bind(now)
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())
+        .bind(crate::schema::RUN_CANCELLED)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {

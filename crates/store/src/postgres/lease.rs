@@ -586,6 +586,9 @@ impl LeaseStore for PostgresStore {
                INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt, worker_id) \
                SELECT workspace_id, id, $1, 'lease_expired', 'running', state, attempt, worker_id \
                FROM reaped ORDER BY expired_at, id \
+             ), runs AS ( \
+               UPDATE monitor_runs r SET state = 'error', error = $4, finished_at = $1 \
+               FROM reaped WHERE r.job_id = reaped.id AND reaped.state = 'dead' AND r.state = 'running' \
              ), {counted} \
              SELECT * FROM reaped ORDER BY expired_at, id",
             expired = rows_of("expired", &["id", "attempt", "lease_expires_at"], "e"),
@@ -594,6 +597,7 @@ impl LeaseStore for PostgresStore {
         .bind(now)
         .bind(i64::from(limit))
         .bind(Json(&error))
+        .bind(crate::schema::RUN_LEASE_EXPIRED)
         .fetch_all(&self.pool)
         .await?;
         let reaped = rows

@@ -203,6 +203,7 @@ impl JobStore for SqliteStore {
             },
         )
         .await?;
+        super::lease::finish_run_in_error(&mut tx, &id, crate::schema::RUN_CANCELLED, now).await?;
         tx.commit().await?;
         Ok(CancelOutcome::Cancelled { job, was })
     }

@@ -152,6 +152,27 @@ async fn finish_failed_run(
     Ok(())
 }
 
+/// Finishes, in error, the monitor run of a job that ended without a
+/// verdict on the page: its worker died for good (lease expired on the
+/// last attempt) or it was cancelled.
+pub(super) async fn finish_run_in_error(
+    conn: &mut SqliteConnection,
+    job_id: &str,
+    message: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE monitor_runs SET state = 'error', error = ?, finished_at = ? \
+         WHERE job_id = ? AND state = 'running'",
+    )
+    .bind(message)
+    .bind(now)
+    .bind(job_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
@@ -573,6 +594,10 @@ impl LeaseStore for SqliteStore {
                 (now, worker.as_deref(), None),
             )
             .await?;
+            if transition.to == JobState::Dead {
+                let id: String = row.try_get("id")?;
+                finish_run_in_error(&mut tx, &id, crate::schema::RUN_LEASE_EXPIRED, now).await?;
+            }
             reaped.push(transition);
         }
         tx.commit().await?;

@@ -516,7 +516,49 @@ async fn a_failed_smoke_check_job_fails_its_run(store: Arc<dyn Store>) {
     assert_eq!(snapshot, None);
 }
 
+async fn a_run_whose_job_dies_or_is_cancelled_ends_in_error(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "dies", &[], at(60));
+    store.monitor_insert(&m).await.unwrap();
+    // The worker dies on the job's only attempt: the reaper ends the run.
+    let mut start = manual(&m, at(1));
+    start.job.job = new_job(r#","max_attempts":1"#);
+    let (run, _) = started(store.monitor_run_start(&start).await.unwrap());
+    claim(&*store, "w", 1, at(2)).await.remove(0);
+    let reaped = store.job_reap_expired(at(100_000), 10).await.unwrap();
+    assert_eq!(reaped.len(), 1);
+    let (died, _) = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(died.state, RunState::Error);
+    assert!(died.error.as_deref().unwrap().contains("lease"), "{died:?}");
+    assert_eq!(died.finished_at, Some(at(100_000)));
+    // A cancelled job ends its run too.
+    let (run, job) = started(
+        store
+            .monitor_run_start(&manual(&m, at(100_001)))
+            .await
+            .unwrap(),
+    );
+    store
+        .job_cancel(WorkspaceId::DEFAULT, job.id, at(100_002))
+        .await
+        .unwrap();
+    let (cancelled, _) = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cancelled.state, RunState::Error);
+    assert_eq!(
+        cancelled.error.as_deref(),
+        Some("the run's job was cancelled")
+    );
+}
+
 conformance!(
+    a_run_whose_job_dies_or_is_cancelled_ends_in_error,
     monitors_are_scoped_listed_by_tag_and_paged,
     updates_are_fenced_and_deletion_takes_the_history,
     a_slot_starts_once_with_its_job_and_moves_the_due_time,
