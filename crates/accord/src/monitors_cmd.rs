@@ -399,7 +399,9 @@ fn found(run: &MonitorRun) -> String {
         words.push("recovered".to_owned());
     }
     if words.is_empty() {
-        "no change".to_owned()
+        // A smoke check's verdict has checks; the other workflows changes.
+        let checked = detail(run).and_then(|d| d.get("checks")).is_some();
+        if checked { "passed" } else { "no change" }.to_owned()
     } else {
         words.join(", ")
     }
