@@ -87,6 +87,50 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Starts a control plane for a benchmark on `store`, with its files under
+/// `dir`, and answers it with an operator's and a worker's client. The
+/// benchmark's own keys have limits it cannot reach: it measures the
+/// system, not the rate limiter.
+pub(crate) async fn start_control(
+    dir: &std::path::Path,
+    store: StoreSettings,
+    queue: QueueConfig,
+    key_name: &str,
+) -> Result<(ControlPlane, AccordClient, AccordClient)> {
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.to_owned(),
+        store,
+        queue,
+        api: Default::default(),
+        connections: Default::default(),
+        redis_url: None,
+        blobs: accord_artifacts::BlobStoreConfig::Local {
+            root: dir.join("artifacts"),
+        },
+    };
+    let opened = crate::server::open_store(&settings.store).await?;
+    let mut keys = Vec::new();
+    for role in [Role::Operator, Role::Worker] {
+        let spec = KeySpec {
+            workspace: WorkspaceId::DEFAULT,
+            role,
+            name: key_name.to_owned(),
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+            rate_limit: Some(RateLimit {
+                burst: 1_000_000,
+                per_second: 1_000_000.0,
+            }),
+        };
+        keys.push(create_key_in_store(opened.as_ref(), spec).await?.token);
+    }
+    let control = ControlPlane::start_on(&settings, opened).await?;
+    let url = control.local_url();
+    let client = AccordClient::new(&url)?.with_api_key(&keys[0])?;
+    let worker_client = AccordClient::new(&url)?.with_api_key(&keys[1])?;
+    Ok((control, client, worker_client))
+}
+
 pub async fn queue(args: BenchQueueArgs) -> Result<()> {
     let temp = tempfile::tempdir().context("create a temporary directory")?;
     let data_dir: PathBuf = args
@@ -109,42 +153,12 @@ pub async fn queue(args: BenchQueueArgs) -> Result<()> {
         StoreSettings::Sqlite { .. } => format!("sqlite (synchronous={})", args.sqlite_synchronous),
         StoreSettings::Postgres(config) => format!("postgres ({})", config.redacted_url()),
     };
-    let settings = ServerSettings {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: temp.path().to_owned(),
-        store,
-        queue: QueueConfig {
-            retention: None,
-            ..QueueConfig::default()
-        },
-        api: Default::default(),
-        connections: Default::default(),
-        redis_url: None,
-        blobs: accord_artifacts::BlobStoreConfig::Local {
-            root: temp.path().join("artifacts"),
-        },
+    let queue = QueueConfig {
+        retention: None,
+        ..QueueConfig::default()
     };
-    let opened = crate::server::open_store(&settings.store).await?;
-    // The benchmark's own keys, with limits it cannot reach: it measures the
-    // queue, not the rate limiter.
-    let mut keys = Vec::new();
-    for role in [Role::Operator, Role::Worker] {
-        let spec = KeySpec {
-            workspace: WorkspaceId::DEFAULT,
-            role,
-            name: "accord bench".to_owned(),
-            expires_at: Some(chrono::Utc::now() + chrono::Duration::days(1)),
-            rate_limit: Some(RateLimit {
-                burst: 1_000_000,
-                per_second: 1_000_000.0,
-            }),
-        };
-        keys.push(create_key_in_store(opened.as_ref(), spec).await?.token);
-    }
-    let control = ControlPlane::start_on(&settings, opened).await?;
-    let url = control.local_url();
-    let client = AccordClient::new(&url)?.with_api_key(&keys[0])?;
-    let worker_client = AccordClient::new(&url)?.with_api_key(&keys[1])?;
+    let (control, client, worker_client) =
+        start_control(temp.path(), store, queue, "accord bench").await?;
     println!(
         "accord bench queue: store={}, jobs={}, samples={}, worker concurrency={}, cores={}",
         described,

@@ -14,13 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use accord_client::AccordClient;
 use accord_demo::MutatingSite;
 use accord_egress::AllowList;
 use accord_engine::{EngineConfig, Executor, HttpEngine, RunFailure, RunOutput};
 use accord_model::{
-    Engine, JobSpec, MonitorId, NewMonitor, RateLimit, Role, ScheduleSpec, TargetUrl, WorkerId,
-    WorkflowKind, WorkspaceId,
+    Engine, JobSpec, MonitorId, NewMonitor, ScheduleSpec, TargetUrl, WorkerId, WorkflowKind,
 };
 use accord_queue::{MonitorConfig, QueueConfig};
 use accord_worker::{Engines, Worker, WorkerConfig};
@@ -29,9 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchMonitorsArgs;
-use crate::config::{ServerSettings, StoreSettings};
-use crate::keys_cmd::{create_key_in_store, KeySpec};
-use crate::server::ControlPlane;
+use crate::config::StoreSettings;
 
 /// The HTTP engine, noting when each page's job started.
 #[derive(Debug)]
@@ -96,46 +92,18 @@ pub async fn monitors(args: BenchMonitorsArgs) -> Result<()> {
         StoreSettings::Postgres(config) => format!("postgres ({})", config.redacted_url()),
     };
     let allow = AllowList::parse(["127.0.0.1"]).context("the site's address")?;
-    let settings = ServerSettings {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: temp.path().to_owned(),
-        store,
-        queue: QueueConfig {
-            retention: None,
-            allow_targets: allow.clone(),
-            monitors: MonitorConfig {
-                min_interval: Duration::from_secs(1),
-                scheduler_batch: 2_000,
-                ..MonitorConfig::default()
-            },
-            ..QueueConfig::default()
+    let queue = QueueConfig {
+        retention: None,
+        allow_targets: allow.clone(),
+        monitors: MonitorConfig {
+            min_interval: Duration::from_secs(1),
+            scheduler_batch: 2_000,
+            ..MonitorConfig::default()
         },
-        api: Default::default(),
-        connections: Default::default(),
-        redis_url: None,
-        blobs: accord_artifacts::BlobStoreConfig::Local {
-            root: temp.path().join("artifacts"),
-        },
+        ..QueueConfig::default()
     };
-    let opened = crate::server::open_store(&settings.store).await?;
-    let mut keys = Vec::new();
-    for role in [Role::Operator, Role::Worker] {
-        let spec = KeySpec {
-            workspace: WorkspaceId::DEFAULT,
-            role,
-            name: "accord bench monitors".to_owned(),
-            expires_at: Some(Utc::now() + chrono::Duration::days(1)),
-            rate_limit: Some(RateLimit {
-                burst: 1_000_000,
-                per_second: 1_000_000.0,
-            }),
-        };
-        keys.push(create_key_in_store(opened.as_ref(), spec).await?.token);
-    }
-    let control = ControlPlane::start_on(&settings, opened).await?;
-    let url = control.local_url();
-    let client = AccordClient::new(&url)?.with_api_key(&keys[0])?;
-    let worker_client = AccordClient::new(&url)?.with_api_key(&keys[1])?;
+    let (control, client, worker_client) =
+        crate::bench::start_control(temp.path(), store, queue, "accord bench monitors").await?;
     println!(
         "accord bench monitors: store={described}, monitors={}, every {} s, measured for {} s, {} mutated pages, worker concurrency={}, cores={}",
         args.monitors,
