@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use accord_client::AccordClient;
 use accord_demo::DemoSite;
-use accord_model::{NewMonitor, Role, ScheduleSpec, TargetUrl, WorkspaceId};
+use accord_model::{Role, WorkspaceId};
 use accord_store::Store;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -84,20 +84,7 @@ pub async fn create_monitors(client: &AccordClient, site: &DemoSite, api_url: &s
         accord_demo::DEMO_SCHEDULE
     );
     for demo in accord_demo::monitors(&site.base_url()) {
-        let new = NewMonitor {
-            name: demo.name.to_owned(),
-            workflow: demo.kind,
-            url: TargetUrl::parse(&demo.url).context("a demo monitor's URL")?,
-            engine: demo.engine,
-            input: demo.input,
-            schedule: ScheduleSpec {
-                every: Some(demo.schedule.to_owned()),
-                cron: None,
-                time_zone: None,
-            },
-            tags: demo.tags.iter().map(|tag| (*tag).to_owned()).collect(),
-            paused: false,
-        };
+        let new = demo.to_new_monitor().context("a demo monitor's URL")?;
         let created = client
             .create_monitor(&new)
             .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use accord_client::AccordClient;
 use accord_demo::{monitors, DemoSite};
-use accord_model::{MonitorId, MonitorRun, NewMonitor, RunState, ScheduleSpec, TargetUrl};
+use accord_model::{MonitorId, MonitorRun, NewMonitor, RunState, ScheduleSpec};
 use common::*;
 use serde_json::Value;
 
@@ -23,18 +23,13 @@ async fn create(client: &AccordClient, site: &DemoSite, name: &str) -> MonitorId
         .find(|demo| demo.name == name)
         .unwrap_or_else(|| panic!("no demo monitor {name:?}"));
     let new = NewMonitor {
-        name: demo.name.to_owned(),
-        workflow: demo.kind,
-        url: TargetUrl::parse(&demo.url).unwrap(),
-        engine: demo.engine,
-        input: demo.input,
         schedule: ScheduleSpec {
             every: Some("1h".to_owned()),
             cron: None,
             time_zone: None,
         },
-        tags: demo.tags.iter().map(|tag| (*tag).to_owned()).collect(),
         paused: true,
+        ..demo.to_new_monitor().unwrap()
     };
     client.create_monitor(&new).await.unwrap().id
 }

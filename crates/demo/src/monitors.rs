@@ -6,7 +6,7 @@
 //! `accord_workflows::WorkflowInput::parse`. Deliberately does not create
 //! them (the binary does, through the API, with its own client).
 
-use accord_model::Engine;
+use accord_model::{Engine, NewMonitor, ScheduleSpec, TargetUrl, TargetUrlError};
 use accord_workflows::WorkflowKind;
 use serde_json::json;
 
@@ -34,6 +34,27 @@ pub struct DemoMonitor {
     pub tags: Vec<&'static str>,
     /// What a newcomer should see in its runs, for the CLI's closing words.
     pub shows: &'static str,
+}
+
+impl DemoMonitor {
+    /// The monitor as `POST /api/v1/monitors` takes it (not paused, on
+    /// its demo schedule).
+    pub fn to_new_monitor(&self) -> Result<NewMonitor, TargetUrlError> {
+        Ok(NewMonitor {
+            name: self.name.to_owned(),
+            workflow: self.kind,
+            url: TargetUrl::parse(&self.url)?,
+            engine: self.engine,
+            input: self.input.clone(),
+            schedule: ScheduleSpec {
+                every: Some(self.schedule.to_owned()),
+                cron: None,
+                time_zone: None,
+            },
+            tags: self.tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            paused: false,
+        })
+    }
 }
 
 /// The demo monitors against the site at `base_url` (`http://127.0.0.1:PORT`,
