@@ -1,11 +1,9 @@
 //! Accepting a job: validate, apply the target policy, insert with its
 //! idempotency key, wake the claimers.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use accord_model::{
-    auto_domain, auto_needs_browser, classify_ip, Engine, Job, JobId, NewJob, RunEngine,
-    ValidationError, WorkspaceId,
+    auto_domain, auto_needs_browser, Engine, Job, JobId, NewJob, RunEngine, ValidationError,
+    WorkspaceId,
 };
 use accord_store::{InsertJob, InsertOutcome};
 
@@ -146,36 +144,19 @@ impl Queue {
         self.inner.metrics.enqueued.get_or_create(&labels).inc();
     }
 
-    /// Refuses literal non-public addresses up front; host names are checked
+    /// Refuses literal non-public addresses and loopback names up front,
+    /// by the engines' own guard (no DNS here); other host names are checked
     /// by the engine against the addresses they resolve to.
     pub(crate) fn check_targets(&self, job: &NewJob) -> Result<(), QueueError> {
-        if self.inner.config.egress.allows_private() {
-            return Ok(());
-        }
         for (index, step) in job.steps.iter().enumerate() {
             let Some(url) = step.target_url() else {
                 continue;
             };
-            let allow = &self.inner.config.allow_targets;
-            let host = url.as_url().host_str().unwrap_or_default();
-            let loopback_allowed = allow.contains(Ipv4Addr::LOCALHOST.into())
-                && allow.contains(Ipv6Addr::LOCALHOST.into());
-            if (host.eq_ignore_ascii_case("localhost")
-                || host.to_ascii_lowercase().ends_with(".localhost"))
-                && !loopback_allowed
-            {
+            if let Err(blocked) = self.inner.targets.check_url(url.as_url()) {
                 return Err(QueueError::TargetNotAllowed(format!(
-                    "steps[{index}].url: {host} is a loopback name; private targets are disabled"
+                    "steps[{index}].url: {}; private targets are disabled",
+                    blocked.detail()
                 )));
-            }
-            if let Some(ip) = url.literal_ip() {
-                let class = classify_ip(ip);
-                if !class.is_public() && !allow.contains(ip) {
-                    return Err(QueueError::TargetNotAllowed(format!(
-                        "steps[{index}].url: {ip} is a {} address; private targets are disabled",
-                        class.as_str()
-                    )));
-                }
             }
         }
         Ok(())

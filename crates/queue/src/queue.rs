@@ -42,6 +42,10 @@ pub(crate) struct Inner {
     pub(crate) blobs: Option<BlobStore>,
     /// When the blob sweep last ran in this process.
     pub(crate) last_sweep: Mutex<Option<Instant>>,
+    /// The egress rules of `config` (policy and allow-list), to refuse at
+    /// submission what the engines would refuse anyway without DNS: literal
+    /// non-public addresses and loopback names.
+    pub(crate) targets: accord_egress::Guard,
 }
 
 impl Queue {
@@ -55,6 +59,11 @@ impl Queue {
             inner: Arc::new(Inner {
                 store,
                 clock,
+                targets: accord_egress::Guard::new(accord_egress::GuardConfig {
+                    policy: config.egress,
+                    allow: config.allow_targets.clone(),
+                    ..accord_egress::GuardConfig::default()
+                }),
                 config,
                 metrics,
                 wake: Notify::new(),
