@@ -186,7 +186,12 @@ pub async fn run(command: MonitorsCommand, file: &FileConfig) -> Result<()> {
                         out!("no run of this monitor has extracted items yet");
                     }
                     for run in &items {
-                        out!("run {} ({}):", run["run"], value_text(&run["slot"]));
+                        let slot = run["slot"]
+                            .as_str()
+                            .and_then(|slot| chrono::DateTime::parse_from_rfc3339(slot).ok())
+                            .map(|slot| slot.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_default();
+                        out!("run {} ({slot}):", run["run"]);
                         for (what, sign) in [("new", "+"), ("removed", "-"), ("changed", "~")] {
                             for item in run[what].as_array().into_iter().flatten() {
                                 out!("  {sign} {}", item_text(item));
