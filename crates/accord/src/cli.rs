@@ -308,6 +308,10 @@ pub struct WorkerArgs {
     /// The User-Agent the engine sends; add a contact address for the sites you visit.
     #[arg(long, env = "ACCORD_USER_AGENT", value_name = "TEXT")]
     pub user_agent: Option<String>,
+    /// Fetch pages without asking the sites' robots.txt first (only for
+    /// sites you run yourself).
+    #[arg(long, env = "ACCORD_IGNORE_ROBOTS", value_parser = BoolishValueParser::new())]
+    pub ignore_robots: bool,
 }
 
 /// Where a client command finds the server, and the key it uses.

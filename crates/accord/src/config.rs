@@ -213,6 +213,7 @@ pub struct FileWorker {
     pub allow_private_targets: Option<bool>,
     pub allow_targets: Option<Vec<String>>,
     pub user_agent: Option<String>,
+    pub ignore_robots: Option<bool>,
     pub api_key_file: Option<PathBuf>,
 }
 

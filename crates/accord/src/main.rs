@@ -29,12 +29,14 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use accord_client::AccordClient;
+use accord_egress::robots::RobotsConfig;
 use accord_egress::{
     AllowAll, AllowList, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle,
 };
+use accord_egress::{RobotsGate, RobotsGateConfig};
 use accord_engine::browser::{detect_chromium, BrowserConfig, BrowserEngine, BrowserProxy};
 use accord_engine::{EngineConfig, HttpEngine};
-use accord_model::EgressPolicy;
+use accord_model::{EgressPolicy, SystemClock};
 use accord_worker::{Engines, Worker, WorkerConfig};
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -127,7 +129,11 @@ async fn run(cli: Cli) -> Result<()> {
                 None => Engines::http_only(engine),
             };
             let stop = CancellationToken::new();
-            let worker = tokio::spawn(Worker::new(client, engines, worker).run(stop.clone()));
+            let mut worker = Worker::new(client, engines, worker);
+            if let Some(gate) = robots_gate(&args.worker, &file, &egress)? {
+                worker = worker.with_robots(gate);
+            }
+            let worker = tokio::spawn(worker.run(stop.clone()));
             if let (Some(site), Some(key)) = (&demo_site, &demo_key) {
                 let operator = AccordClient::new(&url)?.with_api_key(key)?;
                 demo::create_monitors(&operator, site, &url).await?;
@@ -176,7 +182,8 @@ async fn run(cli: Cli) -> Result<()> {
                 ),
             };
             let browser = browser(&args.worker, &file, &egress, config.browser_slots).await?;
-            run_worker_until_stopped(&server, &key, engine, browser, config).await
+            let robots = robots_gate(&args.worker, &file, &egress)?;
+            run_worker_until_stopped(&server, &key, engine, browser, robots, config).await
         }
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
         Command::Monitors(command) => monitors_cmd::run(command, &file).await,
@@ -232,12 +239,47 @@ fn engine(egress: &Egress, user_agent: Option<String>) -> Result<Arc<HttpEngine>
     ))
 }
 
+/// The worker's robots.txt answers, fetched through the same guard as its
+/// engines and with the same user agent; `None` with `--ignore-robots`.
+fn robots_gate(
+    args: &cli::WorkerArgs,
+    file: &FileConfig,
+    egress: &Egress,
+) -> Result<Option<RobotsGate>> {
+    if args.ignore_robots || file.worker.ignore_robots.unwrap_or(false) {
+        tracing::warn!(
+            "robots.txt is not obeyed (--ignore-robots): use it only for your own sites"
+        );
+        return Ok(None);
+    }
+    let defaults = EngineConfig::default();
+    let guard = Guard::new(GuardConfig {
+        policy: egress.policy,
+        allow: egress.allow.clone(),
+        connect_timeout: defaults.connect_timeout,
+    });
+    let config = RobotsGateConfig {
+        robots: RobotsConfig::new(ROBOTS_PRODUCT_TOKEN),
+        user_agent: user_agent(args, file).unwrap_or(defaults.user_agent),
+        timeout: ROBOTS_TIMEOUT,
+    };
+    let gate = RobotsGate::new(config, guard, Arc::new(SystemClock))
+        .context("set up robots.txt fetching")?;
+    Ok(Some(gate))
+}
+
+/// The name Accord goes by in robots.txt `User-agent` lines.
+const ROBOTS_PRODUCT_TOKEN: &str = "accord";
+/// Longest a robots.txt fetch may take before the site counts as unreachable.
+const ROBOTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs a worker until Ctrl-C or SIGTERM, then lets it finish or give back its jobs.
 async fn run_worker_until_stopped(
     server: &str,
     key: &str,
     engine: Arc<HttpEngine>,
     browser: Option<Browser>,
+    robots: Option<RobotsGate>,
     config: WorkerConfig,
 ) -> Result<()> {
     let client = AccordClient::new(server)
@@ -248,7 +290,11 @@ async fn run_worker_until_stopped(
         None => Engines::http_only(engine),
     };
     let stop = CancellationToken::new();
-    let worker = tokio::spawn(Worker::new(client, engines, config).run(stop.clone()));
+    let mut worker = Worker::new(client, engines, config);
+    if let Some(gate) = robots {
+        worker = worker.with_robots(gate);
+    }
+    let worker = tokio::spawn(worker.run(stop.clone()));
     stop_signal().await;
     stop.cancel();
     worker.await.context("worker task")?;

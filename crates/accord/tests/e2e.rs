@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use accord_model::{ErrorKind, ExtractedValue, JobState, RejectReason, RejectedItem};
+use accord_model::{ErrorKind, ExtractedValue, JobErrorCode, JobState, RejectReason, RejectedItem};
 use accord_test_support::{FixtureServer, PAGE_H1, PAGE_LINKS};
 use common::*;
 
@@ -426,6 +426,43 @@ async fn ctrl_c_finishes_running_jobs_before_exit() {
     let again = up(dir.path(), &[]);
     let job = again.client().get_job(id).await.unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+}
+
+#[tokio::test]
+async fn robots_txt_is_obeyed_and_fetched_once() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+    let submit = |path: &str| {
+        let spec = job(&format!(
+            r#"{{"steps":[{{"action":"navigate","url":"{}"}}]}}"#,
+            fixture.url(path)
+        ));
+        let client = client.clone();
+        async move { client.submit_job(&spec, None).await.unwrap() }
+    };
+    let refused = submit("/robots-private/report").await;
+    let allowed = submit("/page").await;
+    let refused = wait_finished(&client, refused.job.id).await;
+    let allowed = wait_finished(&client, allowed.job.id).await;
+    assert_eq!(allowed.state, JobState::Succeeded, "{allowed:?}");
+    // Refused for good, at once, with the code scripts can tell apart.
+    assert_eq!(refused.state, JobState::Dead, "{refused:?}");
+    assert_eq!(refused.attempt, 1);
+    let error = refused.last_error.expect("a failed job has an error");
+    assert_eq!(error.kind, ErrorKind::Permanent);
+    assert_eq!(error.code, Some(JobErrorCode::RobotsDisallowed));
+    assert_eq!(
+        error.message,
+        format!(
+            "step 0 (`navigate`): {}: the site's robots.txt disallows it for Accord",
+            fixture.url("/robots-private/report")
+        )
+    );
+    // The page robots.txt refuses was never requested; robots.txt once.
+    assert_eq!(fixture.hits("/robots-private"), 0);
+    assert_eq!(fixture.hits("/robots.txt"), 1);
 }
 
 #[tokio::test]

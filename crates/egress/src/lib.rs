@@ -12,7 +12,8 @@
 //! - [`http_client`]: the guard as reqwest's resolver and redirect policy;
 //! - [`proxy`]: the loopback forward proxy Chromium is launched behind, and
 //!   [`chromium_args`], the flags that leave the browser no other way out;
-//! - [`robots`]: robots.txt (RFC 9309) as pure cache policy;
+//! - [`robots`]: robots.txt (RFC 9309) as pure cache policy, and
+//!   [`RobotsGate`], which fetches it through the guard and keeps answers;
 //! - [`breaker`]: the per-domain circuit breaker as a pure state machine.
 //!
 //! Deliberately not here: domain policies (they plug into the proxy's
@@ -30,6 +31,7 @@ pub mod http_client;
 pub mod proxy;
 mod resolver;
 pub mod robots;
+mod robots_gate;
 
 pub use address::{AllowList, CidrError};
 pub use blocked::{BlockReason, Blocked, Detail};
@@ -39,3 +41,4 @@ pub use host::{Authority, HostError, HostName, TargetHost};
 pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
 pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};
+pub use robots_gate::{RobotsGate, RobotsGateConfig, RobotsGateError};

@@ -275,7 +275,18 @@ impl RobotsCache {
     /// answer for its site.
     pub fn store(&mut self, url: &Url, fetch: RobotsFetch, now: DateTime<Utc>) {
         let rules = RobotsRules::from_fetch(fetch, &self.config, now);
+        self.insert(url, rules);
+    }
+
+    /// Keeps rules parsed elsewhere (see [`RobotsRules::from_fetch`]) as
+    /// `url`'s site's answer.
+    pub fn insert(&mut self, url: &Url, rules: RobotsRules) {
         self.sites.insert(robots_origin(url), rules);
+    }
+
+    /// Forgets every answer.
+    pub fn clear(&mut self) {
+        self.sites.clear();
     }
 
     /// Drops answers that no longer hold.

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use accord_model::{ErrorKind, JobError, Step};
+use accord_model::{ErrorKind, JobError, JobErrorCode, Step};
 
 use crate::bounded::Exceeded;
 use accord_egress::Blocked;
@@ -110,7 +110,10 @@ impl EngineError {
 
 impl From<EngineError> for JobError {
     fn from(err: EngineError) -> Self {
-        let error = JobError::new(err.kind(), err.to_string());
+        let mut error = JobError::new(err.kind(), err.to_string());
+        if let StepFailure::Refused(_) = err.failure {
+            error = error.with_code(JobErrorCode::TargetBlocked);
+        }
         match err.step {
             Some(step) => error.at_step(step),
             None => error,

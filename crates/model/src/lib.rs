@@ -67,7 +67,7 @@ pub use protocol::{
     EscalateRequest, FailItem, FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseRef,
     RejectReason, RejectedItem, ReleaseRequest, ReportResponse,
 };
-pub use result::{ErrorKind, ExtractedValue, JobError, JobResult, Timings};
+pub use result::{ErrorKind, ExtractedValue, JobError, JobErrorCode, JobResult, Timings};
 pub use retry::{Failure, Next, RetryPolicy};
 pub use selector::{CssSelector, SelectorError, MAX_SELECTOR_BYTES, MAX_SELECTOR_NESTING};
 pub use spec::{

@@ -202,6 +202,31 @@ pub struct JobError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = "uint32")]
     pub step: Option<u32>,
+    /// A stable code for failures a script may want to tell apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<JobErrorCode>,
+}
+
+/// Stable codes of failures that scripts and dashboards tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobErrorCode {
+    /// The SSRF guard refused a target (the host is not public or does not
+    /// resolve; the message reads the same either way).
+    TargetBlocked,
+    /// The site's robots.txt disallows the page for Accord's user agent,
+    /// or could not be fetched (then nothing is fetched until it can).
+    RobotsDisallowed,
+}
+
+impl JobErrorCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TargetBlocked => "target_blocked",
+            Self::RobotsDisallowed => "robots_disallowed",
+        }
+    }
 }
 
 impl JobError {
@@ -221,11 +246,17 @@ impl JobError {
             kind,
             message,
             step: None,
+            code: None,
         }
     }
 
     pub fn at_step(mut self, step: usize) -> Self {
         self.step = Some(step as u32);
+        self
+    }
+
+    pub fn with_code(mut self, code: JobErrorCode) -> Self {
+        self.code = Some(code);
         self
     }
 }

@@ -27,6 +27,8 @@ pub const PAGE_HTML: &str = concat!(
     "<li><a href=\"https://example.com/c\">C</a></li>",
     "</ul></body></html>",
 );
+/// The fixture's robots.txt: everything but `/robots-private` is allowed.
+pub const ROBOTS_TXT: &str = "User-agent: *\nDisallow: /robots-private\n";
 /// Text of the page's `<title>`.
 pub const PAGE_TITLE: &str = "Fixture";
 /// Text of the page's `<h1>`.
@@ -57,6 +59,8 @@ pub const HANG_DURATION: Duration = Duration::from_secs(3_600);
 /// | `/stream/{kib}` | the same, chunked, without `Content-Length` |
 /// | `/text` | [`TEXT_BODY`] as `text/plain` |
 /// | `/user-agent` | the request's `User-Agent` in `<p id="ua">` |
+/// | `/robots.txt` | [`ROBOTS_TXT`]: disallows `/robots-private` |
+/// | `/robots-private/...` | the page (which robots.txt disallows) |
 /// | `/hostile/...` | costly and endless pages (see the `hostile` module) |
 /// | `/app/...` | pages that need a browser (see the `browser_pages` module) |
 /// | `/api/jobs`, `/jobs`, `/files/...` | a JSON API, a page of records, files (see the `data` module) |
@@ -168,6 +172,8 @@ fn router(state: AppState) -> Router {
         .route("/stream/{kib}", get(stream))
         .route("/text", get(text))
         .route("/user-agent", get(user_agent))
+        .route("/robots.txt", get(robots_txt))
+        .route("/robots-private/{*rest}", get(page))
         .merge(crate::hostile::routes())
         .merge(crate::browser_pages::routes())
         .merge(crate::data::routes())
@@ -186,6 +192,10 @@ async fn count_hit(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+async fn robots_txt() -> &'static str {
+    ROBOTS_TXT
 }
 
 /// Sleeps for `duration` unless the server shuts down first.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_egress::RobotsGate;
 use accord_engine::{Executor, RunFailure, RunOutput};
 use accord_model::{
     ClaimedJob, CompleteItem, Engine, ErrorKind, EscalateItem, FailItem, JobError, RunEngine,
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::report::{Outcome, Reporter};
+use crate::robots::robots_refusal;
 use crate::upload::Uploader;
 
 /// Everything a job task needs.
@@ -24,6 +26,9 @@ pub(crate) struct JobTask {
     pub executor: Arc<dyn Executor>,
     pub job: ClaimedJob,
     pub stop: CancellationToken,
+    /// Asked before the job's pages are fetched; `None` when robots.txt is
+    /// not obeyed (tests of other things, the operator's choice).
+    pub robots: Option<RobotsGate>,
 }
 
 /// How a job task ended.
@@ -49,6 +54,16 @@ impl JobTask {
             steps = self.job.spec.steps.len(),
             "job started"
         );
+        if let Some(gate) = &self.robots {
+            let refusal = tokio::select! {
+                refusal = robots_refusal(gate, &self.job.spec) => refusal,
+                () = self.stop.cancelled() => return Ended::Stopped,
+            };
+            if let Some(error) = refusal {
+                self.report_failure(error);
+                return Ended::Reported;
+            }
+        }
         // The run is stopped through its own token and then awaited, so the
         // job's slot stays taken until the engine's work has really ended.
         let halt = CancellationToken::new();

@@ -10,7 +10,8 @@
 //! [`AccordClient`](accord_client::AccordClient) implements.
 //!
 //! Modules, each depending only on those listed after it: `run_loop` (the
-//! loop and its state), `job` (one job's run), `upload` (sending a run's
+//! loop and its state), `job` (one job's run), `robots` (robots.txt
+//! before a job's pages), `upload` (sending a run's
 //! artifacts before its outcome), `report` (the batching reporter), `event`
 //! (the loop's messages), `control` (the boundary).
 
@@ -19,6 +20,7 @@ mod control;
 mod event;
 mod job;
 mod report;
+mod robots;
 mod run_loop;
 mod upload;
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_egress::RobotsGate;
 use accord_engine::Executor;
 use accord_model::{
     Backoff, ClaimRequest, ClaimedJob, HeartbeatRequest, JobId, LeaseRef, ReleaseRequest, RunEngine,
@@ -148,6 +149,7 @@ pub struct Worker {
     client: Arc<dyn ControlPlane>,
     engines: Engines,
     config: WorkerConfig,
+    robots: Option<RobotsGate>,
 }
 
 impl Worker {
@@ -161,7 +163,15 @@ impl Worker {
             client: Arc::new(client),
             engines,
             config,
+            robots: None,
         }
+    }
+
+    /// Asks `gate` before each job's pages are fetched: a page the site's
+    /// robots.txt refuses fails its job without a request to it.
+    pub fn with_robots(mut self, gate: RobotsGate) -> Self {
+        self.robots = Some(gate);
+        self
     }
 
     /// Slots of `engine`: jobs of it that may run at the same time.
@@ -406,6 +416,7 @@ impl Worker {
             executor,
             job,
             stop,
+            robots: self.robots.clone(),
         };
         tokio::spawn(async move {
             if task.run().await == Ended::Stopped {
