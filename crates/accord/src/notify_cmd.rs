@@ -113,7 +113,13 @@ pub async fn run(command: TargetsCommand, file: &FileConfig) -> Result<()> {
             match client.output {
                 Output::Json => out!("{}", serde_json::to_string_pretty(&targets)?),
                 Output::Text => {
-                    out!("{:<36}  {:<8}  {:<6}  {:<20}  ADDRESS", "ID", "KIND", "PAUSED", "NAME");
+                    out!(
+                        "{:<36}  {:<8}  {:<6}  {:<20}  ADDRESS",
+                        "ID",
+                        "KIND",
+                        "PAUSED",
+                        "NAME"
+                    );
                     for t in &targets {
                         out!(
                             "{:<36}  {:<8}  {:<6}  {:<20}  {}",

@@ -64,10 +64,19 @@ impl NotifySettings {
     pub fn resolve(args: &NotifyArgs, file: &FileNotify) -> Result<Self> {
         let defaults = DeliveryConfig::default();
         let ms = |flag: Option<u64>, file: Option<u64>, default: Duration| {
-            flag.or(file).map_or(default, |ms| Duration::from_millis(ms.max(1)))
+            flag.or(file)
+                .map_or(default, |ms| Duration::from_millis(ms.max(1)))
         };
-        let retry_base = ms(args.notify_retry_base_ms, file.retry_base_ms, defaults.retry_base);
-        let retry_max = ms(args.notify_retry_max_ms, file.retry_max_ms, defaults.retry_max);
+        let retry_base = ms(
+            args.notify_retry_base_ms,
+            file.retry_base_ms,
+            defaults.retry_base,
+        );
+        let retry_max = ms(
+            args.notify_retry_max_ms,
+            file.retry_max_ms,
+            defaults.retry_max,
+        );
         if retry_max < retry_base {
             bail!("notify_retry_max_ms must be at least notify_retry_base_ms");
         }
@@ -81,7 +90,11 @@ impl NotifySettings {
             .clone()
             .or_else(|| file.public_url.clone())
             .map(|text| {
-                let text = if text.ends_with('/') { text } else { format!("{text}/") };
+                let text = if text.ends_with('/') {
+                    text
+                } else {
+                    format!("{text}/")
+                };
                 Url::parse(&text).with_context(|| format!("--public-url {text}"))
             })
             .transpose()?;

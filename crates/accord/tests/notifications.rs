@@ -100,8 +100,9 @@ async fn receive(
         )
             .into_response(),
         Answer::Hang => std::future::pending().await,
-        Answer::Redirect(to) => (StatusCode::FOUND, [(axum::http::header::LOCATION, to)], "")
-            .into_response(),
+        Answer::Redirect(to) => {
+            (StatusCode::FOUND, [(axum::http::header::LOCATION, to)], "").into_response()
+        }
     }
 }
 
@@ -324,7 +325,11 @@ async fn a_webhook_is_retried_until_it_lands_signed_with_one_id() {
         .collect();
     assert_eq!(
         attempts,
-        [(1, Some(500), false), (2, None, false), (3, Some(200), true)]
+        [
+            (1, Some(500), false),
+            (2, None, false),
+            (3, Some(200), true)
+        ]
     );
     assert_eq!(
         delivery.attempts[0].excerpt.as_deref(),
@@ -387,13 +392,25 @@ async fn a_webhook_is_retried_until_it_lands_signed_with_one_id() {
 
     // The CLI shows the same log.
     let output = std::process::Command::new(common::BIN)
-        .args(["targets", "deliveries", &hook.to_string(), "--output", "json"])
+        .args([
+            "targets",
+            "deliveries",
+            &hook.to_string(),
+            "--output",
+            "json",
+        ])
         .args(["--server", accord.url(), "--api-key", accord.key()])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let listed: Vec<DeliveryView> = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(listed.iter().any(|d| d.id == delivery.id && d.attempts.len() == 3));
+    assert!(listed
+        .iter()
+        .any(|d| d.id == delivery.id && d.attempts.len() == 3));
 }
 
 #[tokio::test]
@@ -406,7 +423,11 @@ async fn private_targets_are_refused_at_creation_and_through_redirects() {
     let accord = up_guarded(dir.path());
     let client = accord.client();
 
-    for url in ["http://10.1.2.3/hook", "http://127.0.0.2/hook", "http://localhost:9/x"] {
+    for url in [
+        "http://10.1.2.3/hook",
+        "http://127.0.0.2/hook",
+        "http://localhost:9/x",
+    ] {
         let refused = client
             .create_target(&NewTarget {
                 name: "private".to_owned(),
@@ -416,7 +437,11 @@ async fn private_targets_are_refused_at_creation_and_through_redirects() {
             })
             .await
             .unwrap_err();
-        assert_eq!(refused.code(), Some("target_not_allowed"), "{url}: {refused}");
+        assert_eq!(
+            refused.code(),
+            Some("target_not_allowed"),
+            "{url}: {refused}"
+        );
     }
     let bad_event = accord
         .http()
@@ -432,7 +457,10 @@ async fn private_targets_are_refused_at_creation_and_through_redirects() {
     assert_eq!(bad_event.status(), 422);
     let body: Value = bad_event.json().await.unwrap();
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("notify[0].events"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("notify[0].events"),
         "{body}"
     );
     // A target of no workspace of the caller's is refused, naming the field.
@@ -450,7 +478,10 @@ async fn private_targets_are_refused_at_creation_and_through_redirects() {
     assert_eq!(unknown.status(), 422);
     let body: Value = unknown.json().await.unwrap();
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("notify[0].target"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("notify[0].target"),
         "{body}"
     );
 
@@ -486,7 +517,10 @@ async fn slack_and_discord_get_their_own_formats() {
 
     // Slack: https://api.slack.com/messaging/webhooks and Block Kit.
     let body: Value = serde_json::from_slice(&receiver.received("/slack")[0].body).unwrap();
-    assert!(body["text"].as_str().unwrap().contains("Demo: news front page"));
+    assert!(body["text"]
+        .as_str()
+        .unwrap()
+        .contains("Demo: news front page"));
     let blocks = body["blocks"].as_array().unwrap();
     assert!((1..=50).contains(&blocks.len()));
     assert_eq!(blocks[0]["type"], "header");
@@ -559,6 +593,10 @@ async fn a_control_plane_killed_before_delivery_delivers_after_restart() {
     assert!(got
         .iter()
         .all(|r| r.headers["webhook-id"] == delivery.webhook_id.as_str()));
-    assert!(verify(&secret.unwrap(), &landed[0].headers, &landed[0].body));
+    assert!(verify(
+        &secret.unwrap(),
+        &landed[0].headers,
+        &landed[0].body
+    ));
     assert_eq!(delivery.attempts.last().unwrap().status, Some(200));
 }

@@ -269,7 +269,9 @@ impl FromStr for EmailAddress {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if text.len() > MAX_EMAIL_BYTES {
-            return Err(format!("an email address is at most {MAX_EMAIL_BYTES} bytes"));
+            return Err(format!(
+                "an email address is at most {MAX_EMAIL_BYTES} bytes"
+            ));
         }
         let Some((local, domain)) = text.rsplit_once('@') else {
             return Err(format!("{text:?} is not an email address: it has no @"));
@@ -282,9 +284,7 @@ impl FromStr for EmailAddress {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         });
         if domain.is_empty() || !labels_ok {
             return Err(format!("{text:?} is not an email address: bad domain"));
@@ -354,7 +354,10 @@ fn parse_url(text: &str) -> Result<Url, ValidationError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(
             "url",
-            format!("the scheme {:?} is not allowed: use https (or http)", url.scheme()),
+            format!(
+                "the scheme {:?} is not allowed: use https (or http)",
+                url.scheme()
+            ),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -775,17 +778,44 @@ mod tests {
             &target(Slack, Some("https://hooks.slack.com/services/T/B/X"), None),
             Ok("https://hooks.slack.com/services/T/B/X"),
         );
-        check(&target(Email, None, Some("ops@example.com")), Ok("ops@example.com"));
-        check(&target(Webhook, Some("not a url"), None), Err(("url", "relative URL")));
-        check(&target(Webhook, Some("ftp://example.com/"), None), Err(("url", "scheme")));
-        check(&target(Webhook, Some("https://u:p@example.com/"), None), Err(("url", "password")));
+        check(
+            &target(Email, None, Some("ops@example.com")),
+            Ok("ops@example.com"),
+        );
+        check(
+            &target(Webhook, Some("not a url"), None),
+            Err(("url", "relative URL")),
+        );
+        check(
+            &target(Webhook, Some("ftp://example.com/"), None),
+            Err(("url", "scheme")),
+        );
+        check(
+            &target(Webhook, Some("https://u:p@example.com/"), None),
+            Err(("url", "password")),
+        );
         check(&target(Discord, None, None), Err(("url", "needs a `url`")));
-        check(&target(Webhook, None, Some("a@b.c")), Err(("email", "takes a `url`")));
+        check(
+            &target(Webhook, None, Some("a@b.c")),
+            Err(("email", "takes a `url`")),
+        );
         check(&target(Email, None, Some("nobody")), Err(("email", "no @")));
-        check(&target(Email, None, Some("a b@example.com")), Err(("email", "local part")));
-        check(&target(Email, None, Some("a@exa mple.com")), Err(("email", "bad domain")));
-        check(&target(Email, None, Some("a@")), Err(("email", "bad domain")));
-        check(&target(Email, Some("https://x.y/"), None), Err(("url", "takes an `email`")));
+        check(
+            &target(Email, None, Some("a b@example.com")),
+            Err(("email", "local part")),
+        );
+        check(
+            &target(Email, None, Some("a@exa mple.com")),
+            Err(("email", "bad domain")),
+        );
+        check(
+            &target(Email, None, Some("a@")),
+            Err(("email", "bad domain")),
+        );
+        check(
+            &target(Email, Some("https://x.y/"), None),
+            Err(("url", "takes an `email`")),
+        );
         let mut blank = target(Webhook, Some("https://example.com/"), None);
         blank.name = " ".to_owned();
         check(&blank, Err(("name", "blank")));
@@ -816,8 +846,13 @@ mod tests {
             target: id,
             events: BTreeSet::new(),
         };
-        assert_eq!(check_subscriptions(&[empty]).unwrap_err().field, "notify[0].events");
-        let many: Vec<_> = (0..=MAX_SUBSCRIPTIONS).map(|_| sub(TargetId::new())).collect();
+        assert_eq!(
+            check_subscriptions(&[empty]).unwrap_err().field,
+            "notify[0].events"
+        );
+        let many: Vec<_> = (0..=MAX_SUBSCRIPTIONS)
+            .map(|_| sub(TargetId::new()))
+            .collect();
         assert_eq!(check_subscriptions(&many).unwrap_err().field, "notify");
     }
 

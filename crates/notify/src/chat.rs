@@ -50,7 +50,11 @@ pub fn slack_message(payload: &WebhookPayload) -> Value {
     let monitor = &payload.data.monitor;
     let mut about = format!("*{}* watches <{}>", monitor.workflow, monitor.url);
     if let Some(run) = &payload.data.run {
-        about.push_str(&format!(" · run {} at {}", run.id, run.finished_at.to_rfc3339()));
+        about.push_str(&format!(
+            " · run {} at {}",
+            run.id,
+            run.finished_at.to_rfc3339()
+        ));
     }
     blocks.push(json!({
         "type": "section",

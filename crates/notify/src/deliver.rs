@@ -198,7 +198,12 @@ impl Deliverer {
         Ok(())
     }
 
-    async fn audit_pause(&self, workspace: WorkspaceId, message: &ClaimedMessage, at: DateTime<Utc>) {
+    async fn audit_pause(
+        &self,
+        workspace: WorkspaceId,
+        message: &ClaimedMessage,
+        at: DateTime<Utc>,
+    ) {
         tracing::warn!(target_id = %message.target.id, "notification target paused after failing too often");
         let entry = NewAuditEntry {
             workspace_id: workspace,

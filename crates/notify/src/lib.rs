@@ -21,7 +21,7 @@ pub mod payload;
 pub mod send;
 pub mod sign;
 
-pub use deliver::{DeliveryConfig, Deliverer};
+pub use deliver::{Deliverer, DeliveryConfig};
 pub use payload::{Digest, WebhookPayload};
 pub use send::{Attempt, Sender, SenderConfig};
 pub use sign::{sign, signature_header};

@@ -311,7 +311,11 @@ impl WebhookPayload {
                 "{} = {}{}",
                 value.name,
                 shown,
-                if value.condition_met { " (condition met)" } else { "" }
+                if value.condition_met {
+                    " (condition met)"
+                } else {
+                    ""
+                }
             ));
         }
         lines

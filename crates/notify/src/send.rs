@@ -114,7 +114,10 @@ impl Sender {
             Ok(response) => response,
             Err(err) => return failure(started, &err),
         };
-        if let Err(blocked) = self.guard.check_peer(response.url(), response.remote_addr()) {
+        if let Err(blocked) = self
+            .guard
+            .check_peer(response.url(), response.remote_addr())
+        {
             return refused(started, blocked.detail().to_string());
         }
         let status = response.status();
@@ -178,5 +181,9 @@ async fn excerpt(response: reqwest::Response) -> Option<String> {
         return None;
     }
     let text = String::from_utf8_lossy(&kept);
-    Some(text.chars().filter(|c| !c.is_control() || *c == '\n').collect())
+    Some(
+        text.chars()
+            .filter(|c| !c.is_control() || *c == '\n')
+            .collect(),
+    )
 }

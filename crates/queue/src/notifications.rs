@@ -150,11 +150,7 @@ impl Queue {
             }));
         }
         self.check_target_address(&address)?;
-        let held = self
-            .inner
-            .store
-            .target_list(workspace, MAX_TARGETS)
-            .await?;
+        let held = self.inner.store.target_list(workspace, MAX_TARGETS).await?;
         if held.len() >= MAX_TARGETS as usize {
             return Err(QueueError::Invalid(ValidationError {
                 field: "name".to_owned(),
@@ -195,14 +191,14 @@ impl Queue {
     }
 
     pub async fn target_list(&self, workspace: WorkspaceId) -> Result<Vec<Target>, QueueError> {
-        Ok(self
-            .inner
-            .store
-            .target_list(workspace, MAX_TARGETS)
-            .await?)
+        Ok(self.inner.store.target_list(workspace, MAX_TARGETS).await?)
     }
 
-    async fn target_replace(&self, current: &Target, mut next: Target) -> Result<Target, QueueError> {
+    async fn target_replace(
+        &self,
+        current: &Target,
+        mut next: Target,
+    ) -> Result<Target, QueueError> {
         next.updated_at = self
             .now()
             .max(current.updated_at + Duration::milliseconds(1));
@@ -230,7 +226,11 @@ impl Queue {
         self.target_replace(&current, next).await
     }
 
-    pub async fn target_delete(&self, workspace: WorkspaceId, id: TargetId) -> Result<(), QueueError> {
+    pub async fn target_delete(
+        &self,
+        workspace: WorkspaceId,
+        id: TargetId,
+    ) -> Result<(), QueueError> {
         if self.inner.store.target_delete(workspace, id).await? {
             tracing::info!(target_id = %id, "notification target deleted");
             Ok(())

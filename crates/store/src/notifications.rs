@@ -166,8 +166,10 @@ pub trait NotificationStore: Send + Sync {
     /// Logs an attempt and moves its message on (fenced on the attempt
     /// number), and counts the target's failures in a row, pausing it at
     /// `pause_after`; all in one transaction.
-    async fn notification_record(&self, record: &AttemptRecord)
-        -> Result<RecordOutcome, StoreError>;
+    async fn notification_record(
+        &self,
+        record: &AttemptRecord,
+    ) -> Result<RecordOutcome, StoreError>;
 
     /// Queues a message again, due at `now`, with a new round of attempts;
     /// `false` when the workspace has no such message.

@@ -200,9 +200,7 @@ pub(crate) fn parse_secret(
     .transpose()
 }
 
-pub(crate) fn parse_delivery_state(
-    text: &str,
-) -> Result<accord_model::DeliveryState, StoreError> {
+pub(crate) fn parse_delivery_state(text: &str) -> Result<accord_model::DeliveryState, StoreError> {
     accord_model::DeliveryState::parse(text)
         .ok_or_else(|| StoreError::corrupt("delivery state", text))
 }

@@ -121,7 +121,10 @@ async fn with_attempts(
         .bind(i64::from(MAX_ATTEMPTS_SHOWN))
         .fetch_all(&mut *conn)
         .await?;
-        delivery.attempts = rows.iter().map(attempt_from_row).collect::<Result<_, _>>()?;
+        delivery.attempts = rows
+            .iter()
+            .map(attempt_from_row)
+            .collect::<Result<_, _>>()?;
     }
     Ok(deliveries)
 }

@@ -18,8 +18,8 @@ use sqlx::{Row, SqliteConnection};
 use super::rows::{from_ms, ms, opt_ms, to_json};
 use super::SqliteStore;
 use crate::schema::{
-    matching_events, parse_address, pause_reason, parse_delivery_state, parse_events, parse_secret,
-    parse_target_kind,
+    matching_events, parse_address, parse_delivery_state, parse_events, parse_secret,
+    parse_target_kind, pause_reason,
 };
 use crate::{
     AttemptNext, AttemptRecord, ClaimedMessage, DeliveryFilter, NewMessage, NotificationStore,
@@ -137,7 +137,10 @@ async fn with_attempts(
         .bind(MAX_ATTEMPTS_SHOWN)
         .fetch_all(&mut *conn)
         .await?;
-        delivery.attempts = rows.iter().map(attempt_from_row).collect::<Result<_, _>>()?;
+        delivery.attempts = rows
+            .iter()
+            .map(attempt_from_row)
+            .collect::<Result<_, _>>()?;
     }
     Ok(deliveries)
 }
@@ -292,11 +295,12 @@ impl NotificationStore for SqliteStore {
         workspace: WorkspaceId,
         id: TargetId,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM notification_targets WHERE workspace_id = ? AND id = ?")
-            .bind(workspace.to_string())
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM notification_targets WHERE workspace_id = ? AND id = ?")
+                .bind(workspace.to_string())
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -114,7 +114,11 @@ fn record(message: &ClaimedMessage, next: AttemptNext, at: DateTime<Utc>) -> Att
         message_id: message.id,
         attempt: message.attempt,
         at,
-        status: Some(if next == AttemptNext::Delivered { 200 } else { 500 }),
+        status: Some(if next == AttemptNext::Delivered {
+            200
+        } else {
+            500
+        }),
         latency_ms: 12,
         error: (next != AttemptNext::Delivered).then(|| "the receiver answered 500".to_owned()),
         excerpt: Some("ok".to_owned()),
@@ -170,8 +174,14 @@ async fn targets_are_scoped_and_updated_without_lost_updates(store: Arc<dyn Stor
     );
 
     assert!(!store.target_delete(other, a.id).await.unwrap());
-    assert!(store.target_delete(WorkspaceId::DEFAULT, a.id).await.unwrap());
-    assert_eq!(store.target_get(WorkspaceId::DEFAULT, a.id).await.unwrap(), None);
+    assert!(store
+        .target_delete(WorkspaceId::DEFAULT, a.id)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.target_get(WorkspaceId::DEFAULT, a.id).await.unwrap(),
+        None
+    );
 }
 
 async fn a_completion_writes_the_messages_its_subscriptions_ask_for(store: Arc<dyn Store>) {
@@ -248,11 +258,20 @@ async fn a_completion_writes_the_messages_its_subscriptions_ask_for(store: Arc<d
     };
     // A stale completion writes no message.
     assert_eq!(
-        store.monitor_run_complete(&completion("intruder")).await.unwrap(),
+        store
+            .monitor_run_complete(&completion("intruder"))
+            .await
+            .unwrap(),
         CompleteRunOutcome::Stale
     );
     assert!(store
-        .deliveries(WorkspaceId::DEFAULT, &DeliveryFilter { limit: 10, ..Default::default() })
+        .deliveries(
+            WorkspaceId::DEFAULT,
+            &DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            }
+        )
         .await
         .unwrap()
         .is_empty());
@@ -280,15 +299,18 @@ async fn a_completion_writes_the_messages_its_subscriptions_ask_for(store: Arc<d
     assert_eq!(delivery.next_attempt_at, Some(at(3)));
     assert!(delivery.attempts.is_empty());
     assert!(store
-        .deliveries(other, &DeliveryFilter { limit: 10, ..Default::default() })
+        .deliveries(
+            other,
+            &DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            }
+        )
         .await
         .unwrap()
         .is_empty());
     // The claimed message carries what the sender needs.
-    let claimed = store
-        .notification_claim(at(4), at(64), 10)
-        .await
-        .unwrap();
+    let claimed = store.notification_claim(at(4), at(64), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, delivery.id);
     assert_eq!(claimed[0].target, changes);
@@ -347,7 +369,12 @@ async fn a_claim_leases_each_message_to_one_claimer(store: Arc<dyn Store>) {
     assert_eq!(delivery.attempts.len(), 1);
     let attempt = &delivery.attempts[0];
     assert_eq!(
-        (attempt.attempt, attempt.status, attempt.latency_ms, attempt.delivered),
+        (
+            attempt.attempt,
+            attempt.status,
+            attempt.latency_ms,
+            attempt.delivered
+        ),
         (2, Some(200), 12, true)
     );
     assert_eq!(attempt.excerpt.as_deref(), Some("ok"));
@@ -440,8 +467,14 @@ async fn failures_retry_then_fail_and_pause_the_target(store: Arc<dyn Store>) {
     resumed.paused_reason = None;
     resumed.consecutive_failures = 0;
     resumed.updated_at = paused.updated_at + chrono::Duration::milliseconds(1);
-    assert!(store.target_update(&resumed, paused.updated_at).await.unwrap());
-    let claimed = store.notification_claim(at(100), at(160), 10).await.unwrap();
+    assert!(store
+        .target_update(&resumed, paused.updated_at)
+        .await
+        .unwrap());
+    let claimed = store
+        .notification_claim(at(100), at(160), 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
 }
 
@@ -456,7 +489,10 @@ async fn a_message_can_be_delivered_again(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let id = claimed[0].id;
-    assert!(!store.notification_redeliver(other, id, at(5)).await.unwrap());
+    assert!(!store
+        .notification_redeliver(other, id, at(5))
+        .await
+        .unwrap());
     assert!(store
         .notification_redeliver(WorkspaceId::DEFAULT, id, at(5))
         .await
