@@ -108,6 +108,7 @@ pub(crate) async fn start_control(
         blobs: accord_artifacts::BlobStoreConfig::Local {
             root: dir.join("artifacts"),
         },
+        notify: Default::default(),
     };
     let opened = crate::server::open_store(&settings.store).await?;
     let mut keys = Vec::new();

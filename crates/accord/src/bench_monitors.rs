@@ -141,6 +141,7 @@ pub async fn monitors(args: BenchMonitorsArgs) -> Result<()> {
                     },
                     tags: ["bench".to_owned()].into_iter().collect(),
                     paused: false,
+                    notify: Vec::new(),
                 };
                 let created = client.create_monitor(&new).await?;
                 watched.lock().unwrap_or_else(|e| e.into_inner()).insert(

@@ -60,6 +60,10 @@ pub enum Command {
     /// List the built-in workflows and show their input schema.
     #[command(subcommand)]
     Workflows(WorkflowsCommand),
+    /// Create, test and inspect notification targets (webhooks, Slack,
+    /// Discord) and their deliveries.
+    #[command(subcommand)]
+    Targets(crate::notify_cmd::TargetsCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -221,6 +225,8 @@ pub struct ServerArgs {
     pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub artifacts: ArtifactArgs,
+    #[command(flatten)]
+    pub notify: crate::notify_config::NotifyArgs,
 }
 
 /// Where artifacts are kept and how much of them. Without an S3 bucket they

@@ -67,6 +67,8 @@ pub struct FileServer {
     pub cors_origins: Option<Vec<String>>,
     #[serde(default)]
     pub rate_limits: FileRateLimits,
+    #[serde(default)]
+    pub notify: crate::notify_config::FileNotify,
     pub artifact_max_bytes: Option<u64>,
     pub artifact_quota_bytes: Option<u64>,
     pub artifact_max_per_job: Option<u32>,
@@ -287,6 +289,7 @@ pub struct ServerSettings {
     pub redis_url: Option<String>,
     /// Where artifact blobs and evidence manifests are kept.
     pub blobs: BlobStoreConfig,
+    pub notify: crate::notify_config::NotifySettings,
 }
 
 impl ServerSettings {
@@ -440,7 +443,12 @@ impl ServerSettings {
             );
         }
         let redis_url = args.redis_url.clone().or_else(|| file.redis_url.clone());
+        let mut notify = crate::notify_config::NotifySettings::resolve(&args.notify, &file.notify)?;
+        // Notifications leave through the same egress rules as jobs.
+        notify.sender.egress = queue.egress;
+        notify.sender.allow_targets = queue.allow_targets.clone();
         Ok(Self {
+            notify,
             connections,
             listen,
             data_dir,

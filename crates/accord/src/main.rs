@@ -23,6 +23,8 @@ mod jobs_cmd;
 mod keys_cmd;
 mod logging;
 mod monitors_cmd;
+mod notify_cmd;
+mod notify_config;
 mod server;
 
 use std::io::IsTerminal;
@@ -188,6 +190,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(command) => jobs_cmd::run(command, &file).await,
         Command::Monitors(command) => monitors_cmd::run(command, &file).await,
         Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
+        Command::Targets(command) => notify_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
         Command::Bench(BenchCommand::Engine(args)) => {

@@ -327,6 +327,7 @@ fn from_flags(
         },
         tags: tags.into_iter().collect(),
         paused: false,
+        notify: Vec::new(),
     })
 }
 

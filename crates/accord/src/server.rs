@@ -99,6 +99,15 @@ impl ControlPlane {
             settings.connections,
             shutdown.clone(),
         ));
+        // Every replica delivers: the outbox's claims never hand one
+        // message to two of them.
+        let deliverer = accord_notify::Deliverer::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            accord_notify::Sender::new(&settings.notify.sender)
+                .context("build the notification sender")?,
+            settings.notify.delivery.clone(),
+        );
         let maintenance = tokio::spawn({
             let queue = queue.clone();
             let shutdown = shutdown.clone();
@@ -106,6 +115,7 @@ impl ControlPlane {
                 tokio::join!(
                     queue.run_maintenance(shutdown.clone()),
                     queue.run_scheduler(shutdown.clone()),
+                    deliverer.run(shutdown.clone()),
                     queue.run_wakeup_listener(shutdown)
                 );
             }

@@ -102,6 +102,14 @@ pub enum ApiError {
     MonitorBusy(String),
     #[error("{0}")]
     MonitorChanged(String),
+    #[error("{0}")]
+    TargetNotFound(String),
+    #[error("{0}")]
+    TargetChanged(String),
+    #[error("{0}")]
+    NotAWebhook(String),
+    #[error("{0}")]
+    DeliveryNotFound(String),
     /// The `Range` asked for starts past the end; the answer names the size.
     #[error("the range starts past the end of the {0}-byte artifact")]
     RangeNotSatisfiable(u64),
@@ -165,6 +173,10 @@ impl ApiError {
             Self::RunNotFound(_) => (S::NOT_FOUND, "run_not_found"),
             Self::MonitorBusy(_) => (S::CONFLICT, "monitor_busy"),
             Self::MonitorChanged(_) => (S::CONFLICT, "monitor_changed"),
+            Self::TargetNotFound(_) => (S::NOT_FOUND, "target_not_found"),
+            Self::TargetChanged(_) => (S::CONFLICT, "target_changed"),
+            Self::NotAWebhook(_) => (S::CONFLICT, "target_not_webhook"),
+            Self::DeliveryNotFound(_) => (S::NOT_FOUND, "delivery_not_found"),
             Self::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Self::ArtifactStorageUnavailable => {
                 (S::SERVICE_UNAVAILABLE, "artifact_storage_unavailable")
@@ -224,6 +236,10 @@ impl From<QueueError> for ApiError {
             err @ QueueError::RunNotFound { .. } => Self::RunNotFound(err.to_string()),
             err @ QueueError::MonitorBusy(_) => Self::MonitorBusy(err.to_string()),
             err @ QueueError::MonitorChanged(_) => Self::MonitorChanged(err.to_string()),
+            err @ QueueError::TargetNotFound(_) => Self::TargetNotFound(err.to_string()),
+            err @ QueueError::TargetChanged(_) => Self::TargetChanged(err.to_string()),
+            err @ QueueError::NotAWebhook(_) => Self::NotAWebhook(err.to_string()),
+            err @ QueueError::DeliveryNotFound(_) => Self::DeliveryNotFound(err.to_string()),
             QueueError::NoBlobStore => {
                 tracing::error!("artifact request on a server without a blob store");
                 Self::ArtifactStorageUnavailable

@@ -222,6 +222,16 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         | "resume_monitor" | "run_monitor" => vec![Admin, Operator],
         "list_workflows" | "get_workflow" | "list_monitors" | "get_monitor" | "list_runs"
         | "monitor_series" => vec![Admin, Operator, Viewer],
+        "create_notification_target"
+        | "update_notification_target"
+        | "delete_notification_target"
+        | "rotate_target_secret"
+        | "test_notification_target"
+        | "redeliver" => vec![Admin, Operator],
+        "list_notification_targets"
+        | "get_notification_target"
+        | "list_target_deliveries"
+        | "list_monitor_deliveries" => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" => vec![],
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
@@ -250,6 +260,12 @@ fn body_for(operation: &str) -> Option<Value> {
             "schedule": {"every": "5m"}
         }),
         "update_monitor" => json!({"name": "renamed"}),
+        "create_notification_target" => json!({
+            "name": "t",
+            "kind": "webhook",
+            "url": "https://hooks.example.com/in"
+        }),
+        "update_notification_target" => json!({"name": "renamed"}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
         "complete" | "fail" | "escalate" => json!({"worker_id": "w", "items": []}),

@@ -62,6 +62,10 @@ fn every_error() -> Vec<ApiError> {
         ApiError::RunNotFound(said("monitor 0190a0b0-0000-7000-8000-000000000000 has no run 12")),
         ApiError::MonitorBusy(said("monitor 0190a0b0-0000-7000-8000-000000000000 has a run in progress; a monitor never runs twice at once")),
         ApiError::MonitorChanged(said("monitor 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
+        ApiError::TargetNotFound(said("notification target 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::TargetChanged(said("notification target 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
+        ApiError::NotAWebhook(said("notification target 0190a0b0-0000-7000-8000-000000000000 is not a webhook: only webhooks have a signing secret")),
+        ApiError::DeliveryNotFound(said("delivery 0190a0b0-0000-7000-8000-000000000000 not found")),
         ApiError::RangeNotSatisfiable(1024),
         ApiError::ArtifactStorageUnavailable,
         ApiError::Unavailable,
@@ -120,6 +124,10 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::RunNotFound(_)
         | E::MonitorBusy(_)
         | E::MonitorChanged(_)
+        | E::TargetNotFound(_)
+        | E::TargetChanged(_)
+        | E::NotAWebhook(_)
+        | E::DeliveryNotFound(_)
         | E::RangeNotSatisfiable(_)
         | E::ArtifactStorageUnavailable
         | E::Unavailable

@@ -150,7 +150,7 @@ impl AccordClient {
         &self.base
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let url = self
             .base
             .join(path.trim_start_matches('/'))
@@ -162,7 +162,7 @@ impl AccordClient {
         }
     }
 
-    async fn send<T: DeserializeOwned>(
+    pub(crate) async fn send<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
     ) -> Result<(u16, T), ClientError> {
@@ -180,7 +180,7 @@ impl AccordClient {
             })
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(
+    pub(crate) async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
@@ -190,7 +190,7 @@ impl AccordClient {
         self.send(request).await.map(|(_, value)| value)
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let request = self
             .request(Method::GET, path)
             .timeout(Duration::from_secs(30));

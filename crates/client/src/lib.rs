@@ -7,6 +7,7 @@
 
 mod client;
 mod error;
+mod notifications;
 
 pub use client::{
     AccordClient, ArtifactDownload, ArtifactUpload, ListJobs, ManifestDownload, Submitted,

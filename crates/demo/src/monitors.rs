@@ -53,6 +53,7 @@ impl DemoMonitor {
             },
             tags: self.tags.iter().map(|tag| (*tag).to_owned()).collect(),
             paused: false,
+            notify: Vec::new(),
         })
     }
 }

@@ -3,7 +3,7 @@
 //! Owns ids, the job specification (`NewJob`, `Step`), job states and their
 //! meaning, results and errors, artifact references and evidence manifests, job events, the retry policy, the backoff
 //! of background retries, the worker protocol messages and the clock
-//! abstraction.
+//! abstraction, and notification targets, subscriptions and deliveries.
 //!
 //! Deliberately does not do IO: no database, no network, no file system.
 //! Values are validated when they are parsed (at the API boundary) so the rest
@@ -22,6 +22,7 @@ mod ids;
 mod job;
 mod manifest;
 mod monitor;
+mod notification;
 mod protocol;
 mod result;
 mod retry;
@@ -61,6 +62,12 @@ pub use monitor::{
     MonitorView, NewMonitor, RunPage, RunState, RunTrigger, Schedule, ScheduleSpec, Series,
     SeriesPoint, UnknownWorkflow, WorkflowKind, WorkflowList, WorkflowView, CRON_MAX_JITTER_MS,
     DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
+};
+pub use notification::{
+    check_subscriptions, AttemptView, CreatedTarget, DeliveryPage, DeliveryState, DeliveryView,
+    EmailAddress, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun, NotifyEvent,
+    PreviousSecret, Subscription, Target, TargetAddress, TargetId, TargetKind, TargetList,
+    TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES, SECRET_PREFIX,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

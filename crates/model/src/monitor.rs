@@ -19,7 +19,10 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{Engine, IdError, JobId, TargetUrl, ValidationError, WorkspaceId};
+use crate::{
+    check_subscriptions, Engine, IdError, JobId, Subscription, TargetUrl, ValidationError,
+    WorkspaceId,
+};
 
 /// A built-in workflow.
 #[derive(
@@ -468,6 +471,11 @@ pub struct NewMonitor {
     /// Create it paused.
     #[serde(default)]
     pub paused: bool,
+    /// The notification targets (of this workspace) told about its runs,
+    /// and of which events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 16)]
+    pub notify: Vec<Subscription>,
 }
 
 impl NewMonitor {
@@ -476,6 +484,7 @@ impl NewMonitor {
     pub fn validate(&self, min_interval_seconds: u64) -> Result<Schedule, ValidationError> {
         check_name(&self.name)?;
         check_tags(&self.tags)?;
+        check_subscriptions(&self.notify)?;
         Schedule::parse(&self.schedule, "schedule", min_interval_seconds)
     }
 }
@@ -497,6 +506,10 @@ pub struct MonitorPatch {
     pub schedule: Option<ScheduleSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeSet<String>>,
+    /// Replaces the monitor's notification targets (`[]` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 16)]
+    pub notify: Option<Vec<Subscription>>,
 }
 
 impl MonitorPatch {
@@ -527,6 +540,10 @@ impl MonitorPatch {
             check_tags(tags)?;
             next.tags = tags.clone();
         }
+        if let Some(notify) = &self.notify {
+            check_subscriptions(notify)?;
+            next.notify = notify.clone();
+        }
         Ok(next)
     }
 }
@@ -544,6 +561,8 @@ pub struct Monitor {
     pub schedule: Schedule,
     pub tags: BTreeSet<String>,
     pub paused: bool,
+    /// Whom its runs notify, of what.
+    pub notify: Vec<Subscription>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When the next scheduled run is due (kept while paused; resuming
@@ -571,6 +590,9 @@ pub struct MonitorView {
     pub schedule: ScheduleSpec,
     pub tags: BTreeSet<String>,
     pub paused: bool,
+    /// The notification targets told about its runs, and of which events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Subscription>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub next_due_at: DateTime<Utc>,
@@ -588,6 +610,7 @@ impl From<&Monitor> for MonitorView {
             schedule: m.schedule.spec(),
             tags: m.tags.clone(),
             paused: m.paused,
+            notify: m.notify.clone(),
             created_at: m.created_at,
             updated_at: m.updated_at,
             next_due_at: m.next_due_at,

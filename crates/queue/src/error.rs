@@ -45,6 +45,14 @@ pub enum QueueError {
     MonitorBusy(MonitorId),
     #[error("monitor {0} was changed or deleted meanwhile; read it again")]
     MonitorChanged(MonitorId),
+    #[error("notification target {0} not found")]
+    TargetNotFound(accord_model::TargetId),
+    #[error("notification target {0} was changed or deleted meanwhile; read it again")]
+    TargetChanged(accord_model::TargetId),
+    #[error("notification target {0} is not a webhook: only webhooks have a signing secret")]
+    NotAWebhook(accord_model::TargetId),
+    #[error("delivery {0} not found")]
+    DeliveryNotFound(accord_model::MessageId),
     #[error("no blob store is configured for artifacts")]
     NoBlobStore,
     #[error(transparent)]

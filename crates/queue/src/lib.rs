@@ -13,6 +13,9 @@
 //! computed off the async threads and written with the job's completion,
 //! and the scheduler that starts each due slot once (`scheduler.rs`).
 //!
+//! Notification targets, the run's events written as outbox messages with
+//! its completion, the delivery log and redelivery (`notifications.rs`).
+//!
 //! Does not run jobs (that is the worker's) and does not speak HTTP (the api's).
 
 mod artifacts;
@@ -24,6 +27,7 @@ mod maintenance;
 mod manifest;
 mod metrics;
 mod monitors;
+mod notifications;
 mod queue;
 mod scheduler;
 
@@ -34,4 +38,5 @@ pub use error::QueueError;
 pub use maintenance::MaintenanceReport;
 pub use metrics::QueueMetrics;
 pub use monitors::{StartedRun, MONITOR_LABEL};
+pub use notifications::{events_of, DEFAULT_SECRET_GRACE, MAX_TARGETS};
 pub use queue::Queue;

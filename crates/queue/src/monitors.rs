@@ -28,6 +28,7 @@ use accord_workflows::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::notifications::run_notice;
 use crate::{Queue, QueueError};
 
 /// How many times a completion is computed again after losing the
@@ -114,11 +115,13 @@ impl Queue {
             schedule,
             tags: new.tags,
             paused: new.paused,
+            notify: new.notify,
             created_at: now,
             updated_at: now,
             next_due_at: now,
         };
         self.check_monitor(&monitor)?;
+        self.check_monitor_targets(&monitor).await?;
         // Store the input as the workflow reads it back (defaults filled).
         monitor.input = WorkflowInput::parse(monitor.workflow, &monitor.input)?.to_json();
         monitor.next_due_at = next_due(&monitor, now);
@@ -175,6 +178,7 @@ impl Queue {
         let current = self.monitor_get(workspace, id).await?;
         let mut next = patch.apply(&current, self.min_interval_seconds())?;
         self.check_monitor(&next)?;
+        self.check_monitor_targets(&next).await?;
         next.input = WorkflowInput::parse(next.workflow, &next.input)?.to_json();
         let now = self
             .now()
@@ -391,6 +395,7 @@ impl Queue {
                 monitor_id: context.monitor.id,
                 run_id: context.run.id,
                 baseline_run_id: context.baseline.as_ref().map(|b| b.run_id),
+                notice: run_notice(&context, &record, self.now()),
                 record,
             };
             match self.inner.store.monitor_run_complete(&complete).await? {

@@ -6,7 +6,7 @@
 //! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
 //! [`MaintenanceStore`] (`maintenance.rs`), [`DomainStore`] (`domains.rs`),
 //! [`CoordinationStore`] (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
-//! index), [`MonitorStore`] (`monitors.rs`) and [`BackendStore`] (`backend.rs`). Two backends
+//! index), [`MonitorStore`] (`monitors.rs`), [`NotificationStore`] (`notifications.rs`) and [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
 //! shared server, many writers). Each keeps its own SQL and migrations
@@ -35,6 +35,7 @@ mod jobs;
 mod lease;
 mod maintenance;
 mod monitors;
+mod notifications;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -59,6 +60,10 @@ pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
 pub use monitors::{
     Advance, Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorStore, RunContext,
     RunRecord, StartOutcome, StartRun,
+};
+pub use notifications::{
+    AttemptNext, AttemptRecord, ClaimedMessage, DeliveryFilter, NewMessage, NotificationStore,
+    RecordOutcome, RunNotice, MAX_ATTEMPTS_SHOWN,
 };
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};

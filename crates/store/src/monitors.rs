@@ -26,7 +26,7 @@ use accord_model::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::{InsertJob, StoreError, Transition};
+use crate::{InsertJob, RunNotice, StoreError, Transition};
 
 /// Filters for listing monitors. Results are newest first.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +103,9 @@ pub struct CompleteRun {
     /// monitor had none): the fence.
     pub baseline_run_id: Option<i64>,
     pub record: RunRecord,
+    /// With an outcome: the messages to the monitor's targets, written in
+    /// the same transaction (see [`crate::NotificationStore`]).
+    pub notice: Option<RunNotice>,
 }
 
 /// What a completed job's run records.

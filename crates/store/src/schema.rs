@@ -178,6 +178,62 @@ pub(crate) fn check_monitor_storable(monitor: &accord_model::Monitor) -> Result<
     Ok(())
 }
 
+pub(crate) fn parse_target_kind(text: &str) -> Result<accord_model::TargetKind, StoreError> {
+    accord_model::TargetKind::parse(text).ok_or_else(|| StoreError::corrupt("target kind", text))
+}
+
+pub(crate) fn parse_address(
+    kind: accord_model::TargetKind,
+    text: &str,
+) -> Result<accord_model::TargetAddress, StoreError> {
+    accord_model::TargetAddress::parse(kind, text)
+        .map_err(|err| StoreError::corrupt("target address", err))
+}
+
+pub(crate) fn parse_secret(
+    text: Option<String>,
+) -> Result<Option<accord_model::WebhookSecret>, StoreError> {
+    text.map(|text| {
+        text.parse()
+            .map_err(|err: String| StoreError::corrupt("webhook secret", err))
+    })
+    .transpose()
+}
+
+pub(crate) fn parse_delivery_state(text: &str) -> Result<accord_model::DeliveryState, StoreError> {
+    accord_model::DeliveryState::parse(text)
+        .ok_or_else(|| StoreError::corrupt("delivery state", text))
+}
+
+pub(crate) fn parse_events(
+    names: &[String],
+) -> Result<std::collections::BTreeSet<accord_model::NotifyEvent>, StoreError> {
+    names
+        .iter()
+        .map(|name| {
+            accord_model::NotifyEvent::parse(name)
+                .ok_or_else(|| StoreError::corrupt("notification event", name))
+        })
+        .collect()
+}
+
+/// Why a target was paused automatically.
+pub(crate) fn pause_reason(after: u32) -> String {
+    format!("paused after {after} failed attempts in a row")
+}
+
+/// The events of a run a subscription asks for, as stored.
+pub(crate) fn matching_events(
+    subscription: &accord_model::Subscription,
+    events: &std::collections::BTreeSet<accord_model::NotifyEvent>,
+) -> Vec<String> {
+    subscription
+        .events
+        .intersection(events)
+        .map(|event| event.as_str().to_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use accord_model::JobState;

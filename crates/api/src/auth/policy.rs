@@ -31,6 +31,16 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         | "resume_monitor" | "run_monitor" => Requires(P::JobsWrite),
         "list_workflows" | "get_workflow" | "list_monitors" | "get_monitor" | "list_runs"
         | "monitor_series" => Requires(P::JobsRead),
+        "create_notification_target"
+        | "update_notification_target"
+        | "delete_notification_target"
+        | "rotate_target_secret"
+        | "test_notification_target"
+        | "redeliver" => Requires(P::JobsWrite),
+        "list_notification_targets"
+        | "get_notification_target"
+        | "list_target_deliveries"
+        | "list_monitor_deliveries" => Requires(P::JobsRead),
         "ops_status" | "metrics" => Requires(P::InstanceRead),
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
         | "upload_artifact" => Requires(P::WorkerProtocol),

@@ -13,7 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{artifacts, audit, jobs, keys, monitors, ops, stream, worker, workspaces};
+use super::{
+    artifacts, audit, jobs, keys, monitors, notifications, ops, stream, worker, workspaces,
+};
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
 use crate::{auth, hardening, ApiError, ApiState};
@@ -44,6 +46,20 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(monitors::run_monitor))
         .routes(routes!(monitors::list_runs))
         .routes(routes!(monitors::monitor_series))
+        .routes(routes!(notifications::list_monitor_deliveries))
+        .routes(routes!(
+            notifications::create_notification_target,
+            notifications::list_notification_targets
+        ))
+        .routes(routes!(
+            notifications::get_notification_target,
+            notifications::update_notification_target,
+            notifications::delete_notification_target
+        ))
+        .routes(routes!(notifications::rotate_target_secret))
+        .routes(routes!(notifications::test_notification_target))
+        .routes(routes!(notifications::list_target_deliveries))
+        .routes(routes!(notifications::redeliver))
         .routes(routes!(ops::queue_stats))
         .routes(routes!(ops::ops_status))
         .routes(routes!(ops::health))

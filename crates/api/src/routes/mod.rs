@@ -6,6 +6,7 @@ mod audit;
 mod jobs;
 mod keys;
 mod monitors;
+mod notifications;
 mod ops;
 mod stream;
 mod worker;

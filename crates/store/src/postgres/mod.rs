@@ -19,6 +19,7 @@ mod jobs;
 mod lease;
 mod maintenance;
 mod monitors;
+mod notifications;
 mod rows;
 
 pub use connect::{PostgresConfig, PostgresStore};

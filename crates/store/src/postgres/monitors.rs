@@ -16,6 +16,7 @@ use sqlx::PgConnection;
 
 use super::jobs::insert_row;
 use super::lease::{item_arrays, report_outcomes, Report};
+use super::notifications::enqueue_run;
 use super::rows::{column, job_from_row, job_id, json, opt_json};
 use super::PostgresStore;
 use crate::schema::{
@@ -29,7 +30,7 @@ use crate::{
 
 const MONITOR_COLUMNS: &str =
     "m.id, m.workspace_id, m.name, m.workflow, m.url, m.engine, m.input, \
-     m.schedule, m.tags, m.paused, m.created_at, m.updated_at, m.next_due_at";
+     m.schedule, m.tags, m.paused, m.notify, m.created_at, m.updated_at, m.next_due_at";
 
 const RUN_COLUMNS: &str = "r.id, r.monitor_id, r.slot, r.trigger, r.job_id, r.state, r.outcome, \
      r.error, r.snapshot IS NOT NULL AS has_snapshot, r.created_at, r.finished_at";
@@ -57,6 +58,7 @@ fn monitor_from_row(row: &PgRow) -> Result<Monitor, StoreError> {
         schedule: parse_schedule(&spec)?,
         tags: tags.into_iter().collect(),
         paused: column(row, "paused", "paused")?,
+        notify: json(row, "notify", "monitor subscriptions")?,
         created_at: column(row, "created_at", "timestamp")?,
         updated_at: column(row, "updated_at", "timestamp")?,
         next_due_at: column(row, "next_due_at", "timestamp")?,
@@ -99,8 +101,8 @@ impl MonitorStore for PostgresStore {
         check_monitor_storable(monitor)?;
         sqlx::query(
             "INSERT INTO monitors (id, workspace_id, name, workflow, url, engine, input, schedule, \
-             tags, paused, created_at, updated_at, next_due_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             tags, paused, created_at, updated_at, next_due_at, notify) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(monitor.id.as_uuid())
         .bind(monitor.workspace_id.as_uuid())
@@ -115,6 +117,7 @@ impl MonitorStore for PostgresStore {
         .bind(monitor.created_at)
         .bind(monitor.updated_at)
         .bind(monitor.next_due_at)
+        .bind(Json(&monitor.notify))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -162,7 +165,7 @@ impl MonitorStore for PostgresStore {
         check_monitor_storable(monitor)?;
         let done = sqlx::query(
             "UPDATE monitors SET name = $1, url = $2, engine = $3, input = $4, schedule = $5, \
-             tags = $6, paused = $7, updated_at = $8, next_due_at = $9 \
+             tags = $6, paused = $7, updated_at = $8, next_due_at = $9, notify = $13 \
              WHERE workspace_id = $10 AND id = $11 AND updated_at = $12",
         )
         .bind(&monitor.name)
@@ -177,6 +180,7 @@ impl MonitorStore for PostgresStore {
         .bind(monitor.workspace_id.as_uuid())
         .bind(monitor.id.as_uuid())
         .bind(expected_updated_at)
+        .bind(Json(&monitor.notify))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -415,6 +419,9 @@ impl MonitorStore for PostgresStore {
             .bind(numbers)
             .execute(&mut *tx)
             .await?;
+            if let Some(notice) = &complete.notice {
+                enqueue_run(&mut tx, monitor, complete.run_id, notice, complete.now).await?;
+            }
         }
         tx.commit().await?;
         Ok(CompleteRunOutcome::Applied(transition))

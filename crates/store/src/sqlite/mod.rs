@@ -15,6 +15,7 @@ mod jobs;
 mod lease;
 mod maintenance;
 mod monitors;
+mod notifications;
 mod rows;
 
 pub use connect::{SqliteConfig, SqliteStore, Synchronous};

@@ -11,6 +11,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::jobs::insert_row;
 use super::lease::complete_one;
+use super::notifications::enqueue_run;
 use super::rows::{from_ms, ms, opt_ms, parse_id, to_json};
 use super::SqliteStore;
 use crate::schema::{
@@ -24,7 +25,7 @@ use crate::{
 
 const MONITOR_COLUMNS: &str =
     "m.id, m.workspace_id, m.name, m.workflow, m.url, m.engine, m.input, \
-     m.schedule, m.tags, m.paused, m.created_at, m.updated_at, m.next_due_at";
+     m.schedule, m.tags, m.paused, m.notify, m.created_at, m.updated_at, m.next_due_at";
 
 const RUN_COLUMNS: &str = "r.id, r.monitor_id, r.slot, r.trigger, r.job_id, r.state, r.outcome, \
      r.error, r.snapshot IS NOT NULL AS has_snapshot, r.created_at, r.finished_at";
@@ -78,6 +79,7 @@ fn monitor_from_row(row: &SqliteRow) -> Result<Monitor, StoreError> {
         schedule: parse_schedule(&spec)?,
         tags: json(row, "tags", "monitor tags")?,
         paused: row.try_get::<i64, _>("paused")? != 0,
+        notify: json(row, "notify", "monitor subscriptions")?,
         created_at: from_ms(row.try_get("created_at")?)?,
         updated_at: from_ms(row.try_get("updated_at")?)?,
         next_due_at: from_ms(row.try_get("next_due_at")?)?,
@@ -116,8 +118,8 @@ impl MonitorStore for SqliteStore {
         check_monitor_storable(monitor)?;
         sqlx::query(
             "INSERT INTO monitors (id, workspace_id, name, workflow, url, engine, input, schedule, \
-             tags, paused, created_at, updated_at, next_due_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             tags, paused, notify, created_at, updated_at, next_due_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(monitor.id.to_string())
         .bind(monitor.workspace_id.to_string())
@@ -129,6 +131,7 @@ impl MonitorStore for SqliteStore {
         .bind(to_json(&monitor.schedule.spec()))
         .bind(to_json(&monitor.tags))
         .bind(i64::from(monitor.paused))
+        .bind(to_json(&monitor.notify))
         .bind(ms(monitor.created_at))
         .bind(ms(monitor.updated_at))
         .bind(ms(monitor.next_due_at))
@@ -184,7 +187,7 @@ impl MonitorStore for SqliteStore {
         check_monitor_storable(monitor)?;
         let done = sqlx::query(
             "UPDATE monitors SET name = ?, url = ?, engine = ?, input = ?, schedule = ?, tags = ?, \
-             paused = ?, updated_at = ?, next_due_at = ? \
+             paused = ?, notify = ?, updated_at = ?, next_due_at = ? \
              WHERE workspace_id = ? AND id = ? AND updated_at = ?",
         )
         .bind(&monitor.name)
@@ -194,6 +197,7 @@ impl MonitorStore for SqliteStore {
         .bind(to_json(&monitor.schedule.spec()))
         .bind(to_json(&monitor.tags))
         .bind(i64::from(monitor.paused))
+        .bind(to_json(&monitor.notify))
         .bind(ms(monitor.updated_at))
         .bind(ms(monitor.next_due_at))
         .bind(monitor.workspace_id.to_string())
@@ -408,6 +412,9 @@ impl MonitorStore for SqliteStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            }
+            if let Some(notice) = &complete.notice {
+                enqueue_run(&mut tx, &monitor, complete.run_id, notice, now).await?;
             }
         }
         tx.commit().await?;

@@ -43,6 +43,7 @@ fn monitor(workspace: WorkspaceId, name: &str, tags: &[&str], due: DateTime<Utc>
         schedule: every("1m"),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         paused: false,
+        notify: Vec::new(),
         created_at: at(0),
         updated_at: at(0),
         next_due_at: due,
@@ -120,6 +121,7 @@ fn completion(
             snapshot: json!({"text": text}),
             values: vec![("price".to_owned(), 12.5)],
         },
+        notice: None,
     }
 }
 
