@@ -222,11 +222,16 @@ impl From<QueueError> for ApiError {
             err @ QueueError::ManifestNotFound { .. } => Self::ManifestNotFound(err.to_string()),
             err @ QueueError::MonitorNotFound(_) => Self::MonitorNotFound(err.to_string()),
             err @ QueueError::RunNotFound { .. } => Self::RunNotFound(err.to_string()),
+            err @ QueueError::WorkflowRunNotFound(_) => Self::RunNotFound(err.to_string()),
             err @ QueueError::MonitorBusy(_) => Self::MonitorBusy(err.to_string()),
             err @ QueueError::MonitorChanged(_) => Self::MonitorChanged(err.to_string()),
             QueueError::NoBlobStore => {
                 tracing::error!("artifact request on a server without a blob store");
                 Self::ArtifactStorageUnavailable
+            }
+            err @ QueueError::Blocking(_) => {
+                tracing::error!(error = %err, "a blocking computation failed");
+                Self::Internal
             }
             QueueError::Blob(err) => err.into(),
             QueueError::Store(err) => err.into(),

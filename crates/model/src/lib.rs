@@ -22,6 +22,7 @@ mod ids;
 mod job;
 mod manifest;
 mod monitor;
+mod monitor_history;
 mod protocol;
 mod result;
 mod retry;
@@ -30,6 +31,7 @@ mod spec;
 mod step;
 mod target;
 mod wire;
+mod workflow_run;
 
 pub use address::{classify_ip, embedded_ipv4, AddressClass};
 pub use artifact::{
@@ -62,6 +64,9 @@ pub use monitor::{
     SeriesPoint, UnknownWorkflow, WorkflowKind, WorkflowList, WorkflowView, CRON_MAX_JITTER_MS,
     DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
 };
+pub use monitor_history::{
+    DiffEnd, ItemPage, ItemRecord, ItemStatus, RunDiff, SeenAt, SnapshotPage, SnapshotView,
+};
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,
     EscalateRequest, FailItem, FailRequest, HeartbeatRequest, HeartbeatResponse, LeaseRef,
@@ -84,3 +89,4 @@ pub use wire::{
     ErrorBody, ErrorDetail, EventPage, HealthView, JobBatch, JobPage, NewJobBatch, OpsStatus,
     QueueStatsView, Throughput,
 };
+pub use workflow_run::{NewWorkflowRun, WorkflowRunView};

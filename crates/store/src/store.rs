@@ -7,11 +7,11 @@ use std::fmt;
 
 use crate::{
     AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
-    LeaseStore, MaintenanceStore, MonitorStore,
+    LeaseStore, MaintenanceStore, MonitorStore, WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
-/// artifact index, monitors.
+/// artifact index, monitors, workflow runs.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -23,6 +23,7 @@ pub trait Store:
     + DomainStore
     + ArtifactStore
     + MonitorStore
+    + WorkflowRunStore
     + fmt::Debug
     + 'static
 {
@@ -39,6 +40,7 @@ impl<T> Store for T where
         + DomainStore
         + ArtifactStore
         + MonitorStore
+        + WorkflowRunStore
         + fmt::Debug
         + 'static
 {

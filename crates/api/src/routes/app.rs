@@ -13,7 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{artifacts, audit, jobs, keys, monitors, ops, stream, worker, workspaces};
+use super::{
+    artifacts, audit, jobs, keys, monitor_history, monitors, ops, stream, worker, workflow_runs,
+    workspaces,
+};
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
 use crate::{auth, hardening, ApiError, ApiState};
@@ -33,6 +36,8 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(artifacts::get_manifest))
         .routes(routes!(monitors::list_workflows))
         .routes(routes!(monitors::get_workflow))
+        .routes(routes!(workflow_runs::run_workflow))
+        .routes(routes!(workflow_runs::get_workflow_run))
         .routes(routes!(monitors::create_monitor, monitors::list_monitors))
         .routes(routes!(
             monitors::get_monitor,
@@ -44,6 +49,9 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(monitors::run_monitor))
         .routes(routes!(monitors::list_runs))
         .routes(routes!(monitors::monitor_series))
+        .routes(routes!(monitor_history::list_snapshots))
+        .routes(routes!(monitor_history::monitor_diff))
+        .routes(routes!(monitor_history::monitor_items))
         .routes(routes!(ops::queue_stats))
         .routes(routes!(ops::ops_status))
         .routes(routes!(ops::health))

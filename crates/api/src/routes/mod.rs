@@ -3,12 +3,15 @@
 mod app;
 mod artifacts;
 mod audit;
+mod items_csv;
 mod jobs;
 mod keys;
+mod monitor_history;
 mod monitors;
 mod ops;
 mod stream;
 mod worker;
+mod workflow_runs;
 mod workspaces;
 
 pub(crate) use app::api_router;

@@ -20,5 +20,6 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod rows;
+mod workflow_runs;
 
 pub use connect::{PostgresConfig, PostgresStore};

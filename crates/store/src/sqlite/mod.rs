@@ -16,5 +16,6 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod rows;
+mod workflow_runs;
 
 pub use connect::{SqliteConfig, SqliteStore, Synchronous};

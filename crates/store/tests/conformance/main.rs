@@ -20,3 +20,4 @@ mod jobs;
 mod lease;
 mod maintenance;
 mod monitors;
+mod workflow_runs;
