@@ -46,6 +46,8 @@ pub enum ApiError {
     JobNotFound(String),
     #[error("no route for {0}")]
     RouteNotFound(String),
+    #[error("{0}")]
+    WorkflowNotFound(String),
     #[error("method not allowed for this route")]
     MethodNotAllowed,
     #[error("the Idempotency-Key was already used with a different request body")]
@@ -135,6 +137,7 @@ impl ApiError {
             Self::InvalidIdempotencyKey(_) => (S::BAD_REQUEST, "invalid_idempotency_key"),
             Self::JobNotFound(_) => (S::NOT_FOUND, "job_not_found"),
             Self::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
+            Self::WorkflowNotFound(_) => (S::NOT_FOUND, "workflow_not_found"),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::IdempotencyKeyReused => (S::CONFLICT, "idempotency_key_reused"),
             Self::NotCancellable(_) => (S::CONFLICT, "job_not_cancellable"),

@@ -134,9 +134,9 @@ pub struct ItemListParams {
     get, path = "/api/v1/monitors/{id}/items", tag = "monitors",
     params(("id" = String, Path, format = Uuid, description = "Monitor id"), ItemListParams),
     responses(
-        (status = 200, body = ItemPage, content_type = "application/json"),
-        (status = 200, description = "The same page as CSV", body = String, content_type = "text/csv",
-            headers(("accord-next-cursor" = String, description = "The next page's cursor, when there is one"))),
+        (status = 200, description = "A page of the history: JSON, or CSV (with the next page's cursor in `accord-next-cursor`)",
+            content((ItemPage = "application/json"), (String = "text/csv")),
+            headers(("accord-next-cursor" = String, description = "CSV only: the next page's cursor, when there is one"))),
         (status = 400, description = "Not a monitor id, or a bad cursor, limit or format", body = ErrorBody),
         (status = 404, description = "No such monitor", body = ErrorBody),
         (status = 422, description = "Not an extract_items monitor", body = ErrorBody),

@@ -36,9 +36,9 @@ pub async fn run_workflow(
     Path(name): Path<String>,
     JsonBody(new): JsonBody<NewWorkflowRun>,
 ) -> Result<Response, ApiError> {
-    let kind: WorkflowKind = name
-        .parse()
-        .map_err(|err: accord_model::UnknownWorkflow| ApiError::RouteNotFound(err.to_string()))?;
+    let kind: WorkflowKind = name.parse().map_err(|err: accord_model::UnknownWorkflow| {
+        ApiError::WorkflowNotFound(err.to_string())
+    })?;
     let run = state.queue.workflow_run_start(workspace, kind, new).await?;
     let location = HeaderValue::from_str(&run.url_self).map_err(|_| ApiError::Internal)?;
     let target = AuditTarget(run.id.to_string());

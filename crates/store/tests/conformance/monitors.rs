@@ -659,7 +659,49 @@ async fn snapshots_are_read_newest_or_oldest_first(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+async fn gauges_read_each_monitors_newest_run_and_latest_values(store: Arc<dyn Store>) {
+    let idle = monitor(WorkspaceId::DEFAULT, "idle", &[], at(1_000_000));
+    store.monitor_insert(&idle).await.unwrap();
+    let m = monitor(WorkspaceId::DEFAULT, "priced", &[], at(1_000_000));
+    store.monitor_insert(&m).await.unwrap();
+    let one = run_to_end(&*store, &m, 10, None, Some("one")).await;
+    // A run in error after it: the newest run, while the values stay the
+    // last recorded ones.
+    run_to_end(&*store, &m, 20, Some(one), None).await;
+    let other = other_workspace(&*store).await;
+    let theirs = monitor(other, "theirs", &[], at(1_000_000));
+    store.monitor_insert(&theirs).await.unwrap();
+
+    let gauges = store.monitor_gauges(10).await.unwrap();
+    let got: Vec<_> = gauges
+        .iter()
+        .map(|g| (g.name.as_str(), g.last_run, g.values.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("idle", None, vec![]),
+            (
+                "priced",
+                Some((RunState::Error, at(22))),
+                vec![("price".to_owned(), 12.5)]
+            ),
+            ("theirs", None, vec![]),
+        ]
+    );
+    // Bounded: the oldest monitors first.
+    let first = store.monitor_gauges(1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].monitor_id, idle.id);
+    // A run in progress shows as running, from when it started.
+    let (_, _) = started(store.monitor_run_start(&manual(&m, at(30))).await.unwrap());
+    let gauges = store.monitor_gauges(10).await.unwrap();
+    assert_eq!(gauges[1].last_run, Some((RunState::Running, at(30))));
+    assert_eq!(gauges[1].values, [("price".to_owned(), 12.5)]);
+}
+
 conformance!(
+    gauges_read_each_monitors_newest_run_and_latest_values,
     snapshots_are_read_newest_or_oldest_first,
     a_run_whose_job_dies_or_is_cancelled_ends_in_error,
     monitors_are_scoped_listed_by_tag_and_paged,
