@@ -78,7 +78,8 @@ fn cli(accord: &Process, args: &[&str]) -> String {
         .unwrap();
     assert!(
         output.status.success(),
-        "accord {args:?}: {}",
+        "accord {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
@@ -468,7 +469,9 @@ async fn a_price_crossing_its_mark_and_a_smoke_check_failing_and_recovering() {
     assert_eq!(summary(&recovered)["recovered"], true, "{recovered:?}");
 }
 
-#[tokio::test]
+// The CLI runs as a blocking child process while the demo site serves it
+// from this runtime: a second worker thread keeps the site answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_runs_once_and_its_outcome_is_read_back() {
     let site = DemoSite::bind_loopback().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
