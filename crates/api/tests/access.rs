@@ -264,6 +264,10 @@ fn body_for(operation: &str) -> Option<Value> {
 }
 
 fn fill(path: &str, job: JobId, key: &ApiKeyId) -> String {
+    // The diff's runs are required parameters.
+    if let Some(monitor) = path.strip_suffix("/diff") {
+        return format!("{}/diff?from=1&to=2", fill(monitor, job, key));
+    }
     if path.starts_with("/api/v1/keys/") {
         path.replace("{id}", key.as_str())
     } else {
