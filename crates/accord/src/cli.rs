@@ -678,20 +678,63 @@ pub enum MonitorsCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// The text diff of a page_change monitor's latest change (or of one run).
+    /// What changed between two runs' snapshots: the text diff of a
+    /// page_change monitor, the new, removed and changed items of an
+    /// extract_items one. Without --from and --to: the latest run that found
+    /// a change (or --run) against the snapshot before it.
     Diff {
         id: String,
-        /// A run id (default: the newest run that found a change).
-        #[arg(long)]
+        /// The run to show against the snapshot before it.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
         run: Option<i64>,
+        /// The earlier run (with --to).
+        #[arg(long, requires = "to")]
+        from: Option<i64>,
+        /// The later run (with --from).
+        #[arg(long, requires = "from")]
+        to: Option<i64>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// The new, removed and changed items of an extract_items monitor's runs.
+    /// Every item an extract_items monitor has seen, with when it was first
+    /// and last seen and whether it is still listed.
     Items {
         id: String,
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
+        /// Print CSV (one column per field) instead of a table.
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create monitors from a file: a plain list of URLs (one a line, `#`
+    /// starts a comment line) with the defaults the flags give, or a JSON
+    /// array of monitors as `export` writes them. Every line or entry is
+    /// checked before any monitor is created.
+    Import {
+        /// The file (`-` reads standard input).
+        file: PathBuf,
+        /// For a list of URLs: page_change, extract_items or smoke_check.
+        #[arg(long, default_value = "page_change")]
+        workflow: String,
+        /// For a list of URLs: an interval (`30s`, `5m`, `2h`).
+        #[arg(long, default_value = "1h")]
+        every: String,
+        /// For a list of URLs: http, browser or auto.
+        #[arg(long, default_value = "http")]
+        engine: String,
+        /// For a list of URLs: tags for every monitor.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// For a list of URLs: create them paused.
+        #[arg(long)]
+        paused: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Every monitor (or those with a tag) as the JSON array `import` reads.
+    Export {
+        #[arg(long)]
+        tag: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -740,6 +783,30 @@ pub enum WorkflowsCommand {
     /// A workflow's description and the JSON Schema of its input.
     Get {
         name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a workflow once on a page (outside any monitor) and show its
+    /// outcome.
+    Run {
+        /// page_change, extract_items or smoke_check.
+        name: String,
+        /// The workflow's input as JSON (`-` reads standard input); or a
+        /// whole request with `url`, `engine` and `input`.
+        #[arg(long, value_name = "FILE.json")]
+        input: PathBuf,
+        /// The page (required unless the file gives `url`).
+        #[arg(long)]
+        url: Option<String>,
+        /// http, browser or auto (default: the file's, else http).
+        #[arg(long)]
+        engine: Option<String>,
+        /// Wait for the outcome instead of printing the started run.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this long (`30s`, `5m`).
+        #[arg(long, default_value = "2m")]
+        timeout: String,
         #[command(flatten)]
         client: ClientArgs,
     },

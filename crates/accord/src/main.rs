@@ -22,10 +22,13 @@ mod demo;
 mod jobs_cmd;
 mod keys_cmd;
 mod logging;
+mod monitor_history_cmd;
 mod monitors_cmd;
+mod monitors_io_cmd;
 mod notify_cmd;
 mod notify_config;
 mod server;
+mod workflow_run_cmd;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -13,8 +13,11 @@ use serde_json::{json, Value};
 use crate::cli::{MonitorsCommand, Output, WorkflowsCommand};
 use crate::config::FileConfig;
 use crate::keys_cmd::connect;
+use crate::monitor_history_cmd::{self, DiffChoice};
+use crate::monitors_io_cmd::{self, ListDefaults};
+use crate::workflow_run_cmd::{self, RunArgs};
 
-fn parse_id(id: &str) -> Result<MonitorId> {
+pub(crate) fn parse_id(id: &str) -> Result<MonitorId> {
     id.parse()
         .with_context(|| format!("{id:?} is not a monitor id"))
 }
@@ -120,87 +123,42 @@ pub async fn run(command: MonitorsCommand, file: &FileConfig) -> Result<()> {
             }
             Ok(())
         }
-        MonitorsCommand::Diff { id, run, client } => {
-            let api = connect(&client, file)?;
-            let runs = api
-                .monitor_runs(parse_id(&id)?, None, Some(500))
-                .await?
-                .items;
-            let chosen = runs.iter().find(|r| match run {
-                Some(wanted) => r.id == wanted,
-                None => detail(r)
-                    .and_then(|d| d.get("diff"))
-                    .is_some_and(|d| !d.is_null()),
-            });
-            let Some(chosen) = chosen else {
-                bail!(match run {
-                    Some(wanted) =>
-                        format!("run {wanted} is not among this monitor's last 500 runs"),
-                    None => "no run of this monitor has found a text change yet".to_owned(),
-                });
+        MonitorsCommand::Diff {
+            id,
+            run,
+            from,
+            to,
+            client,
+        } => {
+            let choice = match (from, to) {
+                (Some(from), Some(to)) => DiffChoice::Between { from, to },
+                _ => DiffChoice::Run(run),
             };
-            let diff = detail(chosen).and_then(|d| d.get("diff")).cloned();
-            match client.output {
-                Output::Json => out!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({"run": chosen.id, "diff": diff}))?
-                ),
-                Output::Text => match diff.as_ref().and_then(|d| d.get("unified")) {
-                    Some(Value::String(unified)) => {
-                        out!(
-                            "run {} ({}):",
-                            chosen.id,
-                            chosen.slot.format("%Y-%m-%d %H:%M:%S")
-                        );
-                        out!("{}", unified.trim_end());
-                    }
-                    _ => out!("run {} found no text change", chosen.id),
-                },
-            }
-            Ok(())
+            monitor_history_cmd::diff(&id, choice, &client, file).await
         }
-        MonitorsCommand::Items { id, limit, client } => {
-            let api = connect(&client, file)?;
-            let runs = api
-                .monitor_runs(parse_id(&id)?, None, Some(limit))
-                .await?
-                .items;
-            let items: Vec<Value> = runs
-                .iter()
-                .filter_map(|run| {
-                    let d = detail(run)?;
-                    d.get("new")?;
-                    Some(json!({
-                        "run": run.id,
-                        "slot": run.slot,
-                        "new": d.get("new"),
-                        "removed": d.get("removed"),
-                        "changed": d.get("changed"),
-                    }))
-                })
-                .collect();
-            match client.output {
-                Output::Json => out!("{}", serde_json::to_string_pretty(&items)?),
-                Output::Text => {
-                    if items.is_empty() {
-                        out!("no run of this monitor has extracted items yet");
-                    }
-                    for run in &items {
-                        let slot = run["slot"]
-                            .as_str()
-                            .and_then(|slot| chrono::DateTime::parse_from_rfc3339(slot).ok())
-                            .map(|slot| slot.format("%Y-%m-%d %H:%M:%S").to_string())
-                            .unwrap_or_default();
-                        out!("run {} ({slot}):", run["run"]);
-                        for (what, sign) in [("new", "+"), ("removed", "-"), ("changed", "~")] {
-                            for item in run[what].as_array().into_iter().flatten() {
-                                out!("  {sign} {}", item_text(item));
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(())
+        MonitorsCommand::Items { id, csv, client } => {
+            monitor_history_cmd::items(&id, csv, &client, file).await
+        }
+        MonitorsCommand::Import {
+            file: path,
+            workflow,
+            every,
+            engine,
+            tags,
+            paused,
+            client,
+        } => {
+            let defaults = ListDefaults {
+                workflow,
+                every,
+                engine,
+                tags,
+                paused,
+            };
+            monitors_io_cmd::import(&path, &defaults, &client, file).await
+        }
+        MonitorsCommand::Export { tag, client } => {
+            monitors_io_cmd::export(tag.as_deref(), &client, file).await
         }
         MonitorsCommand::Series { id, name, client } => {
             let api = connect(&client, file)?;
@@ -277,6 +235,25 @@ pub async fn workflows(command: WorkflowsCommand, file: &FileConfig) -> Result<(
                     out!("{}", serde_json::to_string_pretty(&workflow.input_schema)?);
                 }
             }
+        }
+        WorkflowsCommand::Run {
+            name,
+            input,
+            url,
+            engine,
+            wait,
+            timeout,
+            client,
+        } => {
+            let args = RunArgs {
+                name: &name,
+                input: &input,
+                url: url.as_deref(),
+                engine: engine.as_deref(),
+                wait,
+                timeout: &timeout,
+            };
+            workflow_run_cmd::run(args, &client, file).await?;
         }
     }
     Ok(())
@@ -364,7 +341,7 @@ fn schedule_text(schedule: &ScheduleSpec) -> String {
 }
 
 /// The workflow-specific part of a run's outcome.
-fn detail(run: &MonitorRun) -> Option<&Value> {
+pub(crate) fn detail(run: &MonitorRun) -> Option<&Value> {
     run.outcome.as_ref()?.get("detail")
 }
 
@@ -421,7 +398,7 @@ fn value_text(value: &Value) -> String {
 }
 
 /// An item as one line: its fields, or its key.
-fn item_text(item: &Value) -> String {
+pub(crate) fn item_text(item: &Value) -> String {
     let fields = item.get("fields").and_then(Value::as_object);
     match fields {
         Some(fields) => fields

@@ -22,3 +22,16 @@ pub fn write_line(args: std::fmt::Arguments<'_>) {
         std::process::exit(1);
     }
 }
+
+/// Writes `text` as it is (no line end added), like [`write_line`].
+pub fn write_raw(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_all(text.as_bytes()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: write to standard output: {err}");
+        std::process::exit(1);
+    }
+}

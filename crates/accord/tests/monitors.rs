@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use accord_client::AccordClient;
 use accord_demo::{monitors, DemoSite};
-use accord_model::{MonitorId, MonitorRun, NewMonitor, RunState, ScheduleSpec};
+use accord_model::{ItemStatus, MonitorId, MonitorRun, NewMonitor, RunState, ScheduleSpec};
 use common::*;
 use serde_json::Value;
 
@@ -78,10 +78,43 @@ fn cli(accord: &Process, args: &[&str]) -> String {
         .unwrap();
     assert!(
         output.status.success(),
-        "accord {args:?}: {}",
+        "accord {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs the CLI expecting it to fail; returns its standard error.
+fn cli_fails(accord: &Process, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(args)
+        .args(["--server", accord.url(), "--api-key", accord.key()])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "accord {args:?} should fail: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
+
+/// The changed lines of a diff's hunks, in order.
+fn changed_lines(diff: &Value) -> Vec<(String, String)> {
+    diff["hunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|hunk| hunk["lines"].as_array().unwrap())
+        .filter(|line| line["kind"] != "context")
+        .map(|line| {
+            (
+                line["kind"].as_str().unwrap().to_owned(),
+                line["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -106,7 +139,7 @@ async fn page_changes_are_found_and_ignored_regions_are_not() {
     let ignored = run_at(&client, &site, news, 1).await;
     assert_eq!(summary(&ignored)["changed"], false, "{ignored:?}");
     // A new top story: a real change, the diff line by line.
-    run_at(&client, &site, news, 2).await;
+    let tick2 = run_at(&client, &site, news, 2).await;
     let changed = run_at(&client, &site, news, 3).await;
     assert_eq!(summary(&changed)["changed"], true, "{changed:?}");
     let diff = &detail(&changed)["diff"];
@@ -146,6 +179,99 @@ async fn page_changes_are_found_and_ignored_regions_are_not() {
     // Newest first: the change, then four runs without one.
     assert_eq!(runs.matches("no change").count(), 4, "{runs}");
     assert_eq!(runs.matches("changed").count(), 1, "{runs}");
+
+    // Every run kept a snapshot, newest first, with a cursor.
+    let snapshots = client.monitor_snapshots(news, None, Some(3)).await.unwrap();
+    let ids: Vec<i64> = snapshots.items.iter().map(|s| s.run_id).collect();
+    assert_eq!(ids, [changed.id, tick2.id, ignored.id], "{snapshots:?}");
+    let older = client
+        .monitor_snapshots(news, snapshots.next_cursor, Some(3))
+        .await
+        .unwrap();
+    let ids: Vec<i64> = older.items.iter().map(|s| s.run_id).collect();
+    assert_eq!(ids, [same.id, first.id]);
+    assert!(snapshots.items[0].snapshot["text"]
+        .as_str()
+        .unwrap()
+        .contains("Heatwave expected to ease by Thursday"));
+
+    // Any two runs compared on demand: from the first run to the change,
+    // the same lines as the change's own outcome (the ignored run between
+    // changed nothing that counts).
+    let diff = client
+        .monitor_diff(news, first.id, changed.id)
+        .await
+        .unwrap();
+    assert_eq!((diff.from.run_id, diff.to.run_id), (first.id, changed.id));
+    let expected: Vec<(String, String)> = lines
+        .iter()
+        .map(|(kind, text)| ((*kind).to_owned(), (*text).to_owned()))
+        .collect();
+    assert_eq!(changed_lines(&diff.diff), expected);
+    assert_eq!(
+        (diff.diff["added"].as_u64(), diff.diff["removed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    // The CLI prints the unified diff of the same two runs, line by line.
+    let printed = cli(
+        &accord,
+        &[
+            "monitors",
+            "diff",
+            &news.to_string(),
+            "--from",
+            &first.id.to_string(),
+            "--to",
+            &changed.id.to_string(),
+        ],
+    );
+    let changes: Vec<&str> = printed
+        .lines()
+        .filter(|line| {
+            (line.starts_with('+') || line.starts_with('-'))
+                && !line.starts_with("+++")
+                && !line.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "-Library extends weekend opening hours New",
+            "+Heatwave expected to ease by Thursday New",
+            "+Library extends weekend opening hours",
+            "-City council approves new riverside park",
+        ],
+        "{printed}"
+    );
+    // Backwards, the same lines swap sides.
+    let back = client
+        .monitor_diff(news, changed.id, first.id)
+        .await
+        .unwrap();
+    assert_eq!(back.diff["added"], diff.diff["removed"]);
+
+    // A run of another monitor is refused, naming the parameter.
+    let price = create(&client, &site, "Demo: product price").await;
+    let foreign = run_at(&client, &site, price, 3).await;
+    let refused = cli_fails(
+        &accord,
+        &[
+            "monitors",
+            "diff",
+            &news.to_string(),
+            "--from",
+            &foreign.id.to_string(),
+            "--to",
+            &changed.id.to_string(),
+        ],
+    );
+    assert!(
+        refused.contains(&format!(
+            "from: run {} is not a run of monitor {news}",
+            foreign.id
+        )),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -174,11 +300,117 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     assert_eq!(keys(changed), ["/jobs/25"], "{moved:?}");
     assert_eq!(changed[0]["changes"][0]["field"], "location");
     assert_eq!(changed[0]["changes"][0]["after"], "Remote");
-    let printed = cli(&accord, &["monitors", "items", &jobs.to_string()]);
+    // The diff of any two runs: from the first to the last, /jobs/25 is
+    // new (already in Remote) and the postings it pushed off are removed.
+    let diff = client.monitor_diff(jobs, first.id, moved.id).await.unwrap();
+    assert!(keys(&diff.diff["new"]).contains(&"/jobs/25"), "{diff:?}");
     assert!(
-        printed.contains("+ ") && printed.contains("- ") && printed.contains("~ "),
-        "{printed}"
+        keys(&diff.diff["removed"]).contains(&"/jobs/15"),
+        "{diff:?}"
     );
+    let printed = cli(
+        &accord,
+        &[
+            "monitors",
+            "diff",
+            &jobs.to_string(),
+            "--run",
+            &moved.id.to_string(),
+        ],
+    );
+    assert!(printed.contains("~ "), "{printed}");
+
+    // The item history: every posting ever seen, when first and last.
+    let items = client.monitor_items(jobs, None, None).await.unwrap();
+    let item = |key: &str| {
+        items
+            .items
+            .iter()
+            .find(|item| item.key == key)
+            .unwrap_or_else(|| panic!("{key} in {items:?}"))
+    };
+    let posted = item("/jobs/25");
+    assert_eq!(posted.status, ItemStatus::Current);
+    assert_eq!(
+        (posted.first_seen.run_id, posted.last_seen.run_id),
+        (one_new.id, moved.id)
+    );
+    assert_eq!(posted.fields["location"].as_deref(), Some("Remote"));
+    let gone = item("/jobs/15");
+    assert_eq!(gone.status, ItemStatus::Removed);
+    assert_eq!(
+        (gone.first_seen.run_id, gone.last_seen.run_id),
+        (first.id, first.id)
+    );
+    // Paged with a cursor, in the order first seen.
+    let page = client.monitor_items(jobs, None, Some(4)).await.unwrap();
+    let rest = client
+        .monitor_items(jobs, page.next_cursor.as_deref(), Some(1_000))
+        .await
+        .unwrap();
+    let paged: Vec<&str> = page
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|item| item.key.as_str())
+        .collect();
+    let whole: Vec<&str> = items.items.iter().map(|item| item.key.as_str()).collect();
+    assert_eq!(paged, whole);
+
+    // The same history as CSV, through the CLI.
+    let csv = cli(&accord, &["monitors", "items", &jobs.to_string(), "--csv"]);
+    let mut lines = csv.split("\r\n");
+    assert_eq!(
+        lines.next(),
+        Some("key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,company,date,link,location,title")
+    );
+    let when = |run: &MonitorRun| run.finished_at.unwrap().to_rfc3339();
+    let row = lines
+        .clone()
+        .find(|line| line.starts_with("/jobs/25,"))
+        .unwrap_or_else(|| panic!("/jobs/25 in {csv}"));
+    assert_eq!(
+        row,
+        format!(
+            "/jobs/25,current,{},{},{},{},{},{},/jobs/25,Remote,{}",
+            one_new.id,
+            when(&one_new),
+            moved.id,
+            when(&moved),
+            csv_cell(posted.fields["company"].as_deref()),
+            csv_cell(posted.fields["date"].as_deref()),
+            csv_cell(posted.fields["title"].as_deref()),
+        )
+    );
+    let row = lines
+        .find(|line| line.starts_with("/jobs/15,"))
+        .unwrap_or_else(|| panic!("/jobs/15 in {csv}"));
+    assert!(
+        row.starts_with(&format!(
+            "/jobs/15,removed,{},{},{},{},",
+            first.id,
+            when(&first),
+            first.id,
+            when(&first)
+        )),
+        "{row}"
+    );
+    assert_eq!(csv.matches("\r\n").count(), items.items.len() + 1);
+    let table = cli(&accord, &["monitors", "items", &jobs.to_string()]);
+    assert!(
+        table.contains("removed") && table.contains("Remote"),
+        "{table}"
+    );
+}
+
+/// A value as the CSV writes it.
+fn csv_cell(value: Option<&str>) -> String {
+    let value = value.unwrap_or("");
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
 }
 
 #[tokio::test]
@@ -198,6 +430,24 @@ async fn a_price_crossing_its_mark_and_a_smoke_check_failing_and_recovering() {
     let series = client.monitor_series(price, None).await.unwrap();
     let values: Vec<f64> = series.points.iter().map(|point| point.value).collect();
     assert_eq!(values, [1099.0, 999.0, 1049.0]);
+    // The latest value is a gauge on /metrics, labelled by monitor.
+    let metrics = accord
+        .http()
+        .get(format!("{}/metrics", accord.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = format!(
+        "accord_monitor_value{{monitor_id=\"{price}\",monitor=\"Demo: product price\",name=\"price\"}} 1049"
+    );
+    assert!(metrics.contains(&gauge), "{gauge} in {metrics}");
+    let state = format!(
+        "accord_monitor_last_run_state{{monitor_id=\"{price}\",monitor=\"Demo: product price\",state=\"succeeded\"}} 1"
+    );
+    assert!(metrics.contains(&state), "{state} in {metrics}");
 
     let healthy = run_at(&client, &site, status, 4).await;
     assert_eq!(summary(&healthy)["failed"], false, "{healthy:?}");
@@ -217,6 +467,210 @@ async fn a_price_crossing_its_mark_and_a_smoke_check_failing_and_recovering() {
     );
     let recovered = run_at(&client, &site, status, 10).await;
     assert_eq!(summary(&recovered)["recovered"], true, "{recovered:?}");
+}
+
+// The CLI runs as a blocking child process while the demo site serves it
+// from this runtime: a second worker thread keeps the site answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_runs_once_and_its_outcome_is_read_back() {
+    let site = DemoSite::bind_loopback().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let base = site.base_url();
+    let base = base.trim_end_matches('/');
+    site.set_tick(4);
+
+    // A smoke check: the table for people.
+    let smoke = dir.path().join("smoke.json");
+    std::fs::write(&smoke, r##"{"required_selectors": ["#status-ok"]}"##).unwrap();
+    let status_url = format!("{base}/status");
+    let smoke_path = smoke.to_str().unwrap();
+    let printed = cli(
+        &accord,
+        &[
+            "workflows",
+            "run",
+            "smoke_check",
+            "--input",
+            smoke_path,
+            "--url",
+            &status_url,
+            "--wait",
+        ],
+    );
+    assert!(printed.contains("state:     succeeded"), "{printed}");
+    assert!(printed.contains("verdict:   passed"), "{printed}");
+    assert!(printed.contains("selector"), "{printed}");
+
+    // The job board's items, as JSON for a script: a whole request in the
+    // file, the outcome computed without a baseline, the items with it.
+    let jobs = dir.path().join("jobs.json");
+    let request = serde_json::json!({
+        "url": format!("{base}/jobs"),
+        "input": {
+            "item_selector": "li.job",
+            "fields": {"title": {"selector": "h3"}, "link": {"selector": "h3 a", "attribute": "href"}},
+            "key": {"field": "link"}
+        }
+    });
+    std::fs::write(&jobs, request.to_string()).unwrap();
+    let printed = cli(
+        &accord,
+        &[
+            "workflows",
+            "run",
+            "extract_items",
+            "--input",
+            jobs.to_str().unwrap(),
+            "--wait",
+            "--output",
+            "json",
+        ],
+    );
+    let run: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["outcome"]["detail"]["total"], 10, "{run}");
+    assert_eq!(run["outcome"]["detail"]["baseline"], "first_run", "{run}");
+    assert_eq!(
+        run["snapshot"]["items"].as_array().unwrap().len(),
+        10,
+        "{run}"
+    );
+    // Read back through the API at the address the run gave.
+    let again = accord
+        .http()
+        .get(format!(
+            "{}{}",
+            accord.url(),
+            run["url_self"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(again, run);
+
+    // Refusals name what is wrong, and start nothing.
+    let unknown = cli_fails(
+        &accord,
+        &[
+            "workflows",
+            "run",
+            "nope",
+            "--input",
+            smoke_path,
+            "--url",
+            &status_url,
+        ],
+    );
+    assert!(unknown.contains("find workflow \"nope\""), "{unknown}");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"ignore": ["("]}"#).unwrap();
+    let invalid = cli_fails(
+        &accord,
+        &[
+            "workflows",
+            "run",
+            "page_change",
+            "--input",
+            bad.to_str().unwrap(),
+            "--url",
+            &status_url,
+        ],
+    );
+    assert!(invalid.contains("input.ignore[0]"), "{invalid}");
+    let no_url = cli_fails(
+        &accord,
+        &["workflows", "run", "smoke_check", "--input", smoke_path],
+    );
+    assert!(no_url.contains("--url"), "{no_url}");
+}
+
+#[tokio::test]
+async fn monitors_are_imported_from_a_list_and_exported_and_imported_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up(dir.path(), &[]);
+    let client = accord.client();
+
+    // A typo on any line: nothing is created, the line is named.
+    let broken = dir.path().join("broken.txt");
+    std::fs::write(&broken, "https://a.example/\nnot a url\n").unwrap();
+    let refused = cli_fails(&accord, &["monitors", "import", broken.to_str().unwrap()]);
+    assert!(refused.contains("line 2: \"not a url\""), "{refused}");
+    assert!(client
+        .list_monitors(None, None, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    let list = dir.path().join("urls.txt");
+    std::fs::write(
+        &list,
+        "# shops to watch\nhttps://shop.example/\n\nhttps://news.example/today\n",
+    )
+    .unwrap();
+    let printed = cli(
+        &accord,
+        &[
+            "monitors",
+            "import",
+            list.to_str().unwrap(),
+            "--workflow",
+            "smoke_check",
+            "--every",
+            "5m",
+            "--tag",
+            "imported",
+            "--paused",
+        ],
+    );
+    assert!(printed.contains("2 created, 0 refused"), "{printed}");
+    let exported = cli(&accord, &["monitors", "export", "--tag", "imported"]);
+    let first: Vec<NewMonitor> = serde_json::from_str(&exported).unwrap();
+    let urls: Vec<String> = first.iter().map(|m| m.url.to_string()).collect();
+    assert_eq!(
+        urls,
+        ["https://shop.example/", "https://news.example/today"]
+    );
+    assert!(first.iter().all(|m| m.paused
+        && m.workflow == accord_model::WorkflowKind::SmokeCheck
+        && m.schedule.every.as_deref() == Some("5m")));
+
+    // Deleted, then imported back from the export: the same monitors.
+    for monitor in client.list_monitors(None, None, None).await.unwrap().items {
+        client.delete_monitor(monitor.id).await.unwrap();
+    }
+    let file = dir.path().join("export.json");
+    std::fs::write(&file, &exported).unwrap();
+    let printed = cli(&accord, &["monitors", "import", file.to_str().unwrap()]);
+    assert!(printed.contains("2 created"), "{printed}");
+    let second: Vec<NewMonitor> =
+        serde_json::from_str(&cli(&accord, &["monitors", "export", "--tag", "imported"])).unwrap();
+    assert_eq!(second, first);
+
+    // An entry the server refuses is reported with its index; the others
+    // are still created.
+    let mixed = serde_json::json!([
+        {"name": "ok", "workflow": "page_change", "url": "https://ok.example/", "schedule": {"every": "1h"}, "tags": ["mixed"]},
+        {"name": "too often", "workflow": "page_change", "url": "https://no.example/", "schedule": {"every": "1s"}, "tags": ["mixed"]}
+    ]);
+    let file = dir.path().join("mixed.json");
+    std::fs::write(&file, mixed.to_string()).unwrap();
+    let refused = cli_fails(&accord, &["monitors", "import", file.to_str().unwrap()]);
+    assert!(
+        refused.contains("1 of 2 monitors were refused"),
+        "{refused}"
+    );
+    let created = client
+        .list_monitors(Some("mixed"), None, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].name, "ok");
 }
 
 #[tokio::test]

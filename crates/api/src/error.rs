@@ -46,6 +46,8 @@ pub enum ApiError {
     JobNotFound(String),
     #[error("no route for {0}")]
     RouteNotFound(String),
+    #[error("{0}")]
+    WorkflowNotFound(String),
     #[error("method not allowed for this route")]
     MethodNotAllowed,
     #[error("the Idempotency-Key was already used with a different request body")]
@@ -143,6 +145,7 @@ impl ApiError {
             Self::InvalidIdempotencyKey(_) => (S::BAD_REQUEST, "invalid_idempotency_key"),
             Self::JobNotFound(_) => (S::NOT_FOUND, "job_not_found"),
             Self::RouteNotFound(_) => (S::NOT_FOUND, "route_not_found"),
+            Self::WorkflowNotFound(_) => (S::NOT_FOUND, "workflow_not_found"),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::IdempotencyKeyReused => (S::CONFLICT, "idempotency_key_reused"),
             Self::NotCancellable(_) => (S::CONFLICT, "job_not_cancellable"),
@@ -234,6 +237,7 @@ impl From<QueueError> for ApiError {
             err @ QueueError::ManifestNotFound { .. } => Self::ManifestNotFound(err.to_string()),
             err @ QueueError::MonitorNotFound(_) => Self::MonitorNotFound(err.to_string()),
             err @ QueueError::RunNotFound { .. } => Self::RunNotFound(err.to_string()),
+            err @ QueueError::WorkflowRunNotFound(_) => Self::RunNotFound(err.to_string()),
             err @ QueueError::MonitorBusy(_) => Self::MonitorBusy(err.to_string()),
             err @ QueueError::MonitorChanged(_) => Self::MonitorChanged(err.to_string()),
             err @ QueueError::TargetNotFound(_) => Self::TargetNotFound(err.to_string()),
@@ -243,6 +247,10 @@ impl From<QueueError> for ApiError {
             QueueError::NoBlobStore => {
                 tracing::error!("artifact request on a server without a blob store");
                 Self::ArtifactStorageUnavailable
+            }
+            err @ QueueError::Blocking(_) => {
+                tracing::error!(error = %err, "a blocking computation failed");
+                Self::Internal
             }
             QueueError::Blob(err) => err.into(),
             QueueError::Store(err) => err.into(),

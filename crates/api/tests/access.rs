@@ -219,9 +219,10 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats"
         | "list_artifacts" | "get_artifact" | "get_manifest" => vec![Admin, Operator, Viewer],
         "create_monitor" | "update_monitor" | "delete_monitor" | "pause_monitor"
-        | "resume_monitor" | "run_monitor" => vec![Admin, Operator],
+        | "resume_monitor" | "run_monitor" | "run_workflow" => vec![Admin, Operator],
         "list_workflows" | "get_workflow" | "list_monitors" | "get_monitor" | "list_runs"
-        | "monitor_series" => vec![Admin, Operator, Viewer],
+        | "monitor_series" | "list_snapshots" | "monitor_diff" | "monitor_items"
+        | "get_workflow_run" => vec![Admin, Operator, Viewer],
         "create_notification_target"
         | "update_notification_target"
         | "delete_notification_target"
@@ -266,6 +267,7 @@ fn body_for(operation: &str) -> Option<Value> {
             "url": "https://hooks.example.com/in"
         }),
         "update_notification_target" => json!({"name": "renamed"}),
+        "run_workflow" => json!({"url": "https://example.com/", "input": {}}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
         "complete" | "fail" | "escalate" => json!({"worker_id": "w", "items": []}),
@@ -278,6 +280,10 @@ fn body_for(operation: &str) -> Option<Value> {
 }
 
 fn fill(path: &str, job: JobId, key: &ApiKeyId) -> String {
+    // The diff's runs are required parameters.
+    if let Some(monitor) = path.strip_suffix("/diff") {
+        return format!("{}/diff?from=1&to=2", fill(monitor, job, key));
+    }
     if path.starts_with("/api/v1/keys/") {
         path.replace("{id}", key.as_str())
     } else {

@@ -34,6 +34,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::InvalidIdempotencyKey(said("Idempotency-Key must be 1 to 255 characters")),
         ApiError::JobNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 not found")),
         ApiError::RouteNotFound(said("GET /api/v2/jobs")),
+        ApiError::WorkflowNotFound(said("find workflow \"nope\": the workflows are page_change, extract_items and smoke_check")),
         ApiError::MethodNotAllowed,
         ApiError::IdempotencyKeyReused,
         ApiError::NotCancellable(said("job 0190a0b0-0000-7000-8000-000000000000 is succeeded and cannot be cancelled")),
@@ -96,6 +97,7 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::InvalidIdempotencyKey(_)
         | E::JobNotFound(_)
         | E::RouteNotFound(_)
+        | E::WorkflowNotFound(_)
         | E::MethodNotAllowed
         | E::IdempotencyKeyReused
         | E::NotCancellable(_)

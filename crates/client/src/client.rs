@@ -5,10 +5,11 @@ use std::time::Duration;
 use accord_model::{
     ApiKey, ApiKeyList, ArtifactList, ArtifactName, AuditPage, ClaimRequest, ClaimResponse,
     CompleteRequest, CreatedApiKey, EscalateRequest, EventPage, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, Job, JobBatch, JobId, JobPage, JobState, LeaseRef, MonitorId, MonitorPage,
-    MonitorPatch, MonitorRun, MonitorView, NewApiKey, NewJob, NewJobBatch, NewMonitor,
-    NewWorkspace, OpsStatus, QueueStatsView, ReleaseRequest, ReportResponse, RunPage, Series,
-    Sha256Digest, StoredArtifact, WorkerId, WorkflowList, WorkflowView, Workspace, WorkspaceList,
+    HeartbeatResponse, ItemPage, Job, JobBatch, JobId, JobPage, JobState, LeaseRef, MonitorId,
+    MonitorPage, MonitorPatch, MonitorRun, MonitorView, NewApiKey, NewJob, NewJobBatch, NewMonitor,
+    NewWorkflowRun, NewWorkspace, OpsStatus, QueueStatsView, ReleaseRequest, ReportResponse,
+    RunDiff, RunPage, Series, Sha256Digest, SnapshotPage, StoredArtifact, WorkerId, WorkflowList,
+    WorkflowRunView, WorkflowView, Workspace, WorkspaceList,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -282,6 +283,26 @@ impl AccordClient {
         self.get(&format!("api/v1/workflows/{name}")).await
     }
 
+    /// Runs a workflow once on a page; the run is read back with
+    /// [`Self::workflow_run`] once its job finished.
+    pub async fn run_workflow(
+        &self,
+        name: &str,
+        run: &NewWorkflowRun,
+    ) -> Result<WorkflowRunView, ClientError> {
+        self.post(
+            &format!("api/v1/workflows/{name}/run"),
+            run,
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// A workflow run with its outcome once its job finished.
+    pub async fn workflow_run(&self, id: JobId) -> Result<WorkflowRunView, ClientError> {
+        self.get(&format!("api/v1/workflow-runs/{id}")).await
+    }
+
     pub async fn create_monitor(&self, monitor: &NewMonitor) -> Result<MonitorView, ClientError> {
         self.post("api/v1/monitors", monitor, Duration::from_secs(30))
             .await
@@ -403,6 +424,92 @@ impl AccordClient {
         self.send(request.timeout(Duration::from_secs(30)))
             .await
             .map(|(_, series)| series)
+    }
+
+    /// A page of the snapshots a monitor's runs kept, newest first.
+    pub async fn monitor_snapshots(
+        &self,
+        id: MonitorId,
+        cursor: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<SnapshotPage, ClientError> {
+        let mut request = self.request(Method::GET, &format!("api/v1/monitors/{id}/snapshots"));
+        if let Some(cursor) = cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        if let Some(limit) = limit {
+            request = request.query(&[("limit", limit)]);
+        }
+        self.send(request.timeout(Duration::from_secs(30)))
+            .await
+            .map(|(_, page)| page)
+    }
+
+    /// What changed between the snapshots of runs `from` and `to` of a
+    /// monitor.
+    pub async fn monitor_diff(
+        &self,
+        id: MonitorId,
+        from: i64,
+        to: i64,
+    ) -> Result<RunDiff, ClientError> {
+        let request = self
+            .request(Method::GET, &format!("api/v1/monitors/{id}/diff"))
+            .query(&[("from", from), ("to", to)])
+            .timeout(Duration::from_secs(60));
+        self.send(request).await.map(|(_, diff)| diff)
+    }
+
+    /// A page of an `extract_items` monitor's item history.
+    pub async fn monitor_items(
+        &self,
+        id: MonitorId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ItemPage, ClientError> {
+        let request = self.items_request(id, "json", cursor, limit);
+        self.send(request).await.map(|(_, page)| page)
+    }
+
+    /// A page of an item history as CSV, with the next page's cursor.
+    pub async fn monitor_items_csv(
+        &self,
+        id: MonitorId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(String, Option<String>), ClientError> {
+        let request = self.items_request(id, "csv", cursor, limit);
+        let response = request.send().await.map_err(ClientError::transport)?;
+        let status = response.status().as_u16();
+        let next = response
+            .headers()
+            .get("accord-next-cursor")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.map_err(ClientError::transport)?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::from_body(status, &bytes));
+        }
+        Ok((String::from_utf8_lossy(&bytes).into_owned(), next))
+    }
+
+    fn items_request(
+        &self,
+        id: MonitorId,
+        format: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> RequestBuilder {
+        let mut request = self
+            .request(Method::GET, &format!("api/v1/monitors/{id}/items"))
+            .query(&[("format", format)]);
+        if let Some(cursor) = cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        if let Some(limit) = limit {
+            request = request.query(&[("limit", limit)]);
+        }
+        request.timeout(Duration::from_secs(120))
     }
 
     /// Every artifact of a job (manifests included), by name.

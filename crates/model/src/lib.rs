@@ -22,6 +22,7 @@ mod ids;
 mod job;
 mod manifest;
 mod monitor;
+mod monitor_history;
 mod notification;
 mod protocol;
 mod result;
@@ -31,6 +32,7 @@ mod spec;
 mod step;
 mod target;
 mod wire;
+mod workflow_run;
 
 pub use address::{classify_ip, embedded_ipv4, AddressClass};
 pub use artifact::{
@@ -63,6 +65,9 @@ pub use monitor::{
     SeriesPoint, UnknownWorkflow, WorkflowKind, WorkflowList, WorkflowView, CRON_MAX_JITTER_MS,
     DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
 };
+pub use monitor_history::{
+    DiffEnd, ItemPage, ItemRecord, ItemStatus, RunDiff, SeenAt, SnapshotPage, SnapshotView,
+};
 pub use notification::{
     check_subscriptions, AttemptView, CreatedTarget, DeliveryPage, DeliveryState, DeliveryView,
     EmailAddress, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun, NotifyEvent,
@@ -91,3 +96,4 @@ pub use wire::{
     ErrorBody, ErrorDetail, EventPage, HealthView, JobBatch, JobPage, NewJobBatch, OpsStatus,
     QueueStatsView, Throughput,
 };
+pub use workflow_run::{NewWorkflowRun, WorkflowRunView};

@@ -41,6 +41,8 @@ pub enum QueueError {
     MonitorNotFound(MonitorId),
     #[error("monitor {monitor} has no run {run}")]
     RunNotFound { monitor: MonitorId, run: i64 },
+    #[error("workflow run {0} not found")]
+    WorkflowRunNotFound(JobId),
     #[error("monitor {0} has a run in progress; a monitor never runs twice at once")]
     MonitorBusy(MonitorId),
     #[error("monitor {0} was changed or deleted meanwhile; read it again")]
@@ -53,6 +55,9 @@ pub enum QueueError {
     NotAWebhook(accord_model::TargetId),
     #[error("delivery {0} not found")]
     DeliveryNotFound(accord_model::MessageId),
+    /// A computation on a blocking thread panicked or was cancelled.
+    #[error("finish a computation on a blocking thread: {0}")]
+    Blocking(String),
     #[error("no blob store is configured for artifacts")]
     NoBlobStore,
     #[error(transparent)]

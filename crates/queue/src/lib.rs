@@ -11,7 +11,12 @@
 //!
 //! Monitors too: runs started with their job (`monitors.rs`), outcomes
 //! computed off the async threads and written with the job's completion,
-//! and the scheduler that starts each due slot once (`scheduler.rs`).
+//! the scheduler that starts each due slot once (`scheduler.rs`), and
+//! their history read back: snapshots, diffs and item histories
+//! (`history.rs`).
+//!
+//! Workflow runs outside any monitor too (`workflow_runs.rs`): expanded
+//! into a job, their outcome written with its completion.
 //!
 //! Notification targets, the run's events written as outbox messages with
 //! its completion, the delivery log and redelivery (`notifications.rs`).
@@ -23,6 +28,7 @@ mod claim;
 mod config;
 mod enqueue;
 mod error;
+mod history;
 mod maintenance;
 mod manifest;
 mod metrics;
@@ -30,13 +36,16 @@ mod monitors;
 mod notifications;
 mod queue;
 mod scheduler;
+mod workflow_runs;
 
 pub use artifacts::ArtifactUpload;
 pub use config::{ArtifactConfig, MonitorConfig, QueueConfig};
 pub use enqueue::Enqueued;
 pub use error::QueueError;
+pub use history::DiffRuns;
 pub use maintenance::MaintenanceReport;
 pub use metrics::QueueMetrics;
 pub use monitors::{StartedRun, MONITOR_LABEL};
 pub use notifications::{events_of, DEFAULT_SECRET_GRACE, MAX_TARGETS};
 pub use queue::Queue;
+pub use workflow_runs::WORKFLOW_LABEL;

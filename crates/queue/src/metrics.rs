@@ -1,9 +1,10 @@
 //! The queue's Prometheus metrics. The registry is created here and handed
 //! to the api, which serves it at `/metrics`; no global registry.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-use accord_store::JobCount;
+use accord_store::{JobCount, MonitorGauge};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -34,6 +35,34 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// A monitor, by id and name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MonitorLabels {
+    pub monitor_id: String,
+    pub monitor: String,
+}
+
+/// A monitor's tracked value, by name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MonitorValueLabels {
+    pub monitor_id: String,
+    pub monitor: String,
+    pub name: String,
+}
+
+/// A monitor's last run's state.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MonitorStateLabels {
+    pub monitor_id: String,
+    pub monitor: String,
+    pub state: String,
+}
+
+/// Most monitors the per-monitor gauges cover (the oldest first): with at
+/// most `accord_workflows::MAX_LIST_LEN` values each, the series stay
+/// bounded however many monitors a deployment has.
+pub const MAX_MONITOR_GAUGES: u32 = 500;
+
 fn latency_buckets() -> impl Iterator<Item = f64> {
     [
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -62,6 +91,13 @@ pub struct QueueMetrics {
     pub monitor_runs_finished: Counter,
     /// How late the scheduler started runs, after their slot.
     pub monitor_lateness: Histogram,
+    /// Each monitor's latest tracked values (of its latest run with an
+    /// outcome), refreshed on every scrape.
+    pub monitor_value: Family<MonitorValueLabels, Gauge<f64, AtomicU64>>,
+    /// When each monitor's newest run finished (or started, while running).
+    pub monitor_last_run_time: Family<MonitorLabels, Gauge<f64, AtomicU64>>,
+    /// 1 for the state of each monitor's newest run.
+    pub monitor_last_run_state: Family<MonitorStateLabels, Gauge>,
 }
 
 impl Default for QueueMetrics {
@@ -87,6 +123,9 @@ impl QueueMetrics {
             monitor_runs_started: Counter::default(),
             monitor_runs_finished: Counter::default(),
             monitor_lateness: Histogram::new(latency_buckets()),
+            monitor_value: Family::default(),
+            monitor_last_run_time: Family::default(),
+            monitor_last_run_state: Family::default(),
         };
         {
             let mut registry = metrics.registry.lock().expect("metrics registry lock");
@@ -151,6 +190,21 @@ impl QueueMetrics {
                 "Time from a scheduled run's slot to its start",
                 metrics.monitor_lateness.clone(),
             );
+            registry.register(
+                "monitor_value",
+                "A monitor's latest tracked value, by name (at most 500 monitors, oldest first)",
+                metrics.monitor_value.clone(),
+            );
+            registry.register(
+                "monitor_last_run_timestamp_seconds",
+                "When a monitor's newest run finished, or started while it runs (Unix time)",
+                metrics.monitor_last_run_time.clone(),
+            );
+            registry.register(
+                "monitor_last_run_state",
+                "1 for the state of a monitor's newest run (running, succeeded, failed, error)",
+                metrics.monitor_last_run_state.clone(),
+            );
         }
         metrics
     }
@@ -164,6 +218,39 @@ impl QueueMetrics {
                 state: count.state.to_string(),
             };
             self.jobs.get_or_create(&labels).inc_by(count.count as i64);
+        }
+    }
+
+    /// Replaces the per-monitor gauges with a fresh reading of the store.
+    pub fn set_monitor_gauges(&self, gauges: &[MonitorGauge]) {
+        self.monitor_value.clear();
+        self.monitor_last_run_time.clear();
+        self.monitor_last_run_state.clear();
+        for gauge in gauges {
+            let monitor_id = gauge.monitor_id.to_string();
+            for (name, value) in &gauge.values {
+                let labels = MonitorValueLabels {
+                    monitor_id: monitor_id.clone(),
+                    monitor: gauge.name.clone(),
+                    name: name.clone(),
+                };
+                self.monitor_value.get_or_create(&labels).set(*value);
+            }
+            if let Some((state, at)) = gauge.last_run {
+                let labels = MonitorLabels {
+                    monitor_id: monitor_id.clone(),
+                    monitor: gauge.name.clone(),
+                };
+                self.monitor_last_run_time
+                    .get_or_create(&labels)
+                    .set(at.timestamp_millis() as f64 / 1_000.0);
+                let labels = MonitorStateLabels {
+                    monitor_id,
+                    monitor: gauge.name.clone(),
+                    state: state.as_str().to_owned(),
+                };
+                self.monitor_last_run_state.get_or_create(&labels).set(1);
+            }
         }
     }
 

@@ -358,9 +358,9 @@ impl Queue {
             .await?)
     }
 
-    /// Completes the jobs of monitor runs among `items` with their
-    /// outcomes, and returns the other items (plain jobs) untouched, with
-    /// the outcome of each monitor item.
+    /// Completes the jobs of monitor runs (and of workflow runs) among
+    /// `items` with their outcomes, and returns the other items (plain
+    /// jobs) untouched, with the outcome of each run's item.
     pub(crate) async fn complete_monitor_items(
         &self,
         worker: &WorkerId,
@@ -370,7 +370,14 @@ impl Queue {
         let mut done = Vec::new();
         for (index, item) in items.iter().enumerate() {
             match self.inner.store.monitor_run_context(item.job_id).await? {
-                None => plain.push(item.clone()),
+                // A workflow run's job completes with its outcome too.
+                None => match self.inner.store.workflow_run_pending(item.job_id).await? {
+                    None => plain.push(item.clone()),
+                    Some(run) => {
+                        let outcome = self.complete_workflow_run(worker, item, run).await?;
+                        done.push((index, outcome));
+                    }
+                },
                 Some(context) => {
                     let outcome = self.complete_run(worker, item, context).await?;
                     done.push((index, outcome));
@@ -471,7 +478,7 @@ impl Queue {
     }
 
     /// The screenshot the run's job kept for a visual comparison.
-    async fn current_screenshot(&self, result: &JobResult) -> Option<Vec<u8>> {
+    pub(crate) async fn current_screenshot(&self, result: &JobResult) -> Option<Vec<u8>> {
         let artifact = result
             .artifacts
             .iter()

@@ -221,6 +221,12 @@ impl Queue {
     pub async fn render_metrics(&self) -> Result<String, QueueError> {
         let counts = self.inner.store.job_counts().await?;
         self.inner.metrics.set_job_counts(&counts);
+        let gauges = self
+            .inner
+            .store
+            .monitor_gauges(crate::metrics::MAX_MONITOR_GAUGES)
+            .await?;
+        self.inner.metrics.set_monitor_gauges(&gauges);
         self.inner.metrics.workers.set(self.active_workers() as i64);
         Ok(self.inner.metrics.encode())
     }

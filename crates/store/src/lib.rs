@@ -6,7 +6,9 @@
 //! [`AccessStore`] (`access.rs`), [`AuditStore`] (`audit.rs`),
 //! [`MaintenanceStore`] (`maintenance.rs`), [`DomainStore`] (`domains.rs`),
 //! [`CoordinationStore`] (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
-//! index), [`MonitorStore`] (`monitors.rs`), [`NotificationStore`] (`notifications.rs`) and [`BackendStore`] (`backend.rs`). Two backends
+//! index), [`MonitorStore`] (`monitors.rs`), [`NotificationStore`]
+//! (`notifications.rs`), [`WorkflowRunStore`] (`workflow_runs.rs`) and
+//! [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
 //! shared server, many writers). Each keeps its own SQL and migrations
@@ -40,6 +42,7 @@ mod postgres;
 mod schema;
 mod sqlite;
 mod store;
+mod workflow_runs;
 
 pub use access::{AccessStore, StoredApiKey};
 pub use artifacts::{
@@ -58,8 +61,8 @@ pub use lease::{
 };
 pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
 pub use monitors::{
-    Advance, Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorStore, RunContext,
-    RunRecord, StartOutcome, StartRun,
+    Advance, Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorGauge, MonitorStore,
+    RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoredSnapshot,
 };
 pub use notifications::{
     AttemptNext, AttemptRecord, ClaimedMessage, DeliveryFilter, NewMessage, NotificationStore,
@@ -68,3 +71,6 @@ pub use notifications::{
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::Store;
+pub use workflow_runs::{
+    CompleteWorkflowRun, StartWorkflowRun, WorkflowRecord, WorkflowRun, WorkflowRunStore,
+};

@@ -20,8 +20,8 @@
 //! jobs it ran stay, like any job, until retention prunes them.
 
 use accord_model::{
-    CompleteItem, Job, JobId, Monitor, MonitorId, MonitorRun, RunTrigger, SeriesPoint, WorkerId,
-    WorkspaceId,
+    CompleteItem, Job, JobId, Monitor, MonitorId, MonitorRun, RunState, RunTrigger, SeriesPoint,
+    WorkerId, WorkspaceId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -123,6 +123,37 @@ pub enum RunRecord {
     Error(String),
 }
 
+/// Which snapshots of a monitor to read, and in what order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotOrder {
+    /// Newest first, of runs older than `before` (the cursor of a listing).
+    NewestFirst { before: Option<i64> },
+    /// Oldest first, of runs newer than `after` (a fold over the history).
+    OldestFirst { after: Option<i64> },
+}
+
+/// A snapshot a run kept, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSnapshot {
+    pub run_id: i64,
+    /// When the run finished.
+    pub at: DateTime<Utc>,
+    pub snapshot: serde_json::Value,
+}
+
+/// A monitor's latest state, for the metrics: its last run and the values
+/// its baseline run (the latest that recorded an outcome) read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorGauge {
+    pub monitor_id: MonitorId,
+    pub name: String,
+    /// The newest run's state and when it finished (or started, while it
+    /// runs); none before the first run.
+    pub last_run: Option<(RunState, DateTime<Utc>)>,
+    /// The tracked values of the baseline run, by name.
+    pub values: Vec<(String, f64)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompleteRunOutcome {
     Applied(Transition),
@@ -209,6 +240,21 @@ pub trait MonitorStore: Send + Sync {
         id: MonitorId,
         run_id: i64,
     ) -> Result<Option<(MonitorRun, Option<serde_json::Value>)>, StoreError>;
+
+    /// The snapshots of a monitor's runs that kept one (succeeded runs),
+    /// in `order`.
+    async fn monitor_snapshots(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        order: SnapshotOrder,
+        limit: u32,
+    ) -> Result<Vec<StoredSnapshot>, StoreError>;
+
+    /// The latest state of the first `limit` monitors of every workspace
+    /// (oldest first), read by index from each monitor's newest run and
+    /// baseline run: no scan of the history.
+    async fn monitor_gauges(&self, limit: u32) -> Result<Vec<MonitorGauge>, StoreError>;
 
     /// Tracked values of a monitor, oldest first, optionally of one name.
     async fn monitor_series(

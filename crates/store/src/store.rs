@@ -7,11 +7,11 @@ use std::fmt;
 
 use crate::{
     AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
-    LeaseStore, MaintenanceStore, MonitorStore, NotificationStore,
+    LeaseStore, MaintenanceStore, MonitorStore, NotificationStore, WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
-/// artifact index, monitors, notifications.
+/// artifact index, monitors, notifications, workflow runs.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -24,6 +24,7 @@ pub trait Store:
     + ArtifactStore
     + MonitorStore
     + NotificationStore
+    + WorkflowRunStore
     + fmt::Debug
     + 'static
 {
@@ -41,6 +42,7 @@ impl<T> Store for T where
         + ArtifactStore
         + MonitorStore
         + NotificationStore
+        + WorkflowRunStore
         + fmt::Debug
         + 'static
 {

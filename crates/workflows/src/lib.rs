@@ -13,6 +13,8 @@
 //! - `smoke_check`: a verdict listing every check, with failure and
 //!   recovery edges;
 //! - `values`: numbers parsed from page text and conditions on them;
+//! - `history`: two stored snapshots compared, one bounded for a listing,
+//!   an `extract_items` monitor's snapshots folded into its item history;
 //! - `outcome`: one `RunOutcome` shape with the `Summary` a notification
 //!   needs, and the versioned `Snapshot` kept between runs.
 //!
@@ -22,6 +24,7 @@
 //! transaction; the engine captures what these functions read.
 
 mod expand;
+mod history;
 mod html;
 mod items;
 mod kind;
@@ -40,10 +43,15 @@ mod visual;
 pub use expand::{
     capture_from_failure, capture_from_result, expand, JobTarget, SCREENSHOT_ARTIFACT,
 };
+pub use history::{
+    bounded_snapshot, diff_snapshots, DiffError, SnapshotDiff, MAX_LISTED_ITEMS,
+    MAX_LISTED_TEXT_BYTES,
+};
 pub use html::{PageTooComplex, MAX_PAGE_DEPTH, MAX_PAGE_NODES};
 pub use items::{
-    extract_items, ChangedItem, ExtractItemsInput, FieldChange, Item, ItemField, ItemKey,
-    ItemsOutcome, ItemsRun, ItemsSnapshot, KeywordFilter, Pagination, Record, MAX_ITEMS, MAX_PAGES,
+    compare_items, extract_items, ChangedItem, ExtractItemsInput, FieldChange, Item, ItemField,
+    ItemHistory, ItemKey, ItemsDiff, ItemsOutcome, ItemsRun, ItemsSnapshot, KeywordFilter,
+    Pagination, Record, MAX_ITEMS, MAX_PAGES,
 };
 pub use kind::{UnknownWorkflow, WorkflowInfo, WorkflowInput, WorkflowKind};
 pub use outcome::{BaselineReason, RunOutcome, Snapshot, Summary, WorkflowOutcome};

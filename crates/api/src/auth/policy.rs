@@ -28,9 +28,10 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         "list_jobs" | "get_job" | "job_events" | "stream_job_events" | "queue_stats"
         | "list_artifacts" | "get_artifact" | "get_manifest" => Requires(P::JobsRead),
         "create_monitor" | "update_monitor" | "delete_monitor" | "pause_monitor"
-        | "resume_monitor" | "run_monitor" => Requires(P::JobsWrite),
+        | "resume_monitor" | "run_monitor" | "run_workflow" => Requires(P::JobsWrite),
         "list_workflows" | "get_workflow" | "list_monitors" | "get_monitor" | "list_runs"
-        | "monitor_series" => Requires(P::JobsRead),
+        | "monitor_series" | "list_snapshots" | "monitor_diff" | "monitor_items"
+        | "get_workflow_run" => Requires(P::JobsRead),
         "create_notification_target"
         | "update_notification_target"
         | "delete_notification_target"

@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    artifacts, audit, jobs, keys, monitors, notifications, ops, stream, worker, workspaces,
+    artifacts, audit, jobs, keys, monitor_history, monitors, notifications, ops, stream, worker,
+    workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -35,6 +36,8 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(artifacts::get_manifest))
         .routes(routes!(monitors::list_workflows))
         .routes(routes!(monitors::get_workflow))
+        .routes(routes!(workflow_runs::run_workflow))
+        .routes(routes!(workflow_runs::get_workflow_run))
         .routes(routes!(monitors::create_monitor, monitors::list_monitors))
         .routes(routes!(
             monitors::get_monitor,
@@ -60,6 +63,9 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(notifications::test_notification_target))
         .routes(routes!(notifications::list_target_deliveries))
         .routes(routes!(notifications::redeliver))
+        .routes(routes!(monitor_history::list_snapshots))
+        .routes(routes!(monitor_history::monitor_diff))
+        .routes(routes!(monitor_history::monitor_items))
         .routes(routes!(ops::queue_stats))
         .routes(routes!(ops::ops_status))
         .routes(routes!(ops::health))

@@ -3,13 +3,16 @@
 mod app;
 mod artifacts;
 mod audit;
+mod items_csv;
 mod jobs;
 mod keys;
+mod monitor_history;
 mod monitors;
 mod notifications;
 mod ops;
 mod stream;
 mod worker;
+mod workflow_runs;
 mod workspaces;
 
 pub(crate) use app::api_router;

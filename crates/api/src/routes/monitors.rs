@@ -65,9 +65,9 @@ pub async fn list_workflows() -> Json<WorkflowList> {
     )
 )]
 pub async fn get_workflow(Path(name): Path<String>) -> Result<Json<WorkflowView>, ApiError> {
-    let kind: WorkflowKind = name
-        .parse()
-        .map_err(|err: accord_model::UnknownWorkflow| ApiError::RouteNotFound(err.to_string()))?;
+    let kind: WorkflowKind = name.parse().map_err(|err: accord_model::UnknownWorkflow| {
+        ApiError::WorkflowNotFound(err.to_string())
+    })?;
     Ok(Json(workflow_view(kind)))
 }
 

@@ -21,5 +21,6 @@ mod maintenance;
 mod monitors;
 mod notifications;
 mod rows;
+mod workflow_runs;
 
 pub use connect::{PostgresConfig, PostgresStore};

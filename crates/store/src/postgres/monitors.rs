@@ -24,8 +24,9 @@ use crate::schema::{
     parse_target, parse_trigger, parse_workflow, TERMINAL,
 };
 use crate::{
-    Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorStore, ReportOutcome,
-    RunContext, RunRecord, StartOutcome, StartRun, StoreError,
+    Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorGauge, MonitorStore,
+    ReportOutcome, RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoreError,
+    StoredSnapshot,
 };
 
 const MONITOR_COLUMNS: &str =
@@ -470,6 +471,94 @@ impl MonitorStore for PostgresStore {
             ))
         })
         .transpose()
+    }
+
+    async fn monitor_snapshots(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        order: SnapshotOrder,
+        limit: u32,
+    ) -> Result<Vec<StoredSnapshot>, StoreError> {
+        let (range, direction, cursor) = match order {
+            SnapshotOrder::NewestFirst { before } => {
+                ("r.id < $3", "DESC", before.unwrap_or(i64::MAX))
+            }
+            SnapshotOrder::OldestFirst { after } => ("r.id > $3", "ASC", after.unwrap_or(i64::MIN)),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT r.id, r.finished_at, r.snapshot FROM monitor_runs r \
+             JOIN monitors m ON m.id = r.monitor_id \
+             WHERE m.workspace_id = $1 AND m.id = $2 AND r.snapshot IS NOT NULL AND {range} \
+             ORDER BY r.id {direction} LIMIT $4"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .bind(cursor)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let finished: Option<DateTime<Utc>> = column(row, "finished_at", "timestamp")?;
+                Ok(StoredSnapshot {
+                    run_id: column(row, "id", "run id")?,
+                    at: finished.ok_or_else(|| {
+                        StoreError::corrupt("monitor run", "a run with a snapshot has no end")
+                    })?,
+                    snapshot: json(row, "snapshot", "run snapshot")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn monitor_gauges(&self, limit: u32) -> Result<Vec<MonitorGauge>, StoreError> {
+        // The newest run by the (monitor_id, id) index, one seek each.
+        let rows = sqlx::query(
+            "SELECT m.id, m.name, r.state, COALESCE(r.finished_at, r.created_at) AS at \
+             FROM (SELECT id, name FROM monitors ORDER BY id LIMIT $1) m \
+             LEFT JOIN LATERAL (SELECT l.state, l.finished_at, l.created_at FROM monitor_runs l \
+               WHERE l.monitor_id = m.id ORDER BY l.id DESC LIMIT 1) r ON true \
+             ORDER BY m.id",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut gauges = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let state: Option<String> = column(row, "state", "run state")?;
+            let at: Option<DateTime<Utc>> = column(row, "at", "timestamp")?;
+            let last_run = match (state, at) {
+                (Some(state), Some(at)) => Some((parse_run_state(&state)?, at)),
+                _ => None,
+            };
+            gauges.push(MonitorGauge {
+                monitor_id: MonitorId::from_uuid(column(row, "id", "monitor id")?),
+                name: column(row, "name", "monitor name")?,
+                last_run,
+                values: Vec::new(),
+            });
+        }
+        // The baseline run's values by the (run_id, name) key.
+        let values = sqlx::query(
+            "SELECT m.id, v.name, v.value \
+             FROM (SELECT id, baseline_run_id FROM monitors ORDER BY id LIMIT $1) m \
+             JOIN monitor_values v ON v.run_id = m.baseline_run_id \
+             ORDER BY m.id, v.name",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &values {
+            let id = MonitorId::from_uuid(column(row, "id", "monitor id")?);
+            if let Some(gauge) = gauges.iter_mut().find(|g| g.monitor_id == id) {
+                gauge.values.push((
+                    column(row, "name", "value name")?,
+                    column(row, "value", "value")?,
+                ));
+            }
+        }
+        Ok(gauges)
     }
 
     async fn monitor_series(

@@ -17,5 +17,6 @@ mod maintenance;
 mod monitors;
 mod notifications;
 mod rows;
+mod workflow_runs;
 
 pub use connect::{SqliteConfig, SqliteStore, Synchronous};

@@ -19,8 +19,8 @@ use crate::schema::{
     parse_target, parse_trigger, parse_workflow, TERMINAL,
 };
 use crate::{
-    Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorStore, RunContext, RunRecord,
-    StartOutcome, StartRun, StoreError,
+    Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorGauge, MonitorStore,
+    RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoreError, StoredSnapshot,
 };
 
 const MONITOR_COLUMNS: &str =
@@ -464,6 +464,94 @@ impl MonitorStore for SqliteStore {
             ))
         })
         .transpose()
+    }
+
+    async fn monitor_snapshots(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+        order: SnapshotOrder,
+        limit: u32,
+    ) -> Result<Vec<StoredSnapshot>, StoreError> {
+        let (range, direction, cursor) = match order {
+            SnapshotOrder::NewestFirst { before } => {
+                ("r.id < ?", "DESC", before.unwrap_or(i64::MAX))
+            }
+            SnapshotOrder::OldestFirst { after } => ("r.id > ?", "ASC", after.unwrap_or(i64::MIN)),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT r.id, r.finished_at, r.snapshot FROM monitor_runs r \
+             JOIN monitors m ON m.id = r.monitor_id \
+             WHERE m.workspace_id = ? AND m.id = ? AND r.snapshot IS NOT NULL AND {range} \
+             ORDER BY r.id {direction} LIMIT ?"
+        ))
+        .bind(workspace.to_string())
+        .bind(id.to_string())
+        .bind(cursor)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let finished: Option<i64> = row.try_get("finished_at")?;
+                Ok(StoredSnapshot {
+                    run_id: row.try_get("id")?,
+                    at: from_ms(finished.ok_or_else(|| {
+                        StoreError::corrupt("monitor run", "a run with a snapshot has no end")
+                    })?)?,
+                    snapshot: json(row, "snapshot", "run snapshot")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn monitor_gauges(&self, limit: u32) -> Result<Vec<MonitorGauge>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        // The newest run by the (monitor_id, id) index, one seek each.
+        let rows = sqlx::query(
+            "SELECT m.id, m.name, r.state, COALESCE(r.finished_at, r.created_at) AS at \
+             FROM (SELECT id, name FROM monitors ORDER BY id LIMIT ?) m \
+             LEFT JOIN monitor_runs r ON r.id = \
+               (SELECT MAX(l.id) FROM monitor_runs l WHERE l.monitor_id = m.id) \
+             ORDER BY m.id",
+        )
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut gauges = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let state: Option<String> = row.try_get("state")?;
+            let at: Option<i64> = row.try_get("at")?;
+            let last_run = match (state, at) {
+                (Some(state), Some(at)) => Some((parse_run_state(&state)?, from_ms(at)?)),
+                _ => None,
+            };
+            gauges.push(MonitorGauge {
+                monitor_id: monitor_id(row.try_get("id")?)?,
+                name: row.try_get("name")?,
+                last_run,
+                values: Vec::new(),
+            });
+        }
+        // The baseline run's values by the (run_id, name) key.
+        let values = sqlx::query(
+            "SELECT m.id, v.name, v.value \
+             FROM (SELECT id, baseline_run_id FROM monitors ORDER BY id LIMIT ?) m \
+             JOIN monitor_values v ON v.run_id = m.baseline_run_id \
+             ORDER BY m.id, v.name",
+        )
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &values {
+            let id = monitor_id(row.try_get("id")?)?;
+            if let Some(gauge) = gauges.iter_mut().find(|g| g.monitor_id == id) {
+                gauge
+                    .values
+                    .push((row.try_get("name")?, row.try_get("value")?));
+            }
+        }
+        Ok(gauges)
     }
 
     async fn monitor_series(

@@ -21,3 +21,4 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod notifications;
+mod workflow_runs;

@@ -13,8 +13,8 @@ use accord_model::{
     ScheduleSpec, WorkflowKind, WorkspaceId,
 };
 use accord_store::{
-    Advance, CompleteRun, CompleteRunOutcome, InsertJob, MonitorFilter, RunRecord, StartOutcome,
-    StartRun, Store,
+    Advance, CompleteRun, CompleteRunOutcome, InsertJob, MonitorFilter, RunRecord, SnapshotOrder,
+    StartOutcome, StartRun, Store,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -559,7 +559,152 @@ async fn a_run_whose_job_dies_or_is_cancelled_ends_in_error(store: Arc<dyn Store
     );
 }
 
+/// Completes a manual run of `m` started at second `start` with the
+/// snapshot `record` (or in error when none), against `baseline`; returns
+/// the run's id.
+async fn run_to_end(
+    store: &dyn Store,
+    m: &Monitor,
+    start: i64,
+    baseline: Option<i64>,
+    record: Option<&str>,
+) -> i64 {
+    let (run, _) = started(
+        store
+            .monitor_run_start(&manual(m, at(start)))
+            .await
+            .unwrap(),
+    );
+    let lease = claim(store, "w", 1, at(start + 1)).await.remove(0);
+    let mut done = completion(
+        m,
+        run.id,
+        lease,
+        baseline,
+        record.unwrap_or(""),
+        at(start + 2),
+    );
+    if record.is_none() {
+        done.record = RunRecord::Error("broken".into());
+    }
+    assert!(matches!(
+        store.monitor_run_complete(&done).await.unwrap(),
+        CompleteRunOutcome::Applied(_)
+    ));
+    run.id
+}
+
+async fn snapshots_are_read_newest_or_oldest_first(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(1_000_000));
+    store.monitor_insert(&m).await.unwrap();
+    let one = run_to_end(&*store, &m, 10, None, Some("one")).await;
+    // A run that kept no snapshot is not listed.
+    run_to_end(&*store, &m, 20, Some(one), None).await;
+    let two = run_to_end(&*store, &m, 30, Some(one), Some("two")).await;
+    let three = run_to_end(&*store, &m, 40, Some(two), Some("three")).await;
+    // Another monitor's snapshots are not this one's.
+    let other_monitor = monitor(WorkspaceId::DEFAULT, "n", &[], at(1_000_000));
+    store.monitor_insert(&other_monitor).await.unwrap();
+    run_to_end(&*store, &other_monitor, 50, None, Some("other")).await;
+
+    let read = |order, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .monitor_snapshots(WorkspaceId::DEFAULT, m.id, order, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.run_id,
+                        s.at,
+                        s.snapshot["text"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let row = |id: i64, ms: i64, text: &str| (id, at(ms), text.to_owned());
+    assert_eq!(
+        read(SnapshotOrder::NewestFirst { before: None }, 10).await,
+        [
+            row(three, 42, "three"),
+            row(two, 32, "two"),
+            row(one, 12, "one")
+        ]
+    );
+    assert_eq!(
+        read(
+            SnapshotOrder::NewestFirst {
+                before: Some(three)
+            },
+            1
+        )
+        .await,
+        [row(two, 32, "two")]
+    );
+    assert_eq!(
+        read(SnapshotOrder::OldestFirst { after: None }, 2).await,
+        [row(one, 12, "one"), row(two, 32, "two")]
+    );
+    assert_eq!(
+        read(SnapshotOrder::OldestFirst { after: Some(two) }, 10).await,
+        [row(three, 42, "three")]
+    );
+    // Another workspace sees none of them.
+    let other = other_workspace(&*store).await;
+    assert!(store
+        .monitor_snapshots(other, m.id, SnapshotOrder::NewestFirst { before: None }, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn gauges_read_each_monitors_newest_run_and_latest_values(store: Arc<dyn Store>) {
+    let idle = monitor(WorkspaceId::DEFAULT, "idle", &[], at(1_000_000));
+    store.monitor_insert(&idle).await.unwrap();
+    let m = monitor(WorkspaceId::DEFAULT, "priced", &[], at(1_000_000));
+    store.monitor_insert(&m).await.unwrap();
+    let one = run_to_end(&*store, &m, 10, None, Some("one")).await;
+    // A run in error after it: the newest run, while the values stay the
+    // last recorded ones.
+    run_to_end(&*store, &m, 20, Some(one), None).await;
+    let other = other_workspace(&*store).await;
+    let theirs = monitor(other, "theirs", &[], at(1_000_000));
+    store.monitor_insert(&theirs).await.unwrap();
+
+    let gauges = store.monitor_gauges(10).await.unwrap();
+    let got: Vec<_> = gauges
+        .iter()
+        .map(|g| (g.name.as_str(), g.last_run, g.values.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("idle", None, vec![]),
+            (
+                "priced",
+                Some((RunState::Error, at(22))),
+                vec![("price".to_owned(), 12.5)]
+            ),
+            ("theirs", None, vec![]),
+        ]
+    );
+    // Bounded: the oldest monitors first.
+    let first = store.monitor_gauges(1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].monitor_id, idle.id);
+    // A run in progress shows as running, from when it started.
+    let (_, _) = started(store.monitor_run_start(&manual(&m, at(30))).await.unwrap());
+    let gauges = store.monitor_gauges(10).await.unwrap();
+    assert_eq!(gauges[1].last_run, Some((RunState::Running, at(30))));
+    assert_eq!(gauges[1].values, [("price".to_owned(), 12.5)]);
+}
+
 conformance!(
+    gauges_read_each_monitors_newest_run_and_latest_values,
+    snapshots_are_read_newest_or_oldest_first,
     a_run_whose_job_dies_or_is_cancelled_ends_in_error,
     monitors_are_scoped_listed_by_tag_and_paged,
     updates_are_fenced_and_deletion_takes_the_history,

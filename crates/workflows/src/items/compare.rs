@@ -293,3 +293,56 @@ fn rules_fingerprint(input: &ExtractItemsInput) -> String {
     let json = serde_json::to_string(input).unwrap_or_default();
     hex::encode(&Sha256::digest(json.as_bytes())[..16])
 }
+
+/// What changed between two `extract_items` snapshots of one monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ItemsDiff {
+    /// The two snapshots were extracted with different rules (input), so
+    /// their items may not mean the same.
+    pub rules_changed: bool,
+    /// Items of `after` not in `before`, in `after`'s order.
+    pub new: Vec<Item>,
+    /// Items of `before` not in `after`, in `before`'s order.
+    pub removed: Vec<Item>,
+    /// Items in both with different values, in `after`'s order.
+    pub changed: Vec<ChangedItem>,
+}
+
+/// The items new, removed and changed from `before` to `after`, by key
+/// (whatever the rules; `rules_changed` says whether they differ).
+pub fn compare_items(before: &ItemsSnapshot, after: &ItemsSnapshot) -> ItemsDiff {
+    let old: BTreeMap<&str, &Record> = before
+        .items
+        .iter()
+        .map(|item| (item.key.as_str(), &item.fields))
+        .collect();
+    let now: HashSet<&str> = after.items.iter().map(|item| item.key.as_str()).collect();
+    let mut diff = ItemsDiff {
+        rules_changed: before.rules != after.rules,
+        new: Vec::new(),
+        removed: Vec::new(),
+        changed: Vec::new(),
+    };
+    for item in &after.items {
+        match old.get(item.key.as_str()) {
+            None => diff.new.push(item.clone()),
+            Some(fields) => {
+                let changes = field_changes(fields, &item.fields);
+                if !changes.is_empty() {
+                    diff.changed.push(ChangedItem {
+                        key: item.key.clone(),
+                        fields: item.fields.clone(),
+                        changes,
+                    });
+                }
+            }
+        }
+    }
+    diff.removed = before
+        .items
+        .iter()
+        .filter(|item| !now.contains(item.key.as_str()))
+        .cloned()
+        .collect();
+    diff
+}

@@ -1,0 +1,140 @@
+//! An item history as CSV (RFC 4180): one row per item, the history's
+//! columns first (`key`, `status`, first and last seen run and time), then
+//! one column per field name any item of the history has, sorted.
+//!
+//! Deliberately does not escape spreadsheet formulas: the values are the
+//! page's text as extracted, and a reader that evaluates them should be
+//! told to import as text.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use accord_model::ItemRecord;
+
+const HEAD: [&str; 6] = [
+    "key",
+    "status",
+    "first_seen_run",
+    "first_seen_at",
+    "last_seen_run",
+    "last_seen_at",
+];
+
+/// The field names of `all`, sorted, minus those the history's own
+/// columns take.
+pub(crate) fn field_columns(all: &[ItemRecord]) -> Vec<String> {
+    let names: BTreeSet<&String> = all.iter().flat_map(|item| item.fields.keys()).collect();
+    names
+        .into_iter()
+        .filter(|name| !HEAD.contains(&name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// `items` as CSV with the field `columns`, header first, CRLF line ends.
+pub(crate) fn items_csv(items: &[ItemRecord], columns: &[String]) -> String {
+    let mut out = String::new();
+    let header: Vec<&str> = HEAD
+        .iter()
+        .copied()
+        .chain(columns.iter().map(String::as_str))
+        .collect();
+    row(&mut out, header);
+    for item in items {
+        let first_run = item.first_seen.run_id.to_string();
+        let first_at = item.first_seen.at.to_rfc3339();
+        let last_run = item.last_seen.run_id.to_string();
+        let last_at = item.last_seen.at.to_rfc3339();
+        let cells: Vec<&str> = [
+            item.key.as_str(),
+            item.status.as_str(),
+            &first_run,
+            &first_at,
+            &last_run,
+            &last_at,
+        ]
+        .into_iter()
+        .chain(columns.iter().map(|name| {
+            item.fields
+                .get(name)
+                .and_then(|value| value.as_deref())
+                .unwrap_or("")
+        }))
+        .collect();
+        row(&mut out, cells);
+    }
+    out
+}
+
+fn row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
+    for (i, cell) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if cell.contains([',', '"', '\n', '\r']) {
+            let _ = write!(out, "\"{}\"", cell.replace('"', "\"\""));
+        } else {
+            out.push_str(cell);
+        }
+    }
+    out.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use accord_model::{ItemStatus, SeenAt};
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn item(key: &str, status: ItemStatus, fields: &[(&str, Option<&str>)]) -> ItemRecord {
+        let seen = |run_id, minute| SeenAt {
+            run_id,
+            at: Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, 0).unwrap(),
+        };
+        ItemRecord {
+            key: key.to_owned(),
+            status,
+            first_seen: seen(1, 1),
+            last_seen: seen(2, 2),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect(),
+        }
+    }
+
+    fn check(items: &[ItemRecord], expected: &str) {
+        assert_eq!(items_csv(items, &field_columns(items)), expected);
+    }
+
+    #[test]
+    fn plain_values_are_written_as_they_are() {
+        check(
+            &[
+                item(
+                    "/a",
+                    ItemStatus::Current,
+                    &[("title", Some("Rust")), ("city", None)],
+                ),
+                item("/b", ItemStatus::Removed, &[("title", Some("Go"))]),
+            ],
+            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,city,title\r\n\
+             /a,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,Rust\r\n\
+             /b,removed,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,Go\r\n",
+        );
+    }
+
+    #[test]
+    fn commas_quotes_and_line_breaks_are_quoted() {
+        check(
+            &[item(
+                "k",
+                ItemStatus::Current,
+                &[("t", Some("a, \"b\"\nc")), ("key", Some("shadowed"))],
+            )],
+            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,t\r\n\
+             k,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,\"a, \"\"b\"\"\nc\"\r\n",
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! [`WorkflowRunStore`] for PostgreSQL: a run inserted with its job, and a
+//! completion that records the outcome in the job's transaction, fenced on
+//! the lease by the same statement `job_complete_if_leased` uses.
+
+use accord_model::{EventKind, JobError, JobId, LeaseRef, WorkspaceId};
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+
+use super::jobs::insert_row;
+use super::lease::{item_arrays, report_outcomes, Report};
+use super::rows::{column, job_from_row, job_id, json, opt_json};
+use super::PostgresStore;
+use crate::schema::{check_storable, parse_engine, parse_state, parse_target, parse_workflow};
+use crate::{
+    CompleteWorkflowRun, ReportOutcome, StartWorkflowRun, StoreError, Transition, WorkflowRecord,
+    WorkflowRun, WorkflowRunStore,
+};
+
+const COLUMNS: &str = "w.job_id, w.workspace_id, w.workflow, w.url, w.engine, w.input, \
+     w.outcome, w.snapshot, w.error, w.created_at, w.finished_at, j.state AS job_state, \
+     j.last_error AS job_error";
+
+fn run_from_row(row: &PgRow) -> Result<WorkflowRun, StoreError> {
+    let job_state: Option<String> = column(row, "job_state", "job state")?;
+    Ok(WorkflowRun {
+        job_id: job_id(row, "job_id")?,
+        workspace_id: WorkspaceId::from_uuid(column(row, "workspace_id", "workspace id")?),
+        workflow: parse_workflow(&column::<String>(row, "workflow", "workflow")?)?,
+        url: parse_target(&column::<String>(row, "url", "workflow url")?)?,
+        engine: parse_engine(&column::<String>(row, "engine", "engine")?)?,
+        input: json(row, "input", "workflow input")?,
+        outcome: opt_json(row, "outcome", "workflow outcome")?,
+        snapshot: opt_json(row, "snapshot", "workflow snapshot")?,
+        error: column(row, "error", "workflow error")?,
+        created_at: column(row, "created_at", "timestamp")?,
+        finished_at: column(row, "finished_at", "timestamp")?,
+        job_state: job_state.as_deref().map(parse_state).transpose()?,
+        job_error: opt_json::<JobError>(row, "job_error", "job error")?.map(|err| err.message),
+    })
+}
+
+#[async_trait]
+impl WorkflowRunStore for PostgresStore {
+    async fn workflow_run_start(
+        &self,
+        start: &StartWorkflowRun,
+    ) -> Result<accord_model::Job, StoreError> {
+        check_storable(&start.job)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO workflow_runs (job_id, workspace_id, workflow, url, engine, input, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(start.job.id.as_uuid())
+        .bind(start.job.workspace_id.as_uuid())
+        .bind(start.workflow.as_str())
+        .bind(start.url.as_str())
+        .bind(start.engine.as_str())
+        .bind(Json(&start.input))
+        .bind(start.now)
+        .execute(&mut *tx)
+        .await?;
+        let job = insert_row(&mut *tx, &start.job, start.now)
+            .await?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    "workflow job",
+                    "a workflow run's job carries no idempotency key",
+                )
+            })?;
+        let job = job_from_row(&job)?;
+        tx.commit().await?;
+        self.announce();
+        Ok(job)
+    }
+
+    async fn workflow_run_pending(&self, job: JobId) -> Result<Option<WorkflowRun>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs w LEFT JOIN jobs j ON j.id = w.job_id \
+             WHERE w.job_id = $1 AND w.outcome IS NULL AND w.error IS NULL"
+        ))
+        .bind(job.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn workflow_run_complete(
+        &self,
+        complete: &CompleteWorkflowRun,
+    ) -> Result<Option<Transition>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = Report {
+            extra: &[("result", "jsonb[]")],
+            set: "state = 'succeeded', result = items.result, finished_at = $1",
+            kind: EventKind::Succeeded,
+            message: "NULL::text",
+        }
+        .sql();
+        let item = &complete.item;
+        let (ords, ids, attempts) = item_arrays(std::iter::once(LeaseRef {
+            job_id: item.job_id,
+            attempt: item.attempt,
+        }));
+        let rows = sqlx::query(&sql)
+            .bind(complete.now)
+            .bind(complete.worker.as_str())
+            .bind(ords)
+            .bind(ids)
+            .bind(attempts)
+            .bind(vec![Json(&item.result)])
+            .fetch_all(&mut *tx)
+            .await?;
+        let transition = match report_outcomes(&rows, std::iter::once(item.job_id))?.pop() {
+            Some(ReportOutcome::Applied(transition)) => transition,
+            _ => return Ok(None),
+        };
+        let (outcome, snapshot, error) = match &complete.record {
+            WorkflowRecord::Outcome { outcome, snapshot } => {
+                (Some(Json(outcome)), Some(Json(snapshot)), None)
+            }
+            WorkflowRecord::Error(message) => (None, None, Some(message.as_str())),
+        };
+        sqlx::query(
+            "UPDATE workflow_runs SET outcome = $1, snapshot = $2, error = $3, finished_at = $4 \
+             WHERE job_id = $5 AND outcome IS NULL AND error IS NULL",
+        )
+        .bind(outcome)
+        .bind(snapshot)
+        .bind(error)
+        .bind(complete.now)
+        .bind(item.job_id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(transition))
+    }
+
+    async fn workflow_run_get(
+        &self,
+        workspace: WorkspaceId,
+        job: JobId,
+    ) -> Result<Option<WorkflowRun>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflow_runs w LEFT JOIN jobs j ON j.id = w.job_id \
+             WHERE w.workspace_id = $1 AND w.job_id = $2"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(job.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+}
