@@ -2,9 +2,12 @@
 //! columns first (`key`, `status`, first and last seen run and time), then
 //! one column per field name any item of the history has, sorted.
 //!
-//! Deliberately does not escape spreadsheet formulas: the values are the
-//! page's text as extracted, and a reader that evaluates them should be
-//! told to import as text.
+//! The cells that come from the page (the key and the fields) are the
+//! page's text, which anyone can write: one that a spreadsheet would run as
+//! a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return)
+//! gets a leading `'`, unless it is a plain number such as `-5` or `+1.5`
+//! (OWASP's advice against CSV injection). The JSON answer is never
+//! altered.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -45,8 +48,20 @@ pub(crate) fn items_csv(items: &[ItemRecord], columns: &[String]) -> String {
         let first_at = item.first_seen.at.to_rfc3339();
         let last_run = item.last_seen.run_id.to_string();
         let last_at = item.last_seen.at.to_rfc3339();
+        let key = inert(&item.key);
+        let fields: Vec<std::borrow::Cow<'_, str>> = columns
+            .iter()
+            .map(|name| {
+                inert(
+                    item.fields
+                        .get(name)
+                        .and_then(|value| value.as_deref())
+                        .unwrap_or(""),
+                )
+            })
+            .collect();
         let cells: Vec<&str> = [
-            item.key.as_str(),
+            key.as_ref(),
             item.status.as_str(),
             &first_run,
             &first_at,
@@ -54,16 +69,21 @@ pub(crate) fn items_csv(items: &[ItemRecord], columns: &[String]) -> String {
             &last_at,
         ]
         .into_iter()
-        .chain(columns.iter().map(|name| {
-            item.fields
-                .get(name)
-                .and_then(|value| value.as_deref())
-                .unwrap_or("")
-        }))
+        .chain(fields.iter().map(AsRef::as_ref))
         .collect();
         row(&mut out, cells);
     }
     out
+}
+
+/// A page's text as a cell a spreadsheet shows rather than runs.
+fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
+    let runs = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if runs && cell.trim().parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 fn row<'a>(out: &mut String, cells: impl IntoIterator<Item = &'a str>) {
@@ -122,6 +142,28 @@ mod tests {
             "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,city,title\r\n\
              /a,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,Rust\r\n\
              /b,removed,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,Go\r\n",
+        );
+    }
+
+    #[test]
+    fn page_text_a_spreadsheet_would_run_is_made_inert() {
+        check(
+            &[item(
+                "=HYPERLINK(\"http://x.test\")",
+                ItemStatus::Current,
+                &[
+                    ("a", Some("+SUM(A1)")),
+                    ("b", Some("@cmd")),
+                    ("c", Some("-5")),
+                    ("d", Some("+1.5")),
+                    ("e", Some("-1+2")),
+                    ("f", Some("\tx")),
+                    ("g", Some("a=b")),
+                ],
+            )],
+            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,a,b,c,d,e,f,g\r\n\
+             \"'=HYPERLINK(\"\"http://x.test\"\")\",current,1,2026-01-01T00:01:00+00:00,2,\
+             2026-01-01T00:02:00+00:00,'+SUM(A1),'@cmd,-5,+1.5,'-1+2,'\tx,a=b\r\n",
         );
     }
 
