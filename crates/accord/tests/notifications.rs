@@ -182,46 +182,25 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-/// `accord up` with the guard on: loopback only through the allow-list;
+/// `accord up` (the guard on, loopback only through the allow-list) with
 /// retries every 100 to 200 ms and attempts of at most a second, so the
 /// retry schedule runs in the test's time.
 fn up_guarded(dir: &Path) -> Process {
-    let data = dir.join("data");
-    let config = dir.join("accord-test.toml");
-    let mut text = String::new();
-    for role in ["admin", "operator", "viewer", "worker", "failed_auth"] {
-        text.push_str(&format!(
-            "[server.rate_limits.{role}]\nburst = 1000000\nper_second = 1000000.0\n"
-        ));
-    }
-    std::fs::write(&config, text).unwrap();
-    let args = [
-        "up",
-        "--no-browser",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--allow-target",
-        "127.0.0.1/32",
-        "--heartbeat-ms",
-        "200",
-        "--maintenance-interval-ms",
-        "100",
-        "--notify-retry-base-ms",
-        "100",
-        "--notify-retry-max-ms",
-        "200",
-        "--notify-timeout-ms",
-        "1000",
-        "--notify-poll-ms",
-        "20",
-        "--public-url",
-        "https://accord.example.com",
-    ];
-    Process::start(&args, dir, "up", true).with_admin_key_from(&data)
+    up(
+        dir,
+        &[
+            "--notify-retry-base-ms",
+            "100",
+            "--notify-retry-max-ms",
+            "200",
+            "--notify-timeout-ms",
+            "1000",
+            "--notify-poll-ms",
+            "20",
+            "--public-url",
+            "https://accord.example.com",
+        ],
+    )
 }
 
 async fn target(client: &AccordClient, kind: TargetKind, url: &str) -> (TargetId, Option<String>) {

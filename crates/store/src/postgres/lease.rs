@@ -59,6 +59,42 @@ fn interval(duration: Duration) -> PgInterval {
     }
 }
 
+/// Completes one leased job inside `tx`, fenced on its lease like
+/// `job_complete_if_leased`: its transition, or `None` when the worker no
+/// longer holds the lease (nothing changed). For completions that write
+/// more in the same transaction (a monitor run, a workflow run).
+pub(super) async fn complete_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    worker: &WorkerId,
+    item: &CompleteItem,
+    now: DateTime<Utc>,
+) -> Result<Option<Transition>, StoreError> {
+    let sql = Report {
+        extra: &[("result", "jsonb[]")],
+        set: "state = 'succeeded', result = items.result, finished_at = $1",
+        kind: EventKind::Succeeded,
+        message: "NULL::text",
+    }
+    .sql();
+    let (ords, ids, attempts) = item_arrays(std::iter::once(LeaseRef {
+        job_id: item.job_id,
+        attempt: item.attempt,
+    }));
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(worker.as_str())
+        .bind(ords)
+        .bind(ids)
+        .bind(attempts)
+        .bind(vec![Json(&item.result)])
+        .fetch_all(&mut **tx)
+        .await?;
+    match report_outcomes(&rows, std::iter::once(item.job_id))?.pop() {
+        Some(ReportOutcome::Applied(transition)) => Ok(Some(transition)),
+        _ => Ok(None),
+    }
+}
+
 /// A worker's report about jobs it leased (complete, fail, release) as one
 /// statement. Parameters: `$1` now, `$2` the worker, `$3` each item's index
 /// in the call, `$4` job ids, `$5` attempts, then one array per `extra`

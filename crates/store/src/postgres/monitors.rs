@@ -4,10 +4,7 @@
 //! first (`FOR UPDATE`), so replicas racing for one monitor take turns and
 //! each sees the other's commit before checking its fence.
 
-use accord_model::{
-    EventKind, JobId, LeaseRef, Monitor, MonitorId, MonitorRun, ScheduleSpec, SeriesPoint,
-    WorkspaceId,
-};
+use accord_model::{JobId, Monitor, MonitorId, MonitorRun, ScheduleSpec, SeriesPoint, WorkspaceId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -15,7 +12,7 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 
 use super::jobs::insert_row;
-use super::lease::{item_arrays, report_outcomes, Report};
+use super::lease::complete_one;
 use super::notifications::enqueue_run;
 use super::rows::{column, job_from_row, job_id, json, opt_json};
 use super::PostgresStore;
@@ -25,8 +22,7 @@ use crate::schema::{
 };
 use crate::{
     Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorGauge, MonitorStore,
-    ReportOutcome, RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoreError,
-    StoredSnapshot,
+    RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoreError, StoredSnapshot,
 };
 
 const MONITOR_COLUMNS: &str =
@@ -343,30 +339,10 @@ impl MonitorStore for PostgresStore {
                 return Ok(CompleteRunOutcome::BaselineMoved);
             }
         }
-        let sql = Report {
-            extra: &[("result", "jsonb[]")],
-            set: "state = 'succeeded', result = items.result, finished_at = $1",
-            kind: EventKind::Succeeded,
-            message: "NULL::text",
-        }
-        .sql();
-        let item = &complete.item;
-        let (ords, ids, attempts) = item_arrays(std::iter::once(LeaseRef {
-            job_id: item.job_id,
-            attempt: item.attempt,
-        }));
-        let rows = sqlx::query(&sql)
-            .bind(complete.now)
-            .bind(complete.worker.as_str())
-            .bind(ords)
-            .bind(ids)
-            .bind(attempts)
-            .bind(vec![Json(&item.result)])
-            .fetch_all(&mut *tx)
-            .await?;
-        let transition = match report_outcomes(&rows, std::iter::once(item.job_id))?.pop() {
-            Some(ReportOutcome::Applied(transition)) => transition,
-            _ => return Ok(CompleteRunOutcome::Stale),
+        let Some(transition) =
+            complete_one(&mut tx, &complete.worker, &complete.item, complete.now).await?
+        else {
+            return Ok(CompleteRunOutcome::Stale);
         };
         let (outcome, snapshot, values) = match &complete.record {
             RunRecord::Outcome {

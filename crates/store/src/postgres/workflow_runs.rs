@@ -2,19 +2,19 @@
 //! completion that records the outcome in the job's transaction, fenced on
 //! the lease by the same statement `job_complete_if_leased` uses.
 
-use accord_model::{EventKind, JobError, JobId, LeaseRef, WorkspaceId};
+use accord_model::{JobError, JobId, WorkspaceId};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 
 use super::jobs::insert_row;
-use super::lease::{item_arrays, report_outcomes, Report};
+use super::lease::complete_one;
 use super::rows::{column, job_from_row, job_id, json, opt_json};
 use super::PostgresStore;
 use crate::schema::{check_storable, parse_engine, parse_state, parse_target, parse_workflow};
 use crate::{
-    CompleteWorkflowRun, ReportOutcome, StartWorkflowRun, StoreError, Transition, WorkflowRecord,
-    WorkflowRun, WorkflowRunStore,
+    CompleteWorkflowRun, StartWorkflowRun, StoreError, Transition, WorkflowRecord, WorkflowRun,
+    WorkflowRunStore,
 };
 
 const COLUMNS: &str = "w.job_id, w.workspace_id, w.workflow, w.url, w.engine, w.input, \
@@ -91,30 +91,10 @@ impl WorkflowRunStore for PostgresStore {
         complete: &CompleteWorkflowRun,
     ) -> Result<Option<Transition>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let sql = Report {
-            extra: &[("result", "jsonb[]")],
-            set: "state = 'succeeded', result = items.result, finished_at = $1",
-            kind: EventKind::Succeeded,
-            message: "NULL::text",
-        }
-        .sql();
-        let item = &complete.item;
-        let (ords, ids, attempts) = item_arrays(std::iter::once(LeaseRef {
-            job_id: item.job_id,
-            attempt: item.attempt,
-        }));
-        let rows = sqlx::query(&sql)
-            .bind(complete.now)
-            .bind(complete.worker.as_str())
-            .bind(ords)
-            .bind(ids)
-            .bind(attempts)
-            .bind(vec![Json(&item.result)])
-            .fetch_all(&mut *tx)
-            .await?;
-        let transition = match report_outcomes(&rows, std::iter::once(item.job_id))?.pop() {
-            Some(ReportOutcome::Applied(transition)) => transition,
-            _ => return Ok(None),
+        let Some(transition) =
+            complete_one(&mut tx, &complete.worker, &complete.item, complete.now).await?
+        else {
+            return Ok(None);
         };
         let (outcome, snapshot, error) = match &complete.record {
             WorkflowRecord::Outcome { outcome, snapshot } => {
@@ -130,7 +110,7 @@ impl WorkflowRunStore for PostgresStore {
         .bind(snapshot)
         .bind(error)
         .bind(complete.now)
-        .bind(item.job_id.as_uuid())
+        .bind(complete.item.job_id.as_uuid())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
