@@ -399,13 +399,11 @@ impl AccordClient {
         cursor: Option<i64>,
         limit: Option<u32>,
     ) -> Result<RunPage, ClientError> {
-        let mut request = self.request(Method::GET, &format!("api/v1/monitors/{id}/runs"));
-        if let Some(cursor) = cursor {
-            request = request.query(&[("cursor", cursor)]);
-        }
-        if let Some(limit) = limit {
-            request = request.query(&[("limit", limit)]);
-        }
+        let request = with_page(
+            self.request(Method::GET, &format!("api/v1/monitors/{id}/runs")),
+            cursor,
+            limit,
+        );
         self.send(request.timeout(Duration::from_secs(30)))
             .await
             .map(|(_, page)| page)
@@ -433,13 +431,11 @@ impl AccordClient {
         cursor: Option<i64>,
         limit: Option<u32>,
     ) -> Result<SnapshotPage, ClientError> {
-        let mut request = self.request(Method::GET, &format!("api/v1/monitors/{id}/snapshots"));
-        if let Some(cursor) = cursor {
-            request = request.query(&[("cursor", cursor)]);
-        }
-        if let Some(limit) = limit {
-            request = request.query(&[("limit", limit)]);
-        }
+        let request = with_page(
+            self.request(Method::GET, &format!("api/v1/monitors/{id}/snapshots")),
+            cursor,
+            limit,
+        );
         self.send(request.timeout(Duration::from_secs(30)))
             .await
             .map(|(_, page)| page)
@@ -500,16 +496,10 @@ impl AccordClient {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> RequestBuilder {
-        let mut request = self
+        let request = self
             .request(Method::GET, &format!("api/v1/monitors/{id}/items"))
             .query(&[("format", format)]);
-        if let Some(cursor) = cursor {
-            request = request.query(&[("cursor", cursor)]);
-        }
-        if let Some(limit) = limit {
-            request = request.query(&[("limit", limit)]);
-        }
-        request.timeout(Duration::from_secs(120))
+        with_page(request, cursor, limit).timeout(Duration::from_secs(120))
     }
 
     /// Every artifact of a job (manifests included), by name.
@@ -711,4 +701,19 @@ impl AccordClient {
         )
         .await
     }
+}
+
+/// `request` with a paged route's `cursor` and `limit`, where given.
+fn with_page(
+    mut request: RequestBuilder,
+    cursor: Option<impl serde::Serialize>,
+    limit: Option<u32>,
+) -> RequestBuilder {
+    if let Some(cursor) = cursor {
+        request = request.query(&[("cursor", cursor)]);
+    }
+    if let Some(limit) = limit {
+        request = request.query(&[("limit", limit)]);
+    }
+    request
 }
