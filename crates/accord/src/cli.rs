@@ -227,6 +227,8 @@ pub struct ServerArgs {
     pub artifacts: ArtifactArgs,
     #[command(flatten)]
     pub notify: crate::notify_config::NotifyArgs,
+    #[command(flatten)]
+    pub politeness: crate::politeness_config::PolitenessArgs,
 }
 
 /// Where artifacts are kept and how much of them. Without an S3 bucket they
@@ -318,6 +320,11 @@ pub struct WorkerArgs {
     /// sites you run yourself).
     #[arg(long, env = "ACCORD_IGNORE_ROBOTS", value_parser = BoolishValueParser::new())]
     pub ignore_robots: bool,
+    /// Run jobs without asking the control plane for per-domain permits
+    /// (rate, concurrency cap, least gap, Retry-After, circuit breaker):
+    /// only for benchmarks against sites you run yourself.
+    #[arg(long, env = "ACCORD_NO_POLITENESS", value_parser = BoolishValueParser::new())]
+    pub no_politeness: bool,
 }
 
 /// Where a client command finds the server, and the key it uses.

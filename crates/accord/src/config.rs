@@ -69,6 +69,8 @@ pub struct FileServer {
     pub rate_limits: FileRateLimits,
     #[serde(default)]
     pub notify: crate::notify_config::FileNotify,
+    #[serde(default)]
+    pub politeness: crate::politeness_config::FilePoliteness,
     pub artifact_max_bytes: Option<u64>,
     pub artifact_quota_bytes: Option<u64>,
     pub artifact_max_per_job: Option<u32>,
@@ -216,6 +218,7 @@ pub struct FileWorker {
     pub allow_targets: Option<Vec<String>>,
     pub user_agent: Option<String>,
     pub ignore_robots: Option<bool>,
+    pub no_politeness: Option<bool>,
     pub api_key_file: Option<PathBuf>,
 }
 
@@ -411,6 +414,7 @@ impl ServerSettings {
                     .unwrap_or(1_000)
                     .max(10),
             ),
+            domain_limits: crate::politeness_config::resolve(&args.politeness, &file.politeness)?,
             ..ApiConfig::default()
         };
         let defaults = ConnectionLimits::default();
@@ -492,6 +496,7 @@ pub fn worker_settings(args: &WorkerArgs, file: &FileWorker) -> Result<WorkerCon
             .or(file.shutdown_grace_seconds)
             .unwrap_or(30),
     );
+    config.politeness = !(args.no_politeness || file.no_politeness.unwrap_or(false));
     Ok(config)
 }
 

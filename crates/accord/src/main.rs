@@ -27,6 +27,7 @@ mod monitors_cmd;
 mod monitors_io_cmd;
 mod notify_cmd;
 mod notify_config;
+mod politeness_config;
 mod server;
 mod workflow_run_cmd;
 

@@ -30,6 +30,9 @@ pub struct ApiConfig {
     /// How often a live event stream re-reads the event log when no notice
     /// of a change arrives (the backstop for lost notices).
     pub event_poll_interval: std::time::Duration,
+    /// What every domain may receive from the workers (rate, concurrency
+    /// cap, least gap, breaker), enforced through the worker protocol.
+    pub domain_limits: accord_egress::DomainLimits,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +46,7 @@ impl Default for ApiConfig {
             rate_limits: RoleLimits::default(),
             cors_origins: Vec::new(),
             event_poll_interval: crate::routes::DEFAULT_EVENT_POLL,
+            domain_limits: accord_egress::DomainLimits::default(),
         }
     }
 }

@@ -701,6 +701,48 @@ impl AccordClient {
         )
         .await
     }
+
+    /// Asks for a permit to send a job's requests to its hosts.
+    pub async fn egress_acquire(
+        &self,
+        request: &accord_model::EgressAcquireRequest,
+    ) -> Result<accord_model::EgressAcquireResponse, ClientError> {
+        self.post(
+            "internal/v1/worker/egress/acquire",
+            request,
+            Duration::from_secs(15),
+        )
+        .await
+    }
+
+    /// Ends permits, with how their requests went.
+    pub async fn egress_finish(
+        &self,
+        request: &accord_model::EgressFinishRequest,
+    ) -> Result<(), ClientError> {
+        let response = self
+            .request(Method::POST, "internal/v1/worker/egress/finish")
+            .json(request)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(ClientError::transport)?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.map_err(ClientError::transport)?;
+        Err(ClientError::from_body(status, &bytes))
+    }
+
+    /// Puts leased jobs back until their domain may be visited again.
+    pub async fn defer(
+        &self,
+        request: &accord_model::DeferRequest,
+    ) -> Result<ReportResponse, ClientError> {
+        self.post("internal/v1/worker/defer", request, Duration::from_secs(15))
+            .await
+    }
 }
 
 /// `request` with a paged route's `cursor` and `limit`, where given.

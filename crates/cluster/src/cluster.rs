@@ -15,12 +15,14 @@ use crate::events::EventBus;
 use crate::health::RedisStatus;
 use crate::limiter::RateLimiter;
 use crate::link::{Background, Link, RedisHandle};
+use crate::politeness::DomainGate;
 use crate::probe::{probe_loop, probe_once};
 
 /// Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     limiter: RateLimiter,
+    gate: DomainGate,
     events: EventBus,
     redis: Option<RedisHandle>,
 }
@@ -57,6 +59,7 @@ impl Cluster {
         }
         Ok(Cluster {
             limiter: RateLimiter::new(Some(redis.clone())),
+            gate: DomainGate::new(Some(redis.clone())),
             events,
             redis: Some(redis),
         })
@@ -66,6 +69,7 @@ impl Cluster {
     pub fn local() -> Cluster {
         Cluster {
             limiter: RateLimiter::local(),
+            gate: DomainGate::local(),
             events: EventBus::local(),
             redis: None,
         }
@@ -73,6 +77,11 @@ impl Cluster {
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
+    }
+
+    /// Per-domain politeness, shared like the rate limits.
+    pub fn domain_gate(&self) -> &DomainGate {
+        &self.gate
     }
 
     pub fn events(&self) -> &EventBus {

@@ -1,5 +1,6 @@
 //! State shared across control-plane replicas: rate limits
-//! ([`RateLimiter`]) and job-event fan-out ([`EventBus`]), through Redis when
+//! ([`RateLimiter`]), per-domain politeness ([`DomainGate`]) and job-event
+//! fan-out ([`EventBus`]), through Redis when
 //! a URL is configured and in-process otherwise, behind one [`Cluster`]
 //! handle that also reports [`RedisStatus`] for `/ready`.
 //!
@@ -30,6 +31,7 @@ mod health;
 mod limiter;
 mod link;
 mod local;
+mod politeness;
 mod probe;
 mod redis_bucket;
 
@@ -40,3 +42,4 @@ pub use error::ClusterError;
 pub use events::{EventBus, JobNotice};
 pub use health::RedisStatus;
 pub use limiter::RateLimiter;
+pub use politeness::{DomainGate, DomainView};

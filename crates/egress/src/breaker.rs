@@ -14,13 +14,15 @@
 //! domain's policy says).
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 
 /// When a breaker opens and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,
     /// How long it stays open before one probe is let through.
+    #[serde(with = "millis")]
     pub open_for: TimeDelta,
 }
 
@@ -34,7 +36,8 @@ impl Default for BreakerConfig {
 }
 
 /// Where a breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum BreakerState {
     /// Requests flow; `failures` in a row so far.
     Closed { failures: u32 },
@@ -45,7 +48,7 @@ pub enum BreakerState {
 }
 
 /// Permission to send one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
     /// Which opening of the breaker this ticket belongs to.
     generation: u64,
@@ -79,7 +82,7 @@ pub enum Outcome {
 }
 
 /// One domain's breaker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
@@ -165,6 +168,20 @@ impl Breaker {
             generation: self.generation,
             probe,
         }
+    }
+}
+
+/// A [`TimeDelta`] as whole milliseconds, for keeping a breaker in Redis.
+mod millis {
+    use chrono::TimeDelta;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(delta: &TimeDelta, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(delta.num_milliseconds())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TimeDelta, D::Error> {
+        i64::deserialize(deserializer).map(TimeDelta::milliseconds)
     }
 }
 

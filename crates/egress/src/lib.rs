@@ -14,7 +14,9 @@
 //!   [`chromium_args`], the flags that leave the browser no other way out;
 //! - [`robots`]: robots.txt (RFC 9309) as pure cache policy, and
 //!   [`RobotsGate`], which fetches it through the guard and keeps answers;
-//! - [`breaker`]: the per-domain circuit breaker as a pure state machine.
+//! - [`breaker`]: the per-domain circuit breaker as a pure state machine;
+//! - [`politeness`]: one domain's rate, concurrency cap, least gap,
+//!   `Retry-After` pause and breaker, as a pure state machine.
 //!
 //! Deliberately not here: domain policies (they plug into the proxy's
 //! [`ProxyHook`] and the engines), shared rate limits and where breaker and
@@ -28,6 +30,7 @@ mod chromium;
 pub mod guard;
 pub mod host;
 pub mod http_client;
+pub mod politeness;
 pub mod proxy;
 mod resolver;
 pub mod robots;
@@ -39,6 +42,7 @@ pub use chromium::{chromium_args, chromium_command_line};
 pub use guard::{ConnectError, Connected, Guard, GuardConfig, Vetted};
 pub use host::{Authority, HostError, HostName, TargetHost};
 pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
+pub use politeness::{Decision as PoliteDecision, DomainLimits, DomainState, Finish, WaitReason};
 pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};
 pub use robots_gate::{RobotsGate, RobotsGateConfig, RobotsGateError};

@@ -98,6 +98,30 @@ impl EngineError {
         &self.failure
     }
 
+    /// What this failure says about the site, for its politeness state:
+    /// whether it asked us to wait, is in trouble, or simply answered.
+    pub fn site_signal(&self) -> SiteSignal {
+        match &self.failure {
+            StepFailure::ErrorStatus {
+                status: 429 | 503,
+                retry_after: Some(wait),
+                ..
+            } => SiteSignal::RetryAfter(*wait),
+            StepFailure::ErrorStatus { status, .. } if *status == 429 || *status >= 500 => {
+                SiteSignal::Trouble
+            }
+            StepFailure::Timeout { .. } | StepFailure::Network { .. } => SiteSignal::Trouble,
+            // Never sent, stopped, or the browser's own trouble: says nothing.
+            StepFailure::Refused(_)
+            | StepFailure::ProcessingCancelled
+            | StepFailure::NoSteps
+            | StepFailure::Unsupported { .. }
+            | StepFailure::InvalidStep(_)
+            | StepFailure::Browser(_) => SiteSignal::Unknown,
+            _ => SiteSignal::Answered,
+        }
+    }
+
     /// Why the page needs a browser, when an `auto` job's HTTP attempt
     /// found that it does.
     pub fn browser_needed(&self) -> Option<&str> {
@@ -106,6 +130,19 @@ impl EngineError {
             _ => None,
         }
     }
+}
+
+/// What a run showed about the site it visited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteSignal {
+    /// The site answered (the job may still have failed for its own reasons).
+    Answered,
+    /// Network trouble, a timeout, 5xx or 429: counts towards its breaker.
+    Trouble,
+    /// 429 or 503 with `Retry-After`: every request to it waits this long.
+    RetryAfter(Duration),
+    /// Nothing was learned.
+    Unknown,
 }
 
 impl From<EngineError> for JobError {
@@ -144,7 +181,12 @@ pub enum StepFailure {
     /// A status that ends the step: 429 and 5xx (retryable) on any fetch,
     /// other 4xx and unfollowed 3xx (permanent) on a download.
     #[error("{url} answered with status {status}")]
-    ErrorStatus { status: u16, url: String },
+    ErrorStatus {
+        status: u16,
+        url: String,
+        /// The answer's `Retry-After`, when it had one.
+        retry_after: Option<Duration>,
+    },
     #[error("fetching {url} timed out after {after:?}")]
     Timeout { after: Duration, url: String },
     #[error("could not fetch {url}: {detail}")]
@@ -249,6 +291,7 @@ mod tests {
                 StepFailure::ErrorStatus {
                     status: 503,
                     url: "http://x.test/".into(),
+                    retry_after: None,
                 },
             ),
             JobError::new(
@@ -277,6 +320,7 @@ mod tests {
             assert_eq!(failure.kind(), expected, "{failure}");
         };
         let status = |status| StepFailure::ErrorStatus {
+            retry_after: None,
             status,
             url: "http://x.test/".into(),
         };

@@ -135,6 +135,11 @@ impl Fetcher {
             }
             let final_url = response.url().clone();
             let content_type = content_type(response.headers());
+            let response_retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
             let wanting: Vec<usize> = captures
                 .iter()
                 .enumerate()
@@ -160,6 +165,7 @@ impl Fetcher {
                 return Err(StepFailure::ErrorStatus {
                     status: status.as_u16(),
                     url: final_url.to_string(),
+                    retry_after: retry_after(response_retry_after),
                 });
             }
             let body = read_body(response, rules.max_body_bytes).await?;
@@ -308,4 +314,41 @@ fn describe(err: reqwest::Error) -> String {
         cause = current.source();
     }
     text
+}
+
+/// A `Retry-After` value (delta-seconds or an HTTP date) as a wait from
+/// now; `None` when it is absent, malformed or already past.
+pub(crate) fn retry_after(value: Option<String>) -> Option<Duration> {
+    let value = value?;
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    wait.to_std().ok().filter(|wait| !wait.is_zero())
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after(Some("2".into())), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retry_after(Some(" 120 ".into())),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(retry_after(None), None);
+        assert_eq!(retry_after(Some("soon".into())), None);
+        assert_eq!(retry_after(Some("-5".into())), None);
+        assert_eq!(
+            retry_after(Some("Sun, 06 Nov 1994 08:49:37 GMT".into())),
+            None
+        );
+        let later = (chrono::Utc::now() + chrono::TimeDelta::seconds(90)).to_rfc2822();
+        let wait = retry_after(Some(later)).expect("a future date");
+        assert!((85..=90).contains(&wait.as_secs()), "{wait:?}");
+    }
 }

@@ -33,7 +33,7 @@ pub use capture::{
     REDACTED_HEADERS,
 };
 pub use config::EngineConfig;
-pub use error::{EngineBuildError, EngineError, StepFailure};
+pub use error::{EngineBuildError, EngineError, SiteSignal, StepFailure};
 pub use executor::{Artifact, Executor, RunFailure, RunOutput};
 pub use http::HttpEngine;
 pub use process::process_page;

@@ -24,6 +24,7 @@ mod manifest;
 mod monitor;
 mod monitor_history;
 mod notification;
+mod politeness;
 mod protocol;
 mod result;
 mod retry;
@@ -73,6 +74,11 @@ pub use notification::{
     EmailAddress, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun, NotifyEvent,
     PreviousSecret, Subscription, Target, TargetAddress, TargetId, TargetKind, TargetList,
     TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES, SECRET_PREFIX,
+};
+pub use politeness::{
+    DeferItem, DeferRequest, EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem,
+    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, MAX_EGRESS_HOLD_MS,
+    MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

@@ -218,6 +218,36 @@ impl Queue {
         Ok(released)
     }
 
+    /// Puts leased jobs back unrun until their domain may be visited again;
+    /// the attempt is not counted.
+    pub async fn defer(
+        &self,
+        worker: &WorkerId,
+        items: &[accord_model::DeferItem],
+    ) -> Result<ReportResponse, QueueError> {
+        let now = self.now();
+        let leases: Vec<accord_store::DeferLease> = items
+            .iter()
+            .map(|item| accord_store::DeferLease {
+                lease: LeaseRef {
+                    job_id: item.job_id,
+                    attempt: item.attempt,
+                },
+                run_at: now
+                    + chrono::TimeDelta::milliseconds(
+                        i64::try_from(item.delay_ms).unwrap_or(i64::MAX / 2),
+                    ),
+                message: item.reason.clone(),
+            })
+            .collect();
+        let outcomes = self
+            .inner
+            .store
+            .job_defer_if_leased(worker, &leases, now)
+            .await?;
+        Ok(self.settle(outcomes))
+    }
+
     /// Moves `auto` jobs whose HTTP attempt found that the page needs a
     /// browser back to the queue for a browser worker (the attempt is not
     /// counted), remembering the job's domain for `auto_memory`.

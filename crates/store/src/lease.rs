@@ -91,6 +91,14 @@ pub struct HeartbeatOutcome {
 }
 
 /// Leases: how workers take jobs, keep them and give them back.
+/// A lease to put back until `run_at`, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferLease {
+    pub lease: LeaseRef,
+    pub run_at: DateTime<Utc>,
+    pub message: String,
+}
+
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// Leases up to `limit` due jobs to a worker, most urgent first.
@@ -128,6 +136,16 @@ pub trait LeaseStore: Send + Sync {
         &self,
         worker: &WorkerId,
         leases: &[LeaseRef],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError>;
+
+    /// Returns leases unrun until each item's `run_at`, with its message in
+    /// the job's events; the attempt does not count toward `max_attempts`
+    /// (the job's domain asked us to wait, the job did nothing wrong).
+    async fn job_defer_if_leased(
+        &self,
+        worker: &WorkerId,
+        items: &[DeferLease],
         now: DateTime<Utc>,
     ) -> Result<Vec<ReportOutcome>, StoreError>;
 

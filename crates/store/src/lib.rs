@@ -56,8 +56,8 @@ pub use domains::{DomainEngine, DomainStore};
 pub use error::StoreError;
 pub use jobs::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome};
 pub use lease::{
-    ClaimParams, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome,
-    Transition,
+    ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,
+    ReportOutcome, Transition,
 };
 pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
 pub use monitors::{

@@ -21,6 +21,9 @@ pub struct WorkerConfig {
     /// On shutdown, how long running jobs may take to finish before they
     /// are stopped and their leases given back.
     pub shutdown_grace: Duration,
+    /// Ask the control plane for a per-domain permit before each job's
+    /// requests (rate, concurrency cap, least gap, `Retry-After`, breaker).
+    pub politeness: bool,
 }
 
 impl WorkerConfig {
@@ -33,6 +36,7 @@ impl WorkerConfig {
             claim_wait: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
+            politeness: true,
         }
     }
 }

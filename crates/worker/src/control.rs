@@ -6,7 +6,8 @@
 
 use accord_client::{AccordClient, ArtifactUpload, ClientError};
 use accord_model::{
-    ClaimRequest, ClaimResponse, CompleteRequest, EscalateRequest, FailRequest, HeartbeatRequest,
+    ClaimRequest, ClaimResponse, CompleteRequest, DeferRequest, EgressAcquireRequest,
+    EgressAcquireResponse, EgressFinishRequest, EscalateRequest, FailRequest, HeartbeatRequest,
     HeartbeatResponse, ReleaseRequest, ReportResponse, StoredArtifact,
 };
 
@@ -31,6 +32,18 @@ pub trait ControlPlane: Send + Sync + std::fmt::Debug {
 
     /// Moves `auto` jobs to the browser.
     async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError>;
+
+    /// Asks for a permit to send a job's requests to its hosts.
+    async fn egress_acquire(
+        &self,
+        request: &EgressAcquireRequest,
+    ) -> Result<EgressAcquireResponse, ClientError>;
+
+    /// Ends permits, with how their requests went.
+    async fn egress_finish(&self, request: &EgressFinishRequest) -> Result<(), ClientError>;
+
+    /// Puts leased jobs back unrun until their domain may be visited again.
+    async fn defer(&self, request: &DeferRequest) -> Result<ReportResponse, ClientError>;
 
     /// Streams one artifact of a leased job; refused (`stale_lease`) once
     /// the lease is no longer this worker's.
@@ -71,6 +84,21 @@ impl ControlPlane for AccordClient {
 
     async fn escalate(&self, request: &EscalateRequest) -> Result<ReportResponse, ClientError> {
         AccordClient::escalate(self, request).await
+    }
+
+    async fn egress_acquire(
+        &self,
+        request: &EgressAcquireRequest,
+    ) -> Result<EgressAcquireResponse, ClientError> {
+        AccordClient::egress_acquire(self, request).await
+    }
+
+    async fn egress_finish(&self, request: &EgressFinishRequest) -> Result<(), ClientError> {
+        AccordClient::egress_finish(self, request).await
+    }
+
+    async fn defer(&self, request: &DeferRequest) -> Result<ReportResponse, ClientError> {
+        AccordClient::defer(self, request).await
     }
 
     async fn upload_artifact(

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_egress::RobotsGate;
-use accord_engine::{Executor, RunFailure, RunOutput};
+use accord_engine::{Executor, RunFailure, RunOutput, SiteSignal};
 use accord_model::{
-    ClaimedJob, CompleteItem, Engine, ErrorKind, EscalateItem, FailItem, JobError, RunEngine,
+    ClaimedJob, CompleteItem, DeferItem, Engine, ErrorKind, EscalateItem, FailItem, JobError,
+    RunEngine, MAX_EGRESS_HOLD_MS,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::polite::{Admission, Politeness};
 use crate::report::{Outcome, Reporter};
 use crate::robots::robots_refusal;
 use crate::upload::Uploader;
@@ -29,6 +31,9 @@ pub(crate) struct JobTask {
     /// Asked before the job's pages are fetched; `None` when robots.txt is
     /// not obeyed (tests of other things, the operator's choice).
     pub robots: Option<RobotsGate>,
+    /// Per-domain permits from the control plane; `None` when the worker
+    /// runs without them.
+    pub politeness: Option<Politeness>,
 }
 
 /// How a job task ended.
@@ -64,6 +69,17 @@ impl JobTask {
                 return Ended::Reported;
             }
         }
+        let mut permit = None;
+        if let Some(politeness) = &self.politeness {
+            match politeness.admit(&self.job, &self.stop).await {
+                Admission::Run(granted) => permit = granted,
+                Admission::Defer(item) => {
+                    self.reporter.report(Outcome::Defer(item));
+                    return Ended::Reported;
+                }
+                Admission::Stopped => return Ended::Stopped,
+            }
+        }
         // The run is stopped through its own token and then awaited, so the
         // job's slot stays taken until the engine's work has really ended.
         let halt = CancellationToken::new();
@@ -73,6 +89,9 @@ impl JobTask {
             outcome = &mut run => Ok(outcome),
             () = self.stop.cancelled() => {
                 halt_and_wait(&halt, run).await;
+                if let (Some(politeness), Some(permit)) = (&self.politeness, permit) {
+                    politeness.finish(permit, SiteSignal::Unknown);
+                }
                 tracing::info!("job stopped: cancelled, lease lost, or worker shutting down");
                 return Ended::Stopped;
             }
@@ -81,6 +100,14 @@ impl JobTask {
                 Err(())
             }
         };
+        let signal = match &outcome {
+            Ok(Ok(_)) => SiteSignal::Answered,
+            Ok(Err(failure)) => failure.error.site_signal(),
+            Err(()) => SiteSignal::Trouble,
+        };
+        if let (Some(politeness), Some(permit)) = (&self.politeness, permit) {
+            politeness.finish(permit, signal);
+        }
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         // Success or failure, what the run captured goes up before the
         // outcome, so the attempt's manifest lists it (see `upload.rs`).
@@ -131,6 +158,24 @@ impl JobTask {
                     }
                     None => self.report_failure(JobError::from(error)),
                 }
+            }
+            Ok(Err(RunFailure { error, .. }))
+                if self.politeness.is_some() && matches!(signal, SiteSignal::RetryAfter(_)) =>
+            {
+                // The site asked everyone to wait: the domain is paused, and
+                // this job waits too, without using up an attempt.
+                let SiteSignal::RetryAfter(wait) = signal else {
+                    unreachable!("matched above")
+                };
+                let wait = wait.min(Duration::from_millis(MAX_EGRESS_HOLD_MS));
+                tracing::info!(wait_ms = wait.as_millis() as u64, error = %error, "the site asked to wait (Retry-After): deferring the job");
+                let item = DeferItem {
+                    job_id,
+                    attempt,
+                    delay_ms: (wait.as_millis() as u64).max(1),
+                    reason: format!("deferred without using an attempt: {error} (Retry-After)"),
+                };
+                self.reporter.report(Outcome::Defer(item));
             }
             Ok(Err(RunFailure { error, .. })) => {
                 let error = JobError::from(error);

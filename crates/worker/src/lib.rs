@@ -11,7 +11,7 @@
 //!
 //! Modules, each depending only on those listed after it: `run_loop` (the
 //! loop and its state), `job` (one job's run), `robots` (robots.txt
-//! before a job's pages), `upload` (sending a run's
+//! before a job's pages), `polite` (per-domain permits around a job), `upload` (sending a run's
 //! artifacts before its outcome), `report` (the batching reporter), `event`
 //! (the loop's messages), `control` (the boundary).
 
@@ -19,6 +19,7 @@ mod config;
 mod control;
 mod event;
 mod job;
+mod polite;
 mod report;
 mod robots;
 mod run_loop;

@@ -1,6 +1,6 @@
 //! Reporting outcomes in batches: job tasks hand their outcome to one
 //! reporter task, which sends everything that has piled up in one
-//! `complete`, one `fail` and one `escalate` call. While one batch is in flight the next
+//! `complete`, one `fail`, one `escalate` and one `defer` call. While one batch is in flight the next
 //! one gathers, so batches grow with load and cost nothing when idle.
 //! After each batch it tells the run loop, in one message, which jobs are
 //! done: their slots free up together, so the next claim asks for as many
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use accord_client::ClientError;
 use accord_model::{
-    Backoff, CompleteItem, CompleteRequest, EscalateItem, EscalateRequest, FailItem, FailRequest,
-    JobId, ReportResponse, WorkerId,
+    Backoff, CompleteItem, CompleteRequest, DeferItem, DeferRequest, EscalateItem, EscalateRequest,
+    FailItem, FailRequest, JobId, ReportResponse, WorkerId,
 };
 use tokio::sync::mpsc;
 
@@ -35,6 +35,8 @@ pub(crate) enum Outcome {
     Fail(FailItem),
     /// An `auto` job's HTTP attempt found that the page needs a browser.
     Escalate(EscalateItem),
+    /// The job's domain must wait: back to the queue until then.
+    Defer(DeferItem),
 }
 
 impl Outcome {
@@ -43,6 +45,7 @@ impl Outcome {
             Self::Complete(item) => item.job_id,
             Self::Fail(item) => item.job_id,
             Self::Escalate(item) => item.job_id,
+            Self::Defer(item) => item.job_id,
         }
     }
 }
@@ -94,12 +97,14 @@ async fn run(
         let mut completes = Vec::new();
         let mut fails = Vec::new();
         let mut escalations = Vec::new();
+        let mut deferrals = Vec::new();
         let done: Vec<JobId> = batch.iter().map(Outcome::job_id).collect();
         for outcome in batch {
             match outcome {
                 Outcome::Complete(item) => completes.push(item),
                 Outcome::Fail(item) => fails.push(item),
                 Outcome::Escalate(item) => escalations.push(item),
+                Outcome::Defer(item) => deferrals.push(item),
             }
         }
         if !completes.is_empty() {
@@ -122,6 +127,13 @@ async fn run(
                 items: escalations,
             };
             send(|| client.escalate(&request)).await;
+        }
+        if !deferrals.is_empty() {
+            let request = DeferRequest {
+                worker_id: worker_id.clone(),
+                items: deferrals,
+            };
+            send(|| client.defer(&request)).await;
         }
         // The run loop may be gone (shutdown); nothing is left to free then.
         let _ = events.send(Event::Reported(done));

@@ -20,6 +20,7 @@ use crate::config::WorkerConfig;
 use crate::control::ControlPlane;
 use crate::event::Event;
 use crate::job::{Ended, JobTask};
+use crate::polite::Politeness;
 use crate::report::Reporter;
 use crate::upload::Uploader;
 
@@ -417,6 +418,10 @@ impl Worker {
             job,
             stop,
             robots: self.robots.clone(),
+            politeness: self.config.politeness.then(|| Politeness {
+                client: self.client.clone(),
+                worker_id: self.config.worker_id.clone(),
+            }),
         };
         tokio::spawn(async move {
             if task.run().await == Ended::Stopped {

@@ -13,10 +13,11 @@ use std::time::Duration;
 use accord_client::{ArtifactUpload, ClientError};
 use accord_engine::{Artifact, EngineError, Executor, RunFailure, RunOutput};
 use accord_model::{
-    ArtifactName, ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, Engine, ErrorKind,
-    EscalateRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobId, JobResult, JobSpec,
-    LeaseRef, QueueName, ReleaseRequest, ReportResponse, RunEngine, Sha256Digest, Step,
-    StoredArtifact, TargetUrl, WorkerId,
+    ArtifactName, ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, DeferRequest,
+    EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome, EgressWait,
+    EgressWaitReason, Engine, ErrorKind, EscalateRequest, FailRequest, HeartbeatRequest,
+    HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef, QueueName, ReleaseRequest,
+    ReportResponse, RunEngine, Sha256Digest, Step, StoredArtifact, TargetUrl, WorkerId,
 };
 use accord_worker::{ControlPlane, Engines, Worker, WorkerConfig};
 use tokio::sync::watch;
@@ -63,6 +64,14 @@ struct Server {
     uploads: Vec<(JobId, u32, String, Sha256Digest)>,
     /// For each reported job, how many of its artifacts had arrived by then.
     uploaded_before_report: HashMap<JobId, usize>,
+    /// While set, every permit request is answered with this wait.
+    egress_wait: Option<EgressWait>,
+    /// Permit requests: job and hosts.
+    acquired: Vec<(JobId, Vec<String>)>,
+    /// Ended permits: host and outcome.
+    finished: Vec<(String, EgressOutcome)>,
+    /// Deferred jobs and their delays.
+    deferred: Vec<(JobId, u64)>,
 }
 
 impl Server {
@@ -297,6 +306,58 @@ impl ControlPlane for Double {
                     .items
                     .iter()
                     .map(|item| (item.job_id, item.reason.clone())),
+            );
+            Ok(ReportResponse::new(ids, Vec::new()))
+        })
+    }
+
+    async fn egress_acquire(
+        &self,
+        request: &EgressAcquireRequest,
+    ) -> Result<EgressAcquireResponse, ClientError> {
+        self.with(|server| {
+            if server.down {
+                return Err(Self::unreachable());
+            }
+            server
+                .acquired
+                .push((request.job_id, request.hosts.clone()));
+            Ok(match &server.egress_wait {
+                Some(wait) => EgressAcquireResponse {
+                    permit_id: None,
+                    wait: Some(wait.clone()),
+                },
+                None => EgressAcquireResponse {
+                    permit_id: Some(format!("permit-{}", request.job_id)),
+                    wait: None,
+                },
+            })
+        })
+    }
+
+    async fn egress_finish(&self, request: &EgressFinishRequest) -> Result<(), ClientError> {
+        self.with(|server| {
+            server.finished.extend(
+                request
+                    .items
+                    .iter()
+                    .map(|item| (item.host.clone(), item.outcome)),
+            );
+            Ok(())
+        })
+    }
+
+    async fn defer(&self, request: &DeferRequest) -> Result<ReportResponse, ClientError> {
+        self.with(|server| {
+            if server.down || server.reports_down {
+                return Err(Self::unreachable());
+            }
+            let ids: Vec<JobId> = request.items.iter().map(|item| item.job_id).collect();
+            server.deferred.extend(
+                request
+                    .items
+                    .iter()
+                    .map(|item| (item.job_id, item.delay_ms)),
             );
             Ok(ReportResponse::new(ids, Vec::new()))
         })
@@ -950,4 +1011,58 @@ async fn an_auto_job_that_needs_a_browser_is_handed_over_not_failed() {
         );
         assert!(server.completed_jobs().is_empty());
     });
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_job_asks_for_its_domain_and_says_how_the_site_answered() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/ok", Behaviour::Quick)]);
+    let first = job("/ok", 60);
+    double.offer(std::slice::from_ref(&first));
+    let worker = start(&double, &engine, config(2));
+    double
+        .until("the job completed and its permit ended", |s| {
+            s.completed_jobs().len() == 1 && s.finished.len() == 1
+        })
+        .await;
+    worker.stop().await;
+    double.with(|server| {
+        assert_eq!(
+            server.acquired,
+            vec![(first.job_id, vec!["example.com".to_owned()])]
+        );
+        assert_eq!(
+            server.finished,
+            vec![("example.com".to_owned(), EgressOutcome::Success)]
+        );
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_domain_must_wait_long_is_deferred_unrun() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[("/paused", Behaviour::Quick)]);
+    let paused = job("/paused", 60);
+    double.with(|server| {
+        server.egress_wait = Some(EgressWait {
+            host: "example.com".to_owned(),
+            reason: EgressWaitReason::Paused,
+            retry_in_ms: 30_000,
+        });
+    });
+    double.offer(std::slice::from_ref(&paused));
+    let worker = start(&double, &engine, config(2));
+    double
+        .until("the job was deferred", |s| !s.deferred.is_empty())
+        .await;
+    worker.stop().await;
+    double.with(|server| {
+        assert_eq!(server.deferred, vec![(paused.job_id, 30_000)]);
+        assert!(server.completed_jobs().is_empty());
+        assert!(server.failed_jobs().is_empty());
+    });
+    assert!(
+        engine.runs.borrow().started.is_empty(),
+        "a deferred job never reaches the engine"
+    );
 }

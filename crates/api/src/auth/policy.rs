@@ -44,7 +44,9 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         | "list_monitor_deliveries" => Requires(P::JobsRead),
         "ops_status" | "metrics" => Requires(P::InstanceRead),
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
-        | "upload_artifact" => Requires(P::WorkerProtocol),
+        | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {
+            Requires(P::WorkerProtocol)
+        }
         "list_keys" | "create_key" | "revoke_key" => Requires(P::KeysManage),
         "list_audit" => Requires(P::AuditRead),
         "list_workspaces" => Requires(P::WorkspacesRead),

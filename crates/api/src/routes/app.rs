@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    artifacts, audit, jobs, keys, monitor_history, monitors, notifications, ops, stream, worker,
-    workflow_runs, workspaces,
+    artifacts, audit, egress, jobs, keys, monitor_history, monitors, notifications, ops, stream,
+    worker, workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -84,6 +84,9 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(worker::fail))
         .routes(routes!(worker::release))
         .routes(routes!(worker::escalate))
+        .routes(routes!(egress::egress_acquire))
+        .routes(routes!(egress::egress_finish))
+        .routes(routes!(egress::defer))
         .routes(routes!(artifacts::upload_artifact))
 }
 

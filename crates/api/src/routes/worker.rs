@@ -29,7 +29,7 @@ pub(super) fn bound(caller: &Caller, worker_id: &WorkerId) -> Result<WorkerId, A
     })
 }
 
-fn check_batch(len: usize) -> Result<(), ApiError> {
+pub(super) fn check_batch(len: usize) -> Result<(), ApiError> {
     if len > MAX_BATCH {
         return Err(ApiError::Validation(format!(
             "at most {MAX_BATCH} items per call, not {len}"

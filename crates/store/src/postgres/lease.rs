@@ -22,8 +22,8 @@ use super::rows::{column, count, counted, job_id, json, rows_of, state, steps};
 use super::PostgresStore;
 use crate::schema::{lease_expired_error, parse_engine, parse_queue, parse_run_engine, CLAIMABLE};
 use crate::{
-    ClaimParams, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome,
-    StoreError, Transition,
+    ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,
+    ReportOutcome, StoreError, Transition,
 };
 
 /// Columns a transition returns, read by [`transition_from_row`].
@@ -511,6 +511,40 @@ impl LeaseStore for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         let outcomes = report_outcomes(&rows, leases.iter().map(|lease| lease.job_id))?;
+        if !rows.is_empty() {
+            self.announce();
+        }
+        Ok(outcomes)
+    }
+
+    async fn job_defer_if_leased(
+        &self,
+        worker: &WorkerId,
+        items: &[DeferLease],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let sql = Report {
+            extra: &[("run_at", "timestamptz[]"), ("message", "text[]")],
+            set: "state = 'available', attempt_offset = j.attempt_offset + 1, \
+                  run_at = GREATEST(items.run_at, $1)",
+            kind: EventKind::Released,
+            message: "items.message",
+        }
+        .sql();
+        let (ords, ids, attempts) = item_arrays(items.iter().map(|item| item.lease));
+        let run_ats: Vec<DateTime<Utc>> = items.iter().map(|item| item.run_at).collect();
+        let messages: Vec<&str> = items.iter().map(|item| item.message.as_str()).collect();
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(worker.as_str())
+            .bind(ords)
+            .bind(ids)
+            .bind(attempts)
+            .bind(run_ats)
+            .bind(messages)
+            .fetch_all(&self.pool)
+            .await?;
+        let outcomes = report_outcomes(&rows, items.iter().map(|item| item.lease.job_id))?;
         if !rows.is_empty() {
             self.announce();
         }

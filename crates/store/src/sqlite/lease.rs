@@ -23,8 +23,8 @@ use crate::schema::{
     lease_expired_error, parse_engine, parse_queue, parse_run_engine, parse_state, CLAIMABLE,
 };
 use crate::{
-    ClaimParams, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore, ReportOutcome,
-    StoreError, Transition,
+    ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,
+    ReportOutcome, StoreError, Transition,
 };
 
 /// Columns a transition returns, read by [`transition_from_row`].
@@ -443,41 +443,22 @@ impl LeaseStore for SqliteStore {
         leases: &[LeaseRef],
         now: DateTime<Utc>,
     ) -> Result<Vec<ReportOutcome>, StoreError> {
-        let now = ms(now);
-        let mut outcomes = Vec::with_capacity(leases.len());
-        let mut tx = self.writer.begin().await?;
-        for lease in leases {
-            let row = sqlx::query(&format!(
-                "UPDATE jobs SET state = 'available', attempt_offset = attempt_offset + 1, run_at = ?, \
-                 updated_at = ?, lease_expires_at = NULL \
-                 WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ? \
-                 RETURNING {TRANSITION_COLUMNS}"
-            ))
-            .bind(now)
-            .bind(now)
-            .bind(lease.job_id.to_string())
-            .bind(lease.attempt)
-            .bind(worker.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                outcomes.push(ReportOutcome::Stale(lease.job_id));
-                continue;
-            };
-            let transition = transition_from_row(&row, JobState::Running)?;
-            let message = Some("released unrun by the worker");
-            record(
-                &mut tx,
-                &row,
-                &transition,
-                EventKind::Released,
-                (now, Some(worker.as_str()), message),
-            )
-            .await?;
-            outcomes.push(ReportOutcome::Applied(transition));
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        let items = leases
+            .iter()
+            .map(|lease| (*lease, now, "released unrun by the worker"));
+        self.put_back(worker, items, now).await
+    }
+
+    async fn job_defer_if_leased(
+        &self,
+        worker: &WorkerId,
+        items: &[DeferLease],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let items = items
+            .iter()
+            .map(|item| (item.lease, item.run_at, item.message.as_str()));
+        self.put_back(worker, items, now).await
     }
 
     async fn job_escalate_if_leased(
@@ -602,5 +583,51 @@ impl LeaseStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(reaped)
+    }
+}
+
+impl SqliteStore {
+    /// Makes leased jobs available again at their own time without counting
+    /// the attempt: release and defer.
+    async fn put_back(
+        &self,
+        worker: &WorkerId,
+        items: impl Iterator<Item = (LeaseRef, DateTime<Utc>, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReportOutcome>, StoreError> {
+        let now = ms(now);
+        let mut outcomes = Vec::new();
+        let mut tx = self.writer.begin().await?;
+        for (lease, run_at, message) in items {
+            let row = sqlx::query(&format!(
+                "UPDATE jobs SET state = 'available', attempt_offset = attempt_offset + 1, run_at = ?, \
+                 updated_at = ?, lease_expires_at = NULL \
+                 WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ? \
+                 RETURNING {TRANSITION_COLUMNS}"
+            ))
+            .bind(ms(run_at).max(now))
+            .bind(now)
+            .bind(lease.job_id.to_string())
+            .bind(lease.attempt)
+            .bind(worker.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                outcomes.push(ReportOutcome::Stale(lease.job_id));
+                continue;
+            };
+            let transition = transition_from_row(&row, JobState::Running)?;
+            record(
+                &mut tx,
+                &row,
+                &transition,
+                EventKind::Released,
+                (now, Some(worker.as_str()), Some(message)),
+            )
+            .await?;
+            outcomes.push(ReportOutcome::Applied(transition));
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 }

@@ -314,6 +314,51 @@ async fn release_does_not_use_up_an_attempt(store: Arc<dyn Store>) {
     assert_eq!(again[0].attempt, 2);
 }
 
+/// A deferred job waits until its time without using up an attempt, and
+/// its event says why; a stale lease changes nothing.
+async fn defer_waits_without_using_up_an_attempt(store: Arc<dyn Store>) {
+    let id = insert(&*store, r#","max_attempts":1"#, t0()).await;
+    let lease = claim(&*store, "w", 1, at(0)).await;
+    let item = |attempt: u32| accord_store::DeferLease {
+        lease: accord_model::LeaseRef {
+            job_id: id,
+            attempt,
+        },
+        run_at: at(60),
+        message: "example.com asked to wait (Retry-After)".to_owned(),
+    };
+    let stale = store
+        .job_defer_if_leased(&worker("w"), &[item(lease[0].attempt + 1)], at(1))
+        .await
+        .unwrap();
+    assert!(matches!(stale[0], ReportOutcome::Stale(job) if job == id));
+    let outcome = store
+        .job_defer_if_leased(&worker("w"), &[item(lease[0].attempt)], at(1))
+        .await
+        .unwrap();
+    assert!(matches!(&outcome[0], ReportOutcome::Applied(t) if t.to == JobState::Available));
+    assert!(claim(&*store, "w", 1, at(59)).await.is_empty());
+    let job = store
+        .job_get(WorkspaceId::DEFAULT, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.state, job.attempts_left), (JobState::Available, 1));
+    let events = store
+        .job_events(WorkspaceId::DEFAULT, id, None, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::Released);
+    assert_eq!(
+        last.message.as_deref(),
+        Some("example.com asked to wait (Retry-After)")
+    );
+    let again = claim(&*store, "w", 1, at(60)).await;
+    assert_eq!(again[0].attempt, 2);
+}
+
 /// Every event names the state its transition left. A transition made by
 /// one statement must find that state in the same statement; a claim of
 /// several jobs must still answer most urgent first.
@@ -392,5 +437,6 @@ conformance!(
     leases_never_outlive_the_timeout,
     reaper_requeues_expired_leases_as_new_attempts,
     release_does_not_use_up_an_attempt,
+    defer_waits_without_using_up_an_attempt,
     events_name_the_state_each_transition_left,
 );

@@ -1,0 +1,131 @@
+//! The politeness calls of the worker protocol: a worker asks the control
+//! plane before it sends a job's requests to a domain
+//! (`/internal/v1/worker/egress/acquire`), says how they went when the job
+//! is done (`.../egress/finish`), and puts back a job whose domain must
+//! wait (`/internal/v1/worker/defer`) without using up an attempt. The
+//! control plane keeps each domain's rate, concurrency cap, least gap,
+//! `Retry-After` pause and circuit breaker, shared by every replica.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{JobId, WorkerId};
+
+/// Hosts per acquire: a job's navigate and download targets.
+pub const MAX_EGRESS_HOSTS: usize = 16;
+/// Longest a permit may be held (and a job deferred): one hour.
+pub const MAX_EGRESS_HOLD_MS: u64 = 60 * 60 * 1000;
+
+/// Ask to send a leased job's requests to `hosts`: granted for all of them
+/// or for none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressAcquireRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
+    pub worker_id: WorkerId,
+    pub job_id: JobId,
+    /// Host names as in the job's URLs (lowercase, without port).
+    #[schema(min_items = 1, max_items = 16)]
+    pub hosts: Vec<String>,
+    /// How long the permit holds a slot if it is never finished (the
+    /// job's timeout and a margin): 1 s to 1 h.
+    #[schema(minimum = 1000, maximum = 3600000, format = "uint64")]
+    pub hold_ms: u64,
+}
+
+/// Why requests to a domain have to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressWaitReason {
+    /// The site answered 429 or 503 with `Retry-After`.
+    Paused,
+    /// The domain's circuit breaker is open after repeated failures.
+    BreakerOpen,
+    /// As many requests as allowed are in flight.
+    Concurrency,
+    /// The least gap between requests has not passed.
+    Gap,
+    /// The per-minute rate is used up.
+    Rate,
+}
+
+/// The answer: a permit, or how long to wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressAcquireResponse {
+    /// Present when every host was granted; finish it when the job is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit_id: Option<String>,
+    /// Present when some host must wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<EgressWait>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressWait {
+    pub host: String,
+    pub reason: EgressWaitReason,
+    /// Ask again after this long.
+    #[schema(format = "uint64")]
+    pub retry_in_ms: u64,
+}
+
+/// How the requests of a permit to one host went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressOutcome {
+    /// The site answered.
+    Success,
+    /// The site is in trouble: network error, timeout, 5xx.
+    Failure,
+    /// Nothing to learn (never sent, cancelled, failed for the job's own
+    /// reasons).
+    Neutral,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressFinishItem {
+    pub permit_id: String,
+    pub host: String,
+    pub outcome: EgressOutcome,
+    /// The site's `Retry-After` with a 429 or 503: every request to the
+    /// host waits this long (at most an hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint64")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// End permits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressFinishRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
+    pub worker_id: WorkerId,
+    pub items: Vec<EgressFinishItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeferItem {
+    pub job_id: JobId,
+    #[schema(format = "uint32")]
+    pub attempt: u32,
+    /// When the job may run again, from now: 1 ms to 1 h.
+    #[schema(minimum = 1, maximum = 3600000, format = "uint64")]
+    pub delay_ms: u64,
+    /// Why, in a sentence (kept in the job's events).
+    #[schema(max_length = 512)]
+    pub reason: String,
+}
+
+/// Put leased jobs back unrun until a later time, without counting the
+/// attempt: their domain asked us to wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeferRequest {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
+    pub worker_id: WorkerId,
+    pub items: Vec<DeferItem>,
+}
