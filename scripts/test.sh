@@ -38,6 +38,15 @@ export ACCORD_TEST_POSTGRES_URL=${ACCORD_TEST_POSTGRES_URL:-postgres://postgres:
 profile=default
 if is_ci; then
     profile=ci
+    # A CI run builds once from scratch: incremental data (several GiB for
+    # the debug build) would only fill the disk.
+    export CARGO_INCREMENTAL=0
+fi
+# The debug build and its test binaries take about 10 GiB; say so up front
+# rather than failing in the linker with "No space left on device".
+free_kib=$(df -Pk "$ACCORD_ROOT" | awk 'NR == 2 { print $4 }')
+if [ "${free_kib:-0}" -lt $((12 * 1024 * 1024)) ]; then
+    log "warning: only $((free_kib / 1024)) MiB free on $(df -P "$ACCORD_ROOT" | awk 'NR == 2 { print $6 }'); the build needs about 12 GiB"
 fi
 
 log "format: cargo fmt --all -- --check"

@@ -6,9 +6,11 @@
 //! domain's state is one JSON value: read it with the server's clock
 //! (`GET` + `TIME`, so replicas with skewed clocks agree), apply the rule,
 //! write it back with a compare-and-set script (`politeness.lua`), and read
-//! again when another replica got there first. Degraded answers come from
-//! this process's own states, so while Redis is down each replica enforces
-//! the limits on its own.
+//! again when another replica got there first. While Redis is known to be
+//! down, answers come from this process's own states, so each replica then
+//! enforces the limits on its own; a single slow or failed call is answered
+//! "wait a moment", never from the local state, which would ignore the
+//! permits other replicas hold.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -25,6 +27,8 @@ const KEY_TTL_MS: u64 = 2 * 60 * 60 * 1000;
 const MAX_ROUNDS: usize = 16;
 /// How long a caller that lost every round waits before asking again.
 const CONTENDED_WAIT_MS: i64 = 20;
+/// Tries to end a permit on Redis.
+const FINISH_TRIES: usize = 3;
 
 static COMPARE_AND_SET: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("politeness.lua")));
@@ -80,17 +84,17 @@ impl DomainGate {
             state.acquire(limits, id, now.saturating_add(ttl), now)
         };
         if let Some(link) = self.shared_link() {
-            match update(link, domain, limits, &apply).await {
-                Ok(Some(decision)) => return decision,
-                Ok(None) => {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    return PoliteDecision::Wait {
-                        until_ms: now + CONTENDED_WAIT_MS,
-                        reason: WaitReason::Concurrency,
-                    };
-                }
-                Err(_) => {}
-            }
+            return match update(link, domain, limits, &apply).await {
+                Ok(Some(decision)) => decision,
+                // Lost every round to other replicas, or Redis was slow
+                // this once: ask again shortly. Answering from this
+                // process's own state now would ignore every permit the
+                // other replicas hold (only a known outage does that).
+                Ok(None) | Err(_) => PoliteDecision::Wait {
+                    until_ms: chrono::Utc::now().timestamp_millis() + CONTENDED_WAIT_MS,
+                    reason: WaitReason::Concurrency,
+                },
+            };
         }
         self.update_local(domain, limits, apply)
     }
@@ -107,11 +111,16 @@ impl DomainGate {
     ) {
         let apply = |state: &mut DomainState, now: i64| state.finish(id, finish, pause_ms, now);
         if let Some(link) = self.shared_link() {
-            // A finish that loses every round is retried by nobody: the
-            // permit then expires by itself, which is safe (late, not lost).
-            if let Ok(Some(())) = update(link, domain, limits, &apply).await {
-                return;
+            // A permit that is never ended holds its slot until it expires:
+            // worth a few tries. After them it expires by itself (late,
+            // never lost).
+            for _ in 0..FINISH_TRIES {
+                if let Ok(Some(())) = update(link, domain, limits, &apply).await {
+                    return;
+                }
             }
+            tracing::warn!(domain, "could not end a politeness permit in redis; it expires by itself");
+            return;
         }
         self.update_local(domain, limits, apply);
     }

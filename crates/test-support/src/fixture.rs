@@ -61,6 +61,7 @@ pub const HANG_DURATION: Duration = Duration::from_secs(3_600);
 /// | `/user-agent` | the request's `User-Agent` in `<p id="ua">` |
 /// | `/robots.txt` | [`ROBOTS_TXT`]: disallows `/robots-private` |
 /// | `/robots-private/...` | the page (which robots.txt disallows) |
+/// | `/retry-after/{key}/{n}/{s}` | 429 with `Retry-After: s` for the first `n` requests of `key`, then the page |
 /// | `/hostile/...` | costly and endless pages (see the `hostile` module) |
 /// | `/app/...` | pages that need a browser (see the `browser_pages` module) |
 /// | `/api/jobs`, `/jobs`, `/files/...` | a JSON API, a page of records, files (see the `data` module) |
@@ -75,10 +76,21 @@ pub struct FixtureServer {
     _shutdown: watch::Sender<()>,
 }
 
+/// One request as the fixture saw it: its path, when its handling began and
+/// when the answer was ready (on the test process's monotonic clock).
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub path: String,
+    pub started: std::time::Instant,
+    pub ended: std::time::Instant,
+}
+
 #[derive(Debug)]
 struct Shared {
     /// Requests seen per path.
     hits: Mutex<HashMap<String, usize>>,
+    /// Every request, in the order their answers were ready.
+    log: Mutex<Vec<LoggedRequest>>,
     /// Requests seen per `/flaky/{key}` key.
     flaky: Mutex<HashMap<String, u32>>,
     /// Keys of `/hang-once/{key}` that have already hung once.
@@ -97,7 +109,16 @@ impl FixtureServer {
     /// # Panics
     /// If the loopback listener cannot be bound: a test cannot run without it.
     pub async fn start() -> FixtureServer {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        Self::start_on(Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Like [`start`](Self::start), on another loopback address
+    /// (`127.x.y.z`): a host of its own, for tests of per-host behaviour.
+    ///
+    /// # Panics
+    /// If the address cannot be bound.
+    pub async fn start_on(ip: Ipv4Addr) -> FixtureServer {
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind a loopback port for the fixture server");
         let addr = listener
@@ -105,6 +126,7 @@ impl FixtureServer {
             .expect("read the fixture listener's address");
         let state = Arc::new(Shared {
             hits: Mutex::default(),
+            log: Mutex::default(),
             flaky: Mutex::default(),
             hung: Mutex::default(),
         });
@@ -138,6 +160,18 @@ impl FixtureServer {
     pub fn url(&self, path: &str) -> String {
         let slash = if path.starts_with('/') { "" } else { "/" };
         format!("http://{}{slash}{path}", self.addr)
+    }
+
+    /// Every finished request to a path starting with `path_prefix`, in
+    /// the order they began.
+    pub fn requests(&self, path_prefix: &str) -> Vec<LoggedRequest> {
+        let mut requests: Vec<LoggedRequest> = lock(&self.state.log)
+            .iter()
+            .filter(|request| request.path.starts_with(path_prefix))
+            .cloned()
+            .collect();
+        requests.sort_by_key(|request| request.started);
+        requests
     }
 
     /// How many requests have reached a path starting with `path_prefix`.
@@ -174,6 +208,7 @@ fn router(state: AppState) -> Router {
         .route("/user-agent", get(user_agent))
         .route("/robots.txt", get(robots_txt))
         .route("/robots-private/{*rest}", get(page))
+        .route("/retry-after/{key}/{n}/{seconds}", get(retry_after))
         .merge(crate::hostile::routes())
         .merge(crate::browser_pages::routes())
         .merge(crate::data::routes())
@@ -182,16 +217,48 @@ fn router(state: AppState) -> Router {
 }
 
 async fn count_hit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
     {
         let mut hits = lock(&state.shared.hits);
-        match hits.get_mut(request.uri().path()) {
+        match hits.get_mut(&path) {
             Some(count) => *count += 1,
             None => {
-                hits.insert(request.uri().path().to_owned(), 1);
+                hits.insert(path.clone(), 1);
             }
         }
     }
-    next.run(request).await
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    lock(&state.shared.log).push(LoggedRequest {
+        path,
+        started,
+        ended: std::time::Instant::now(),
+    });
+    response
+}
+
+/// 429 with `Retry-After: {seconds}` for the first `n` requests of `key`,
+/// then the page.
+async fn retry_after(
+    State(state): State<AppState>,
+    Path((key, n, seconds)): Path<(String, u32, u32)>,
+) -> Response {
+    let seen = {
+        let mut flaky = lock(&state.shared.flaky);
+        let seen = flaky.entry(format!("retry-after/{key}")).or_insert(0);
+        *seen += 1;
+        *seen
+    };
+    if seen <= n {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            "slow down\n",
+        )
+            .into_response()
+    } else {
+        Html(PAGE_HTML).into_response()
+    }
 }
 
 async fn robots_txt() -> &'static str {
@@ -366,6 +433,7 @@ mod tests {
             addr: "127.0.0.1:8080".parse().unwrap(),
             state: Arc::new(Shared {
                 hits: Mutex::default(),
+                log: Mutex::default(),
                 flaky: Mutex::default(),
                 hung: Mutex::default(),
             }),

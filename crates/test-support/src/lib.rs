@@ -39,8 +39,8 @@ pub use browser_pages::{
 pub use cluster::ThrowawayCluster;
 pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, REPORT_CSV};
 pub use fixture::{
-    FixtureServer, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS, PAGE_TITLE,
-    ROBOTS_TXT, TEXT_BODY,
+    FixtureServer, LoggedRequest, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS,
+    PAGE_TITLE, ROBOTS_TXT, TEXT_BODY,
 };
 pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
 pub use redis::{shared_redis_url, ThrowawayRedis, DEFAULT_REDIS_URL};

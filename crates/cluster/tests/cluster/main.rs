@@ -5,5 +5,6 @@
 
 mod events;
 mod limits;
+mod politeness;
 mod restart;
 mod support;

@@ -1,0 +1,237 @@
+//! Per-domain politeness through the real binary: `Retry-After` pauses one
+//! domain while another keeps being served, a concurrency cap and a least
+//! gap hold across two workers of two replicas on PostgreSQL with Redis,
+//! and a circuit breaker opens, lets one probe through and closes.
+//!
+//! Every figure is read from the fixtures' own request logs. Each fixture
+//! listens on a loopback address of its own (127.0.0.3x), so it is a domain
+//! of its own, reached through an explicit `--allow-target` entry.
+
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use accord_client::AccordClient;
+use accord_model::{JobId, JobState};
+use accord_test_support::{FixtureServer, LoggedRequest};
+
+use common::{eventually, job, serve, up, wait_finished, worker};
+
+async fn submit(client: &AccordClient, url: &str, max_attempts: u32) -> JobId {
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{url}"}}],"max_attempts":{max_attempts},"timeout_seconds":30}}"#
+    ));
+    client.submit_job(&spec, None).await.unwrap().job.id
+}
+
+/// The most requests the fixture was handling at once.
+fn most_at_once(requests: &[LoggedRequest]) -> usize {
+    let mut edges: Vec<(std::time::Instant, i32)> = requests
+        .iter()
+        .flat_map(|r| [(r.started, 1), (r.ended, -1)])
+        .collect();
+    // At equal instants an end comes before a start.
+    edges.sort_by_key(|&(at, delta)| (at, delta));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, delta) in edges {
+        now += delta;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_pauses_one_domain_while_another_is_served() {
+    let paused = FixtureServer::start_on(Ipv4Addr::new(127, 0, 0, 31)).await;
+    let busy = FixtureServer::start_on(Ipv4Addr::new(127, 0, 0, 32)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(
+        dir.path(),
+        &[
+            "--allow-target",
+            "127.0.0.31/32",
+            "--allow-target",
+            "127.0.0.32/32",
+        ],
+    );
+    let client = server.client();
+
+    // The first answer is 429 with `Retry-After: 4`. The job may run once
+    // only: waiting for the site must not use up that attempt.
+    let first = submit(&client, &paused.url("/retry-after/e2e/1/4"), 1).await;
+    eventually(Duration::from_secs(30), "the 429", || async {
+        (paused.hits("/retry-after/") == 1).then_some(())
+    })
+    .await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(submit(&client, &paused.url("/page"), 1).await);
+    }
+    for _ in 0..20 {
+        others.push(submit(&client, &busy.url("/page"), 1).await);
+    }
+    for id in std::iter::once(first).chain(others) {
+        let job = wait_finished(&client, id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+
+    let refused = paused.requests("/retry-after/")[0].clone();
+    let resumed = refused.ended + Duration::from_secs(4);
+    // Nothing reached the paused domain until its Retry-After was over
+    // (the pause is counted from when the worker heard of it, a little
+    // after the fixture's answer: the 100 ms of slack is that gap).
+    let paused_log: Vec<LoggedRequest> = paused
+        .requests("/")
+        .into_iter()
+        .filter(|r| r.path != "/robots.txt" && r.started > refused.started)
+        .collect();
+    assert_eq!(paused_log.len(), 4, "the retried job and three others");
+    for request in &paused_log {
+        assert!(
+            request.started + Duration::from_millis(100) >= resumed,
+            "{} reached the paused domain {:?} before its Retry-After was over",
+            request.path,
+            resumed - request.started
+        );
+    }
+    // Meanwhile the other domain was served.
+    let busy_log = busy.requests("/page");
+    assert_eq!(busy_log.len(), 20);
+    assert!(
+        busy_log.iter().any(|r| r.started < resumed),
+        "the other domain was served while the first one was paused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_and_least_gap_hold_across_workers_and_replicas() {
+    const JOBS: usize = 500;
+    const CAP: usize = 3;
+    const GAP: Duration = Duration::from_millis(60);
+    let database = accord_test_support::TestDatabase::create().await;
+    let fixture = FixtureServer::start_on(Ipv4Addr::new(127, 0, 0, 33)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = database.url();
+    let redis = accord_test_support::shared_redis_url();
+    let gap_ms = GAP.as_millis().to_string();
+    let shared = [
+        "--database-url",
+        url.as_str(),
+        "--redis-url",
+        redis.as_str(),
+        "--allow-target",
+        "127.0.0.33/32",
+        "--domain-max-concurrent",
+        "3",
+        "--domain-min-gap-ms",
+        gap_ms.as_str(),
+    ];
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let replica_a = serve(&a_dir, &shared);
+    let replica_b = serve(&b_dir, &shared);
+    let worker_args = ["--allow-target", "127.0.0.33/32", "--concurrency", "8"];
+    let _worker_a = worker(dir.path(), replica_a.url(), "polite-a", &worker_args);
+    let _worker_b = worker(dir.path(), replica_b.url(), "polite-b", &worker_args);
+
+    let spec = job(&format!(
+        r#"{{"steps":[{{"action":"navigate","url":"{}"}}],"max_attempts":1}}"#,
+        fixture.url("/slow/200")
+    ));
+    let (client_a, client_b) = (replica_a.client(), replica_b.client());
+    let mut ids = Vec::with_capacity(JOBS);
+    for batch in 0..JOBS / 50 {
+        let client = if batch % 2 == 0 { &client_a } else { &client_b };
+        let jobs = client.submit_jobs(vec![spec.clone(); 50]).await.unwrap();
+        ids.extend(jobs.into_iter().map(|job| job.id));
+    }
+    eventually(Duration::from_secs(240), "every job to finish", || async {
+        (fixture.hits("/slow/") >= JOBS).then_some(())
+    })
+    .await;
+    for id in ids {
+        let job = wait_finished(&client_a, id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+
+    let log = fixture.requests("/slow/");
+    assert_eq!(log.len(), JOBS, "each job fetched its page once");
+    let most = most_at_once(&log);
+    assert!(
+        most <= CAP,
+        "{most} requests at once, over the cap of {CAP}"
+    );
+    // Permits are granted at least GAP apart on Redis's clock; a request
+    // reaches the fixture's handler a moment after its permit, and that
+    // moment varies on a busy 2-core machine (up to 12 ms seen here, with
+    // the fixture sharing the test's runtime): the slack.
+    let slack = Duration::from_millis(20);
+    let closest = log
+        .windows(2)
+        .map(|pair| pair[1].started - pair[0].started)
+        .min()
+        .unwrap();
+    assert!(
+        closest + slack >= GAP,
+        "two requests started {closest:?} apart, under the least gap of {GAP:?}"
+    );
+    println!("{JOBS} jobs: at most {most} requests at once (cap {CAP}), closest starts {closest:?} apart (gap {GAP:?})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_opens_probes_once_and_closes() {
+    let fixture = FixtureServer::start_on(Ipv4Addr::new(127, 0, 0, 34)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(
+        dir.path(),
+        &[
+            "--allow-target",
+            "127.0.0.34/32",
+            "--domain-breaker-failures",
+            "3",
+            "--domain-breaker-open-ms",
+            "2000",
+        ],
+    );
+    let client = server.client();
+
+    // Three failures in a row open the breaker.
+    let mut failing = Vec::new();
+    for _ in 0..3 {
+        failing.push(submit(&client, &fixture.url("/status/503"), 1).await);
+    }
+    for id in failing {
+        assert_eq!(wait_finished(&client, id).await.state, JobState::Dead);
+    }
+    // Jobs for the domain now wait; after the breaker's time one probe
+    // goes alone, and when it succeeds the rest follow.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        waiting.push(submit(&client, &fixture.url("/page"), 1).await);
+    }
+    for id in waiting {
+        let job = wait_finished(&client, id).await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+
+    let failures = fixture.requests("/status/503");
+    assert_eq!(failures.len(), 3);
+    let opened = failures.iter().map(|r| r.ended).max().unwrap();
+    let after = fixture.requests("/page");
+    assert_eq!(after.len(), 4);
+    let probe = &after[0];
+    assert!(
+        probe.started >= opened + Duration::from_millis(1_900),
+        "the probe went {:?} after the breaker opened, before its 2 s were up",
+        probe.started - opened
+    );
+    for request in &after[1..] {
+        assert!(
+            request.started >= probe.ended,
+            "a request started while the probe was out"
+        );
+    }
+}
