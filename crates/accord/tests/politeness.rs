@@ -178,7 +178,6 @@ async fn a_concurrency_cap_and_least_gap_hold_across_workers_and_replicas() {
         closest + slack >= GAP,
         "two requests started {closest:?} apart, under the least gap of {GAP:?}"
     );
-    println!("{JOBS} jobs: at most {most} requests at once (cap {CAP}), closest starts {closest:?} apart (gap {GAP:?})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,7 +119,10 @@ impl DomainGate {
                     return;
                 }
             }
-            tracing::warn!(domain, "could not end a politeness permit in redis; it expires by itself");
+            tracing::warn!(
+                domain,
+                "could not end a politeness permit in redis; it expires by itself"
+            );
             return;
         }
         self.update_local(domain, limits, apply);
