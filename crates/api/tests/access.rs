@@ -236,7 +236,7 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" => vec![],
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
-        | "upload_artifact" => {
+        | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {
             vec![Worker]
         }
         "list_keys" | "create_key" | "revoke_key" | "list_audit" | "list_workspaces" => {
@@ -270,7 +270,15 @@ fn body_for(operation: &str) -> Option<Value> {
         "run_workflow" => json!({"url": "https://example.com/", "input": {}}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
-        "complete" | "fail" | "escalate" => json!({"worker_id": "w", "items": []}),
+        "complete" | "fail" | "escalate" | "egress_finish" | "defer" => {
+            json!({"worker_id": "w", "items": []})
+        }
+        "egress_acquire" => json!({
+            "worker_id": "w",
+            "job_id": JobId::new(),
+            "hosts": ["example.com"],
+            "hold_ms": 1000
+        }),
         "create_key" => json!({"name": "made in test", "role": "viewer"}),
         "create_workspace" => {
             json!({"name": format!("ws-{}", WorkspaceId::new().as_uuid().simple())})
@@ -993,4 +1001,140 @@ async fn monitor_routes_round_trip() {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.body["error"]["code"], json!("monitor_not_found"));
+}
+
+/// The politeness calls of the worker protocol: a permit per domain up to
+/// the cap, a wait with its reason beyond it, a `Retry-After` that pauses the
+/// domain, and clear refusals of bad hosts and delays.
+#[tokio::test]
+async fn egress_permits_hold_the_cap_and_pauses() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let worker = h.key(WorkspaceId::DEFAULT, Role::Worker, UNLIMITED).await;
+    let acquire = |host: &str, extra: Value| {
+        let mut body = json!({
+            "worker_id": "w",
+            "job_id": JobId::new(),
+            "hosts": [host],
+            "hold_ms": 60000
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    };
+    let mut permits = Vec::new();
+    for _ in 0..16 {
+        let answer = h
+            .call(
+                "POST",
+                "/internal/v1/worker/egress/acquire",
+                Some(&worker),
+                Some(acquire("cap.example", json!({}))),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        permits.push(answer.body["permit_id"].as_str().unwrap().to_owned());
+    }
+    // The default cap is 16 in flight per domain.
+    let full = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/acquire",
+            Some(&worker),
+            Some(acquire("CAP.example.", json!({}))),
+        )
+        .await;
+    assert_eq!(
+        full.body["wait"]["reason"], "concurrency",
+        "{:?}",
+        full.body
+    );
+    assert_eq!(full.body["wait"]["host"], "cap.example");
+    assert!(full.body.get("permit_id").is_none());
+    // Ending one with a Retry-After frees its slot and pauses the domain.
+    let finish = json!({"worker_id": "w", "items": [{
+        "permit_id": permits[0], "host": "cap.example",
+        "outcome": "neutral", "retry_after_ms": 30000
+    }]});
+    let ended = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/finish",
+            Some(&worker),
+            Some(finish),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT, "{:?}", ended.body);
+    let paused = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/acquire",
+            Some(&worker),
+            Some(acquire("cap.example", json!({}))),
+        )
+        .await;
+    assert_eq!(paused.body["wait"]["reason"], "paused", "{:?}", paused.body);
+    let left = paused.body["wait"]["retry_in_ms"].as_u64().unwrap();
+    assert!((25_000..=30_000).contains(&left), "{left}");
+    // Another domain is not affected.
+    let other = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/acquire",
+            Some(&worker),
+            Some(acquire(
+                "other.example",
+                json!({"crawl_delay_ms": {"other.example": 500}}),
+            )),
+        )
+        .await;
+    assert!(other.body["permit_id"].is_string(), "{:?}", other.body);
+    // A permit of another worker cannot be ended by this one.
+    let foreign = json!({"worker_id": "someone-else", "items": [{
+        "permit_id": permits[1], "host": "cap.example", "outcome": "success"
+    }]});
+    let refused = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/finish",
+            Some(&worker),
+            Some(foreign),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("items[0].permit_id"),
+        "{:?}",
+        refused.body
+    );
+    for (extra, field) in [
+        (json!({"hosts": ["a b"]}), "hosts[0]"),
+        (json!({"hosts": []}), "hosts"),
+        (json!({"hold_ms": 10}), "hold_ms"),
+        (
+            json!({"crawl_delay_ms": {"x.example": 3600000}}),
+            "crawl_delay_ms",
+        ),
+    ] {
+        let answer = h
+            .call(
+                "POST",
+                "/internal/v1/worker/egress/acquire",
+                Some(&worker),
+                Some(acquire("cap.example", extra.clone())),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{extra}");
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field),
+            "{extra}: {:?}",
+            answer.body
+        );
+    }
 }

@@ -77,8 +77,8 @@ pub use notification::{
 };
 pub use politeness::{
     DeferItem, DeferRequest, EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem,
-    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, MAX_EGRESS_HOLD_MS,
-    MAX_EGRESS_HOSTS,
+    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, MAX_CRAWL_DELAY_MS,
+    MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

@@ -6,6 +6,8 @@
 //! control plane keeps each domain's rate, concurrency cap, least gap,
 //! `Retry-After` pause and circuit breaker, shared by every replica.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -31,7 +33,15 @@ pub struct EgressAcquireRequest {
     /// job's timeout and a margin): 1 s to 1 h.
     #[schema(minimum = 1000, maximum = 3600000, format = "uint64")]
     pub hold_ms: u64,
+    /// The `Crawl-delay` of hosts whose robots.txt sets one, in ms (at
+    /// most a minute): the least gap between requests to that host, when
+    /// longer than the configured one. At most 16 hosts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub crawl_delay_ms: BTreeMap<String, u64>,
 }
+
+/// The longest `Crawl-delay` honoured: a minute.
+pub const MAX_CRAWL_DELAY_MS: u64 = 60_000;
 
 /// Why requests to a domain have to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

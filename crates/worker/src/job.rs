@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::polite::{Admission, Politeness};
 use crate::report::{Outcome, Reporter};
-use crate::robots::robots_refusal;
+use crate::robots::robots_answer;
 use crate::upload::Uploader;
 
 /// Everything a job task needs.
@@ -59,19 +59,24 @@ impl JobTask {
             steps = self.job.spec.steps.len(),
             "job started"
         );
+        let mut crawl_delay_ms = Default::default();
         if let Some(gate) = &self.robots {
-            let refusal = tokio::select! {
-                refusal = robots_refusal(gate, &self.job.spec) => refusal,
+            let answer = tokio::select! {
+                answer = robots_answer(gate, &self.job.spec) => answer,
                 () = self.stop.cancelled() => return Ended::Stopped,
             };
-            if let Some(error) = refusal {
+            if let Some(error) = answer.refusal {
                 self.report_failure(error);
                 return Ended::Reported;
             }
+            crawl_delay_ms = answer.crawl_delay_ms;
         }
         let mut permit = None;
         if let Some(politeness) = &self.politeness {
-            match politeness.admit(&self.job, &self.stop).await {
+            match politeness
+                .admit(&self.job, crawl_delay_ms, &self.stop)
+                .await
+            {
                 Admission::Run(granted) => permit = granted,
                 Admission::Defer(item) => {
                     self.reporter.report(Outcome::Defer(item));

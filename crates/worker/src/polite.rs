@@ -10,6 +10,7 @@
 //! job runs (and its report will meet the same trouble); politeness never
 //! loses a job.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,14 @@ pub(crate) enum Admission {
 }
 
 impl Politeness {
-    pub(crate) async fn admit(&self, job: &ClaimedJob, stop: &CancellationToken) -> Admission {
+    /// Asks for the job's permit, honouring each host's robots.txt
+    /// `Crawl-delay` (`crawl_delay_ms`, by host).
+    pub(crate) async fn admit(
+        &self,
+        job: &ClaimedJob,
+        crawl_delay_ms: BTreeMap<String, u64>,
+        stop: &CancellationToken,
+    ) -> Admission {
         let hosts = job_hosts(&job.spec.steps);
         if hosts.is_empty() {
             return Admission::Run(None);
@@ -69,6 +77,7 @@ impl Politeness {
             job_id: job.job_id,
             hosts,
             hold_ms: (hold.as_millis() as u64).clamp(1_000, MAX_EGRESS_HOLD_MS),
+            crawl_delay_ms,
         };
         let started = Instant::now();
         loop {

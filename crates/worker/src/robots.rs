@@ -6,14 +6,27 @@
 //! that cannot be fetched (5xx, 429, no answer) refuses everything until it
 //! can, so that failure is retryable. Deliberately checks the URLs the job
 //! names, not where they redirect or what a browser page loads after them.
+//! A host's `Crawl-delay` goes with the job's politeness permit request, as
+//! the least gap between requests to it.
+
+use std::collections::BTreeMap;
 
 use accord_egress::robots::{Disallowed, RobotsDecision};
 use accord_egress::RobotsGate;
-use accord_model::{ErrorKind, JobError, JobErrorCode, JobSpec, Step};
+use accord_model::{ErrorKind, JobError, JobErrorCode, JobSpec, Step, MAX_CRAWL_DELAY_MS};
 
-/// The failure of the first step whose URL the site's robots.txt refuses,
-/// if one does.
-pub(crate) async fn robots_refusal(gate: &RobotsGate, spec: &JobSpec) -> Option<JobError> {
+/// What the sites' robots.txt files say about a job.
+#[derive(Debug, Default)]
+pub(crate) struct RobotsAnswer {
+    /// The failure of the first step whose URL a robots.txt refuses.
+    pub refusal: Option<JobError>,
+    /// The `Crawl-delay` of each host that sets one, in ms.
+    pub crawl_delay_ms: BTreeMap<String, u64>,
+}
+
+/// Asks robots.txt about every page and file URL of the job.
+pub(crate) async fn robots_answer(gate: &RobotsGate, spec: &JobSpec) -> RobotsAnswer {
+    let mut answer = RobotsAnswer::default();
     for (index, step) in spec.steps.iter().enumerate() {
         let url = match step {
             Step::Navigate { url, .. } => url,
@@ -21,22 +34,38 @@ pub(crate) async fn robots_refusal(gate: &RobotsGate, spec: &JobSpec) -> Option<
             _ => continue,
         };
         let url = url.as_url();
-        if let RobotsDecision::Disallowed(why) = gate.check(url).await {
-            let (kind, reason) = match why {
-                Disallowed::ByRules => (
-                    ErrorKind::Permanent,
-                    "the site's robots.txt disallows it for Accord".to_owned(),
-                ),
-                Disallowed::Unreachable(reason) => (ErrorKind::Retryable, reason),
-            };
-            tracing::info!(step = index, url = %url, reason, "robots.txt refused a page");
-            let message = format!("step {index} (`{}`): {url}: {reason}", step.action());
-            return Some(
-                JobError::new(kind, message)
-                    .at_step(index)
-                    .with_code(JobErrorCode::RobotsDisallowed),
-            );
+        match gate.check(url).await {
+            RobotsDecision::Allowed { min_gap: Some(gap) } => {
+                if let Some(host) = url.host_str() {
+                    let ms = u64::try_from(gap.num_milliseconds()).unwrap_or(0);
+                    let entry = answer
+                        .crawl_delay_ms
+                        .entry(host.to_ascii_lowercase())
+                        .or_insert(0);
+                    *entry = (*entry).max(ms.min(MAX_CRAWL_DELAY_MS));
+                }
+            }
+            RobotsDecision::Allowed { min_gap: None } => {}
+            RobotsDecision::Disallowed(why) => {
+                answer.refusal = Some(refusal(index, step, url, why));
+                return answer;
+            }
         }
     }
-    None
+    answer
+}
+
+fn refusal(index: usize, step: &Step, url: &url::Url, why: Disallowed) -> JobError {
+    let (kind, reason) = match why {
+        Disallowed::ByRules => (
+            ErrorKind::Permanent,
+            "the site's robots.txt disallows it for Accord".to_owned(),
+        ),
+        Disallowed::Unreachable(reason) => (ErrorKind::Retryable, reason),
+    };
+    tracing::info!(step = index, url = %url, reason, "robots.txt refused a page");
+    let message = format!("step {index} (`{}`): {url}: {reason}", step.action());
+    JobError::new(kind, message)
+        .at_step(index)
+        .with_code(JobErrorCode::RobotsDisallowed)
 }

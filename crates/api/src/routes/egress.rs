@@ -8,7 +8,8 @@
 use accord_egress::{Finish, PoliteDecision, WaitReason};
 use accord_model::{
     DeferRequest, EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome,
-    EgressWait, EgressWaitReason, ErrorBody, ReportResponse, MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
+    EgressWait, EgressWaitReason, ErrorBody, ReportResponse, MAX_CRAWL_DELAY_MS,
+    MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,6 +29,8 @@ use crate::{ApiError, ApiState};
     responses(
         (status = 200, body = EgressAcquireResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown field or bad value", body = ErrorBody),
     )
 )]
@@ -57,19 +60,43 @@ pub async fn egress_acquire(
     }
     hosts.sort();
     hosts.dedup();
+    if request.crawl_delay_ms.len() > MAX_EGRESS_HOSTS {
+        return Err(ApiError::Validation(format!(
+            "crawl_delay_ms names at most {MAX_EGRESS_HOSTS} hosts"
+        )));
+    }
+    let mut crawl_delays = std::collections::HashMap::new();
+    for (host, delay) in &request.crawl_delay_ms {
+        let key = domain_key(host).ok_or_else(|| {
+            ApiError::Validation(format!("crawl_delay_ms: {host:?} is not a host name"))
+        })?;
+        if *delay > MAX_CRAWL_DELAY_MS {
+            return Err(ApiError::Validation(format!(
+                "crawl_delay_ms[{host:?}] must be at most {MAX_CRAWL_DELAY_MS}"
+            )));
+        }
+        crawl_delays.insert(key, *delay);
+    }
     let permit_id = format!("{worker}/{}/{}", request.job_id, uuid::Uuid::now_v7());
     let gate = state.cluster.domain_gate();
-    let limits = state.config.domain_limits;
+    let configured = state.config.domain_limits;
+    let limits_for = |host: &str| {
+        let mut limits = configured;
+        if let Some(delay) = crawl_delays.get(host) {
+            limits.min_gap_ms = limits.min_gap_ms.max(*delay);
+        }
+        limits
+    };
     for (granted, host) in hosts.iter().enumerate() {
         let decision = gate
-            .acquire(host, &limits, &permit_id, request.hold_ms)
+            .acquire(host, &limits_for(host), &permit_id, request.hold_ms)
             .await;
         let PoliteDecision::Wait { until_ms, reason } = decision else {
             continue;
         };
         // All or nothing: give back what this call already took.
         for taken in &hosts[..granted] {
-            gate.finish(taken, &limits, &permit_id, Finish::Neutral, None)
+            gate.finish(taken, &limits_for(taken), &permit_id, Finish::Neutral, None)
                 .await;
         }
         let now = chrono::Utc::now().timestamp_millis();
@@ -98,6 +125,8 @@ pub async fn egress_acquire(
     responses(
         (status = 204, description = "Permits ended"),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown field or bad value", body = ErrorBody),
     )
 )]
