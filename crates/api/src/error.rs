@@ -99,6 +99,8 @@ pub enum ApiError {
     #[error("{0}")]
     MonitorNotFound(String),
     #[error("{0}")]
+    DomainNotFound(String),
+    #[error("{0}")]
     RunNotFound(String),
     #[error("{0}")]
     MonitorBusy(String),
@@ -173,6 +175,7 @@ impl ApiError {
             Self::ArtifactNotFound(_) => (S::NOT_FOUND, "artifact_not_found"),
             Self::ManifestNotFound(_) => (S::NOT_FOUND, "manifest_not_found"),
             Self::MonitorNotFound(_) => (S::NOT_FOUND, "monitor_not_found"),
+            Self::DomainNotFound(_) => (S::NOT_FOUND, "domain_not_found"),
             Self::RunNotFound(_) => (S::NOT_FOUND, "run_not_found"),
             Self::MonitorBusy(_) => (S::CONFLICT, "monitor_busy"),
             Self::MonitorChanged(_) => (S::CONFLICT, "monitor_changed"),

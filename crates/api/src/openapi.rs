@@ -26,6 +26,7 @@ use crate::auth::{self, Access};
         (name = "notifications", description = "Notification targets (webhooks, Slack, Discord), and the delivery log"),
         (name = "access", description = "Workspaces, API keys and the audit log"),
         (name = "ops", description = "Health, readiness, statistics and metrics"),
+        (name = "domains", description = "What the workers' requests to each domain did, and its politeness state"),
         (name = "worker", description = "The worker protocol: how workers lease, renew and report jobs"),
     )
 )]

@@ -99,6 +99,24 @@ impl Harness {
         token.reveal()
     }
 
+    /// The body of a call answered as text.
+    async fn call_text(&self, method: &str, uri: &str, key: Option<&str>) -> String {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -233,8 +251,10 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         | "get_notification_target"
         | "list_target_deliveries"
         | "list_monitor_deliveries" => vec![Admin, Operator, Viewer],
-        "ops_status" | "metrics" if default_workspace => vec![Admin, Operator, Viewer],
-        "ops_status" | "metrics" => vec![],
+        "ops_status" | "metrics" | "list_domains" | "get_domain" if default_workspace => {
+            vec![Admin, Operator, Viewer]
+        }
+        "ops_status" | "metrics" | "list_domains" | "get_domain" => vec![],
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
         | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {
             vec![Worker]
@@ -298,6 +318,7 @@ fn fill(path: &str, job: JobId, key: &ApiKeyId) -> String {
         path.replace("{id}", &job.to_string())
             .replace("{job_id}", &job.to_string())
             .replace("{attempt}", "1")
+            .replace("{domain}", "example.com")
             .replace("{name}", "page.html")
             .replace("/workflows/page.html", "/workflows/page_change")
     }
@@ -1065,6 +1086,50 @@ async fn egress_permits_hold_the_cap_and_pauses() {
         )
         .await;
     assert_eq!(ended.status, StatusCode::NO_CONTENT, "{:?}", ended.body);
+    let counted = json!({"worker_id": "w", "items": [{
+        "permit_id": permits[2], "host": "cap.example",
+        "outcome": "success", "status": 200, "latency_ms": 40
+    }, {
+        "permit_id": permits[3], "host": "cap.example",
+        "outcome": "failure"
+    }]});
+    let ended = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/finish",
+            Some(&worker),
+            Some(counted),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT, "{:?}", ended.body);
+    let admin = h.key(WorkspaceId::DEFAULT, Role::Viewer, UNLIMITED).await;
+    let domain = h
+        .call("GET", "/api/v1/domains/CAP.example", Some(&admin), None)
+        .await;
+    assert_eq!(domain.status, StatusCode::OK, "{:?}", domain.body);
+    let hour = &domain.body["last_hour"];
+    assert_eq!(hour["requests"], 2, "{:?}", domain.body);
+    assert_eq!(hour["status_2xx"], 1);
+    assert_eq!(hour["errors"], 1);
+    assert_eq!(hour["waits"], 1, "the one wait for a slot");
+    assert_eq!(hour["latency_p50_ms"], 50);
+    assert_eq!(domain.body["in_flight"], 13);
+    assert_eq!(domain.body["breaker"], "closed");
+    assert_eq!(domain.body["breaker_failures"], 1);
+    assert!(domain.body["paused_until"].is_string(), "{:?}", domain.body);
+    let metrics = h.call_text("GET", "/metrics", Some(&admin)).await;
+    assert!(
+        metrics.contains("accord_domain_requests_last_hour{domain=\"cap.example\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    let list = h.call("GET", "/api/v1/domains", Some(&admin), None).await;
+    assert_eq!(list.body["items"][0]["domain"], "cap.example");
+    let unknown = h
+        .call("GET", "/api/v1/domains/never.example", Some(&admin), None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.code(), "domain_not_found");
     let paused = h
         .call(
             "POST",

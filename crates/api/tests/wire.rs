@@ -60,6 +60,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::ArtifactNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 has no artifact named page.html")),
         ApiError::ManifestNotFound(said("job 0190a0b0-0000-7000-8000-000000000000 has no evidence manifest")),
         ApiError::MonitorNotFound(said("monitor 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::DomainNotFound(said("no worker reached example.com in the last day")),
         ApiError::RunNotFound(said("monitor 0190a0b0-0000-7000-8000-000000000000 has no run 12")),
         ApiError::MonitorBusy(said("monitor 0190a0b0-0000-7000-8000-000000000000 has a run in progress; a monitor never runs twice at once")),
         ApiError::MonitorChanged(said("monitor 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
@@ -123,6 +124,7 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::ArtifactNotFound(_)
         | E::ManifestNotFound(_)
         | E::MonitorNotFound(_)
+        | E::DomainNotFound(_)
         | E::RunNotFound(_)
         | E::MonitorBusy(_)
         | E::MonitorChanged(_)

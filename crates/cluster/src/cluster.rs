@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tracing::info;
 
 use crate::config::ClusterConfig;
+use crate::domain_stats::DomainStats;
 use crate::error::ClusterError;
 use crate::events::EventBus;
 use crate::health::RedisStatus;
@@ -23,6 +24,7 @@ use crate::probe::{probe_loop, probe_once};
 pub struct Cluster {
     limiter: RateLimiter,
     gate: DomainGate,
+    stats: DomainStats,
     events: EventBus,
     redis: Option<RedisHandle>,
 }
@@ -60,6 +62,7 @@ impl Cluster {
         Ok(Cluster {
             limiter: RateLimiter::new(Some(redis.clone())),
             gate: DomainGate::new(Some(redis.clone())),
+            stats: DomainStats::new(Some(redis.clone())),
             events,
             redis: Some(redis),
         })
@@ -70,6 +73,7 @@ impl Cluster {
         Cluster {
             limiter: RateLimiter::local(),
             gate: DomainGate::local(),
+            stats: DomainStats::local(),
             events: EventBus::local(),
             redis: None,
         }
@@ -82,6 +86,11 @@ impl Cluster {
     /// Per-domain politeness, shared like the rate limits.
     pub fn domain_gate(&self) -> &DomainGate {
         &self.gate
+    }
+
+    /// What the workers' requests to each domain did, rolled up.
+    pub fn domain_stats(&self) -> &DomainStats {
+        &self.stats
     }
 
     pub fn events(&self) -> &EventBus {

@@ -25,6 +25,7 @@
 mod bucket;
 mod cluster;
 mod config;
+mod domain_stats;
 mod error;
 mod events;
 mod health;
@@ -38,6 +39,7 @@ mod redis_bucket;
 pub use bucket::{BucketConfig, Decision};
 pub use cluster::Cluster;
 pub use config::{ClusterConfig, DEFAULT_KEY_PREFIX};
+pub use domain_stats::{Counters, DomainStats, Sample, Windows, LATENCY_BOUNDS_MS};
 pub use error::ClusterError;
 pub use events::{EventBus, JobNotice};
 pub use health::RedisStatus;

@@ -98,6 +98,14 @@ impl EngineError {
         &self.failure
     }
 
+    /// The status the site answered with, when the failure is about one.
+    pub fn status(&self) -> Option<u16> {
+        match &self.failure {
+            StepFailure::ErrorStatus { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// What this failure says about the site, for its politeness state:
     /// whether it asked us to wait, is in trouble, or simply answered.
     pub fn site_signal(&self) -> SiteSignal {

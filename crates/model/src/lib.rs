@@ -76,9 +76,10 @@ pub use notification::{
     TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES, SECRET_PREFIX,
 };
 pub use politeness::{
-    DeferItem, DeferRequest, EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem,
-    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, MAX_CRAWL_DELAY_MS,
-    MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
+    BreakerStatus, DeferItem, DeferRequest, DomainList, DomainSummary, DomainWindow,
+    EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem, EgressFinishRequest,
+    EgressOutcome, EgressWait, EgressWaitReason, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS,
+    MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

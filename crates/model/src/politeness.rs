@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -105,6 +106,14 @@ pub struct EgressFinishItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = "uint64")]
     pub retry_after_ms: Option<u64>,
+    /// The status of the host's last answer, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 100, maximum = 599)]
+    pub status: Option<u16>,
+    /// How long the job's requests took, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint64")]
+    pub latency_ms: Option<u64>,
 }
 
 /// End permits.
@@ -138,4 +147,65 @@ pub struct DeferRequest {
     #[schema(value_type = String, pattern = "^[A-Za-z0-9._:-]{1,111}$")]
     pub worker_id: WorkerId,
     pub items: Vec<DeferItem>,
+}
+
+/// What requests to one domain did over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainWindow {
+    /// Requests sent (answered or not).
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    /// Requests without an answer (network error, timeout).
+    pub errors: u64,
+    /// Times a job had to wait for a permit (rate, gap, cap, pause, breaker).
+    pub waits: u64,
+    /// Latency quantiles, as the upper bound of a histogram bucket (50, 100,
+    /// 250, 500, 1000, 2500, 5000, 10000, 30000 ms; absent without answers,
+    /// `null` above 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95_ms: Option<u64>,
+}
+
+/// A domain's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerStatus {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// One domain as the workers see it: traffic over the last hour and day,
+/// and its politeness state right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSummary {
+    pub domain: String,
+    pub last_seen: DateTime<Utc>,
+    pub last_hour: DomainWindow,
+    pub last_day: DomainWindow,
+    pub breaker: BreakerStatus,
+    /// Failures in a row counted by a closed breaker.
+    pub breaker_failures: u32,
+    /// Until when an open breaker holds requests back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_open_until: Option<DateTime<Utc>>,
+    /// Until when a `Retry-After` pauses the domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Requests in flight now.
+    pub in_flight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainList {
+    /// Most recently seen first; domains seen in the last day, at most 100.
+    pub items: Vec<DomainSummary>,
 }

@@ -95,7 +95,7 @@ impl JobTask {
             () = self.stop.cancelled() => {
                 halt_and_wait(&halt, run).await;
                 if let (Some(politeness), Some(permit)) = (&self.politeness, permit) {
-                    politeness.finish(permit, SiteSignal::Unknown);
+                    politeness.finish(permit, SiteSignal::Unknown, None, None);
                 }
                 tracing::info!("job stopped: cancelled, lease lost, or worker shutting down");
                 return Ended::Stopped;
@@ -105,13 +105,17 @@ impl JobTask {
                 Err(())
             }
         };
-        let signal = match &outcome {
-            Ok(Ok(_)) => SiteSignal::Answered,
-            Ok(Err(failure)) => failure.error.site_signal(),
-            Err(()) => SiteSignal::Trouble,
+        let (signal, status, latency_ms) = match &outcome {
+            Ok(Ok(output)) => (
+                SiteSignal::Answered,
+                Some(output.result.status).filter(|status| *status >= 100),
+                Some(output.result.timings.total_ms),
+            ),
+            Ok(Err(failure)) => (failure.error.site_signal(), failure.error.status(), None),
+            Err(()) => (SiteSignal::Trouble, None, None),
         };
         if let (Some(politeness), Some(permit)) = (&self.politeness, permit) {
-            politeness.finish(permit, signal);
+            politeness.finish(permit, signal, status, latency_ms);
         }
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         // Success or failure, what the run captured goes up before the

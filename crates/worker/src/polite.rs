@@ -130,7 +130,15 @@ impl Politeness {
 
     /// Ends `permit` with what the run showed about the site. Sent in the
     /// background: nobody waits for it, and a lost one expires by itself.
-    pub(crate) fn finish(&self, permit: Permit, signal: SiteSignal) {
+    /// `status` and `latency_ms` (when the site answered) feed the
+    /// domain's counters.
+    pub(crate) fn finish(
+        &self,
+        permit: Permit,
+        signal: SiteSignal,
+        status: Option<u16>,
+        latency_ms: Option<u64>,
+    ) {
         let (outcome, retry_after_ms) = match signal {
             SiteSignal::Answered => (EgressOutcome::Success, None),
             SiteSignal::Trouble => (EgressOutcome::Failure, None),
@@ -147,6 +155,8 @@ impl Politeness {
                     host,
                     outcome,
                     retry_after_ms,
+                    status,
+                    latency_ms,
                 })
                 .collect(),
         };

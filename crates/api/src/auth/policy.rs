@@ -42,7 +42,7 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         | "get_notification_target"
         | "list_target_deliveries"
         | "list_monitor_deliveries" => Requires(P::JobsRead),
-        "ops_status" | "metrics" => Requires(P::InstanceRead),
+        "ops_status" | "metrics" | "list_domains" | "get_domain" => Requires(P::InstanceRead),
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
         | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {
             Requires(P::WorkerProtocol)

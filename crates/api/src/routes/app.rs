@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    artifacts, audit, egress, jobs, keys, monitor_history, monitors, notifications, ops, stream,
-    worker, workflow_runs, workspaces,
+    artifacts, audit, domains, egress, jobs, keys, monitor_history, monitors, notifications, ops,
+    stream, worker, workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -67,6 +67,8 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(monitor_history::monitor_diff))
         .routes(routes!(monitor_history::monitor_items))
         .routes(routes!(ops::queue_stats))
+        .routes(routes!(domains::list_domains))
+        .routes(routes!(domains::get_domain))
         .routes(routes!(ops::ops_status))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))

@@ -5,6 +5,7 @@
 //! (Redis when configured), so every worker of every replica sees the same
 //! limits, pauses and breakers.
 
+use accord_cluster::Sample;
 use accord_egress::{Finish, PoliteDecision, WaitReason};
 use accord_model::{
     DeferRequest, EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome,
@@ -94,6 +95,11 @@ pub async fn egress_acquire(
         let PoliteDecision::Wait { until_ms, reason } = decision else {
             continue;
         };
+        state
+            .cluster
+            .domain_stats()
+            .record(host, Sample::Wait)
+            .await;
         // All or nothing: give back what this call already took.
         for taken in &hosts[..granted] {
             gate.finish(taken, &limits_for(taken), &permit_id, Finish::Neutral, None)
@@ -142,6 +148,14 @@ pub async fn egress_finish(
         let host = domain_key(&item.host).ok_or_else(|| {
             ApiError::Validation(format!("items[{index}].host must be a host name"))
         })?;
+        if item
+            .status
+            .is_some_and(|status| !(100..=599).contains(&status))
+        {
+            return Err(ApiError::Validation(format!(
+                "items[{index}].status must be between 100 and 599"
+            )));
+        }
         // A permit names the worker that took it: nobody ends another's.
         if !item.permit_id.starts_with(&format!("{worker}/")) || item.permit_id.len() > 256 {
             return Err(ApiError::Validation(format!(
@@ -163,6 +177,17 @@ pub async fn egress_finish(
         }
         gate.finish(&host, &limits, &item.permit_id, finish, item.retry_after_ms)
             .await;
+        let sample = match (item.status, item.outcome) {
+            (Some(status), _) => Some(Sample::Status {
+                status,
+                latency_ms: item.latency_ms.unwrap_or(0),
+            }),
+            (None, EgressOutcome::Failure) => Some(Sample::Error),
+            (None, _) => None,
+        };
+        if let Some(sample) = sample {
+            state.cluster.domain_stats().record(&host, sample).await;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -211,7 +236,7 @@ pub async fn defer(
 
 /// The key politeness is kept under: the host lowercased, as a URL would
 /// hold it (names, IPv4, bracketed IPv6), or `None` when it is not one.
-fn domain_key(host: &str) -> Option<String> {
+pub(super) fn domain_key(host: &str) -> Option<String> {
     if host.is_empty() || host.len() > 255 {
         return None;
     }

@@ -3,6 +3,7 @@
 mod app;
 mod artifacts;
 mod audit;
+mod domains;
 mod egress;
 mod items_csv;
 mod jobs;

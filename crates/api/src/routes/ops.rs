@@ -125,7 +125,13 @@ pub async fn ready(State(state): State<ApiState>) -> (StatusCode, Json<HealthVie
     responses((status = 200, content_type = "application/openmetrics-text", body = String), (status = 503, body = ErrorBody))
 )]
 pub async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let text = state.queue.render_metrics().await?;
+    let mut text = state.queue.render_metrics().await?;
+    let domains = super::domains::metrics_text(&state).await;
+    // The domains' gauges go before the exposition's closing `# EOF`.
+    match text.rfind("# EOF") {
+        Some(at) => text.insert_str(at, &domains),
+        None => text.push_str(&domains),
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
