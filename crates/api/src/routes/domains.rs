@@ -111,6 +111,9 @@ fn millis(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// A gauge of `/metrics`: name, help, and its value for a domain.
+type Gauge = (&'static str, &'static str, fn(&DomainSummary) -> Option<u64>);
+
 /// The domains' figures over the last hour as OpenMetrics gauges, for
 /// `/metrics` (the 100 most recently seen domains; names are host names,
 /// which need no escaping).
@@ -121,7 +124,7 @@ pub(super) async fn metrics_text(state: &ApiState) -> String {
         let view = state.cluster.domain_gate().view(&domain).await;
         rows.push(summary(domain, &windows, view.as_ref()));
     }
-    let gauges: [(&str, &str, fn(&DomainSummary) -> Option<u64>); 7] = [
+    let gauges: [Gauge; 7] = [
         (
             "accord_domain_requests_last_hour",
             "Requests sent to the domain in the last hour",
