@@ -51,6 +51,9 @@ pub(crate) enum Outcome {
     Checked,
     /// A `download` step by selector: the link to fetch.
     Follow(TargetUrl),
+    /// A `follow` step: the page to go to, or `None` when an optional
+    /// link is missing (the job ends there).
+    Go(Option<TargetUrl>),
     /// A step with nothing to do on the parsed page (`capture_network`, a
     /// `download` by URL, `save_html`): the engine does it.
     Later,
@@ -121,6 +124,13 @@ impl<'p> Document<'p> {
                 }
                 Ok(DownloadSource::Url(_)) => Ok(Outcome::Later),
                 Err(err) => Err(StepFailure::InvalidStep(err.to_string())),
+            },
+            Step::Follow { selector, optional } => match self.link(selector, budget) {
+                Ok(url) => Ok(Outcome::Go(Some(url))),
+                Err(StepFailure::NoElement { .. } | StepFailure::NoLink { .. }) if *optional => {
+                    Ok(Outcome::Go(None))
+                }
+                Err(failure) => Err(failure),
             },
             Step::Navigate { .. } | Step::CaptureNetwork { .. } | Step::SaveHtml { .. } => {
                 Ok(Outcome::Later)

@@ -176,10 +176,17 @@ impl HttpEngine {
             };
             return Err(EngineError::at(index, step, failure));
         };
+        // A batch ends before the next `navigate`, or just after a
+        // `follow`: the steps after either work on another page.
         let end = steps[index..]
             .iter()
-            .position(|step| matches!(step, Step::Navigate { .. }))
-            .map_or(steps.len(), |offset| index + offset);
+            .enumerate()
+            .find_map(|(offset, step)| match step {
+                Step::Navigate { .. } if offset > 0 => Some(index + offset),
+                Step::Follow { .. } => Some(index + offset + 1),
+                _ => None,
+            })
+            .unwrap_or(steps.len());
         let batch = PageBatch {
             page: page.data.clone(),
             steps: steps.clone(),
@@ -206,6 +213,20 @@ impl HttpEngine {
                         .download(at, step, &url, run, stop)
                         .await
                         .map_err(fail)?
+                }
+                Outcome::Go(Some(url)) => {
+                    run.timings.process_ms += ms;
+                    self.navigate(at, &url, false, run, stop)
+                        .await
+                        .map_err(fail)?;
+                    // `navigate` timed its load as a step of its own: this one.
+                    ms + run.timings.steps_ms.pop().unwrap_or(0)
+                }
+                Outcome::Go(None) => {
+                    // An optional link was missing: the job ends here.
+                    run.timings.process_ms += ms;
+                    run.timings.steps_ms.push(ms);
+                    return Ok(steps.len());
                 }
                 Outcome::Later => match step {
                     Step::Download { url: Some(url), .. } => self

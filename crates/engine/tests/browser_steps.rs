@@ -530,3 +530,30 @@ async fn network_captures_record_matching_requests_without_credentials() {
     assert_eq!(exchanges[0]["body"]["truncated"], true);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reads_every_page_and_an_optional_link_ends_the_job() {
+    let server = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(1, dir.path()).await;
+    let mut steps = vec![json!({"action": "navigate", "url": server.url("/paged/1")})];
+    for page in 1..=5 {
+        if page > 1 {
+            steps.push(json!({"action": "follow", "selector": "a[rel=next]", "optional": true}));
+        }
+        steps.push(json!({"action": "extract", "fields": {
+            format!("p{page}"): {"selector": "li.job .title", "all": true}
+        }}));
+    }
+    let output = run_ok(&engine, serde_json::Value::Array(steps)).await;
+    let result = &output.result;
+    assert_eq!(result.extracted.len(), 3, "{:?}", result.extracted);
+    for page in 1..=accord_test_support::PAGED_PAGES {
+        assert_eq!(
+            result.extracted[&format!("p{page}")],
+            ExtractedValue::List(vec![format!("job-{page}-1"), format!("job-{page}-2")])
+        );
+    }
+    assert_eq!(result.final_url, server.url("/paged/3"));
+    engine.shutdown().await;
+}

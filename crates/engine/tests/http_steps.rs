@@ -499,3 +499,43 @@ async fn steps_that_need_a_browser_are_refused() {
         );
     }
 }
+
+/// The steps of a paginated read: each page's titles under `p{n}`, then an
+/// optional `follow` of the next-page link, up to `pages` pages.
+fn paged_steps(first: &str, pages: u32) -> String {
+    let mut steps = vec![json!({"action": "navigate", "url": first})];
+    for page in 1..=pages {
+        if page > 1 {
+            steps.push(json!({"action": "follow", "selector": "a[rel=next]", "optional": true}));
+        }
+        steps.push(json!({"action": "extract", "fields": {
+            format!("p{page}"): {"selector": "li.job .title", "all": true}
+        }}));
+    }
+    serde_json::Value::Array(steps).to_string()
+}
+
+#[tokio::test]
+async fn follow_reads_every_page_and_an_optional_link_ends_the_job() {
+    let server = FixtureServer::start().await;
+    // Five pages asked for, three served: the job ends at the third.
+    let output = ok(&server, &paged_steps(&server.url("/paged/1"), 5)).await;
+    let result = &output.result;
+    let titles =
+        |page: u32| ExtractedValue::List(vec![format!("job-{page}-1"), format!("job-{page}-2")]);
+    assert_eq!(result.extracted.len(), 3, "{:?}", result.extracted);
+    for page in 1..=accord_test_support::PAGED_PAGES {
+        assert_eq!(result.extracted[&format!("p{page}")], titles(page));
+    }
+    assert_eq!(result.final_url, server.url("/paged/3"));
+    assert_eq!(server.hits("/paged/"), 3);
+    // Without `optional`, a missing link fails the step.
+    let strict = r#"[{"action": "navigate", "url": "{base}/paged/3"},
+        {"action": "follow", "selector": "a[rel=next]"}]"#;
+    check_failure(
+        run(&server, strict).await,
+        ErrorKind::Permanent,
+        1,
+        "no element matches `a[rel=next]`",
+    );
+}

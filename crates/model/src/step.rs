@@ -88,6 +88,17 @@ pub enum Step {
     },
     /// Click the first element matching the selector. Browser only.
     Click { selector: CssSelector },
+    /// Go to the address the first element matching `selector` links to
+    /// (its `href`, else its `src`, resolved against the page), like a
+    /// `navigate` to it: the steps after it work on that page. Both
+    /// engines. With `optional`, a page without such an element (or whose
+    /// element links nowhere) ends the job there, successfully, skipping
+    /// the remaining steps: how a "next page" link ends pagination.
+    Follow {
+        selector: CssSelector,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        optional: bool,
+    },
     /// Type a value into a form field, replacing its content. Browser only.
     Fill {
         selector: CssSelector,
@@ -352,6 +363,7 @@ impl Step {
             Self::Navigate { .. } => "navigate",
             Self::WaitFor { .. } => "wait_for",
             Self::Click { .. } => "click",
+            Self::Follow { .. } => "follow",
             Self::Fill { .. } => "fill",
             Self::Select { .. } => "select",
             Self::Check { .. } => "check",
@@ -377,9 +389,10 @@ impl Step {
             | Self::CaptureNetwork { .. }
             | Self::Download { url: Some(_), .. } => Capability::Fetch,
             // Without a browser, a download by selector follows the link.
-            Self::Extract { .. } | Self::SaveHtml { .. } | Self::Download { .. } => {
-                Capability::ReadPage
-            }
+            Self::Extract { .. }
+            | Self::SaveHtml { .. }
+            | Self::Download { .. }
+            | Self::Follow { .. } => Capability::ReadPage,
             Self::Assert {
                 no_console_errors, ..
             } => {
@@ -567,6 +580,7 @@ impl Step {
             Self::Navigate { .. }
             | Self::WaitFor { text: None, .. }
             | Self::Click { .. }
+            | Self::Follow { .. }
             | Self::Check { .. }
             | Self::Uncheck { .. }
             | Self::Press { .. }
@@ -703,6 +717,7 @@ impl Step {
             }
             Self::Navigate { .. }
             | Self::Click { .. }
+            | Self::Follow { .. }
             | Self::Fill { .. }
             | Self::Select { .. }
             | Self::Check { .. }

@@ -7,6 +7,7 @@
 //! | `/jobs` | [`JOBS_HTML`]: the same postings as `li.job` records, with a download link |
 //! | `/files/report.csv` | [`REPORT_CSV`] as `text/csv` |
 //! | `/files/blob/{kib}` | `kib` KiB of bytes `0..=255` repeated, as `application/octet-stream` |
+//! | `/paged/{n}` | page `n` of [`PAGED_PAGES`] pages of two `li.job` records each, with `a[rel=next]` to the next page (relative) except on the last |
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -50,6 +51,25 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/jobs", get(jobs_html))
         .route("/files/report.csv", get(report))
         .route("/files/blob/{kib}", get(blob))
+        .route("/paged/{n}", get(paged))
+}
+
+/// How many pages `/paged/{n}` has.
+pub const PAGED_PAGES: u32 = 3;
+
+/// Page `n` of a paginated list: records `job-{n}-1` and `job-{n}-2`.
+async fn paged(axum::extract::Path(n): axum::extract::Path<u32>) -> Html<String> {
+    let next = if n < PAGED_PAGES {
+        format!("<a rel=\"next\" href=\"{}\">Next</a>", n + 1)
+    } else {
+        String::new()
+    };
+    Html(format!(
+        "<html><body><ul>\
+         <li class=\"job\"><span class=\"title\">job-{n}-1</span></li>\
+         <li class=\"job\"><span class=\"title\">job-{n}-2</span></li>\
+         </ul>{next}</body></html>"
+    ))
 }
 
 /// Largest blob served, so a typo cannot exhaust the test's memory.

@@ -37,7 +37,7 @@ pub use browser_pages::{
     APP_SESSION_COOKIE, APP_TALL_HEIGHT, APP_USER,
 };
 pub use cluster::ThrowawayCluster;
-pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, REPORT_CSV};
+pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, PAGED_PAGES, REPORT_CSV};
 pub use fixture::{
     FixtureServer, LoggedRequest, HANG_DURATION, PAGE_H1, PAGE_HTML, PAGE_INTRO, PAGE_LINKS,
     PAGE_TITLE, ROBOTS_TXT, TEXT_BODY,

@@ -10,11 +10,11 @@
 //!   rules itself, so changing them never changes the job. A `screenshot`
 //!   named [`SCREENSHOT_ARTIFACT`] when a visual rule is set (browser or
 //!   auto engine only).
-//! - `extract_items`: `navigate`, then `extract` of the records.
-//!   Limit: only the first page is read. No step follows a link whose
-//!   address is known only after loading the page on the HTTP engine, so
-//!   `pagination` is accepted and stored but not followed yet; the
-//!   outcome's items are the first page's.
+//! - `extract_items`: `navigate`, then `extract` of the records; with
+//!   `pagination`, for each further page up to `max_pages` an optional
+//!   `follow` of the next-page link (the job ends where there is none) and
+//!   an `extract` of that page's records. The outcome's items are every
+//!   page's, in page order.
 //! - `smoke_check`: `navigate` keeping error statuses (a 500 is a verdict,
 //!   not a retry), then `extract` of the visible text and of each required
 //!   selector. No `assert` step: an assertion would fail the job, and the
@@ -46,6 +46,12 @@ pub const SCREENSHOT_ARTIFACT: &str = "monitor-screenshot.png";
 const PAGE_FIELD: &str = "page";
 /// The extracted field holding the records (`extract_items`).
 const ITEMS_FIELD: &str = "items";
+/// The field holding the records of page `page` (2 and on) of
+/// `extract_items`; the first page's are under [`ITEMS_FIELD`].
+fn page_field(page: u32) -> String {
+    format!("{ITEMS_FIELD}_page_{page}")
+}
+
 /// Prefix of the fields holding each required selector's matches.
 const SELECTOR_FIELD_PREFIX: &str = "required_";
 
@@ -142,10 +148,22 @@ pub fn expand(input: &WorkflowInput, target: &JobTarget<'_>) -> Result<JobSpec, 
                 }),
                 ..FieldSpec::default()
             };
-            vec![
+            let mut steps = vec![
                 navigate(target.url, false),
-                extract(BTreeMap::from([(ITEMS_FIELD.to_owned(), items)])),
-            ]
+                extract(BTreeMap::from([(ITEMS_FIELD.to_owned(), items.clone())])),
+            ];
+            // Each further page: follow the "next" link (the job ends when
+            // there is none), then read its records under a field of its own.
+            if let Some(pagination) = &input.pagination {
+                for page in 2..=pagination.max_pages {
+                    steps.push(Step::Follow {
+                        selector: pagination.next_selector.clone(),
+                        optional: true,
+                    });
+                    steps.push(extract(BTreeMap::from([(page_field(page), items.clone())])));
+                }
+            }
+            steps
         }
         WorkflowInput::SmokeCheck(input) => {
             let mut fields =
@@ -211,19 +229,20 @@ pub fn capture_from_result(
                 screenshot_png,
             })
         }
-        WorkflowInput::ExtractItems(_) => {
-            let records = match field(ITEMS_FIELD) {
-                Some(ExtractedValue::Records(records)) => records
-                    .iter()
-                    .map(|record| {
+        WorkflowInput::ExtractItems(input) => {
+            let pages = input.pagination.as_ref().map_or(1, |p| p.max_pages);
+            let names = std::iter::once(ITEMS_FIELD.to_owned()).chain((2..=pages).map(page_field));
+            let mut records = Vec::new();
+            for name in names {
+                if let Some(ExtractedValue::Records(page)) = field(&name) {
+                    records.extend(page.iter().map(|record| {
                         record
                             .iter()
                             .map(|(name, value)| (name.clone(), text_of(value)))
                             .collect::<Record>()
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+                    }));
+                }
+            }
             Capture::ExtractItems(records)
         }
         WorkflowInput::SmokeCheck(input) => {

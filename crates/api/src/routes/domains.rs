@@ -112,7 +112,11 @@ fn millis(ms: i64) -> Option<DateTime<Utc>> {
 }
 
 /// A gauge of `/metrics`: name, help, and its value for a domain.
-type Gauge = (&'static str, &'static str, fn(&DomainSummary) -> Option<u64>);
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&DomainSummary) -> Option<u64>,
+);
 
 /// The domains' figures over the last hour as OpenMetrics gauges, for
 /// `/metrics` (the 100 most recently seen domains; names are host names,

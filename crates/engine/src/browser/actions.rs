@@ -269,6 +269,53 @@ pub(super) async fn click(
     .await
 }
 
+/// What `page.js` answers to `link`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkAnswer {
+    #[serde(default)]
+    bad_selector: bool,
+    #[serde(default)]
+    missing: bool,
+    #[serde(default)]
+    problem: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// `follow`: the address the first element matching `selector` links to,
+/// or `None` when no element matches (now: a `follow` does not wait for
+/// one, like the HTTP engine).
+pub(super) async fn link(
+    session: &PageSession,
+    selector: &CssSelector,
+    interrupts: &Interrupts,
+) -> Result<Option<String>, BrowserFailure> {
+    let answer: LinkAnswer = session
+        .call(
+            "link",
+            json!({ "selector": selector.as_str() }),
+            "read the link to follow",
+            interrupts,
+        )
+        .await?;
+    if answer.bad_selector {
+        return Err(BrowserFailure::BadSelector {
+            selector: selector.to_string(),
+        });
+    }
+    if let Some(problem) = answer.problem {
+        return Err(BrowserFailure::Element {
+            selector: selector.to_string(),
+            problem,
+        });
+    }
+    if answer.missing {
+        return Ok(None);
+    }
+    Ok(answer.url)
+}
+
 /// `hover`.
 pub(super) async fn hover(
     session: &PageSession,

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use accord_model::{
-    ArtifactName, DownloadSource, ExtractedValue, JobResult, JobSpec, RunEngine, Step, Timings,
-    WaitUntil,
+    ArtifactName, DownloadSource, ExtractedValue, JobResult, JobSpec, RunEngine, Step, TargetUrl,
+    Timings, WaitUntil,
 };
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::target::{
@@ -56,6 +56,8 @@ pub(super) struct Job<'a> {
     timings: Timings,
     /// How long the last `navigate` took, for `assert` `max_load_ms`.
     last_load_ms: Option<u64>,
+    /// An optional `follow` found no link: the remaining steps are skipped.
+    ended: bool,
     /// Captures started before there was a page to record.
     pending_captures: Vec<ActiveCapture>,
     /// Records the page's network once a capture has started.
@@ -89,6 +91,7 @@ impl<'a> Job<'a> {
             artifacts: Vec::new(),
             timings: Timings::default(),
             last_load_ms: None,
+            ended: false,
             pending_captures: Vec::new(),
             recorder: None,
         }
@@ -156,6 +159,10 @@ impl<'a> Job<'a> {
                 }
                 return Err(EngineError::at(index, step, StepFailure::Browser(failure)));
             }
+            if self.ended {
+                // An optional `follow` found no link: the job ends here.
+                break;
+            }
         }
         Ok(())
     }
@@ -202,6 +209,48 @@ impl<'a> Job<'a> {
                 let timeout = timeout_ms.map_or(self.job_timeout, Duration::from_millis);
                 let page = self.page(step)?;
                 actions::wait_for(page, condition, timeout, &self.interrupts).await
+            }
+            Step::Follow { selector, optional } => {
+                let page = self.page(step)?;
+                let url = match actions::link(page, selector, &self.interrupts).await {
+                    Ok(Some(url)) => url,
+                    Ok(None) if *optional => {
+                        self.ended = true;
+                        return Ok(());
+                    }
+                    Ok(None) => {
+                        return Err(BrowserFailure::NoElement {
+                            selector: selector.to_string(),
+                            waited: Duration::ZERO,
+                        })
+                    }
+                    Err(BrowserFailure::Element { .. }) if *optional => {
+                        self.ended = true;
+                        return Ok(());
+                    }
+                    Err(failure) => return Err(failure),
+                };
+                let url = TargetUrl::parse(&url).map_err(|err| {
+                    BrowserFailure::Refused(format!("the link {url} cannot be followed: {err}"))
+                })?;
+                let timeout = self.config.navigate_timeout;
+                let load = self.navigate(url.as_str(), WaitUntil::Load, false);
+                let loaded = match tokio::time::timeout(timeout, load).await {
+                    Ok(loaded) => loaded?,
+                    Err(_elapsed) => {
+                        return Err(BrowserFailure::Timeout {
+                            what: format!("loading {url}"),
+                            after: timeout,
+                        })
+                    }
+                };
+                if loaded.status == 429 || loaded.status >= 500 {
+                    return Err(BrowserFailure::ErrorStatus {
+                        status: loaded.status,
+                        url: loaded.url,
+                    });
+                }
+                Ok(())
             }
             Step::Click { selector } => {
                 let page = page_mut(&mut self.page, step)?;

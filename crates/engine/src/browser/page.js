@@ -173,6 +173,19 @@ async (op, args) => {
       const entry = performance.getEntriesByType('navigation')[0];
       return { url: location.href, status: entry ? entry.responseStatus || 0 : 0 };
     },
+    // The absolute address the first element matching the selector links
+    // to (its href, else its src), resolved against the document's base.
+    link(a) {
+      const el = document.querySelector(a.selector);
+      if (!el) return { missing: true };
+      const raw = el.getAttribute('href') ?? el.getAttribute('src');
+      if (raw === null || raw.trim() === '') return { problem: 'has no link to follow (no `href` or `src`)' };
+      try {
+        return { url: new URL(raw.trim(), document.baseURI).href };
+      } catch (e) {
+        return { problem: 'links to an address that does not parse' };
+      }
+    },
     html(a) {
       let html = '';
       if (document.doctype) html = new XMLSerializer().serializeToString(document.doctype);

@@ -203,6 +203,89 @@ fn json_capture_is_compared_as_json() {
 }
 
 #[test]
+fn extract_items_follows_the_next_link_up_to_max_pages() {
+    let items = json!({"items": {"selector": "li.job", "fields": {"title": {"selector": "h2"}}}});
+    let follow = json!({"action": "follow", "selector": "a[rel=next]", "optional": true});
+    check_expand(
+        WorkflowKind::ExtractItems,
+        json!({
+            "item_selector": "li.job",
+            "fields": {"title": {"selector": "h2"}},
+            "key": {"field": "title"},
+            "pagination": {"next_selector": "a[rel=next]", "max_pages": 3}
+        }),
+        Engine::Http,
+        Ok(json!([
+            {"action": "navigate", "url": "https://example.com/page"},
+            {"action": "extract", "fields": {"items": items}},
+            follow,
+            {"action": "extract", "fields": {"items_page_2": items}},
+            follow,
+            {"action": "extract", "fields": {"items_page_3": items}},
+        ])),
+    );
+    // The most pages make a job the queue still accepts (checked inside).
+    check_expand_len(50, 100);
+}
+
+/// Expands a 1-field `extract_items` with `pages` pages and checks its
+/// step count (and that the queue accepts it).
+fn check_expand_len(pages: u32, steps: usize) {
+    let input = input(
+        WorkflowKind::ExtractItems,
+        json!({
+            "item_selector": "li", "fields": {"title": {}}, "key": {"field": "title"},
+            "pagination": {"next_selector": "a[rel=next]", "max_pages": pages}
+        }),
+    );
+    let target = JobTarget {
+        url: &url(),
+        engine: Engine::Http,
+        timeout_seconds: 60,
+    };
+    let spec = expand(&input, &target).unwrap();
+    assert_eq!(spec.steps.len(), steps);
+    let job = accord_model::NewJob {
+        queue: Default::default(),
+        priority: Default::default(),
+        run_at: None,
+        max_attempts: 1,
+        timeout_seconds: 60,
+        engine: Engine::Http,
+        steps: spec.steps,
+        labels: Default::default(),
+        retry: Default::default(),
+    };
+    job.validate(&accord_model::Limits::default()).unwrap();
+}
+
+#[test]
+fn items_capture_reads_every_page_in_order() {
+    let input = input(
+        WorkflowKind::ExtractItems,
+        json!({"item_selector": "li", "fields": {"title": {}}, "key": {"field": "title"},
+               "pagination": {"next_selector": "a[rel=next]", "max_pages": 3}}),
+    );
+    // The job ended after page 2 (no link to a third).
+    let extracted = json!({
+        "items": [{"title": "a"}, {"title": "b"}],
+        "items_page_2": [{"title": "c"}]
+    });
+    let got = capture_from_result(
+        &input,
+        &result(extracted, 200, "https://example.com/page?p=2"),
+        &url(),
+        None,
+        at(),
+    );
+    let titles: Vec<Record> = ["a", "b", "c"]
+        .iter()
+        .map(|t| Record::from([("title".to_owned(), Some((*t).to_owned()))]))
+        .collect();
+    assert_eq!(got, Capture::ExtractItems(titles));
+}
+
+#[test]
 fn items_capture_maps_records() {
     let input = input(
         WorkflowKind::ExtractItems,
