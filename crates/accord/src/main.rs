@@ -27,6 +27,7 @@ mod monitors_cmd;
 mod monitors_io_cmd;
 mod notify_cmd;
 mod notify_config;
+mod policies_cmd;
 mod server;
 mod workflow_run_cmd;
 
@@ -194,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Monitors(command) => monitors_cmd::run(command, &file).await,
         Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
         Command::Targets(command) => notify_cmd::run(command, &file).await,
+        Command::Policies(command) => policies_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
         Command::Bench(BenchCommand::Engine(args)) => {

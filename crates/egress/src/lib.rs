@@ -16,8 +16,8 @@
 //!   [`RobotsGate`], which fetches it through the guard and keeps answers;
 //! - [`breaker`]: the per-domain circuit breaker as a pure state machine.
 //!
-//! Deliberately not here: domain policies (they plug into the proxy's
-//! [`ProxyHook`] and the engines), shared rate limits and where breaker and
+//! Deliberately not here: deciding domain policies (they plug in as a
+//! job's [`HostAllow`] and [`HopPolicy`], and the proxy's [`ProxyHook`]), shared rate limits and where breaker and
 //! robots.txt state is kept across workers (the control plane or Redis), the
 //! database, and job logic. This crate never touches the store.
 
@@ -36,9 +36,11 @@ mod robots_gate;
 pub use address::{AllowList, CidrError};
 pub use blocked::{BlockReason, Blocked, Detail};
 pub use chromium::{chromium_args, chromium_command_line};
-pub use guard::{ConnectError, Connected, Guard, GuardConfig, Vetted};
+pub use guard::{ConnectError, Connected, Guard, GuardConfig, HostAllow, Vetted};
 pub use host::{Authority, HostError, HostName, TargetHost};
-pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
+pub use http_client::{
+    GuardedResolve, HopDenied, HopPolicy, Refusal, TooManyRedirects, MAX_REDIRECTS,
+};
 pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};
 pub use robots_gate::{RobotsGate, RobotsGateConfig, RobotsGateError};

@@ -74,8 +74,9 @@ impl Queue {
                 now: self.now(),
                 lease_ttl: config.lease_ttl,
             };
-            let claimed = self.inner.store.job_claim_available(&params).await?;
+            let mut claimed = self.inner.store.job_claim_available(&params).await?;
             if !claimed.is_empty() {
+                self.attach_policies(&mut claimed).await?;
                 self.record_claims(&claimed, params.now);
                 return Ok(claimed);
             }

@@ -8,6 +8,7 @@ use accord_model::{
 use accord_store::{InsertJob, InsertOutcome};
 
 use crate::metrics::QueueLabels;
+use crate::policies::check_with;
 use crate::{Queue, QueueError};
 
 /// The job and whether this request created it (`false`: an idempotent replay).
@@ -65,6 +66,7 @@ impl Queue {
     ) -> Result<Enqueued, QueueError> {
         job.validate(&self.inner.config.limits)?;
         self.check_targets(&job)?;
+        self.check_policies(workspace, &job).await?;
         let idempotency = idempotency_key.map(|key| {
             let hash = job.request_hash();
             (key, hash)
@@ -102,6 +104,7 @@ impl Queue {
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Job>, QueueError> {
         let mut inserts = Vec::with_capacity(jobs.len());
+        let policies = self.policy_set(workspace).await?;
         for (index, job) in jobs.into_iter().enumerate() {
             let at = |err: ValidationError| ValidationError {
                 field: format!("jobs[{index}].{}", err.field),
@@ -111,6 +114,12 @@ impl Queue {
             self.check_targets(&job).map_err(|err| match err {
                 QueueError::TargetNotAllowed(reason) => {
                     QueueError::TargetNotAllowed(format!("jobs[{index}].{reason}"))
+                }
+                other => other,
+            })?;
+            check_with(&policies, &job).map_err(|err| match err {
+                QueueError::PolicyDenied(denial) => {
+                    QueueError::PolicyDenied(denial.in_batch(index))
                 }
                 other => other,
             })?;

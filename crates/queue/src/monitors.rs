@@ -121,6 +121,8 @@ impl Queue {
             next_due_at: now,
         };
         self.check_monitor(&monitor)?;
+        self.check_policies(workspace, &self.monitor_job(&monitor)?)
+            .await?;
         self.check_monitor_targets(&monitor).await?;
         // Store the input as the workflow reads it back (defaults filled).
         monitor.input = WorkflowInput::parse(monitor.workflow, &monitor.input)?.to_json();
@@ -178,6 +180,8 @@ impl Queue {
         let current = self.monitor_get(workspace, id).await?;
         let mut next = patch.apply(&current, self.min_interval_seconds())?;
         self.check_monitor(&next)?;
+        self.check_policies(workspace, &self.monitor_job(&next)?)
+            .await?;
         self.check_monitor_targets(&next).await?;
         next.input = WorkflowInput::parse(next.workflow, &next.input)?.to_json();
         let now = self

@@ -67,6 +67,7 @@ impl Queue {
         };
         job.validate(&self.inner.config.limits)?;
         self.check_targets(&job)?;
+        self.check_policies(workspace, &job).await?;
         let (run_on, engine_reason) = self.first_engine(workspace, &job).await?;
         let now = self.now();
         let start = StartWorkflowRun {

@@ -14,6 +14,7 @@ use accord_model::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::policy::{job_egress, policy_refusal};
 use crate::report::{Outcome, Reporter};
 use crate::robots::robots_refusal;
 use crate::upload::Uploader;
@@ -54,9 +55,13 @@ impl JobTask {
             steps = self.job.spec.steps.len(),
             "job started"
         );
+        if let Some(error) = policy_refusal(&self.job) {
+            self.report_failure(error);
+            return Ended::Reported;
+        }
         if let Some(gate) = &self.robots {
             let refusal = tokio::select! {
-                refusal = robots_refusal(gate, &self.job.spec) => refusal,
+                refusal = robots_refusal(gate, &self.job.spec, self.job.policies.as_ref()) => refusal,
                 () = self.stop.cancelled() => return Ended::Stopped,
             };
             if let Some(error) = refusal {
@@ -67,7 +72,8 @@ impl JobTask {
         // The run is stopped through its own token and then awaited, so the
         // job's slot stays taken until the engine's work has really ended.
         let halt = CancellationToken::new();
-        let run = self.executor.run(&self.job.spec, &halt);
+        let egress = job_egress(&self.job);
+        let run = self.executor.run_with(&self.job.spec, &egress, &halt);
         tokio::pin!(run);
         let mut outcome = tokio::select! {
             outcome = &mut run => Ok(outcome),

@@ -10,7 +10,8 @@
 //! [`AccordClient`](accord_client::AccordClient) implements.
 //!
 //! Modules, each depending only on those listed after it: `run_loop` (the
-//! loop and its state), `job` (one job's run), `robots` (robots.txt
+//! loop and its state), `job` (one job's run), `policy` (the job's domain
+//! policies, before and during its run), `robots` (robots.txt
 //! before a job's pages), `upload` (sending a run's
 //! artifacts before its outcome), `report` (the batching reporter), `event`
 //! (the loop's messages), `control` (the boundary).
@@ -19,6 +20,7 @@ mod config;
 mod control;
 mod event;
 mod job;
+mod policy;
 mod report;
 mod robots;
 mod run_loop;

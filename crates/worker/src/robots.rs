@@ -4,16 +4,22 @@
 //!
 //! A refusal by the rules is permanent (`robots_disallowed`); a robots.txt
 //! that cannot be fetched (5xx, 429, no answer) refuses everything until it
-//! can, so that failure is retryable. Deliberately checks the URLs the job
-//! names, not where they redirect or what a browser page loads after them.
+//! can, so that failure is retryable. A host whose domain policy says
+//! `obey_robots: false` is not asked about. Deliberately checks the URLs
+//! the job names, not where they redirect or what a browser page loads
+//! after them.
 
 use accord_egress::robots::{Disallowed, RobotsDecision};
 use accord_egress::RobotsGate;
-use accord_model::{ErrorKind, JobError, JobErrorCode, JobSpec, Step};
+use accord_model::{ErrorKind, JobError, JobErrorCode, JobSpec, PolicySet, Step};
 
 /// The failure of the first step whose URL the site's robots.txt refuses,
 /// if one does.
-pub(crate) async fn robots_refusal(gate: &RobotsGate, spec: &JobSpec) -> Option<JobError> {
+pub(crate) async fn robots_refusal(
+    gate: &RobotsGate,
+    spec: &JobSpec,
+    policies: Option<&PolicySet>,
+) -> Option<JobError> {
     for (index, step) in spec.steps.iter().enumerate() {
         let url = match step {
             Step::Navigate { url, .. } => url,
@@ -21,6 +27,13 @@ pub(crate) async fn robots_refusal(gate: &RobotsGate, spec: &JobSpec) -> Option<
             _ => continue,
         };
         let url = url.as_url();
+        let ignored = policies.is_some_and(|set| {
+            !set.effective(url.host_str().unwrap_or_default())
+                .obey_robots
+        });
+        if ignored {
+            continue;
+        }
         if let RobotsDecision::Disallowed(why) = gate.check(url).await {
             let (kind, reason) = match why {
                 Disallowed::ByRules => (

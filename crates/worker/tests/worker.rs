@@ -474,6 +474,7 @@ fn job(path: &str, timeout_seconds: u32) -> ClaimedJob {
         },
         run_on: RunEngine::Http,
         engine_reason: None,
+        policies: None,
     }
 }
 

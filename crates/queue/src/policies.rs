@@ -1,0 +1,192 @@
+//! Domain policies on the queue: created, read, changed and deleted per
+//! workspace (a pattern once per workspace, at most [`MAX_POLICIES`]);
+//! checked when a job, a batch, a monitor or a workflow run is submitted
+//! ([`Queue::check_policies`]); and handed to the worker with each claimed
+//! job, so it decides every hop the same way ([`Queue::attach_policies`]).
+//!
+//! Which policy applies to a host is the model's pure
+//! [`effective_policy`]; [`Queue::effective_policy`] is that rule over the
+//! workspace's stored policies, for callers (the shared rate limiter) that
+//! hold a workspace and a host.
+
+use std::collections::HashMap;
+
+use accord_model::{
+    effective_policy, sort_by_specificity, ClaimedJob, DomainPolicy, EffectivePolicy, Engine,
+    JobId, NewJob, NewPolicy, PolicyId, PolicyPatch, PolicySet, RunEngine, ValidationError,
+    WorkspaceId, MAX_POLICIES,
+};
+use accord_store::PolicyWrite;
+use chrono::Duration;
+
+use crate::{Queue, QueueError};
+
+/// The engines a job may run on: both for `auto`, which may move to the
+/// browser.
+pub(crate) fn engines_of(engine: Engine) -> &'static [RunEngine] {
+    match engine {
+        Engine::Http => &[RunEngine::Http],
+        Engine::Browser => &[RunEngine::Browser],
+        Engine::Auto => &[RunEngine::Http, RunEngine::Browser],
+    }
+}
+
+impl Queue {
+    /// The workspace's policies as the worker and the checks use them.
+    pub async fn policy_set(&self, workspace: WorkspaceId) -> Result<PolicySet, QueueError> {
+        let policies = self
+            .inner
+            .store
+            .policy_list(workspace, MAX_POLICIES as u32)
+            .await?;
+        Ok(PolicySet::from_policies(&policies))
+    }
+
+    /// The policy that applies to `host` in `workspace`: the most specific
+    /// match, or the unrestricted default (see [`effective_policy`]).
+    pub async fn effective_policy(
+        &self,
+        workspace: WorkspaceId,
+        host: &str,
+    ) -> Result<EffectivePolicy, QueueError> {
+        Ok(effective_policy(&self.policy_set(workspace).await?, host))
+    }
+
+    /// Refuses a job that a policy of its workspace denies: a host it
+    /// names, its engine there, or one of its steps (`403 policy_denied`).
+    pub(crate) async fn check_policies(
+        &self,
+        workspace: WorkspaceId,
+        job: &NewJob,
+    ) -> Result<(), QueueError> {
+        let set = self.policy_set(workspace).await?;
+        check_with(&set, job)
+    }
+
+    /// Fills in each claimed job's policies (one query for the batch).
+    pub(crate) async fn attach_policies(
+        &self,
+        claimed: &mut [ClaimedJob],
+    ) -> Result<(), QueueError> {
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<JobId> = claimed.iter().map(|job| job.job_id).collect();
+        let mut by_job: HashMap<JobId, Vec<DomainPolicy>> = HashMap::new();
+        for (job, policy) in self.inner.store.policies_of_jobs(&ids).await? {
+            by_job.entry(job).or_default().push(policy);
+        }
+        for job in claimed {
+            job.policies = by_job.get(&job.job_id).map(PolicySet::from_policies);
+        }
+        Ok(())
+    }
+
+    pub async fn policy_create(
+        &self,
+        workspace: WorkspaceId,
+        new: &NewPolicy,
+    ) -> Result<DomainPolicy, QueueError> {
+        let (pattern, rules) = new.validate().map_err(QueueError::InvalidPolicy)?;
+        let held = self
+            .inner
+            .store
+            .policy_list(workspace, MAX_POLICIES as u32)
+            .await?;
+        if held.len() >= MAX_POLICIES {
+            return Err(QueueError::InvalidPolicy(ValidationError {
+                field: "pattern".to_owned(),
+                message: format!("a workspace holds at most {MAX_POLICIES} policies"),
+            }));
+        }
+        let now = self.now();
+        let policy = DomainPolicy {
+            id: PolicyId::new(),
+            workspace_id: workspace,
+            pattern,
+            rules,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.inner.store.policy_insert(&policy).await? {
+            PolicyWrite::Written => {
+                tracing::info!(policy_id = %policy.id, pattern = %policy.pattern, "domain policy created");
+                Ok(policy)
+            }
+            PolicyWrite::Duplicate => Err(QueueError::PolicyExists(policy.pattern.to_string())),
+            PolicyWrite::Missing => Err(QueueError::PolicyNotFound(policy.id)),
+        }
+    }
+
+    pub async fn policy_get(
+        &self,
+        workspace: WorkspaceId,
+        id: PolicyId,
+    ) -> Result<DomainPolicy, QueueError> {
+        self.inner
+            .store
+            .policy_get(workspace, id)
+            .await?
+            .ok_or(QueueError::PolicyNotFound(id))
+    }
+
+    /// The workspace's policies, most specific first (the order they are
+    /// matched in).
+    pub async fn policy_list(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<DomainPolicy>, QueueError> {
+        let mut policies = self
+            .inner
+            .store
+            .policy_list(workspace, MAX_POLICIES as u32)
+            .await?;
+        sort_by_specificity(&mut policies);
+        Ok(policies)
+    }
+
+    pub async fn policy_update(
+        &self,
+        workspace: WorkspaceId,
+        id: PolicyId,
+        patch: &PolicyPatch,
+    ) -> Result<DomainPolicy, QueueError> {
+        let current = self.policy_get(workspace, id).await?;
+        let mut next = patch.apply(&current).map_err(QueueError::InvalidPolicy)?;
+        next.updated_at = self
+            .now()
+            .max(current.updated_at + Duration::milliseconds(1));
+        match self
+            .inner
+            .store
+            .policy_update(&next, current.updated_at)
+            .await?
+        {
+            PolicyWrite::Written => {
+                tracing::info!(policy_id = %id, pattern = %next.pattern, "domain policy changed");
+                Ok(next)
+            }
+            PolicyWrite::Duplicate => Err(QueueError::PolicyExists(next.pattern.to_string())),
+            PolicyWrite::Missing => Err(QueueError::PolicyChanged(id)),
+        }
+    }
+
+    pub async fn policy_delete(
+        &self,
+        workspace: WorkspaceId,
+        id: PolicyId,
+    ) -> Result<(), QueueError> {
+        if self.inner.store.policy_delete(workspace, id).await? {
+            tracing::info!(policy_id = %id, "domain policy deleted");
+            Ok(())
+        } else {
+            Err(QueueError::PolicyNotFound(id))
+        }
+    }
+}
+
+/// [`Queue::check_policies`] on policies already read (a batch reads them once).
+pub(crate) fn check_with(set: &PolicySet, job: &NewJob) -> Result<(), QueueError> {
+    set.check_job(&job.steps, engines_of(job.engine))
+        .map_err(QueueError::PolicyDenied)
+}

@@ -1,0 +1,119 @@
+//! Domain policies at run time: a claimed job carries its workspace's
+//! policies, and the worker holds the job to them again, as the control
+//! plane did at submission (a policy may have changed since, and a
+//! redirect may land anywhere).
+//!
+//! - before the run, every URL the job names, its engine there and its
+//!   steps ([`policy_refusal`], the same pure check as at submission);
+//! - during the run, every hop the HTTP engine fetches beyond those
+//!   (redirects, links followed), through the job's [`JobEgress`];
+//! - the networks a host's policy grants (`allow_cidrs`), admitted by that
+//!   job's guard for that host only.
+//!
+//! A refusal fails the job permanently with code `policy_denied`.
+//! Deliberately not here: a browser's sub-resources (the egress proxy is
+//! shared by every page of a browser, so it cannot tell jobs apart).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use accord_egress::{HopDenied, HopPolicy, HostAllow};
+use accord_engine::JobEgress;
+use accord_model::{ClaimedJob, ErrorKind, JobError, JobErrorCode, PolicySet, RunEngine};
+use url::Url;
+
+/// Why the job may not run under its policies, if it may not.
+pub(crate) fn policy_refusal(job: &ClaimedJob) -> Option<JobError> {
+    let set = job.policies.as_ref()?;
+    let denial = set.check_job(&job.spec.steps, &[job.run_on]).err()?;
+    tracing::info!(reason = %denial, "a domain policy refused the job");
+    let error = JobError::new(ErrorKind::Permanent, denial.to_string())
+        .with_code(JobErrorCode::PolicyDenied);
+    Some(match denial.step {
+        Some(step) => error.at_step(step),
+        None => error,
+    })
+}
+
+/// What the job's policies add to the engine's egress rules: nothing when
+/// the workspace has no policies.
+pub(crate) fn job_egress(job: &ClaimedJob) -> JobEgress {
+    let Some(set) = job.policies.clone() else {
+        return JobEgress::default();
+    };
+    let set = Arc::new(set);
+    let grants_networks = set
+        .policies
+        .iter()
+        .any(|entry| !entry.rules.allow_cidrs.is_empty());
+    JobEgress {
+        hosts: grants_networks.then(|| Arc::new(PolicyHosts(set.clone())) as Arc<dyn HostAllow>),
+        hops: Some(Arc::new(PolicyHops {
+            set,
+            engine: job.run_on,
+        })),
+    }
+}
+
+/// The hosts' `allow_cidrs`, each for the hosts its policy covers.
+#[derive(Debug)]
+struct PolicyHosts(Arc<PolicySet>);
+
+impl HostAllow for PolicyHosts {
+    fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        let policy = self.0.effective(host);
+        policy.allowed && policy.allow_cidrs.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+/// Every hop's host checked against the policy that applies to it.
+#[derive(Debug)]
+struct PolicyHops {
+    set: Arc<PolicySet>,
+    engine: RunEngine,
+}
+
+impl HopPolicy for PolicyHops {
+    fn check(&self, next: &Url) -> Result<(), HopDenied> {
+        self.set
+            .check_hop(next, self.engine)
+            .map_err(|denial| HopDenied(format!("{next}: {denial}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(json: serde_json::Value) -> PolicySet {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn hosts_reach_only_the_networks_their_policy_grants() {
+        let hosts = PolicyHosts(Arc::new(set(serde_json::json!({"policies": [
+            {"pattern": "intranet.example", "rules": {"allowed": true, "obey_robots": true, "allow_cidrs": ["10.1.0.0/16"]}},
+            {"pattern": "*", "rules": {"allowed": true, "obey_robots": true}},
+        ]}))));
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(hosts.allows("intranet.example", ip("10.1.2.3")));
+        assert!(!hosts.allows("intranet.example", ip("10.2.0.1")));
+        assert!(!hosts.allows("evil.example", ip("10.1.2.3")));
+    }
+
+    #[test]
+    fn hops_name_the_rule_that_refused_them() {
+        let hops = PolicyHops {
+            set: Arc::new(set(serde_json::json!({"policies": [
+                {"pattern": "*.denied.example", "rules": {"allowed": false, "obey_robots": true}},
+            ]}))),
+            engine: RunEngine::Http,
+        };
+        let url = |text: &str| Url::parse(text).unwrap();
+        assert!(hops.check(&url("https://ok.example/")).is_ok());
+        assert_eq!(
+            hops.check(&url("https://a.denied.example/x")).unwrap_err().to_string(),
+            "https://a.denied.example/x: domain policy `*.denied.example` denies the host (a.denied.example)"
+        );
+    }
+}
