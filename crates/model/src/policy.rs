@@ -512,7 +512,7 @@ impl PolicySet {
                 page = Some(url.as_url());
             }
             let Some(url) = own.or(page) else { continue };
-            let host = url.host_str().unwrap_or_default();
+            let host = &normalize_host(url.host_str().unwrap_or_default());
             let policy = self.effective(host);
             if own.is_some() {
                 policy.check_host(host).map_err(|d| d.at(index))?;
@@ -531,7 +531,7 @@ impl PolicySet {
 
     /// Whether a hop (a redirect, a page's request) to `url` may go out.
     pub fn check_hop(&self, url: &Url, engine: RunEngine) -> Result<(), PolicyDenial> {
-        let host = url.host_str().unwrap_or_default();
+        let host = &normalize_host(url.host_str().unwrap_or_default());
         let policy = self.effective(host);
         policy.check_host(host)?;
         policy.check_engine(host, engine)

@@ -17,7 +17,7 @@ use accord_model::{
     WorkspaceId, MAX_POLICIES,
 };
 use accord_store::PolicyWrite;
-use chrono::Duration;
+use chrono::{Duration, SubsecRound};
 
 use crate::{Queue, QueueError};
 
@@ -99,7 +99,9 @@ impl Queue {
                 message: format!("a workspace holds at most {MAX_POLICIES} policies"),
             }));
         }
-        let now = self.now();
+        // Milliseconds, what every backend keeps: the answer reads like a
+        // later GET.
+        let now = self.now().trunc_subsecs(3);
         let policy = DomainPolicy {
             id: PolicyId::new(),
             workspace_id: workspace,
@@ -155,6 +157,7 @@ impl Queue {
         let mut next = patch.apply(&current).map_err(QueueError::InvalidPolicy)?;
         next.updated_at = self
             .now()
+            .trunc_subsecs(3)
             .max(current.updated_at + Duration::milliseconds(1));
         match self
             .inner
