@@ -68,6 +68,15 @@ pub trait HostAllow: fmt::Debug + Send + Sync {
     fn allows(&self, host: &str, ip: IpAddr) -> bool;
 }
 
+/// A workspace's domain policies grant each host the networks of the
+/// policy that applies to it (when that policy allows the host at all).
+impl HostAllow for accord_model::PolicySet {
+    fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        let policy = self.effective(host);
+        policy.allowed && policy.allow_cidrs.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
 /// The SSRF guard. Cheap to clone; clones share the resolver.
 #[derive(Clone)]
 pub struct Guard {
@@ -491,6 +500,49 @@ mod tests {
         let err = strict.connect(&authority).await.unwrap_err();
         assert!(matches!(err, ConnectError::Blocked(_)), "{err:?}");
         assert_eq!(stub.lookups("rebind.test"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_policy_grants_its_networks_to_its_hosts_only() {
+        use accord_model::{PolicyEntry, PolicyRules, PolicySet};
+        let stub = StubResolver::new();
+        stub.set("intranet.test", ips(&["10.1.2.3"]));
+        stub.set("evil.test", ips(&["10.1.2.3"]));
+        stub.set("denied.test", ips(&["10.1.2.3"]));
+        let entry = |pattern: &str, allowed: bool, cidr: &str| PolicyEntry {
+            pattern: pattern.parse().unwrap(),
+            rules: PolicyRules {
+                allowed,
+                allow_cidrs: vec![cidr.parse().unwrap()],
+                ..PolicyRules::default()
+            },
+        };
+        let set = PolicySet {
+            policies: vec![
+                entry("intranet.test", true, "10.1.0.0/16"),
+                entry("10.9.9.9", true, "10.9.9.9"),
+                entry("denied.test", false, "10.1.0.0/16"),
+            ],
+        };
+        let plain = guard(EgressPolicy::PublicOnly, &[], &stub);
+        let job = plain.with_host_allow(Arc::new(set));
+        assert!(outcome(&plain, "http://intranet.test/")
+            .await
+            .starts_with("blocked"));
+        assert_eq!(
+            outcome(&job, "http://intranet.test/").await,
+            "ok 10.1.2.3:80"
+        );
+        assert!(outcome(&job, "http://evil.test/")
+            .await
+            .starts_with("blocked"));
+        assert!(outcome(&job, "http://denied.test/")
+            .await
+            .starts_with("blocked"));
+        assert_eq!(outcome(&job, "http://10.9.9.9/").await, "ok 10.9.9.9:80");
+        assert!(outcome(&job, "http://10.1.2.3/")
+            .await
+            .starts_with("blocked"));
     }
 
     #[test]

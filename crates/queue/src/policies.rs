@@ -1,7 +1,8 @@
 //! Domain policies on the queue: created, read, changed and deleted per
 //! workspace (a pattern once per workspace, at most [`MAX_POLICIES`]);
 //! checked when a job, a batch, a monitor or a workflow run is submitted
-//! ([`Queue::check_policies`]); and handed to the worker with each claimed
+//! ([`check_with`], with the networks they grant in the target check);
+//! and handed to the worker with each claimed
 //! job, so it decides every hop the same way ([`Queue::attach_policies`]).
 //!
 //! Which policy applies to a host is the model's pure
@@ -50,17 +51,6 @@ impl Queue {
         host: &str,
     ) -> Result<EffectivePolicy, QueueError> {
         Ok(effective_policy(&self.policy_set(workspace).await?, host))
-    }
-
-    /// Refuses a job that a policy of its workspace denies: a host it
-    /// names, its engine there, or one of its steps (`403 policy_denied`).
-    pub(crate) async fn check_policies(
-        &self,
-        workspace: WorkspaceId,
-        job: &NewJob,
-    ) -> Result<(), QueueError> {
-        let set = self.policy_set(workspace).await?;
-        check_with(&set, job)
     }
 
     /// Fills in each claimed job's policies (one query for the batch).
@@ -188,7 +178,9 @@ impl Queue {
     }
 }
 
-/// [`Queue::check_policies`] on policies already read (a batch reads them once).
+/// Refuses a job that a policy of its workspace denies: a host it names,
+/// its engine there, or one of its steps (`403 policy_denied`). Callers
+/// read the policies once ([`Queue::policy_set`]), a batch for all its jobs.
 pub(crate) fn check_with(set: &PolicySet, job: &NewJob) -> Result<(), QueueError> {
     set.check_job(&job.steps, engines_of(job.engine))
         .map_err(QueueError::PolicyDenied)
