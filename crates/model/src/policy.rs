@@ -395,7 +395,7 @@ impl fmt::Display for StepKind {
 
 /// What a policy says about its hosts. Stored as JSON (this shape is the
 /// stored format: add members with defaults only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRules {
     /// Whether jobs may visit the hosts at all.
@@ -420,6 +420,7 @@ pub struct PolicyRules {
     pub obey_robots: bool,
     /// Non-public networks the hosts may resolve to all the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
     pub allow_cidrs: Vec<Cidr>,
 }
 
@@ -456,7 +457,6 @@ pub struct DomainPolicy {
 pub struct PolicyEntry {
     #[schema(value_type = String, example = "*.example.com")]
     pub pattern: DomainPattern,
-    #[schema(value_type = Object)]
     pub rules: PolicyRules,
 }
 

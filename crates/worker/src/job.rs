@@ -14,7 +14,7 @@ use accord_model::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::policy::{job_egress, policy_refusal};
+use crate::policy::{job_egress, landed_refusal, policy_refusal};
 use crate::report::{Outcome, Reporter};
 use crate::robots::robots_refusal;
 use crate::upload::Uploader;
@@ -87,6 +87,14 @@ impl JobTask {
                 Err(())
             }
         };
+        if let Ok(Ok(output)) = &outcome {
+            // Nothing from a host the policies deny is kept: not uploaded,
+            // not reported as a result.
+            if let Some(error) = landed_refusal(&self.job, &output.result.final_url) {
+                self.report_failure(error);
+                return Ended::Reported;
+            }
+        }
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         // Success or failure, what the run captured goes up before the
         // outcome, so the attempt's manifest lists it (see `upload.rs`).

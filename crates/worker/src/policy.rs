@@ -8,7 +8,10 @@
 //! - during the run, every hop the HTTP engine fetches beyond those
 //!   (redirects, links followed), through the job's [`JobEgress`];
 //! - the networks a host's policy grants (`allow_cidrs`), admitted by that
-//!   job's guard for that host only.
+//!   job's guard for that host only;
+//! - after the run, the page it ended on ([`landed_refusal`]): a browser
+//!   follows redirects on its own, so its final host is checked after the
+//!   fact and nothing the run captured is kept.
 //!
 //! A refusal fails the job permanently with code `policy_denied`.
 //! Deliberately not here: a browser's sub-resources (the egress proxy is
@@ -32,6 +35,24 @@ pub(crate) fn policy_refusal(job: &ClaimedJob) -> Option<JobError> {
         Some(step) => error.at_step(step),
         None => error,
     })
+}
+
+/// Why a run's result may not be kept: the page it ended on (after the
+/// redirects a browser followed on its own) is on a host its policies
+/// deny. The HTTP engine refuses such a hop before it is made; for the
+/// browser this is the check after the fact.
+pub(crate) fn landed_refusal(job: &ClaimedJob, final_url: &str) -> Option<JobError> {
+    let set = job.policies.as_ref()?;
+    let url = Url::parse(final_url).ok()?;
+    let denial = set.check_hop(&url, job.run_on).err()?;
+    tracing::info!(reason = %denial, final_url, "the run ended on a host a domain policy denies");
+    Some(
+        JobError::new(
+            ErrorKind::Permanent,
+            format!("the page ended on {url}: {denial}"),
+        )
+        .with_code(JobErrorCode::PolicyDenied),
+    )
 }
 
 /// What the job's policies add to the engine's egress rules: nothing when
