@@ -361,7 +361,7 @@ async fn browser(
         allow: egress.allow.clone(),
         ..GuardConfig::default()
     });
-    let proxy = EgressProxy::start(guard, Arc::new(AllowAll), ProxyConfig::default())
+    let proxy = EgressProxy::start(guard.clone(), Arc::new(AllowAll), ProxyConfig::default())
         .await
         .context("start the egress proxy for the browser")?;
     // The browsers are this process's children: only they (and this
@@ -375,7 +375,8 @@ async fn browser(
         ..BrowserConfig::default()
     };
     tracing::info!(chromium = %chromium.path.display(), version = %chromium.version, slots, proxy = %proxy.addr(), "browser engine ready");
-    let engine = Arc::new(BrowserEngine::start(chromium, config));
+    // A job with domain policies gets a proxy of its own, from the same guard.
+    let engine = Arc::new(BrowserEngine::start(chromium, config).with_job_proxies(guard));
     Ok(Some(Browser { engine, proxy }))
 }
 

@@ -301,3 +301,81 @@ async fn a_policy_cidr_reaches_an_internal_host_and_no_other() {
         Some(JobErrorCode::TargetBlocked)
     );
 }
+
+/// In the browser a job with policies runs behind an egress proxy of its
+/// own: a sub-resource on a denied host is never requested, and a
+/// redirect to one fails the job with `policy_denied`. Needs Chromium
+/// (installed by `scripts/test.sh`); fails, never skips, without it.
+#[tokio::test]
+async fn in_the_browser_a_denied_host_gets_no_request_and_a_redirect_to_it_fails_the_job() {
+    let fixture = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // `localhost` answers 127.0.0.1 and ::1: both allowed by the guard, so
+    // only the policy stands between a page and it.
+    let accord = up_with_browser(dir.path(), &["--allow-target", "::1/128"]);
+    let client = accord.client();
+    let port = fixture
+        .url("/")
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let embedding = |pixel: &str| {
+        let src = format!("http%3A%2F%2Flocalhost%3A{port}%2F{pixel}");
+        job(&format!(
+            r#"{{"engine":"browser","timeout_seconds":60,"steps":[{{"action":"navigate","url":"{}"}},{{"action":"extract","fields":{{"title":{{"selector":"h1"}}}}}}]}}"#,
+            fixture.url(&format!("/embed?src={src}"))
+        ))
+    };
+    let run = |spec: accord_model::NewJob| {
+        let client = client.clone();
+        async move {
+            let submitted = client.submit_job(&spec, None).await.unwrap();
+            wait_finished(&client, submitted.job.id).await
+        }
+    };
+
+    // Without a policy the image is fetched.
+    let before = run(embedding("pixel-allowed.png")).await;
+    assert_eq!(before.state, JobState::Succeeded, "{before:?}");
+    assert_eq!(fixture.hits("/pixel-allowed.png"), 1);
+
+    client
+        .create_policy(&accord_model::NewPolicy {
+            pattern: "localhost".to_owned(),
+            allowed: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // With it, the page still loads through the job's own proxy, and the
+    // image on the denied host is never requested.
+    let after = run(embedding("pixel-denied.png")).await;
+    assert_eq!(after.state, JobState::Succeeded, "{after:?}");
+    assert_eq!(
+        after.result.unwrap().extracted["title"],
+        accord_model::ExtractedValue::One(Some("embed".to_owned()))
+    );
+    assert_eq!(fixture.hits("/pixel-denied.png"), 0);
+
+    // A redirect to the denied host fails the job for good.
+    let redirected = run(job(&format!(
+        r#"{{"engine":"browser","timeout_seconds":60,"steps":[{{"action":"navigate","url":"{}"}}]}}"#,
+        fixture.url(&format!(
+            "/redirect?to=http%3A%2F%2Flocalhost%3A{port}%2Fpage-denied"
+        ))
+    )))
+    .await;
+    assert_eq!(redirected.state, JobState::Dead, "{redirected:?}");
+    let error = redirected.last_error.unwrap();
+    assert_eq!(error.code, Some(JobErrorCode::PolicyDenied), "{error:?}");
+    assert!(
+        error
+            .message
+            .contains("domain policy `localhost` denies the host"),
+        "{}",
+        error.message
+    );
+    assert_eq!(fixture.hits("/page-denied"), 0);
+}
