@@ -41,6 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PolicyIdPath {
         (status = 400, description = "Malformed JSON, or an invalid policy (the message names the field)", body = ErrorBody),
         (status = 409, description = "The workspace has a policy for this pattern", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An unknown member, or a member of the wrong type", body = ErrorBody),
     )
 )]
 pub async fn create_policy(
@@ -102,6 +103,7 @@ pub async fn get_policy(
         (status = 404, description = "No such policy", body = ErrorBody),
         (status = 409, description = "Another policy has the pattern, or this one changed meanwhile", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "An unknown member, or a member of the wrong type", body = ErrorBody),
     )
 )]
 pub async fn update_policy(

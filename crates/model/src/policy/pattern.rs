@@ -137,10 +137,11 @@ impl FromStr for DomainPattern {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let text = text.trim();
+        // The bound holds for the text as sent, spaces included.
         if text.len() > MAX_PATTERN_BYTES {
             return Err(format!("at most {MAX_PATTERN_BYTES} bytes"));
         }
+        let text = text.trim();
         if text == "*" {
             return Ok(Self::Any);
         }
