@@ -216,6 +216,16 @@ async fn invalid_policies_are_refused_naming_the_field() {
         "steps[1]: ",
     )
     .await;
+    // Only an object: not the members as an array.
+    let array = h
+        .call(
+            "POST",
+            "/api/v1/policies",
+            &key,
+            Some(json!(["example.com"])),
+        )
+        .await;
+    assert_eq!(array.code(), "invalid_field", "{array:?}");
     // Unknown members are refused like everywhere else.
     let unknown = h
         .create(&key, json!({"pattern": "example.com", "rate": 5}))
@@ -319,6 +329,15 @@ async fn policies_round_trip_most_specific_first() {
         .call("GET", &format!("/api/v1/policies/{id}"), &key, None)
         .await;
     assert_eq!(gone.code(), "policy_not_found");
+    let array = h
+        .call(
+            "PATCH",
+            &format!("/api/v1/policies/{}", exact.body["id"].as_str().unwrap()),
+            &key,
+            Some(json!([null, null])),
+        )
+        .await;
+    assert_eq!(array.code(), "invalid_field", "{array:?}");
     let bad_id = h.call("GET", "/api/v1/policies/nope", &key, None).await;
     assert_eq!(bad_id.code(), "invalid_id");
 }

@@ -56,7 +56,7 @@ pub(crate) fn landed_refusal(job: &ClaimedJob, final_url: &str) -> Option<JobErr
 }
 
 /// What the job's policies add to the engine's egress rules: nothing when
-/// the workspace has no policies.
+/// none of them can refuse a hop or grants a network.
 pub(crate) fn job_egress(job: &ClaimedJob) -> JobEgress {
     let Some(set) = job.policies.clone() else {
         return JobEgress::default();
@@ -66,12 +66,20 @@ pub(crate) fn job_egress(job: &ClaimedJob) -> JobEgress {
         .policies
         .iter()
         .any(|entry| !entry.rules.allow_cidrs.is_empty());
+    // Only a policy that denies a host or an engine can refuse a hop;
+    // without one the engine keeps its shared client (and proxy).
+    let may_refuse = set
+        .policies
+        .iter()
+        .any(|entry| !entry.rules.allowed || entry.rules.engines.is_some());
     JobEgress {
         hosts: grants_networks.then(|| set.clone() as Arc<dyn HostAllow>),
-        hops: Some(Arc::new(PolicyHops {
-            set,
-            engine: job.run_on,
-        })),
+        hops: may_refuse.then(|| {
+            Arc::new(PolicyHops {
+                set,
+                engine: job.run_on,
+            }) as Arc<dyn HopPolicy>
+        }),
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use crate::auth::{AuditTarget, Workspace};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, Object};
 use crate::{ApiError, ApiState};
 
 /// A `{id}` path segment that must be a policy id.
@@ -47,7 +47,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PolicyIdPath {
 pub async fn create_policy(
     State(state): State<ApiState>,
     Workspace(workspace): Workspace,
-    JsonBody(new): JsonBody<NewPolicy>,
+    JsonBody(Object(new)): JsonBody<Object<NewPolicy>>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<PolicyView>), ApiError> {
     let policy = state.queue.policy_create(workspace, &new).await?;
     Ok((
@@ -110,7 +110,7 @@ pub async fn update_policy(
     State(state): State<ApiState>,
     Workspace(workspace): Workspace,
     PolicyIdPath(id): PolicyIdPath,
-    JsonBody(patch): JsonBody<PolicyPatch>,
+    JsonBody(Object(patch)): JsonBody<Object<PolicyPatch>>,
 ) -> Result<(Extension<AuditTarget>, Json<PolicyView>), ApiError> {
     let policy = state.queue.policy_update(workspace, id, &patch).await?;
     Ok((
