@@ -230,6 +230,29 @@ async fn a_redirect_to_a_denied_host_fails_the_job_with_policy_denied() {
         "{}",
         error.message
     );
+    // The refusal at run time is in the audit log too, naming the job
+    // (written right after the failure: wait for it).
+    let audit = eventually(
+        std::time::Duration::from_secs(30),
+        "the run-time refusal in the audit log",
+        || {
+            let client = client.clone();
+            async move {
+                let page = client
+                    .audit(&[("action", "policy_denied".to_owned())])
+                    .await
+                    .unwrap();
+                (!page.items.is_empty()).then_some(page)
+            }
+        },
+    )
+    .await;
+    assert_eq!(audit.items.len(), 1, "{audit:?}");
+    assert_eq!(audit.items[0].target, Some(refused.id.to_string()));
+    assert!(audit.items[0]
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("domain policy `127.0.0.2` denies the host")));
 }
 
 #[tokio::test]

@@ -193,6 +193,7 @@ impl Queue {
         // Waiting claims recompute when the next job falls due, so a short
         // retry delay is honoured instead of the polling backstop.
         self.wake_claimers();
+        self.audit_run_refusals(worker, &outcomes, &errors).await;
         let finished = finished(&outcomes, |transition| {
             Some(ManifestOutcome::Failed {
                 error: errors.get(&transition.job_id)?.clone(),

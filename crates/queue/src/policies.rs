@@ -13,11 +13,11 @@
 use std::collections::HashMap;
 
 use accord_model::{
-    effective_policy, sort_by_specificity, ClaimedJob, DomainPolicy, EffectivePolicy, Engine,
-    JobId, NewJob, NewPolicy, PolicyId, PolicyPatch, PolicySet, RunEngine, ValidationError,
-    WorkspaceId, MAX_POLICIES,
+    effective_policy, sort_by_specificity, AuditOutcome, ClaimedJob, DomainPolicy, EffectivePolicy,
+    Engine, JobError, JobErrorCode, JobId, LeaseRef, NewAuditEntry, NewJob, NewPolicy, PolicyId,
+    PolicyPatch, PolicySet, Role, RunEngine, ValidationError, WorkerId, WorkspaceId, MAX_POLICIES,
 };
-use accord_store::PolicyWrite;
+use accord_store::{PolicyWrite, ReportOutcome};
 use chrono::{Duration, SubsecRound};
 
 use crate::{Queue, QueueError};
@@ -70,6 +70,68 @@ impl Queue {
             job.policies = by_job.get(&job.job_id).map(PolicySet::from_policies);
         }
         Ok(())
+    }
+
+    /// Writes an audit entry for each failure a worker reported because a
+    /// domain policy refused the job at run time (a redirect to a denied
+    /// host, say), in the job's workspace. Best effort: the failure itself
+    /// is already recorded on the job, so a store error is only logged.
+    pub(crate) async fn audit_run_refusals(
+        &self,
+        worker: &WorkerId,
+        outcomes: &[ReportOutcome],
+        errors: &HashMap<JobId, JobError>,
+    ) {
+        let refused: Vec<LeaseRef> = outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                ReportOutcome::Applied(t)
+                    if errors
+                        .get(&t.job_id)
+                        .is_some_and(|e| e.code == Some(JobErrorCode::PolicyDenied)) =>
+                {
+                    Some(LeaseRef {
+                        job_id: t.job_id,
+                        attempt: t.attempt,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        if refused.is_empty() {
+            return;
+        }
+        // The jobs' workspaces, read with the attempts that just ended.
+        let jobs = match self.inner.store.artifact_evidence(&refused).await {
+            Ok(evidence) => evidence,
+            Err(err) => {
+                tracing::warn!(error = %err, jobs = refused.len(), "policy refusals at run time are not in the audit log");
+                return;
+            }
+        };
+        let now = self.now();
+        let entries: Vec<NewAuditEntry> = jobs
+            .iter()
+            .filter_map(|evidence| {
+                let error = errors.get(&evidence.job.id)?;
+                Some(NewAuditEntry {
+                    workspace_id: evidence.job.workspace_id,
+                    at: now,
+                    key_id: None,
+                    role: Some(Role::Worker),
+                    action: "policy_denied".to_owned(),
+                    route: "worker: run".to_owned(),
+                    target: Some(evidence.job.id.to_string()),
+                    outcome: AuditOutcome::Forbidden,
+                    status: 403,
+                    client_addr: None,
+                    detail: Some(format!("worker {worker}: {}", error.message)),
+                })
+            })
+            .collect();
+        if let Err(err) = self.inner.store.audit_insert(&entries).await {
+            tracing::warn!(error = %err, entries = entries.len(), "policy refusals at run time are not in the audit log");
+        }
     }
 
     pub async fn policy_create(
