@@ -2,8 +2,9 @@
 //! workspace (a pattern once per workspace, at most [`MAX_POLICIES`]);
 //! checked when a job, a batch, a monitor or a workflow run is submitted
 //! ([`check_with`], with the networks they grant in the target check);
-//! and handed to the worker with each claimed
-//! job, so it decides every hop the same way ([`Queue::attach_policies`]).
+//! handed to the worker with each claimed job, so it decides every hop the
+//! same way ([`Queue::attach_policies`]); and the refusals a worker reports
+//! at run time written to the audit log ([`Queue::audit_run_refusals`]).
 //!
 //! Which policy applies to a host is the model's pure
 //! [`effective_policy`]; [`Queue::effective_policy`] is that rule over the
