@@ -64,6 +64,10 @@ pub enum Command {
     /// Discord) and their deliveries.
     #[command(subcommand)]
     Targets(crate::notify_cmd::TargetsCommand),
+    /// Create, list, change and delete domain policies (which hosts jobs
+    /// may visit, with which engines and steps, how politely).
+    #[command(subcommand)]
+    Policies(crate::policies_cmd::PoliciesCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),

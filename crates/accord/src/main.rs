@@ -27,6 +27,7 @@ mod monitors_cmd;
 mod monitors_io_cmd;
 mod notify_cmd;
 mod notify_config;
+mod policies_cmd;
 mod politeness_config;
 mod server;
 mod workflow_run_cmd;
@@ -195,6 +196,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Monitors(command) => monitors_cmd::run(command, &file).await,
         Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
         Command::Targets(command) => notify_cmd::run(command, &file).await,
+        Command::Policies(command) => policies_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
         Command::Bench(BenchCommand::Engine(args)) => {
@@ -360,7 +362,7 @@ async fn browser(
         allow: egress.allow.clone(),
         ..GuardConfig::default()
     });
-    let proxy = EgressProxy::start(guard, Arc::new(AllowAll), ProxyConfig::default())
+    let proxy = EgressProxy::start(guard.clone(), Arc::new(AllowAll), ProxyConfig::default())
         .await
         .context("start the egress proxy for the browser")?;
     // The browsers are this process's children: only they (and this
@@ -374,7 +376,8 @@ async fn browser(
         ..BrowserConfig::default()
     };
     tracing::info!(chromium = %chromium.path.display(), version = %chromium.version, slots, proxy = %proxy.addr(), "browser engine ready");
-    let engine = Arc::new(BrowserEngine::start(chromium, config));
+    // A job with domain policies gets a proxy of its own, from the same guard.
+    let engine = Arc::new(BrowserEngine::start(chromium, config).with_job_proxies(guard));
     Ok(Some(Browser { engine, proxy }))
 }
 

@@ -114,6 +114,18 @@ pub enum ApiError {
     NotAWebhook(String),
     #[error("{0}")]
     DeliveryNotFound(String),
+    #[error("{0}")]
+    InvalidPolicy(String),
+    #[error("{0}")]
+    PolicyNotFound(String),
+    #[error("{0}")]
+    PolicyExists(String),
+    #[error("{0}")]
+    PolicyChanged(String),
+    /// A domain policy refuses the submitted work; the message names the
+    /// rule (pattern) and what it forbids.
+    #[error("{0}")]
+    PolicyDenied(String),
     /// The `Range` asked for starts past the end; the answer names the size.
     #[error("the range starts past the end of the {0}-byte artifact")]
     RangeNotSatisfiable(u64),
@@ -183,6 +195,11 @@ impl ApiError {
             Self::TargetChanged(_) => (S::CONFLICT, "target_changed"),
             Self::NotAWebhook(_) => (S::CONFLICT, "target_not_webhook"),
             Self::DeliveryNotFound(_) => (S::NOT_FOUND, "delivery_not_found"),
+            Self::InvalidPolicy(_) => (S::BAD_REQUEST, "invalid_policy"),
+            Self::PolicyNotFound(_) => (S::NOT_FOUND, "policy_not_found"),
+            Self::PolicyExists(_) => (S::CONFLICT, "policy_exists"),
+            Self::PolicyChanged(_) => (S::CONFLICT, "policy_changed"),
+            Self::PolicyDenied(_) => (S::FORBIDDEN, "policy_denied"),
             Self::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Self::ArtifactStorageUnavailable => {
                 (S::SERVICE_UNAVAILABLE, "artifact_storage_unavailable")
@@ -208,6 +225,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
         let mut response = (status, Json(self.body())).into_response();
+        if let Self::PolicyDenied(message) = &self {
+            // The audit log keeps which rule refused what, not only "403".
+            response
+                .extensions_mut()
+                .insert(crate::auth::AuditDetail(message.clone()));
+        }
         if let Self::RangeNotSatisfiable(size) = self {
             // RFC 9110 15.5.17: a 416 names the representation's size.
             response.headers_mut().insert(
@@ -247,6 +270,11 @@ impl From<QueueError> for ApiError {
             err @ QueueError::TargetChanged(_) => Self::TargetChanged(err.to_string()),
             err @ QueueError::NotAWebhook(_) => Self::NotAWebhook(err.to_string()),
             err @ QueueError::DeliveryNotFound(_) => Self::DeliveryNotFound(err.to_string()),
+            err @ QueueError::PolicyNotFound(_) => Self::PolicyNotFound(err.to_string()),
+            err @ QueueError::PolicyExists(_) => Self::PolicyExists(err.to_string()),
+            err @ QueueError::PolicyChanged(_) => Self::PolicyChanged(err.to_string()),
+            err @ QueueError::InvalidPolicy(_) => Self::InvalidPolicy(err.to_string()),
+            err @ QueueError::PolicyDenied(_) => Self::PolicyDenied(err.to_string()),
             QueueError::NoBlobStore => {
                 tracing::error!("artifact request on a server without a blob store");
                 Self::ArtifactStorageUnavailable

@@ -24,6 +24,7 @@ use crate::auth::{self, Access};
         (name = "jobs", description = "Submit and follow jobs"),
         (name = "monitors", description = "Workflows, and monitors that run them on a schedule"),
         (name = "notifications", description = "Notification targets (webhooks, Slack, Discord), and the delivery log"),
+        (name = "policies", description = "Domain policies: which hosts jobs may visit, with which engines and steps, how politely"),
         (name = "access", description = "Workspaces, API keys and the audit log"),
         (name = "ops", description = "Health, readiness, statistics and metrics"),
         (name = "domains", description = "What the workers' requests to each domain did, and its politeness state"),

@@ -251,6 +251,8 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         | "get_notification_target"
         | "list_target_deliveries"
         | "list_monitor_deliveries" => vec![Admin, Operator, Viewer],
+        "create_policy" | "update_policy" | "delete_policy" => vec![Admin, Operator],
+        "list_policies" | "get_policy" => vec![Admin, Operator, Viewer],
         "ops_status" | "metrics" | "list_domains" | "get_domain" if default_workspace => {
             vec![Admin, Operator, Viewer]
         }
@@ -287,6 +289,9 @@ fn body_for(operation: &str) -> Option<Value> {
             "url": "https://hooks.example.com/in"
         }),
         "update_notification_target" => json!({"name": "renamed"}),
+        // A pattern no job of these tests visits.
+        "create_policy" => json!({"pattern": "*.matrix.invalid", "requests_per_minute": 60}),
+        "update_policy" => json!({"requests_per_minute": 30}),
         "run_workflow" => json!({"url": "https://example.com/", "input": {}}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),

@@ -68,6 +68,11 @@ fn every_error() -> Vec<ApiError> {
         ApiError::TargetChanged(said("notification target 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
         ApiError::NotAWebhook(said("notification target 0190a0b0-0000-7000-8000-000000000000 is not a webhook: only webhooks have a signing secret")),
         ApiError::DeliveryNotFound(said("delivery 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::InvalidPolicy(said("requests_per_minute: must not be 0 (1 to 60000); leave it out to set no limit")),
+        ApiError::PolicyNotFound(said("domain policy 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::PolicyExists(said("this workspace already has a domain policy for `*.example.com`")),
+        ApiError::PolicyChanged(said("domain policy 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
+        ApiError::PolicyDenied(said("steps[0]: domain policy `*.example.com` denies the host (www.example.com)")),
         ApiError::RangeNotSatisfiable(1024),
         ApiError::ArtifactStorageUnavailable,
         ApiError::Unavailable,
@@ -132,6 +137,11 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::TargetChanged(_)
         | E::NotAWebhook(_)
         | E::DeliveryNotFound(_)
+        | E::InvalidPolicy(_)
+        | E::PolicyNotFound(_)
+        | E::PolicyExists(_)
+        | E::PolicyChanged(_)
+        | E::PolicyDenied(_)
         | E::RangeNotSatisfiable(_)
         | E::ArtifactStorageUnavailable
         | E::Unavailable

@@ -8,6 +8,7 @@
 mod client;
 mod error;
 mod notifications;
+mod policies;
 
 pub use client::{
     AccordClient, ArtifactDownload, ArtifactUpload, ListJobs, ManifestDownload, Submitted,

@@ -15,8 +15,14 @@
 //! `EgressPolicy::AllowPrivate` (tests and demos). Schemes are checked
 //! whatever the policy: http and https, plus ws and wss for pages.
 //!
-//! Deliberately not here: domain policies, robots.txt and rate limits (the
-//! proxy's hook is where a domain policy plugs in), and HTTP itself
+//! A job's domain policies may add networks per host ([`HostAllow`], set
+//! with [`Guard::with_host_allow`] on that job's guard only): a host's
+//! answers in those networks are admitted for that host and no other.
+//!
+//! Deliberately not here: deciding domain policies, robots.txt and rate
+//! limits (the proxy's hook and the redirect policy's
+//! [`HopPolicy`](crate::http_client::HopPolicy) are where a domain policy
+//! plugs in), and HTTP itself
 //! (`http_client` adapts the guard to reqwest, `proxy` to Chromium).
 
 use std::fmt;
@@ -54,6 +60,23 @@ impl Default for GuardConfig {
     }
 }
 
+/// Networks one host may reach on top of the guard's allow-list: what a
+/// job's domain policy grants (its `allow_cidrs`) for the hosts it covers.
+pub trait HostAllow: fmt::Debug + Send + Sync {
+    /// Whether `host` (as a URL spells it: lowercase, IPv6 in brackets) may
+    /// reach `ip` although the guard would refuse it.
+    fn allows(&self, host: &str, ip: IpAddr) -> bool;
+}
+
+/// A workspace's domain policies grant each host the networks of the
+/// policy that applies to it (when that policy allows the host at all).
+impl HostAllow for accord_model::PolicySet {
+    fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        let policy = self.effective(host);
+        policy.allowed && policy.allow_cidrs.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
 /// The SSRF guard. Cheap to clone; clones share the resolver.
 #[derive(Clone)]
 pub struct Guard {
@@ -63,6 +86,8 @@ pub struct Guard {
 struct Inner {
     config: GuardConfig,
     resolver: Arc<dyn Resolver>,
+    /// A job's per-host exceptions, on a guard made for that job.
+    hosts: Option<Arc<dyn HostAllow>>,
 }
 
 impl fmt::Debug for Guard {
@@ -70,6 +95,7 @@ impl fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("config", &self.inner.config)
             .field("resolver", &self.inner.resolver)
+            .field("hosts", &self.inner.hosts)
             .finish()
     }
 }
@@ -128,7 +154,23 @@ impl Guard {
     /// tests).
     pub fn with_resolver(config: GuardConfig, resolver: Arc<dyn Resolver>) -> Self {
         Self {
-            inner: Arc::new(Inner { config, resolver }),
+            inner: Arc::new(Inner {
+                config,
+                resolver,
+                hosts: None,
+            }),
+        }
+    }
+
+    /// This guard (same rules, same resolver) admitting also what `hosts`
+    /// allows per host: the guard of one job whose policies grant networks.
+    pub fn with_host_allow(&self, hosts: Arc<dyn HostAllow>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config: self.inner.config.clone(),
+                resolver: self.inner.resolver.clone(),
+                hosts: Some(hosts),
+            }),
         }
     }
 
@@ -174,7 +216,7 @@ impl Guard {
     pub fn check_host(&self, host: &TargetHost) -> Result<(), Blocked> {
         match host {
             TargetHost::Ip(ip) => self
-                .admit(*ip)
+                .admit_for(&host.to_string(), *ip)
                 .map_err(|refused| Blocked::new(host.to_string(), BlockReason::Literal(refused))),
             TargetHost::Name(name) if name.is_loopback_name() => {
                 self.check_answers(name, &HostName::loopback_addresses())
@@ -193,10 +235,19 @@ impl Guard {
         Err(RefusedAddress { ip, class })
     }
 
+    /// Whether `host` may reach `ip`: [`Guard::admit`], or this guard's
+    /// per-host exceptions.
+    pub fn admit_for(&self, host: &str, ip: IpAddr) -> Result<(), RefusedAddress> {
+        self.admit(ip).or_else(|refused| match &self.inner.hosts {
+            Some(hosts) if hosts.allows(host, ip) => Ok(()),
+            _ => Err(refused),
+        })
+    }
+
     fn check_answers(&self, name: &HostName, answers: &[IpAddr]) -> Result<(), Blocked> {
         let refused: Vec<RefusedAddress> = answers
             .iter()
-            .filter_map(|ip| self.admit(*ip).err())
+            .filter_map(|ip| self.admit_for(name.as_str(), *ip).err())
             .collect();
         if refused.is_empty() {
             return Ok(());
@@ -296,7 +347,7 @@ impl Guard {
             }
             return Err(Blocked::new(target, BlockReason::UnknownPeer));
         };
-        self.admit(peer.ip())
+        self.admit_for(target, peer.ip())
             .map_err(|refused| Blocked::new(target, BlockReason::Peer(refused)))
     }
 }
@@ -449,6 +500,49 @@ mod tests {
         let err = strict.connect(&authority).await.unwrap_err();
         assert!(matches!(err, ConnectError::Blocked(_)), "{err:?}");
         assert_eq!(stub.lookups("rebind.test"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_policy_grants_its_networks_to_its_hosts_only() {
+        use accord_model::{PolicyEntry, PolicyRules, PolicySet};
+        let stub = StubResolver::new();
+        stub.set("intranet.test", ips(&["10.1.2.3"]));
+        stub.set("evil.test", ips(&["10.1.2.3"]));
+        stub.set("denied.test", ips(&["10.1.2.3"]));
+        let entry = |pattern: &str, allowed: bool, cidr: &str| PolicyEntry {
+            pattern: pattern.parse().unwrap(),
+            rules: PolicyRules {
+                allowed,
+                allow_cidrs: vec![cidr.parse().unwrap()],
+                ..PolicyRules::default()
+            },
+        };
+        let set = PolicySet {
+            policies: vec![
+                entry("intranet.test", true, "10.1.0.0/16"),
+                entry("10.9.9.9", true, "10.9.9.9"),
+                entry("denied.test", false, "10.1.0.0/16"),
+            ],
+        };
+        let plain = guard(EgressPolicy::PublicOnly, &[], &stub);
+        let job = plain.with_host_allow(Arc::new(set));
+        assert!(outcome(&plain, "http://intranet.test/")
+            .await
+            .starts_with("blocked"));
+        assert_eq!(
+            outcome(&job, "http://intranet.test/").await,
+            "ok 10.1.2.3:80"
+        );
+        assert!(outcome(&job, "http://evil.test/")
+            .await
+            .starts_with("blocked"));
+        assert!(outcome(&job, "http://denied.test/")
+            .await
+            .starts_with("blocked"));
+        assert_eq!(outcome(&job, "http://10.9.9.9/").await, "ok 10.9.9.9:80");
+        assert!(outcome(&job, "http://10.1.2.3/")
+            .await
+            .starts_with("blocked"));
     }
 
     #[test]

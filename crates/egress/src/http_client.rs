@@ -33,11 +33,24 @@ pub struct TooManyRedirects {
     pub max: usize,
 }
 
+/// A hop a [`HopPolicy`] refused; the message names the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HopDenied(pub String);
+
+/// A per-request decision on each redirect hop beyond the guard's (a
+/// job's domain policies): called with every URL a redirect leads to.
+pub trait HopPolicy: std::fmt::Debug + Send + Sync {
+    fn check(&self, next: &Url) -> Result<(), HopDenied>;
+}
+
 /// Why a request was stopped inside the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Blocked(Blocked),
     TooManyRedirects(TooManyRedirects),
+    /// The client's [`HopPolicy`] refused a redirect.
+    Denied(HopDenied),
 }
 
 /// The guard's refusal inside a reqwest error, if that is why it failed.
@@ -49,6 +62,9 @@ pub fn find_refusal(err: &(dyn StdError + 'static)) -> Option<Refusal> {
         }
         if let Some(too_many) = current.downcast_ref::<TooManyRedirects>() {
             return Some(Refusal::TooManyRedirects(*too_many));
+        }
+        if let Some(denied) = current.downcast_ref::<HopDenied>() {
+            return Some(Refusal::Denied(denied.clone()));
         }
         cause = current.source();
     }
@@ -96,13 +112,29 @@ pub fn check_redirect(guard: &Guard, next: &Url, hops: usize, max: usize) -> Res
 /// a hop's URL are resolved (and checked) by [`GuardedResolve`] when the
 /// client connects.
 pub fn redirect_policy(guard: Guard, max: usize) -> Policy {
+    redirect_policy_with(guard, max, None)
+}
+
+/// [`redirect_policy`], and `hops` asked about every hop the guard lets
+/// through (a job's domain policies).
+pub fn redirect_policy_with(
+    guard: Guard,
+    max: usize,
+    hops: Option<std::sync::Arc<dyn HopPolicy>>,
+) -> Policy {
     Policy::custom(move |attempt| {
         // `previous` holds the original URL and every hop followed so far.
-        let hops = attempt.previous().len();
-        match check_redirect(&guard, attempt.url(), hops, max) {
+        let count = attempt.previous().len();
+        let checked =
+            check_redirect(&guard, attempt.url(), count, max).and_then(|()| match &hops {
+                Some(hops) => hops.check(attempt.url()).map_err(Refusal::Denied),
+                None => Ok(()),
+            });
+        match checked {
             Ok(()) => attempt.follow(),
             Err(Refusal::TooManyRedirects(err)) => attempt.error(err),
             Err(Refusal::Blocked(err)) => attempt.error(err),
+            Err(Refusal::Denied(err)) => attempt.error(err),
         }
     })
 }
@@ -135,6 +167,7 @@ mod tests {
                 let got = check_redirect(guard, &url, hops, max).map_err(|err| match err {
                     Refusal::TooManyRedirects(err) => err.to_string(),
                     Refusal::Blocked(err) => err.detail().to_string(),
+                    Refusal::Denied(err) => err.to_string(),
                 });
                 assert_eq!(got, expected.map_err(str::to_owned), "{url} after {hops}");
             };

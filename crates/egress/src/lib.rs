@@ -18,8 +18,8 @@
 //! - [`politeness`]: one domain's rate, concurrency cap, least gap,
 //!   `Retry-After` pause and breaker, as a pure state machine.
 //!
-//! Deliberately not here: domain policies (they plug into the proxy's
-//! [`ProxyHook`] and the engines), shared rate limits and where breaker and
+//! Deliberately not here: deciding domain policies (they plug in as a
+//! job's [`HostAllow`] and [`HopPolicy`], and the proxy's [`ProxyHook`]), shared rate limits and where breaker and
 //! robots.txt state is kept across workers (the control plane or Redis), the
 //! database, and job logic. This crate never touches the store.
 
@@ -39,9 +39,11 @@ mod robots_gate;
 pub use address::{AllowList, CidrError};
 pub use blocked::{BlockReason, Blocked, Detail};
 pub use chromium::{chromium_args, chromium_command_line};
-pub use guard::{ConnectError, Connected, Guard, GuardConfig, Vetted};
+pub use guard::{ConnectError, Connected, Guard, GuardConfig, HostAllow, Vetted};
 pub use host::{Authority, HostError, HostName, TargetHost};
-pub use http_client::{GuardedResolve, Refusal, TooManyRedirects, MAX_REDIRECTS};
+pub use http_client::{
+    GuardedResolve, HopDenied, HopPolicy, Refusal, TooManyRedirects, MAX_REDIRECTS,
+};
 pub use politeness::{Decision as PoliteDecision, DomainLimits, DomainState, Finish, WaitReason};
 pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};

@@ -213,7 +213,7 @@ impl RobotsGate {
             Ok(Ok(Ok(fetched))) => Some(fetched),
             Ok(Ok(Err(_blocked))) => None,
             Ok(Err(err)) => match find_refusal(&err) {
-                Some(Refusal::Blocked(_)) => None,
+                Some(Refusal::Blocked(_) | Refusal::Denied(_)) => None,
                 Some(Refusal::TooManyRedirects(_)) => Some(RobotsFetch::too_many_redirects()),
                 None => Some(RobotsFetch::failed(describe(&err))),
             },

@@ -39,6 +39,7 @@ async fn fetch(guard: &Guard, url: &str) -> Result<String, String> {
         Err(err) => match find_refusal(&err) {
             Some(Refusal::Blocked(blocked)) => Err(blocked.detail().to_string()),
             Some(Refusal::TooManyRedirects(too_many)) => Err(too_many.to_string()),
+            Some(Refusal::Denied(denied)) => Err(denied.to_string()),
             None => Err(format!("not refused by the guard: {err}")),
         },
     }

@@ -126,6 +126,7 @@ async fn judge(guard: &Guard, url: &str, first_hop: bool) -> Verdict {
             Ok(()) => guard.check_url(&url),
             Err(Refusal::Blocked(blocked)) => Err(blocked),
             Err(Refusal::TooManyRedirects(err)) => panic!("{err}"),
+            Err(Refusal::Denied(err)) => panic!("no hop policy here, yet: {err}"),
         }
     };
     let authority = match checked {

@@ -156,8 +156,10 @@ pub enum SiteSignal {
 impl From<EngineError> for JobError {
     fn from(err: EngineError) -> Self {
         let mut error = JobError::new(err.kind(), err.to_string());
-        if let StepFailure::Refused(_) = err.failure {
-            error = error.with_code(JobErrorCode::TargetBlocked);
+        match err.failure {
+            StepFailure::Refused(_) => error = error.with_code(JobErrorCode::TargetBlocked),
+            StepFailure::PolicyDenied(_) => error = error.with_code(JobErrorCode::PolicyDenied),
+            _ => {}
         }
         match err.step {
             Some(step) => error.at_step(step),
@@ -184,6 +186,12 @@ pub enum StepFailure {
     Refused(#[from] Blocked),
     #[error("too many redirects: gave up after {max} starting at {url}")]
     TooManyRedirects { max: usize, url: String },
+    /// A domain policy of the job refused a hop (a redirect, a link followed).
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// The job's own HTTP client (for its policies) could not be built.
+    #[error("could not prepare the job's HTTP client: {0}")]
+    JobClient(String),
     #[error("response body of {url} is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: u64, url: String },
     /// A status that ends the step: 429 and 5xx (retryable) on any fetch,
@@ -245,6 +253,8 @@ impl StepFailure {
             | Self::NoPage { .. }
             | Self::Refused(_)
             | Self::TooManyRedirects { .. }
+            | Self::PolicyDenied(_)
+            | Self::JobClient(_)
             | Self::BodyTooLarge { .. }
             | Self::NoElement { .. }
             | Self::NoLink { .. }

@@ -2,6 +2,9 @@
 //! and what a run hands back: a result or an error, plus the artifacts it
 //! captured either way (a failed browser run keeps its screenshot).
 
+use std::sync::Arc;
+
+use accord_egress::{HopPolicy, HostAllow};
 use accord_model::{ArtifactName, JobResult, JobSpec, Sha256Digest};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +22,38 @@ use crate::EngineError;
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync + std::fmt::Debug {
     async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure>;
+
+    /// [`Executor::run`] under one job's own egress rules (its domain
+    /// policies). Engines that cannot apply them per job run the job as
+    /// [`Executor::run`] does; the HTTP engine applies both.
+    async fn run_with(
+        &self,
+        spec: &JobSpec,
+        egress: &JobEgress,
+        stop: &CancellationToken,
+    ) -> Result<RunOutput, RunFailure> {
+        let _ = egress;
+        self.run(spec, stop).await
+    }
+}
+
+/// What one job's domain policies add to the engine's egress rules.
+#[derive(Debug, Clone, Default)]
+pub struct JobEgress {
+    /// Networks a host may resolve to on top of the engine's allow-list
+    /// (for the hosts whose policy grants them).
+    pub hosts: Option<Arc<dyn HostAllow>>,
+    /// Asked about every URL the run fetches beyond the job's own step
+    /// URLs (redirect hops, links followed); a refusal fails the job
+    /// permanently with code `policy_denied`.
+    pub hops: Option<Arc<dyn HopPolicy>>,
+}
+
+impl JobEgress {
+    /// Whether there is nothing to add (the engine's shared client will do).
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_none() && self.hops.is_none()
+    }
 }
 
 /// A file a run captured, in memory until the worker uploads it.

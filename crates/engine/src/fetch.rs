@@ -20,8 +20,10 @@ use url::Url;
 
 use crate::capture::{ActiveCapture, Exchange, Header};
 use crate::{EngineBuildError, EngineConfig, StepFailure};
-use accord_egress::http_client::{find_refusal, redirect_policy, GuardedResolve, Refusal};
-use accord_egress::{Blocked, Guard, GuardConfig};
+use accord_egress::http_client::{find_refusal, redirect_policy_with, GuardedResolve, Refusal};
+use accord_egress::{Blocked, Guard, GuardConfig, HopPolicy};
+
+use crate::JobEgress;
 
 /// The HTTP client of an engine and the guard around it. Cheap to clone;
 /// clones share one connection pool.
@@ -29,6 +31,9 @@ use accord_egress::{Blocked, Guard, GuardConfig};
 pub(crate) struct Fetcher {
     client: reqwest::Client,
     guard: Guard,
+    /// A job's domain policies, asked about every URL fetched (its
+    /// redirects too); only on a fetcher made for one job.
+    hops: Option<Arc<dyn HopPolicy>>,
     /// Sent on every request (the one request header we set), so captures
     /// can say so.
     user_agent: HeaderValue,
@@ -82,13 +87,38 @@ const MAX_CONTENT_TYPE_LEN: usize = 255;
 
 impl Fetcher {
     pub(crate) fn new(config: &EngineConfig) -> Result<Self, EngineBuildError> {
-        let user_agent = HeaderValue::from_str(&config.user_agent)
-            .map_err(|_| EngineBuildError::UserAgent(config.user_agent.clone()))?;
         let guard = Guard::new(GuardConfig {
             policy: config.egress,
             allow: config.allow_targets.clone(),
             connect_timeout: config.connect_timeout,
         });
+        Self::build(config, guard, None)
+    }
+
+    /// A fetcher of its own for one job: its guard also admits what the
+    /// job's policies allow per host, and its policies decide every hop.
+    /// A client of its own, because reqwest's resolver and redirect policy
+    /// are per client (and its pooled connections must not serve another
+    /// job's hosts).
+    pub(crate) fn for_job(
+        &self,
+        config: &EngineConfig,
+        egress: &JobEgress,
+    ) -> Result<Self, EngineBuildError> {
+        let guard = match &egress.hosts {
+            Some(hosts) => self.guard.with_host_allow(hosts.clone()),
+            None => self.guard.clone(),
+        };
+        Self::build(config, guard, egress.hops.clone())
+    }
+
+    fn build(
+        config: &EngineConfig,
+        guard: Guard,
+        hops: Option<Arc<dyn HopPolicy>>,
+    ) -> Result<Self, EngineBuildError> {
+        let user_agent = HeaderValue::from_str(&config.user_agent)
+            .map_err(|_| EngineBuildError::UserAgent(config.user_agent.clone()))?;
         let client = reqwest::Client::builder()
             .user_agent(user_agent.clone())
             // A proxy would connect on our behalf to addresses the guard never sees.
@@ -97,12 +127,17 @@ impl Fetcher {
             // Names resolve once, through the guard: the client dials only
             // the addresses it vetted.
             .dns_resolver(Arc::new(GuardedResolve::new(guard.clone())))
-            .redirect(redirect_policy(guard.clone(), config.max_redirects))
+            .redirect(redirect_policy_with(
+                guard.clone(),
+                config.max_redirects,
+                hops.clone(),
+            ))
             .build()
             .map_err(EngineBuildError::Client)?;
         Ok(Self {
             client,
             guard,
+            hops,
             user_agent,
         })
     }
@@ -119,6 +154,10 @@ impl Fetcher {
         self.guard.check_url(url).inspect_err(|blocked| {
             tracing::info!(detail = %blocked.detail(), "the SSRF guard refused a target");
         })?;
+        if let Some(hops) = &self.hops {
+            hops.check(url)
+                .map_err(|denied| StepFailure::PolicyDenied(denied.to_string()))?;
+        }
         let started = Instant::now();
         let work = async {
             let response = self
@@ -228,6 +267,10 @@ impl Fetcher {
                     max: too_many.max,
                     url: url.to_string(),
                 };
+            }
+            Some(Refusal::Denied(denied)) => {
+                tracing::info!(reason = %denied, "a domain policy refused a redirect");
+                return StepFailure::PolicyDenied(denied.to_string());
             }
             None => {}
         }

@@ -33,8 +33,8 @@ use crate::extract::{Outcome, PageData};
 use crate::fetch::{Accept, FetchRules, Fetched, Fetcher};
 use crate::process::{millis, process, PageBatch};
 use crate::{
-    Artifact, EngineBuildError, EngineConfig, EngineError, Executor, RunFailure, RunOutput,
-    StepFailure,
+    Artifact, EngineBuildError, EngineConfig, EngineError, Executor, JobEgress, RunFailure,
+    RunOutput, StepFailure,
 };
 
 /// The content type of a page whose response did not say.
@@ -47,6 +47,8 @@ const DEFAULT_FILE_TYPE: &str = "application/octet-stream";
 #[derive(Debug, Clone)]
 pub struct HttpEngine {
     fetcher: Fetcher,
+    /// Kept to build a job's own fetcher when its policies need one.
+    config: Arc<EngineConfig>,
     navigate_timeout: Duration,
     download_timeout: Duration,
     max_body_bytes: usize,
@@ -57,6 +59,7 @@ impl HttpEngine {
     pub fn new(config: EngineConfig) -> Result<Self, EngineBuildError> {
         Ok(Self {
             fetcher: Fetcher::new(&config)?,
+            config: Arc::new(config.clone()),
             navigate_timeout: config.navigate_timeout,
             download_timeout: config.download_timeout,
             max_body_bytes: config.max_body_bytes,
@@ -353,6 +356,27 @@ impl Run {
 
 #[async_trait::async_trait]
 impl Executor for HttpEngine {
+    async fn run_with(
+        &self,
+        spec: &JobSpec,
+        egress: &JobEgress,
+        stop: &CancellationToken,
+    ) -> Result<RunOutput, RunFailure> {
+        if egress.is_empty() {
+            return self.run(spec, stop).await;
+        }
+        let fetcher = self.fetcher.for_job(&self.config, egress).map_err(|err| {
+            RunFailure::from(EngineError::whole_job(StepFailure::JobClient(
+                err.to_string(),
+            )))
+        })?;
+        let engine = Self {
+            fetcher,
+            ..self.clone()
+        };
+        engine.run(spec, stop).await
+    }
+
     async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure> {
         let started = Instant::now();
         let mut run = Run::default();

@@ -34,6 +34,6 @@ pub use capture::{
 };
 pub use config::EngineConfig;
 pub use error::{EngineBuildError, EngineError, SiteSignal, StepFailure};
-pub use executor::{Artifact, Executor, RunFailure, RunOutput};
+pub use executor::{Artifact, Executor, JobEgress, RunFailure, RunOutput};
 pub use http::HttpEngine;
 pub use process::process_page;

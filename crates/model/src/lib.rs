@@ -3,7 +3,8 @@
 //! Owns ids, the job specification (`NewJob`, `Step`), job states and their
 //! meaning, results and errors, artifact references and evidence manifests, job events, the retry policy, the backoff
 //! of background retries, the worker protocol messages and the clock
-//! abstraction, and notification targets, subscriptions and deliveries.
+//! abstraction, notification targets, subscriptions and deliveries, and
+//! domain policies with the pure rule of which one applies to a host.
 //!
 //! Deliberately does not do IO: no database, no network, no file system.
 //! Values are validated when they are parsed (at the API boundary) so the rest
@@ -25,6 +26,7 @@ mod monitor;
 mod monitor_history;
 mod notification;
 mod politeness;
+mod policy;
 mod protocol;
 mod result;
 mod retry;
@@ -80,6 +82,11 @@ pub use politeness::{
     EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem, EgressFinishRequest,
     EgressOutcome, EgressWait, EgressWaitReason, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS,
     MAX_EGRESS_HOSTS,
+};
+pub use policy::{
+    effective_policy, sort_by_specificity, Cidr, DomainPattern, DomainPolicy, EffectivePolicy,
+    NewPolicy, PolicyDenial, PolicyEntry, PolicyId, PolicyList, PolicyPatch, PolicyRules,
+    PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

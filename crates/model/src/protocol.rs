@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{JobError, JobId, JobResult, JobSpec, QueueName, RunEngine, WorkerId};
+use crate::{JobError, JobId, JobResult, JobSpec, PolicySet, QueueName, RunEngine, WorkerId};
 
 /// Ask for up to `limit` due jobs, waiting up to `wait_ms` for one to appear.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -60,6 +60,11 @@ pub struct ClaimedJob {
     /// domain is remembered to need one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_reason: Option<String>,
+    /// The domain policies of the job's workspace, so the worker decides
+    /// every hop (redirects land anywhere) as the control plane did at
+    /// submission; absent when the workspace has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<PolicySet>,
 }
 
 impl ClaimedJob {

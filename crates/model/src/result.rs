@@ -217,6 +217,9 @@ pub enum JobErrorCode {
     /// The site's robots.txt disallows the page for Accord's user agent,
     /// or could not be fetched (then nothing is fetched until it can).
     RobotsDisallowed,
+    /// A domain policy of the job's workspace refuses a host it reached
+    /// (a redirect included), or the engine or a step on it.
+    PolicyDenied,
 }
 
 impl JobErrorCode {
@@ -225,6 +228,7 @@ impl JobErrorCode {
         match self {
             Self::TargetBlocked => "target_blocked",
             Self::RobotsDisallowed => "robots_disallowed",
+            Self::PolicyDenied => "policy_denied",
         }
     }
 }

@@ -152,6 +152,7 @@ fn failure(started: Instant, err: &reqwest::Error) -> Attempt {
             true,
         ),
         Some(Refusal::TooManyRedirects(too_many)) => (too_many.to_string(), true),
+        Some(Refusal::Denied(denied)) => (denied.to_string(), true),
         None if err.is_timeout() => ("the receiver did not answer in time".to_owned(), false),
         None if err.is_connect() => ("could not connect to the receiver".to_owned(), false),
         None => (format!("the request failed: {err}"), false),

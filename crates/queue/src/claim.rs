@@ -74,8 +74,9 @@ impl Queue {
                 now: self.now(),
                 lease_ttl: config.lease_ttl,
             };
-            let claimed = self.inner.store.job_claim_available(&params).await?;
+            let mut claimed = self.inner.store.job_claim_available(&params).await?;
             if !claimed.is_empty() {
+                self.attach_policies(&mut claimed).await?;
                 self.record_claims(&claimed, params.now);
                 return Ok(claimed);
             }
@@ -192,6 +193,7 @@ impl Queue {
         // Waiting claims recompute when the next job falls due, so a short
         // retry delay is honoured instead of the polling backstop.
         self.wake_claimers();
+        self.audit_run_refusals(worker, &outcomes, &errors).await;
         let finished = finished(&outcomes, |transition| {
             Some(ManifestOutcome::Failed {
                 error: errors.get(&transition.job_id)?.clone(),

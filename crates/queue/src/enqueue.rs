@@ -2,12 +2,13 @@
 //! idempotency key, wake the claimers.
 
 use accord_model::{
-    auto_domain, auto_needs_browser, Engine, Job, JobId, NewJob, RunEngine, ValidationError,
-    WorkspaceId,
+    auto_domain, auto_needs_browser, Engine, Job, JobId, NewJob, PolicySet, RunEngine,
+    ValidationError, WorkspaceId,
 };
 use accord_store::{InsertJob, InsertOutcome};
 
 use crate::metrics::QueueLabels;
+use crate::policies::check_with;
 use crate::{Queue, QueueError};
 
 /// The job and whether this request created it (`false`: an idempotent replay).
@@ -64,7 +65,9 @@ impl Queue {
         idempotency_key: Option<String>,
     ) -> Result<Enqueued, QueueError> {
         job.validate(&self.inner.config.limits)?;
-        self.check_targets(&job)?;
+        let policies = self.policy_set(workspace).await?;
+        self.check_targets(&job, &policies)?;
+        check_with(&policies, &job)?;
         let idempotency = idempotency_key.map(|key| {
             let hash = job.request_hash();
             (key, hash)
@@ -102,15 +105,23 @@ impl Queue {
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Job>, QueueError> {
         let mut inserts = Vec::with_capacity(jobs.len());
+        let policies = self.policy_set(workspace).await?;
         for (index, job) in jobs.into_iter().enumerate() {
             let at = |err: ValidationError| ValidationError {
                 field: format!("jobs[{index}].{}", err.field),
                 message: err.message,
             };
             job.validate(&self.inner.config.limits).map_err(at)?;
-            self.check_targets(&job).map_err(|err| match err {
-                QueueError::TargetNotAllowed(reason) => {
-                    QueueError::TargetNotAllowed(format!("jobs[{index}].{reason}"))
+            self.check_targets(&job, &policies)
+                .map_err(|err| match err {
+                    QueueError::TargetNotAllowed(reason) => {
+                        QueueError::TargetNotAllowed(format!("jobs[{index}].{reason}"))
+                    }
+                    other => other,
+                })?;
+            check_with(&policies, &job).map_err(|err| match err {
+                QueueError::PolicyDenied(denial) => {
+                    QueueError::PolicyDenied(denial.in_batch(index))
                 }
                 other => other,
             })?;
@@ -145,14 +156,30 @@ impl Queue {
     }
 
     /// Refuses literal non-public addresses and loopback names up front,
-    /// by the engines' own guard (no DNS here); other host names are checked
+    /// by the engines' own guard (no DNS here) with the networks the
+    /// workspace's policies grant their hosts; other host names are checked
     /// by the engine against the addresses they resolve to.
-    pub(crate) fn check_targets(&self, job: &NewJob) -> Result<(), QueueError> {
+    pub(crate) fn check_targets(
+        &self,
+        job: &NewJob,
+        policies: &PolicySet,
+    ) -> Result<(), QueueError> {
+        let grants = policies
+            .policies
+            .iter()
+            .any(|entry| !entry.rules.allow_cidrs.is_empty());
+        let guard = if grants {
+            self.inner
+                .targets
+                .with_host_allow(std::sync::Arc::new(policies.clone()))
+        } else {
+            self.inner.targets.clone()
+        };
         for (index, step) in job.steps.iter().enumerate() {
             let Some(url) = step.target_url() else {
                 continue;
             };
-            if let Err(blocked) = self.inner.targets.check_url(url.as_url()) {
+            if let Err(blocked) = guard.check_url(url.as_url()) {
                 return Err(QueueError::TargetNotAllowed(format!(
                     "steps[{index}].url: {}; private targets are disabled",
                     blocked.detail()

@@ -53,6 +53,18 @@ pub enum QueueError {
     TargetChanged(accord_model::TargetId),
     #[error("notification target {0} is not a webhook: only webhooks have a signing secret")]
     NotAWebhook(accord_model::TargetId),
+    #[error("domain policy {0} not found")]
+    PolicyNotFound(accord_model::PolicyId),
+    #[error("this workspace already has a domain policy for `{0}`")]
+    PolicyExists(String),
+    #[error("domain policy {0} was changed or deleted meanwhile; read it again")]
+    PolicyChanged(accord_model::PolicyId),
+    /// A policy request that does not make sense (a 400 naming the field).
+    #[error("{0}")]
+    InvalidPolicy(ValidationError),
+    /// A domain policy refuses the submitted work.
+    #[error("{0}")]
+    PolicyDenied(accord_model::PolicyDenial),
     #[error("delivery {0} not found")]
     DeliveryNotFound(accord_model::MessageId),
     /// A computation on a blocking thread panicked or was cancelled.

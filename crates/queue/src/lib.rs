@@ -21,6 +21,9 @@
 //! Notification targets, the run's events written as outbox messages with
 //! its completion, the delivery log and redelivery (`notifications.rs`).
 //!
+//! Domain policies (`policies.rs`): kept per workspace, checked at
+//! submission, handed to the worker with each claimed job.
+//!
 //! Does not run jobs (that is the worker's) and does not speak HTTP (the api's).
 
 mod artifacts;
@@ -34,6 +37,7 @@ mod manifest;
 mod metrics;
 mod monitors;
 mod notifications;
+mod policies;
 mod queue;
 mod scheduler;
 mod workflow_runs;

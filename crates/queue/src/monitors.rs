@@ -52,12 +52,14 @@ impl Queue {
     }
 
     /// Checks a monitor's input against its workflow and that its job can
-    /// be built and would be accepted.
-    fn check_monitor(&self, monitor: &Monitor) -> Result<(), QueueError> {
+    /// be built and would be accepted, its workspace's domain policies
+    /// included.
+    async fn check_monitor(&self, monitor: &Monitor) -> Result<(), QueueError> {
         let job = self.monitor_job(monitor)?;
         job.validate(&self.inner.config.limits)?;
-        self.check_targets(&job)?;
-        Ok(())
+        let policies = self.policy_set(monitor.workspace_id).await?;
+        self.check_targets(&job, &policies)?;
+        crate::policies::check_with(&policies, &job)
     }
 
     /// The job that runs `monitor` once. Errors name the monitor's field
@@ -120,7 +122,7 @@ impl Queue {
             updated_at: now,
             next_due_at: now,
         };
-        self.check_monitor(&monitor)?;
+        self.check_monitor(&monitor).await?;
         self.check_monitor_targets(&monitor).await?;
         // Store the input as the workflow reads it back (defaults filled).
         monitor.input = WorkflowInput::parse(monitor.workflow, &monitor.input)?.to_json();
@@ -177,7 +179,7 @@ impl Queue {
     ) -> Result<Monitor, QueueError> {
         let current = self.monitor_get(workspace, id).await?;
         let mut next = patch.apply(&current, self.min_interval_seconds())?;
-        self.check_monitor(&next)?;
+        self.check_monitor(&next).await?;
         self.check_monitor_targets(&next).await?;
         next.input = WorkflowInput::parse(next.workflow, &next.input)?.to_json();
         let now = self

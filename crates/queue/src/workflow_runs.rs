@@ -66,7 +66,9 @@ impl Queue {
             retry: Default::default(),
         };
         job.validate(&self.inner.config.limits)?;
-        self.check_targets(&job)?;
+        let policies = self.policy_set(workspace).await?;
+        self.check_targets(&job, &policies)?;
+        crate::policies::check_with(&policies, &job)?;
         let (run_on, engine_reason) = self.first_engine(workspace, &job).await?;
         let now = self.now();
         let start = StartWorkflowRun {

@@ -7,7 +7,8 @@
 //! [`MaintenanceStore`] (`maintenance.rs`), [`DomainStore`] (`domains.rs`),
 //! [`CoordinationStore`] (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
 //! index), [`MonitorStore`] (`monitors.rs`), [`NotificationStore`]
-//! (`notifications.rs`), [`WorkflowRunStore`] (`workflow_runs.rs`) and
+//! (`notifications.rs`), [`WorkflowRunStore`] (`workflow_runs.rs`),
+//! [`PolicyStore`] (`policies.rs`, domain policies) and
 //! [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
@@ -38,6 +39,7 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod notifications;
+mod policies;
 mod postgres;
 mod schema;
 mod sqlite;
@@ -68,6 +70,7 @@ pub use notifications::{
     AttemptNext, AttemptRecord, ClaimedMessage, DeliveryFilter, NewMessage, NotificationStore,
     RecordOutcome, RunNotice, MAX_ATTEMPTS_SHOWN,
 };
+pub use policies::{PolicyStore, PolicyWrite};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::Store;

@@ -7,11 +7,11 @@ use std::fmt;
 
 use crate::{
     AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
-    LeaseStore, MaintenanceStore, MonitorStore, NotificationStore, WorkflowRunStore,
+    LeaseStore, MaintenanceStore, MonitorStore, NotificationStore, PolicyStore, WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
-/// artifact index, monitors, notifications, workflow runs.
+/// artifact index, monitors, notifications, workflow runs, domain policies.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -25,6 +25,7 @@ pub trait Store:
     + MonitorStore
     + NotificationStore
     + WorkflowRunStore
+    + PolicyStore
     + fmt::Debug
     + 'static
 {
@@ -43,6 +44,7 @@ impl<T> Store for T where
         + MonitorStore
         + NotificationStore
         + WorkflowRunStore
+        + PolicyStore
         + fmt::Debug
         + 'static
 {

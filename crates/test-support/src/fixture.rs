@@ -51,6 +51,7 @@ pub const HANG_DURATION: Duration = Duration::from_secs(3_600);
 /// | `/flaky/{key}/{n}` | 503 for the first `n` requests of `key`, then the page |
 /// | `/status/{code}` | that status with a small HTML body |
 /// | `/redirect?to=URL` | 302 to `URL` (absolute or a path) |
+/// | `/embed?src=URL` | a page (`<h1>embed</h1>`) whose image is loaded from `URL` |
 /// | `/redirect-chain/{n}` | `n` redirects (through `/redirect-chain/{n-1}` ...), then the page |
 /// | `/slow/{ms}` | the page after `ms` milliseconds |
 /// | `/hang` | nothing for [`HANG_DURATION`] |
@@ -198,6 +199,7 @@ fn router(state: AppState) -> Router {
         .route("/flaky/{key}/{n}", get(flaky))
         .route("/status/{code}", get(status))
         .route("/redirect", get(redirect))
+        .route("/embed", get(embed))
         .route("/redirect-chain/{n}", get(redirect_chain))
         .route("/slow/{ms}", get(slow))
         .route("/hang", get(hang))
@@ -309,6 +311,24 @@ async fn status(Path(code): Path<u16>) -> Response {
 #[derive(Debug, Deserialize)]
 struct RedirectQuery {
     to: String,
+}
+
+#[derive(Deserialize)]
+struct EmbedQuery {
+    src: String,
+}
+
+/// A page with one sub-resource from wherever `src` says (a browser loads it).
+async fn embed(Query(query): Query<EmbedQuery>) -> Html<String> {
+    let src = query
+        .src
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Html(format!(
+        "<!doctype html><html><body><h1>embed</h1><img src=\"{src}\"></body></html>"
+    ))
 }
 
 async fn redirect(Query(query): Query<RedirectQuery>) -> Response {

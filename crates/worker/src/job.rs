@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::polite::{Admission, Politeness};
+use crate::policy::{job_egress, landed_refusal, policy_refusal};
 use crate::report::{Outcome, Reporter};
 use crate::robots::robots_answer;
 use crate::upload::Uploader;
@@ -59,10 +60,14 @@ impl JobTask {
             steps = self.job.spec.steps.len(),
             "job started"
         );
+        if let Some(error) = policy_refusal(&self.job) {
+            self.report_failure(error);
+            return Ended::Reported;
+        }
         let mut crawl_delay_ms = Default::default();
         if let Some(gate) = &self.robots {
             let answer = tokio::select! {
-                answer = robots_answer(gate, &self.job.spec) => answer,
+                answer = robots_answer(gate, &self.job.spec, self.job.policies.as_ref()) => answer,
                 () = self.stop.cancelled() => return Ended::Stopped,
             };
             if let Some(error) = answer.refusal {
@@ -88,7 +93,8 @@ impl JobTask {
         // The run is stopped through its own token and then awaited, so the
         // job's slot stays taken until the engine's work has really ended.
         let halt = CancellationToken::new();
-        let run = self.executor.run(&self.job.spec, &halt);
+        let egress = job_egress(&self.job);
+        let run = self.executor.run_with(&self.job.spec, &egress, &halt);
         tokio::pin!(run);
         let mut outcome = tokio::select! {
             outcome = &mut run => Ok(outcome),
@@ -116,6 +122,14 @@ impl JobTask {
         };
         if let (Some(politeness), Some(permit)) = (&self.politeness, permit) {
             politeness.finish(permit, signal, status, latency_ms);
+        }
+        if let Ok(Ok(output)) = &outcome {
+            // Nothing from a host the policies deny is kept: not uploaded,
+            // not reported as a result.
+            if let Some(error) = landed_refusal(&self.job, &output.result.final_url) {
+                self.report_failure(error);
+                return Ended::Reported;
+            }
         }
         let (job_id, attempt) = (self.job.job_id, self.job.attempt);
         // Success or failure, what the run captured goes up before the

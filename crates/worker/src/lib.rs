@@ -10,7 +10,8 @@
 //! [`AccordClient`](accord_client::AccordClient) implements.
 //!
 //! Modules, each depending only on those listed after it: `run_loop` (the
-//! loop and its state), `job` (one job's run), `robots` (robots.txt
+//! loop and its state), `job` (one job's run), `policy` (the job's domain
+//! policies, before and during its run), `robots` (robots.txt
 //! before a job's pages), `polite` (per-domain permits around a job), `upload` (sending a run's
 //! artifacts before its outcome), `report` (the batching reporter), `event`
 //! (the loop's messages), `control` (the boundary).
@@ -20,6 +21,7 @@ mod control;
 mod event;
 mod job;
 mod polite;
+mod policy;
 mod report;
 mod robots;
 mod run_loop;

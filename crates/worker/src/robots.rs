@@ -4,16 +4,19 @@
 //!
 //! A refusal by the rules is permanent (`robots_disallowed`); a robots.txt
 //! that cannot be fetched (5xx, 429, no answer) refuses everything until it
-//! can, so that failure is retryable. Deliberately checks the URLs the job
-//! names, not where they redirect or what a browser page loads after them.
-//! A host's `Crawl-delay` goes with the job's politeness permit request, as
-//! the least gap between requests to it.
+//! can, so that failure is retryable. A host whose domain policy says
+//! `obey_robots: false` is not asked about. Deliberately checks the URLs
+//! the job names, not where they redirect or what a browser page loads
+//! after them. A host's `Crawl-delay` goes with the job's politeness
+//! permit request, as the least gap between requests to it.
 
 use std::collections::BTreeMap;
 
 use accord_egress::robots::{Disallowed, RobotsDecision};
 use accord_egress::RobotsGate;
-use accord_model::{ErrorKind, JobError, JobErrorCode, JobSpec, Step, MAX_CRAWL_DELAY_MS};
+use accord_model::{
+    ErrorKind, JobError, JobErrorCode, JobSpec, PolicySet, Step, MAX_CRAWL_DELAY_MS,
+};
 
 /// What the sites' robots.txt files say about a job.
 #[derive(Debug, Default)]
@@ -24,8 +27,13 @@ pub(crate) struct RobotsAnswer {
     pub crawl_delay_ms: BTreeMap<String, u64>,
 }
 
-/// Asks robots.txt about every page and file URL of the job.
-pub(crate) async fn robots_answer(gate: &RobotsGate, spec: &JobSpec) -> RobotsAnswer {
+/// Asks robots.txt about every page and file URL of the job (but those
+/// whose domain policy says not to).
+pub(crate) async fn robots_answer(
+    gate: &RobotsGate,
+    spec: &JobSpec,
+    policies: Option<&PolicySet>,
+) -> RobotsAnswer {
     let mut answer = RobotsAnswer::default();
     for (index, step) in spec.steps.iter().enumerate() {
         let url = match step {
@@ -34,6 +42,13 @@ pub(crate) async fn robots_answer(gate: &RobotsGate, spec: &JobSpec) -> RobotsAn
             _ => continue,
         };
         let url = url.as_url();
+        let ignored = policies.is_some_and(|set| {
+            !set.effective(url.host_str().unwrap_or_default())
+                .obey_robots
+        });
+        if ignored {
+            continue;
+        }
         match gate.check(url).await {
             RobotsDecision::Allowed { min_gap: Some(gap) } => {
                 if let Some(host) = url.host_str() {

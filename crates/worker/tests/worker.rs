@@ -16,7 +16,7 @@ use accord_model::{
     ArtifactName, ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, DeferRequest,
     EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome, EgressWait,
     EgressWaitReason, Engine, ErrorKind, EscalateRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, JobId, JobResult, JobSpec, LeaseRef, QueueName, ReleaseRequest,
+    HeartbeatResponse, JobErrorCode, JobId, JobResult, JobSpec, LeaseRef, QueueName, ReleaseRequest,
     ReportResponse, RunEngine, Sha256Digest, Step, StoredArtifact, TargetUrl, WorkerId,
 };
 use accord_worker::{ControlPlane, Engines, Worker, WorkerConfig};
@@ -59,6 +59,8 @@ struct Server {
     /// The items of every accepted `complete` and `fail` call, call by call.
     completed: Vec<Vec<JobId>>,
     failed: Vec<Vec<(JobId, ErrorKind)>>,
+    /// The code of every failure reported.
+    fail_codes: HashMap<JobId, Option<JobErrorCode>>,
     released: Vec<Vec<JobId>>,
     /// Artifacts stored, in arrival order: job, attempt, name, digest.
     uploads: Vec<(JobId, u32, String, Sha256Digest)>,
@@ -247,6 +249,9 @@ impl ControlPlane for Double {
             for (id, _) in &items {
                 server.note_report(*id);
             }
+            for item in &request.items {
+                server.fail_codes.insert(item.job_id, item.error.code);
+            }
             server.failed.push(items.clone());
             Ok(ReportResponse::new(
                 items.into_iter().map(|(id, _)| id).collect(),
@@ -393,6 +398,9 @@ enum Behaviour {
     Captures,
     /// Fails (permanently) with a screenshot of the moment.
     FailsWithCapture,
+    /// Succeeds on another page than it was sent to (a browser that
+    /// followed a redirect on its own), with a capture.
+    LandsOn(&'static str),
 }
 
 /// A real engine error: an `assert` of status 200 on a page that answered 500.
@@ -460,6 +468,23 @@ impl Executor for TestEngine {
         // it returns then is ignored.
         let stopped = match self.behaviours[&path] {
             Behaviour::Quick | Behaviour::Captures | Behaviour::FailsWithCapture => false,
+            Behaviour::LandsOn(landed) => {
+                let result = JobResult {
+                    extracted: Default::default(),
+                    status: 200,
+                    final_url: landed.to_owned(),
+                    timings: Default::default(),
+                    engine: RunEngine::Browser,
+                    engine_reason: None,
+                    artifacts: Vec::new(),
+                };
+                self.runs
+                    .send_modify(|runs| runs.finished.push(path.clone()));
+                return Ok(RunOutput {
+                    result,
+                    artifacts: vec![captured("page.html", b"<p>elsewhere</p>")],
+                });
+            }
             Behaviour::Takes(duration) => tokio::select! {
                 () = tokio::time::sleep(duration) => false,
                 () = stop.cancelled() => true,
@@ -535,6 +560,7 @@ fn job(path: &str, timeout_seconds: u32) -> ClaimedJob {
         },
         run_on: RunEngine::Http,
         engine_reason: None,
+        policies: None,
     }
 }
 
@@ -769,6 +795,62 @@ async fn a_job_past_its_timeout_is_reported_failed_as_a_timeout() {
     double.with(|server| {
         assert_eq!(server.failed_jobs(), [(stuck.job_id, ErrorKind::Timeout)]);
     });
+}
+
+/// Policies that deny every host named `*.denied.example`.
+fn denying(mut job: ClaimedJob) -> ClaimedJob {
+    job.policies = Some(
+        serde_json::from_value(serde_json::json!({"policies": [
+            {"pattern": "*.denied.example", "rules": {"allowed": false, "obey_robots": true}},
+        ]}))
+        .unwrap(),
+    );
+    job
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_their_policies_deny_fail_with_policy_denied_before_or_after_the_run() {
+    let double = Double::new();
+    let engine = TestEngine::new(&[
+        ("/ok", Behaviour::Quick),
+        (
+            "/lands",
+            Behaviour::LandsOn("https://www.denied.example/after"),
+        ),
+    ]);
+    let mut named = denying(job("/ok", 60));
+    named.spec.steps = vec![Step::Navigate {
+        url: TargetUrl::parse("https://a.denied.example/ok").unwrap(),
+        accept_error_status: false,
+        wait_until: Default::default(),
+    }];
+    let landed = denying(job("/lands", 60));
+    let allowed = denying(job("/ok", 60));
+    double.offer(&[named.clone(), landed.clone(), allowed.clone()]);
+    let worker = start(&double, &engine, config(3));
+    double
+        .until("three reports", |s| {
+            s.completed_jobs().len() + s.failed_jobs().len() == 3
+        })
+        .await;
+    worker.stop().await;
+    double.with(|server| {
+        assert_eq!(server.completed_jobs(), [allowed.job_id]);
+        for id in [named.job_id, landed.job_id] {
+            assert!(
+                server.failed_jobs().contains(&(id, ErrorKind::Permanent)),
+                "{:?}",
+                server.failed
+            );
+            assert_eq!(server.fail_codes[&id], Some(JobErrorCode::PolicyDenied));
+        }
+        // Nothing captured on the denied host went up.
+        assert!(server.uploads.iter().all(|u| u.0 != landed.job_id));
+    });
+    // The job naming a denied host never ran; the other ran and was refused after.
+    let mut started = engine.runs.borrow().started.clone();
+    started.sort();
+    assert_eq!(started, ["/lands", "/ok"]);
 }
 
 #[tokio::test(start_paused = true)]

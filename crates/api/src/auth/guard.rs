@@ -22,6 +22,11 @@ use crate::{ApiError, ApiState};
 #[derive(Debug, Clone)]
 pub struct AuditTarget(pub String);
 
+/// Set on an error response whose audit entry should say more than its
+/// status (which policy refused what).
+#[derive(Debug, Clone)]
+pub struct AuditDetail(pub String);
+
 pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -76,7 +81,10 @@ pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next:
             .get::<AuditTarget>()
             .map(|target| target.0.clone());
         let status = response.status().as_u16();
-        let detail = (status >= 400).then(|| response.status().to_string());
+        let detail = match response.extensions().get::<AuditDetail>() {
+            Some(detail) => Some(format!("{}: {}", response.status(), detail.0)),
+            None => (status >= 400).then(|| response.status().to_string()),
+        };
         let mut entry = call.entry(&state, Some(&caller), status, detail);
         entry.target = entry.target.or(created);
         state.audit.record(entry).await;

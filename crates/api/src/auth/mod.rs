@@ -13,7 +13,7 @@ mod token;
 
 pub use caller::{Caller, Workspace};
 pub(crate) use guard::guard;
-pub use guard::AuditTarget;
+pub use guard::{AuditDetail, AuditTarget};
 pub use limits::RoleLimits;
 pub(crate) use policy::{access as access_of, Access, RouteTable};
 pub use token::{hash_secret, new_token};

@@ -42,6 +42,8 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         | "get_notification_target"
         | "list_target_deliveries"
         | "list_monitor_deliveries" => Requires(P::JobsRead),
+        "create_policy" | "update_policy" | "delete_policy" => Requires(P::JobsWrite),
+        "list_policies" | "get_policy" => Requires(P::JobsRead),
         "ops_status" | "metrics" | "list_domains" | "get_domain" => Requires(P::InstanceRead),
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
         | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {

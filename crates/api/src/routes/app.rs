@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     artifacts, audit, domains, egress, jobs, keys, monitor_history, monitors, notifications, ops,
-    stream, worker, workflow_runs, workspaces,
+    policies, stream, worker, workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -63,6 +63,12 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(notifications::test_notification_target))
         .routes(routes!(notifications::list_target_deliveries))
         .routes(routes!(notifications::redeliver))
+        .routes(routes!(policies::create_policy, policies::list_policies))
+        .routes(routes!(
+            policies::get_policy,
+            policies::update_policy,
+            policies::delete_policy
+        ))
         .routes(routes!(monitor_history::list_snapshots))
         .routes(routes!(monitor_history::monitor_diff))
         .routes(routes!(monitor_history::monitor_items))

@@ -12,6 +12,7 @@ mod monitor_history;
 mod monitors;
 mod notifications;
 mod ops;
+mod policies;
 mod stream;
 mod worker;
 mod workflow_runs;

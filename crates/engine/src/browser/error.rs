@@ -19,6 +19,9 @@ pub enum BrowserFailure {
     // Retryable: the browser, the network or the server may do better next time.
     #[error("{0}")]
     Unavailable(PoolError),
+    /// The job's own egress proxy (for its domain policies) did not start.
+    #[error("could not start the job's egress proxy: {0}")]
+    JobProxy(String),
     #[error("the browser crashed")]
     BrowserCrashed,
     #[error("the page's renderer crashed")]
@@ -69,6 +72,7 @@ impl BrowserFailure {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Unavailable(_)
+            | Self::JobProxy(_)
             | Self::BrowserCrashed
             | Self::RendererCrashed
             | Self::Stopped

@@ -49,6 +49,9 @@ pub(super) struct Job<'a> {
     /// The job's timeout, which bounds `wait_for` steps without their own.
     job_timeout: Duration,
     context: Option<BrowserContextId>,
+    /// The job's own egress proxy (its domain policies), for its context;
+    /// `None`: the browser's shared proxy.
+    proxy_server: Option<String>,
     page: Option<PageSession>,
     extracted: BTreeMap<String, ExtractedValue>,
     extracted_bytes: usize,
@@ -73,6 +76,7 @@ impl<'a> Job<'a> {
         lease: Lease,
         stop: &CancellationToken,
         spec: &JobSpec,
+        proxy_server: Option<String>,
     ) -> Self {
         let interrupts = Interrupts {
             stop: stop.clone(),
@@ -85,6 +89,7 @@ impl<'a> Job<'a> {
             interrupts,
             job_timeout: Duration::from_secs(spec.timeout_seconds.into()),
             context: None,
+            proxy_server,
             page: None,
             extracted: BTreeMap::new(),
             extracted_bytes: 0,
@@ -495,13 +500,18 @@ impl<'a> Job<'a> {
         if let Some(context) = &self.context {
             return Ok(context.clone());
         }
+        let mut params = CreateBrowserContextParams::default();
+        if let Some(server) = &self.proxy_server {
+            // The context's own proxy replaces the browser's; loopback must
+            // not bypass it either (Chromium's implicit bypass rules).
+            params.proxy_server = Some(server.clone());
+            params.proxy_bypass_list = Some("<-loopback>".to_owned());
+        }
         let created = self
             .interrupts
             .cdp(
                 "create the job's context",
-                self.lease
-                    .browser
-                    .execute(CreateBrowserContextParams::default()),
+                self.lease.browser.execute(params),
             )
             .await?;
         let context = created.result.browser_context_id;

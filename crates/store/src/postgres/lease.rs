@@ -277,6 +277,7 @@ impl LeaseStore for PostgresStore {
                     },
                     run_on: parse_run_engine(row.try_get("run_on")?)?,
                     engine_reason: row.try_get("engine_reason")?,
+                    policies: None,
                 })
             })
             .collect()

@@ -20,6 +20,7 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod notifications;
+mod policies;
 mod rows;
 mod workflow_runs;
 

@@ -273,6 +273,7 @@ impl LeaseStore for SqliteStore {
                 },
                 run_on: parse_run_engine(row.try_get("run_on")?)?,
                 engine_reason: row.try_get("engine_reason")?,
+                policies: None,
             });
         }
         events.push_values(&event_rows, |mut b, (workspace, job_id, from, attempt)| {

@@ -16,6 +16,7 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod notifications;
+mod policies;
 mod rows;
 mod workflow_runs;
 

@@ -21,4 +21,5 @@ mod lease;
 mod maintenance;
 mod monitors;
 mod notifications;
+mod policies;
 mod workflow_runs;
