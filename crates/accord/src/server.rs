@@ -108,6 +108,10 @@ impl ControlPlane {
                 .context("build the notification sender")?,
             settings.notify.delivery.clone(),
         );
+        let deliverer = match &settings.notify.smtp {
+            Some(smtp) => deliverer.with_mailer(settings.notify.mailer(smtp.clone())?),
+            None => deliverer,
+        };
         let maintenance = tokio::spawn({
             let queue = queue.clone();
             let shutdown = shutdown.clone();

@@ -112,6 +112,12 @@ pub enum ApiError {
     NotAWebhook(String),
     #[error("{0}")]
     DeliveryNotFound(String),
+    /// Said alike of a malformed, unknown or revoked feed token and of a
+    /// monitor the token's workspace does not have: nothing to probe.
+    #[error("no such feed")]
+    FeedNotFound,
+    #[error("{0}")]
+    FeedTokenNotFound(String),
     /// The `Range` asked for starts past the end; the answer names the size.
     #[error("the range starts past the end of the {0}-byte artifact")]
     RangeNotSatisfiable(u64),
@@ -180,6 +186,8 @@ impl ApiError {
             Self::TargetChanged(_) => (S::CONFLICT, "target_changed"),
             Self::NotAWebhook(_) => (S::CONFLICT, "target_not_webhook"),
             Self::DeliveryNotFound(_) => (S::NOT_FOUND, "delivery_not_found"),
+            Self::FeedNotFound => (S::NOT_FOUND, "feed_not_found"),
+            Self::FeedTokenNotFound(_) => (S::NOT_FOUND, "feed_token_not_found"),
             Self::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Self::ArtifactStorageUnavailable => {
                 (S::SERVICE_UNAVAILABLE, "artifact_storage_unavailable")

@@ -23,7 +23,8 @@ use crate::auth::{self, Access};
     tags(
         (name = "jobs", description = "Submit and follow jobs"),
         (name = "monitors", description = "Workflows, and monitors that run them on a schedule"),
-        (name = "notifications", description = "Notification targets (webhooks, Slack, Discord), and the delivery log"),
+        (name = "notifications", description = "Notification targets (webhooks, Slack, Discord, email), and the delivery log"),
+        (name = "feeds", description = "Atom feeds of monitor events, read with a feed token instead of a key"),
         (name = "access", description = "Workspaces, API keys and the audit log"),
         (name = "ops", description = "Health, readiness, statistics and metrics"),
         (name = "worker", description = "The worker protocol: how workers lease, renew and report jobs"),
@@ -71,6 +72,10 @@ pub(crate) fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::Op
             answer("414", "URI too long");
             match access {
                 Some(Access::Public) | None => operation.security = Some(Vec::new()),
+                Some(Access::FeedToken) => {
+                    answer("429", "Too many requests; see Retry-After");
+                    operation.security = Some(Vec::new());
+                }
                 Some(Access::Requires(_)) => {
                     answer(
                         "401",

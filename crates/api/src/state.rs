@@ -30,6 +30,9 @@ pub struct ApiConfig {
     /// How often a live event stream re-reads the event log when no notice
     /// of a change arrives (the backstop for lost notices).
     pub event_poll_interval: std::time::Duration,
+    /// This control plane's URL as outsiders reach it (ends in `/`), for
+    /// the links in Atom feeds; without it feeds carry no links.
+    pub public_url: Option<url::Url>,
 }
 
 impl Default for ApiConfig {
@@ -43,6 +46,7 @@ impl Default for ApiConfig {
             rate_limits: RoleLimits::default(),
             cors_origins: Vec::new(),
             event_poll_interval: crate::routes::DEFAULT_EVENT_POLL,
+            public_url: None,
         }
     }
 }

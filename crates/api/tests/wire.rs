@@ -67,6 +67,8 @@ fn every_error() -> Vec<ApiError> {
         ApiError::TargetChanged(said("notification target 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
         ApiError::NotAWebhook(said("notification target 0190a0b0-0000-7000-8000-000000000000 is not a webhook: only webhooks have a signing secret")),
         ApiError::DeliveryNotFound(said("delivery 0190a0b0-0000-7000-8000-000000000000 not found")),
+        ApiError::FeedNotFound,
+        ApiError::FeedTokenNotFound(said("feed token 0190a0b0-0000-7000-8000-000000000000 not found")),
         ApiError::RangeNotSatisfiable(1024),
         ApiError::ArtifactStorageUnavailable,
         ApiError::Unavailable,
@@ -130,6 +132,8 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::TargetChanged(_)
         | E::NotAWebhook(_)
         | E::DeliveryNotFound(_)
+        | E::FeedNotFound
+        | E::FeedTokenNotFound(_)
         | E::RangeNotSatisfiable(_)
         | E::ArtifactStorageUnavailable
         | E::Unavailable

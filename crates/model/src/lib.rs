@@ -17,6 +17,7 @@ mod backoff;
 mod clock;
 mod egress;
 mod event;
+mod feed;
 mod field;
 mod ids;
 mod job;
@@ -50,6 +51,10 @@ pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use egress::EgressPolicy;
 pub use event::{EventKind, JobEvent};
+pub use feed::{
+    is_feed_token_shaped, CreatedFeedToken, FeedToken, FeedTokenId, FeedTokenList, FeedTokenView,
+    NewFeedToken, FEED_TOKEN_PREFIX, FEED_TOKEN_SECRET_LEN, MAX_FEED_ENTRIES, MAX_FEED_TOKENS,
+};
 pub use field::{
     FieldError, FieldSource, FieldSpec, ItemField, ItemsSpec, JsonPathQuery, JsonPointer,
     JsonQueryError, ReadAs, MAX_JSON_QUERY_BYTES, MAX_JSON_QUERY_NESTING,
@@ -70,9 +75,10 @@ pub use monitor_history::{
 };
 pub use notification::{
     check_subscriptions, AttemptView, CreatedTarget, DeliveryPage, DeliveryState, DeliveryView,
-    EmailAddress, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun, NotifyEvent,
-    PreviousSecret, Subscription, Target, TargetAddress, TargetId, TargetKind, TargetList,
-    TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES, SECRET_PREFIX,
+    EmailAddress, EmailRecipients, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun,
+    NotifyEvent, PreviousSecret, Subscription, Target, TargetAddress, TargetId, TargetKind,
+    TargetList, TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES,
+    SECRET_PREFIX,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

@@ -6,12 +6,13 @@
 use std::fmt;
 
 use crate::{
-    AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
-    LeaseStore, MaintenanceStore, MonitorStore, NotificationStore, WorkflowRunStore,
+    AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore,
+    FeedStore, JobStore, LeaseStore, MaintenanceStore, MonitorStore, NotificationStore,
+    WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
-/// artifact index, monitors, notifications, workflow runs.
+/// artifact index, monitors, notifications, workflow runs, feeds.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -25,6 +26,7 @@ pub trait Store:
     + MonitorStore
     + NotificationStore
     + WorkflowRunStore
+    + FeedStore
     + fmt::Debug
     + 'static
 {
@@ -43,6 +45,7 @@ impl<T> Store for T where
         + MonitorStore
         + NotificationStore
         + WorkflowRunStore
+        + FeedStore
         + fmt::Debug
         + 'static
 {

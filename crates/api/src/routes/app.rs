@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    artifacts, audit, jobs, keys, monitor_history, monitors, notifications, ops, stream, worker,
-    workflow_runs, workspaces,
+    artifacts, audit, feeds, jobs, keys, monitor_history, monitors, notifications, ops, stream,
+    worker, workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -63,6 +63,10 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(notifications::test_notification_target))
         .routes(routes!(notifications::list_target_deliveries))
         .routes(routes!(notifications::redeliver))
+        .routes(routes!(feeds::create_feed_token, feeds::list_feed_tokens))
+        .routes(routes!(feeds::delete_feed_token))
+        .routes(routes!(feeds::workspace_feed))
+        .routes(routes!(feeds::monitor_feed))
         .routes(routes!(monitor_history::list_snapshots))
         .routes(routes!(monitor_history::monitor_diff))
         .routes(routes!(monitor_history::monitor_items))

@@ -3,6 +3,7 @@
 mod app;
 mod artifacts;
 mod audit;
+mod feeds;
 mod items_csv;
 mod jobs;
 mod keys;
