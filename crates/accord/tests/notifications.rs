@@ -852,3 +852,65 @@ async fn feeds_list_the_last_change_until_the_key_is_revoked() {
         .unwrap();
     not_found(created.workspace_feed.clone()).await;
 }
+
+/// Two control planes on one PostgreSQL database both run the delivery
+/// loop over one outbox: every message reaches the receiver once, with one
+/// attempt, whichever replica sent it.
+#[tokio::test]
+async fn two_postgres_replicas_deliver_each_message_once() {
+    const MESSAGES: usize = 120;
+    let database = accord_test_support::TestDatabase::create().await;
+    let url = database.url();
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--database-url",
+        url.as_str(),
+        "--notify-poll-ms",
+        "10",
+        "--notify-timeout-ms",
+        "5000",
+    ];
+    let replicas: Vec<Process> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let replica_dir = dir.path().join(name);
+            std::fs::create_dir_all(&replica_dir).unwrap();
+            serve(&replica_dir, &flags)
+        })
+        .collect();
+    let clients: Vec<AccordClient> = replicas.iter().map(Process::client).collect();
+    let (hook, _) = target(&clients[0], TargetKind::Webhook, &receiver.url("/hook")).await;
+    // Queued through both replicas, in bursts both loops see at once.
+    let mut queued = std::collections::BTreeSet::new();
+    for i in 0..MESSAGES {
+        let sent = clients[i % 2].test_target(hook).await.unwrap();
+        queued.insert(sent.webhook_id);
+    }
+    assert_eq!(queued.len(), MESSAGES);
+
+    let delivered = eventually(Duration::from_secs(60), "every delivery", || async {
+        let page = clients[1]
+            .target_deliveries(hook, Some(200))
+            .await
+            .unwrap()
+            .items;
+        let done: Vec<DeliveryView> = page
+            .into_iter()
+            .filter(|d| d.state == DeliveryState::Delivered)
+            .collect();
+        (done.len() == MESSAGES).then_some(done)
+    })
+    .await;
+    for delivery in &delivered {
+        assert_eq!(delivery.attempts.len(), 1, "{delivery:?}");
+    }
+    let received: Vec<String> = receiver
+        .received("/hook")
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<String> = received.iter().cloned().collect();
+    assert_eq!(received.len(), MESSAGES, "no message was sent twice");
+    assert_eq!(distinct, queued);
+}
