@@ -16,6 +16,7 @@ mod bench;
 mod bench_browser;
 mod bench_engine;
 mod bench_monitors;
+mod bench_notify;
 mod cli;
 mod config;
 mod demo;
@@ -196,6 +197,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Targets(command) => notify_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
+        Command::Bench(BenchCommand::Notifications(args)) => {
+            bench_notify::notifications(args).await
+        }
         Command::Bench(BenchCommand::Engine(args)) => {
             let page_args = args.clone();
             tokio::task::spawn_blocking(move || bench_engine::engine(page_args)).await??;
