@@ -374,6 +374,69 @@ mod tests {
         assert!(!format!("{secret:?}").contains("hunter2"));
     }
 
+    fn loopback_egress() -> MailerEgress {
+        MailerEgress {
+            policy: EgressPolicy::PublicOnly,
+            allow: accord_egress::AllowList::parse(["127.0.0.1/32"]).unwrap(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn content() -> EmailContent {
+        EmailContent {
+            subject: "[Accord] shop: changed".to_owned(),
+            text: "price: 12\n".to_owned(),
+            html: "<p>price: 12</p>\n".to_owned(),
+        }
+    }
+
+    /// Each reply of the server is one attempt's verdict: 250 delivers,
+    /// 451 is worth another try, 550 is not; the reply code is the
+    /// attempt's status. Loopback is reached through the allow-list only.
+    #[tokio::test]
+    async fn the_server_s_reply_decides_the_attempt() {
+        let sink = accord_test_support::SmtpSink::start().await.unwrap();
+        let mut smtp = config("127.0.0.1", SmtpTls::None);
+        smtp.port = sink.addr().port();
+        let recipients: EmailRecipients = "a@example.com, b@example.org".parse().unwrap();
+
+        let refused = Mailer::new(smtp.clone(), egress()).unwrap();
+        let attempt = refused.send(&recipients, &content(), "msg_0").await;
+        assert!(attempt.permanent, "{attempt:?}");
+        assert!(attempt.error.unwrap().contains("egress guard refused"));
+
+        let mailer = Mailer::new(smtp, loopback_egress()).unwrap();
+        sink.refuse_next(1);
+        let later = mailer.send(&recipients, &content(), "msg_1").await;
+        assert_eq!(
+            (later.status, later.delivered, later.permanent),
+            (Some(451), false, false)
+        );
+        sink.reject_next(1);
+        let never = mailer.send(&recipients, &content(), "msg_2").await;
+        assert_eq!(
+            (never.status, never.delivered, never.permanent),
+            (Some(550), false, true)
+        );
+        let sent = mailer.send(&recipients, &content(), "msg_3").await;
+        assert_eq!((sent.status, sent.delivered), (Some(250), true), "{sent:?}");
+
+        let received = sink.received();
+        assert_eq!(received.len(), 1);
+        let mail = &received[0];
+        assert_eq!(mail.to, ["a@example.com", "b@example.org"]);
+        assert_eq!(
+            mail.header("Message-ID").as_deref(),
+            Some("<msg_3@example.com>")
+        );
+        assert_eq!(
+            mail.header("Subject").as_deref(),
+            Some("[Accord] shop: changed")
+        );
+        assert_eq!(mail.part("text/plain").as_deref(), Some("price: 12"));
+        assert_eq!(mail.part("text/html").as_deref(), Some("<p>price: 12</p>"));
+    }
+
     /// The guard decides the SMTP host like any other target: a private
     /// address outside the allow-list is refused before any connection.
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! each MIME part (base64 and quoted-printable are decoded).
 //!
 //! It can refuse the next messages with a transient `451` after DATA
-//! ([`SmtpSink::refuse_next`]), for retry tests. Every connection's reads
+//! ([`SmtpSink::refuse_next`]) or a permanent `550`
+//! ([`SmtpSink::reject_next`]), for retry tests. Every connection's reads
 //! are bounded (line length, message size) so a broken client cannot make
 //! it grow without end.
 
@@ -49,7 +50,10 @@ impl ReceivedMail {
 #[derive(Debug, Default)]
 struct SinkState {
     received: Vec<ReceivedMail>,
+    /// Messages still to answer with `451` (try later).
     refuse: u32,
+    /// Messages still to answer with `550` (never).
+    reject: u32,
 }
 
 /// An SMTP server on `127.0.0.1`, stopped when dropped.
@@ -97,6 +101,12 @@ impl SmtpSink {
     /// transient failure: the client should try again later).
     pub fn refuse_next(&self, n: u32) {
         self.state.lock().expect("sink state").refuse = n;
+    }
+
+    /// Answers the next `n` messages with `550` after their DATA (a
+    /// permanent failure: trying again cannot help).
+    pub fn reject_next(&self, n: u32) {
+        self.state.lock().expect("sink state").reject = n;
     }
 }
 
@@ -157,6 +167,9 @@ async fn session(stream: TcpStream, state: Arc<Mutex<SinkState>>) -> std::io::Re
                 if state.refuse > 0 {
                     state.refuse -= 1;
                     b"451 try again later\r\n"
+                } else if state.reject > 0 {
+                    state.reject -= 1;
+                    b"550 mailbox unavailable\r\n"
                 } else {
                     state.received.push(ReceivedMail {
                         from: std::mem::take(&mut from),
