@@ -61,9 +61,12 @@ pub enum Command {
     #[command(subcommand)]
     Workflows(WorkflowsCommand),
     /// Create, test and inspect notification targets (webhooks, Slack,
-    /// Discord) and their deliveries.
+    /// Discord, email) and their deliveries.
     #[command(subcommand)]
     Targets(crate::notify_cmd::TargetsCommand),
+    /// Feed tokens for Atom feed readers (the token goes in the feed URL).
+    #[command(subcommand)]
+    Feeds(crate::feeds_cmd::FeedsCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),

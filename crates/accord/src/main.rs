@@ -20,6 +20,7 @@ mod bench_notify;
 mod cli;
 mod config;
 mod demo;
+mod feeds_cmd;
 mod jobs_cmd;
 mod keys_cmd;
 mod logging;
@@ -195,6 +196,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Monitors(command) => monitors_cmd::run(command, &file).await,
         Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
         Command::Targets(command) => notify_cmd::run(command, &file).await,
+        Command::Feeds(command) => feeds_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
         Command::Bench(BenchCommand::Notifications(args)) => {

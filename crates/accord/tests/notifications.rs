@@ -845,6 +845,22 @@ async fn feeds_list_the_last_change_until_the_key_is_revoked() {
     .await;
     not_found("/feeds/acf_short/workspace.atom".to_owned()).await;
 
+    // The CLI lists the token (never the token itself).
+    let output = std::process::Command::new(common::BIN)
+        .args(["feeds", "list-tokens", "--output", "json"])
+        .args(["--server", accord.url(), "--api-key", &viewer.token])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let cli: Vec<accord_model::FeedTokenView> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(cli, listed);
+    assert!(!stdout.contains(&created.token));
+
     // The key is revoked: its token stops working.
     admin
         .revoke_key(viewer.key.id.as_str(), None)

@@ -1,5 +1,5 @@
 //! Notifications: where a monitor's news goes (a [`Target`]: a webhook,
-//! Slack or Discord incoming webhook, or an email address), which events a
+//! Slack or Discord incoming webhook, or email addresses), which events a
 //! monitor sends to each target ([`Subscription`]), the message kept in the
 //! outbox until it is delivered ([`Notice`]) and the log of its delivery
 //! attempts ([`DeliveryView`]).
