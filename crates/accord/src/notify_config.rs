@@ -181,9 +181,7 @@ impl NotifySettings {
             smtp: smtp_settings(args, file)?,
         })
     }
-}
 
-impl NotifySettings {
     /// The mailer of `smtp`, under the sender's egress rules.
     pub fn mailer(&self, smtp: SmtpConfig) -> Result<accord_notify::Mailer> {
         accord_notify::Mailer::new(
@@ -195,5 +193,61 @@ impl NotifySettings {
             },
         )
         .context("the SMTP settings")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smtp(args: NotifyArgs, file: FileNotify) -> Result<Option<SmtpConfig>> {
+        NotifySettings::resolve(&args, &file).map(|settings| settings.smtp)
+    }
+
+    #[test]
+    fn smtp_is_off_without_a_host_and_needs_a_from() {
+        assert!(smtp(NotifyArgs::default(), FileNotify::default())
+            .unwrap()
+            .is_none());
+        let no_from = NotifyArgs {
+            smtp_host: Some("smtp.example.com".to_owned()),
+            ..NotifyArgs::default()
+        };
+        let err = smtp(no_from, FileNotify::default()).unwrap_err();
+        assert!(err.to_string().contains("--smtp-from"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_ports_follow_the_mode() {
+        let file = FileNotify {
+            smtp_host: Some("file.example.com".to_owned()),
+            smtp_from: Some("accord@example.com".to_owned()),
+            smtp_tls: Some("tls".to_owned()),
+            ..FileNotify::default()
+        };
+        let from_file = smtp(NotifyArgs::default(), file).unwrap().unwrap();
+        assert_eq!(from_file.host, "file.example.com");
+        assert_eq!((from_file.tls, from_file.port), (SmtpTls::Tls, 465));
+        let args = NotifyArgs {
+            smtp_host: Some("flag.example.com".to_owned()),
+            smtp_from: Some("accord@example.com".to_owned()),
+            smtp_port: Some(2525),
+            ..NotifyArgs::default()
+        };
+        let file = FileNotify {
+            smtp_host: Some("file.example.com".to_owned()),
+            ..FileNotify::default()
+        };
+        let both = smtp(args, file).unwrap().unwrap();
+        assert_eq!(both.host, "flag.example.com");
+        assert_eq!((both.tls, both.port), (SmtpTls::StartTls, 2525));
+        let bad_mode = FileNotify {
+            smtp_host: Some("h".to_owned()),
+            smtp_from: Some("a@b.c".to_owned()),
+            smtp_tls: Some("ssl".to_owned()),
+            ..FileNotify::default()
+        };
+        let err = smtp(NotifyArgs::default(), bad_mode).unwrap_err();
+        assert!(err.to_string().contains("starttls, tls and none"), "{err}");
     }
 }
