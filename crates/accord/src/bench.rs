@@ -97,6 +97,17 @@ pub(crate) async fn start_control(
     queue: QueueConfig,
     key_name: &str,
 ) -> Result<(ControlPlane, AccordClient, AccordClient)> {
+    start_control_with(dir, store, queue, Default::default(), key_name).await
+}
+
+/// [`start_control`] with notification settings of the benchmark's own.
+pub(crate) async fn start_control_with(
+    dir: &std::path::Path,
+    store: StoreSettings,
+    queue: QueueConfig,
+    notify: crate::notify_config::NotifySettings,
+    key_name: &str,
+) -> Result<(ControlPlane, AccordClient, AccordClient)> {
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.to_owned(),
@@ -108,7 +119,7 @@ pub(crate) async fn start_control(
         blobs: accord_artifacts::BlobStoreConfig::Local {
             root: dir.join("artifacts"),
         },
-        notify: Default::default(),
+        notify,
     };
     let opened = crate::server::open_store(&settings.store).await?;
     let mut keys = Vec::new();

@@ -61,13 +61,16 @@ pub enum Command {
     #[command(subcommand)]
     Workflows(WorkflowsCommand),
     /// Create, test and inspect notification targets (webhooks, Slack,
-    /// Discord) and their deliveries.
+    /// Discord, email) and their deliveries.
     #[command(subcommand)]
     Targets(crate::notify_cmd::TargetsCommand),
     /// Create, list, change and delete domain policies (which hosts jobs
     /// may visit, with which engines and steps, how politely).
     #[command(subcommand)]
     Policies(crate::policies_cmd::PoliciesCommand),
+    /// Feed tokens for Atom feed readers (the token goes in the feed URL).
+    #[command(subcommand)]
+    Feeds(crate::feeds_cmd::FeedsCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -562,6 +565,33 @@ pub enum BenchCommand {
     Engine(BenchEngineArgs),
     /// Many page_change monitors on the HTTP engine against a local site that changes a known set of pages: checks per second, scheduler lateness, time to report every change, peak RSS.
     Monitors(BenchMonitorsArgs),
+    /// The notification delivery loop against a fast local receiver: deliveries per second draining a burst, and time from queuing to delivery at a steady rate (p50/p99).
+    Notifications(BenchNotificationsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchNotificationsArgs {
+    /// Messages queued at once for the burst phase (deliveries per second); 0 skips it.
+    #[arg(long, default_value_t = 20_000)]
+    pub burst: usize,
+    /// Messages per second for the paced phase (latency); 0 skips it.
+    #[arg(long, default_value_t = 1_000)]
+    pub rate: usize,
+    /// How long the paced phase queues messages, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration_seconds: u64,
+    /// Messages the delivery loop claims and sends at once.
+    #[arg(long, default_value_t = 64)]
+    pub batch: u32,
+    /// How long the delivery loop waits when nothing was due, in ms.
+    #[arg(long, default_value_t = 10)]
+    pub poll_ms: u64,
+    /// Longest wait for a phase's last delivery, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_seconds: u64,
+    /// Run on this PostgreSQL database instead of a temporary SQLite file (a scratch database: the messages stay in it).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -353,7 +353,7 @@ impl ServerSettings {
             }
         };
         let (blobs, artifacts) = artifact_settings(&args.artifacts, file, &data_dir)?;
-        let queue = QueueConfig {
+        let mut queue = QueueConfig {
             lease_ttl: Duration::from_secs(lease_seconds),
             maintenance_interval: Duration::from_millis(
                 args.maintenance_interval_ms
@@ -451,6 +451,15 @@ impl ServerSettings {
         // Notifications leave through the same egress rules as jobs.
         notify.sender.egress = queue.egress;
         notify.sender.allow_targets = queue.allow_targets.clone();
+        queue.email_targets = notify.smtp.is_some();
+        let api = ApiConfig {
+            public_url: notify.delivery.public_url.clone(),
+            ..api
+        };
+        if let Some(smtp) = &notify.smtp {
+            // Checked now: a bad SMTP setting stops the start, not the first email.
+            notify.mailer(smtp.clone())?;
+        }
         Ok(Self {
             notify,
             connections,

@@ -16,9 +16,11 @@ mod bench;
 mod bench_browser;
 mod bench_engine;
 mod bench_monitors;
+mod bench_notify;
 mod cli;
 mod config;
 mod demo;
+mod feeds_cmd;
 mod jobs_cmd;
 mod keys_cmd;
 mod logging;
@@ -197,8 +199,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Workflows(command) => monitors_cmd::workflows(command, &file).await,
         Command::Targets(command) => notify_cmd::run(command, &file).await,
         Command::Policies(command) => policies_cmd::run(command, &file).await,
+        Command::Feeds(command) => feeds_cmd::run(command, &file).await,
         Command::Bench(BenchCommand::Queue(args)) => bench::queue(args).await,
         Command::Bench(BenchCommand::Monitors(args)) => bench_monitors::monitors(args).await,
+        Command::Bench(BenchCommand::Notifications(args)) => {
+            bench_notify::notifications(args).await
+        }
         Command::Bench(BenchCommand::Engine(args)) => {
             let page_args = args.clone();
             tokio::task::spawn_blocking(move || bench_engine::engine(page_args)).await??;

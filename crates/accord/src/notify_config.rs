@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use accord_notify::{DeliveryConfig, SenderConfig};
+use accord_notify::{DeliveryConfig, SenderConfig, SmtpConfig, SmtpTls};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
@@ -36,6 +36,28 @@ pub struct NotifyArgs {
     /// This control plane's URL as receivers reach it, for links in messages.
     #[arg(long, env = "ACCORD_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// The SMTP server email notifications go through; without it, email
+    /// targets are refused. It passes the egress guard like any target.
+    #[arg(long, env = "ACCORD_SMTP_HOST", value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// The SMTP server's port [default: 587 for starttls, 465 for tls, 25 for none].
+    #[arg(long, env = "ACCORD_SMTP_PORT", value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// starttls, tls, or none (a server on loopback only) [default: starttls].
+    #[arg(long, env = "ACCORD_SMTP_TLS", value_name = "MODE")]
+    pub smtp_tls: Option<String>,
+    #[arg(long, env = "ACCORD_SMTP_USERNAME", value_name = "USER")]
+    pub smtp_username: Option<String>,
+    #[arg(
+        long,
+        env = "ACCORD_SMTP_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+    /// The From of notification emails (`Accord <accord@example.com>`).
+    #[arg(long, env = "ACCORD_SMTP_FROM", value_name = "MAILBOX")]
+    pub smtp_from: Option<String>,
 }
 
 /// The `[notify]` table of the config file.
@@ -49,6 +71,12 @@ pub struct FileNotify {
     pub pause_after: Option<u32>,
     pub poll_ms: Option<u64>,
     pub public_url: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 /// Notifications, resolved.
@@ -58,6 +86,33 @@ pub struct NotifySettings {
     /// The egress policy and allow-list are the queue's, filled in by the
     /// server settings.
     pub sender: SenderConfig,
+    /// The SMTP server of email targets, when configured.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// The SMTP settings: none without a host; a host needs a From.
+fn smtp_settings(args: &NotifyArgs, file: &FileNotify) -> Result<Option<SmtpConfig>> {
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
+    let Some(host) = pick(&args.smtp_host, &file.smtp_host) else {
+        return Ok(None);
+    };
+    let tls_text = pick(&args.smtp_tls, &file.smtp_tls).unwrap_or_else(|| "starttls".to_owned());
+    let tls = SmtpTls::parse(&tls_text)
+        .with_context(|| format!("smtp_tls {tls_text:?}: the modes are starttls, tls and none"))?;
+    let from = pick(&args.smtp_from, &file.smtp_from).context(
+        "an SMTP server needs a From address: --smtp-from, ACCORD_SMTP_FROM or [server.notify] smtp_from",
+    )?;
+    Ok(Some(SmtpConfig {
+        host,
+        port: args
+            .smtp_port
+            .or(file.smtp_port)
+            .unwrap_or_else(|| tls.default_port()),
+        tls,
+        username: pick(&args.smtp_username, &file.smtp_username),
+        password: pick(&args.smtp_password, &file.smtp_password),
+        from,
+    }))
 }
 
 impl NotifySettings {
@@ -123,6 +178,76 @@ impl NotifySettings {
                 connect_timeout: timeout.min(SenderConfig::default().connect_timeout),
                 ..SenderConfig::default()
             },
+            smtp: smtp_settings(args, file)?,
         })
+    }
+
+    /// The mailer of `smtp`, under the sender's egress rules.
+    pub fn mailer(&self, smtp: SmtpConfig) -> Result<accord_notify::Mailer> {
+        accord_notify::Mailer::new(
+            smtp,
+            accord_notify::MailerEgress {
+                policy: self.sender.egress,
+                allow: self.sender.allow_targets.clone(),
+                timeout: self.sender.timeout,
+            },
+        )
+        .context("the SMTP settings")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smtp(args: NotifyArgs, file: FileNotify) -> Result<Option<SmtpConfig>> {
+        NotifySettings::resolve(&args, &file).map(|settings| settings.smtp)
+    }
+
+    #[test]
+    fn smtp_is_off_without_a_host_and_needs_a_from() {
+        assert!(smtp(NotifyArgs::default(), FileNotify::default())
+            .unwrap()
+            .is_none());
+        let no_from = NotifyArgs {
+            smtp_host: Some("smtp.example.com".to_owned()),
+            ..NotifyArgs::default()
+        };
+        let err = smtp(no_from, FileNotify::default()).unwrap_err();
+        assert!(err.to_string().contains("--smtp-from"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_ports_follow_the_mode() {
+        let file = FileNotify {
+            smtp_host: Some("file.example.com".to_owned()),
+            smtp_from: Some("accord@example.com".to_owned()),
+            smtp_tls: Some("tls".to_owned()),
+            ..FileNotify::default()
+        };
+        let from_file = smtp(NotifyArgs::default(), file).unwrap().unwrap();
+        assert_eq!(from_file.host, "file.example.com");
+        assert_eq!((from_file.tls, from_file.port), (SmtpTls::Tls, 465));
+        let args = NotifyArgs {
+            smtp_host: Some("flag.example.com".to_owned()),
+            smtp_from: Some("accord@example.com".to_owned()),
+            smtp_port: Some(2525),
+            ..NotifyArgs::default()
+        };
+        let file = FileNotify {
+            smtp_host: Some("file.example.com".to_owned()),
+            ..FileNotify::default()
+        };
+        let both = smtp(args, file).unwrap().unwrap();
+        assert_eq!(both.host, "flag.example.com");
+        assert_eq!((both.tls, both.port), (SmtpTls::StartTls, 2525));
+        let bad_mode = FileNotify {
+            smtp_host: Some("h".to_owned()),
+            smtp_from: Some("a@b.c".to_owned()),
+            smtp_tls: Some("ssl".to_owned()),
+            ..FileNotify::default()
+        };
+        let err = smtp(NotifyArgs::default(), bad_mode).unwrap_err();
+        assert!(err.to_string().contains("starttls, tls and none"), "{err}");
     }
 }

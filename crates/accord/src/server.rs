@@ -108,6 +108,10 @@ impl ControlPlane {
                 .context("build the notification sender")?,
             settings.notify.delivery.clone(),
         );
+        let deliverer = match &settings.notify.smtp {
+            Some(smtp) => deliverer.with_mailer(settings.notify.mailer(smtp.clone())?),
+            None => deliverer,
+        };
         let maintenance = tokio::spawn({
             let queue = queue.clone();
             let shutdown = shutdown.clone();
@@ -134,6 +138,12 @@ impl ControlPlane {
     }
 
     /// The URL a local client (or the in-process worker) uses to reach this server.
+    /// The store this control plane runs on (benchmarks write to it
+    /// directly).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     pub fn local_url(&self) -> String {
         let ip = if self.addr.ip().is_unspecified() {
             "127.0.0.1".parse().expect("valid address")

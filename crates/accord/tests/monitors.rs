@@ -282,15 +282,18 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     let client = accord.client();
     let jobs = create(&client, &site, "Demo: job board").await;
 
-    // The expansion reads the first page only: `pagination` is accepted
-    // and stored but not followed yet, so a posting pushed to page 2
-    // leaves the monitor's view.
+    // The job follows the board's next-page links (three pages of ten), so
+    // the monitor sees every posting: 24 at tick 0, one more every tick,
+    // and the oldest expire every fourth tick.
     let first = run_at(&client, &site, jobs, 0).await;
     assert_eq!(first.state, RunState::Succeeded, "{first:?}");
-    assert_eq!(detail(&first)["total"], 10);
+    assert_eq!(detail(&first)["total"], 24);
     let one_new = run_at(&client, &site, jobs, 1).await;
     assert_eq!(keys(&detail(&one_new)["new"]), ["/jobs/25"]);
-    assert_eq!(keys(&detail(&one_new)["removed"]), ["/jobs/15"]);
+    assert!(
+        keys(&detail(&one_new)["removed"]).is_empty(),
+        "a posting pushed to page 2 is still seen: {one_new:?}"
+    );
     assert_eq!(summary(&one_new)["new_items"], 1);
     // /jobs/25 moves to "Remote" six ticks after it was posted: a changed
     // item, field by field.
@@ -301,11 +304,13 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     assert_eq!(changed[0]["changes"][0]["field"], "location");
     assert_eq!(changed[0]["changes"][0]["after"], "Remote");
     // The diff of any two runs: from the first to the last, /jobs/25 is
-    // new (already in Remote) and the postings it pushed off are removed.
+    // new (already in Remote) and the postings that expired at tick 4 are
+    // removed.
     let diff = client.monitor_diff(jobs, first.id, moved.id).await.unwrap();
     assert!(keys(&diff.diff["new"]).contains(&"/jobs/25"), "{diff:?}");
-    assert!(
-        keys(&diff.diff["removed"]).contains(&"/jobs/15"),
+    assert_eq!(
+        keys(&diff.diff["removed"]),
+        ["/jobs/1", "/jobs/2", "/jobs/3", "/jobs/4"],
         "{diff:?}"
     );
     let printed = cli(
@@ -336,11 +341,11 @@ async fn new_removed_and_changed_items_on_a_job_board() {
         (one_new.id, moved.id)
     );
     assert_eq!(posted.fields["location"].as_deref(), Some("Remote"));
-    let gone = item("/jobs/15");
+    let gone = item("/jobs/1");
     assert_eq!(gone.status, ItemStatus::Removed);
     assert_eq!(
         (gone.first_seen.run_id, gone.last_seen.run_id),
-        (first.id, first.id)
+        (first.id, one_new.id)
     );
     // Paged with a cursor, in the order first seen.
     let page = client.monitor_items(jobs, None, Some(4)).await.unwrap();
@@ -383,15 +388,15 @@ async fn new_removed_and_changed_items_on_a_job_board() {
         )
     );
     let row = lines
-        .find(|line| line.starts_with("/jobs/15,"))
-        .unwrap_or_else(|| panic!("/jobs/15 in {csv}"));
+        .find(|line| line.starts_with("/jobs/1,"))
+        .unwrap_or_else(|| panic!("/jobs/1 in {csv}"));
     assert!(
         row.starts_with(&format!(
-            "/jobs/15,removed,{},{},{},{},",
+            "/jobs/1,removed,{},{},{},{},",
             first.id,
             when(&first),
-            first.id,
-            when(&first)
+            one_new.id,
+            when(&one_new)
         )),
         "{row}"
     );

@@ -23,6 +23,7 @@ use accord_model::{
     DeliveryState, DeliveryView, MonitorId, NewMonitor, NewTarget, NotifyEvent, RunState,
     ScheduleSpec, Subscription, TargetId, TargetKind,
 };
+use accord_test_support::SmtpSink;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -578,4 +579,354 @@ async fn a_control_plane_killed_before_delivery_delivers_after_restart() {
         &landed[0].body
     ));
     assert_eq!(delivery.attempts.last().unwrap().status, Some(200));
+}
+
+/// `accord up` sending email through the SMTP sink (plain SMTP: the sink
+/// is on loopback, reached through the allow-list like the receivers).
+fn up_with_smtp(dir: &Path, sink: &SmtpSink) -> Process {
+    let port = sink.addr().port().to_string();
+    up(
+        dir,
+        &[
+            "--notify-retry-base-ms",
+            "100",
+            "--notify-retry-max-ms",
+            "200",
+            "--notify-timeout-ms",
+            "2000",
+            "--notify-poll-ms",
+            "20",
+            "--public-url",
+            "https://accord.example.com",
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            &port,
+            "--smtp-tls",
+            "none",
+            "--smtp-from",
+            "Accord <accord@example.com>",
+        ],
+    )
+}
+
+async fn email_target(client: &AccordClient, email: &str) -> TargetId {
+    client
+        .create_target(&NewTarget {
+            name: "ops mail".to_owned(),
+            kind: TargetKind::Email,
+            url: None,
+            email: Some(email.to_owned()),
+        })
+        .await
+        .unwrap()
+        .target
+        .id
+}
+
+#[tokio::test]
+async fn an_email_reaches_the_smtp_server_with_the_diff_in_text_and_html() {
+    let site = DemoSite::bind_loopback().await.unwrap();
+    let sink = SmtpSink::start().await.unwrap();
+    // The first try is refused for now (451): the message is retried.
+    sink.refuse_next(1);
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up_with_smtp(dir.path(), &sink);
+    let client = accord.client();
+
+    // An invalid address names the field.
+    let refused = client
+        .create_target(&NewTarget {
+            name: "bad".to_owned(),
+            kind: TargetKind::Email,
+            url: None,
+            email: Some("ops@example.com, not-an-address".to_owned()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("validation_failed"), "{refused}");
+    assert!(refused.to_string().contains("email"), "{refused}");
+    assert!(refused.to_string().contains("recipient 2"), "{refused}");
+
+    let mail = email_target(&client, "ops@example.com, oncall@example.org").await;
+    let news = news_monitor(&client, &site, &[mail]).await;
+    make_a_change(&client, &site, news).await;
+    let delivery = delivered(&client, news, mail).await;
+    assert_eq!(delivery.state, DeliveryState::Delivered, "{delivery:?}");
+    let attempts: Vec<(Option<u16>, bool)> = delivery
+        .attempts
+        .iter()
+        .map(|a| (a.status, a.delivered))
+        .collect();
+    assert_eq!(attempts, [(Some(451), false), (Some(250), true)]);
+
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let email = &received[0];
+    assert_eq!(email.from, "accord@example.com");
+    assert_eq!(email.to, ["ops@example.com", "oncall@example.org"]);
+    assert_eq!(
+        email.header("Subject").as_deref(),
+        Some("[Accord] Demo: news front page: changed")
+    );
+    let message_id = email.header("Message-ID").unwrap();
+    assert_eq!(message_id, format!("<{}@example.com>", delivery.webhook_id));
+    let run_link = format!(
+        "https://accord.example.com/api/v1/monitors/{news}/runs/{}",
+        delivery.run_id.unwrap()
+    );
+    let text = email.part("text/plain").expect("a text part");
+    assert!(
+        text.starts_with("Demo: news front page: changed\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nDiff:\n"), "{text}");
+    assert!(text.contains(&format!("Full result: {run_link}")), "{text}");
+    let html = email.part("text/html").expect("an HTML part");
+    assert!(
+        html.contains("<h2>Demo: news front page: changed</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<h3>Diff</h3>"), "{html}");
+    assert!(html.contains(&format!("<a href=\"{run_link}\">")), "{html}");
+    // Every diff line of the text is in the HTML, escaped.
+    let diff: Vec<&str> = text
+        .split("\nDiff:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert!(!diff.is_empty(), "{text}");
+    for line in diff {
+        let escaped = line
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;");
+        assert!(html.contains(&escaped), "{escaped:?} in {html}");
+    }
+
+    // A test message goes the same way.
+    client.test_target(mail).await.unwrap();
+    let test = eventually(Duration::from_secs(30), "the test email", || async {
+        sink.received().get(1).cloned()
+    })
+    .await;
+    assert_eq!(
+        test.header("Subject").as_deref(),
+        Some("[Accord] Accord test message for Accord test message")
+    );
+}
+
+#[tokio::test]
+async fn email_targets_are_refused_without_an_smtp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up_guarded(dir.path());
+    let refused = accord
+        .client()
+        .create_target(&NewTarget {
+            name: "mail".to_owned(),
+            kind: TargetKind::Email,
+            url: None,
+            email: Some("ops@example.com".to_owned()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("validation_failed"), "{refused}");
+    let message = refused.to_string();
+    assert!(message.contains("kind"), "{message}");
+    assert!(message.contains("--smtp-host"), "{message}");
+}
+
+#[tokio::test]
+async fn feeds_list_the_last_change_until_the_key_is_revoked() {
+    let site = DemoSite::bind_loopback().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up_guarded(dir.path());
+    let admin = accord.client();
+    // A viewer key makes the token; revoking that key ends it.
+    let viewer = admin
+        .create_key(&accord_model::NewApiKey {
+            name: "feed reader".to_owned(),
+            role: accord_model::Role::Viewer,
+            workspace: None,
+            expires_at: None,
+            rate_limit: None,
+        })
+        .await
+        .unwrap();
+    let reader = client_for(accord.url(), &viewer.token);
+    let created = reader.create_feed_token("my reader").await.unwrap();
+    assert!(created.token.starts_with("acf_"));
+    assert_eq!(
+        created.workspace_feed,
+        format!("/feeds/{}/workspace.atom", created.token)
+    );
+    let listed = reader.list_feed_tokens().await.unwrap().items;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key_id, viewer.key.id);
+    assert!(!serde_json::to_string(&listed)
+        .unwrap()
+        .contains(&created.token));
+
+    // A monitor notifying nobody still has a feed.
+    let news = news_monitor(&admin, &site, &[]).await;
+    make_a_change(&admin, &site, news).await;
+    let runs = admin
+        .monitor_runs(news, None, Some(10))
+        .await
+        .unwrap()
+        .items;
+    let changed_run = runs.iter().map(|run| run.id).max().unwrap();
+
+    // Read without any key: the token in the path is the credential.
+    let anonymous = reqwest::Client::new();
+    let answer = anonymous
+        .get(format!("{}{}", accord.url(), created.workspace_feed))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
+    let feed = accord_test_support::parse_atom(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(feed.title, "Accord: monitors of default");
+    assert_eq!(
+        feed.links,
+        [format!(
+            "https://accord.example.com/feeds/{}/workspace.atom",
+            created.token
+        )]
+    );
+    // The baseline run reported nothing: one entry, the change.
+    assert_eq!(feed.entries.len(), 1, "{feed:?}");
+    let entry = &feed.entries[0];
+    assert_eq!(
+        entry.id,
+        format!("urn:accord:monitor:{news}:run:{changed_run}")
+    );
+    assert_eq!(entry.title, "Demo: news front page: changed");
+    assert_eq!(entry.categories, ["changed"]);
+    assert_eq!(feed.updated, entry.updated);
+    assert!(entry.content.as_deref().unwrap().contains("<h3>Diff</h3>"));
+
+    let monitor_path = created
+        .monitor_feed
+        .replace("{monitor_id}", &news.to_string());
+    let feed =
+        accord_test_support::parse_atom(&reader.read_feed(&monitor_path).await.unwrap()).unwrap();
+    assert_eq!(feed.id, format!("urn:accord:monitor:{news}:events"));
+    assert_eq!(feed.title, "Accord: Demo: news front page");
+    assert_eq!(feed.entries.len(), 1);
+
+    // What is not there is 404, alike.
+    let not_found = |path: String| {
+        let reader = reader.clone();
+        async move {
+            let err = reader.read_feed(&path).await.unwrap_err();
+            assert_eq!(err.code(), Some("feed_not_found"), "{path}: {err}");
+        }
+    };
+    not_found(
+        created
+            .monitor_feed
+            .replace("{monitor_id}", &MonitorId::new().to_string()),
+    )
+    .await;
+    not_found(
+        created
+            .workspace_feed
+            .replace(&created.token[4..], &"x".repeat(43)),
+    )
+    .await;
+    not_found("/feeds/acf_short/workspace.atom".to_owned()).await;
+
+    // The CLI lists the token (never the token itself).
+    let output = std::process::Command::new(common::BIN)
+        .args(["feeds", "list-tokens", "--output", "json"])
+        .args(["--server", accord.url(), "--api-key", &viewer.token])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let cli: Vec<accord_model::FeedTokenView> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(cli, listed);
+    assert!(!stdout.contains(&created.token));
+
+    // The key is revoked: its token stops working.
+    admin
+        .revoke_key(viewer.key.id.as_str(), None)
+        .await
+        .unwrap();
+    not_found(created.workspace_feed.clone()).await;
+}
+
+/// Two control planes on one PostgreSQL database both run the delivery
+/// loop over one outbox: every message reaches the receiver once, with one
+/// attempt, whichever replica sent it.
+#[tokio::test]
+async fn two_postgres_replicas_deliver_each_message_once() {
+    const MESSAGES: usize = 120;
+    let database = accord_test_support::TestDatabase::create().await;
+    let url = database.url();
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--database-url",
+        url.as_str(),
+        "--notify-poll-ms",
+        "10",
+        "--notify-timeout-ms",
+        "5000",
+    ];
+    let replicas: Vec<Process> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let replica_dir = dir.path().join(name);
+            std::fs::create_dir_all(&replica_dir).unwrap();
+            serve(&replica_dir, &flags)
+        })
+        .collect();
+    let clients: Vec<AccordClient> = replicas.iter().map(Process::client).collect();
+    let (hook, _) = target(&clients[0], TargetKind::Webhook, &receiver.url("/hook")).await;
+    // Queued through both replicas, in bursts both loops see at once.
+    let mut queued = std::collections::BTreeSet::new();
+    for i in 0..MESSAGES {
+        let sent = clients[i % 2].test_target(hook).await.unwrap();
+        queued.insert(sent.webhook_id);
+    }
+    assert_eq!(queued.len(), MESSAGES);
+
+    let delivered = eventually(Duration::from_secs(60), "every delivery", || async {
+        let page = clients[1]
+            .target_deliveries(hook, Some(200))
+            .await
+            .unwrap()
+            .items;
+        let done: Vec<DeliveryView> = page
+            .into_iter()
+            .filter(|d| d.state == DeliveryState::Delivered)
+            .collect();
+        (done.len() == MESSAGES).then_some(done)
+    })
+    .await;
+    for delivery in &delivered {
+        assert_eq!(delivery.attempts.len(), 1, "{delivery:?}");
+    }
+    let received: Vec<String> = receiver
+        .received("/hook")
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<String> = received.iter().cloned().collect();
+    assert_eq!(received.len(), MESSAGES, "no message was sent twice");
+    assert_eq!(distinct, queued);
 }

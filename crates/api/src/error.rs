@@ -126,6 +126,12 @@ pub enum ApiError {
     /// rule (pattern) and what it forbids.
     #[error("{0}")]
     PolicyDenied(String),
+    /// Said alike of a malformed, unknown or revoked feed token and of a
+    /// monitor the token's workspace does not have: nothing to probe.
+    #[error("no such feed")]
+    FeedNotFound,
+    #[error("{0}")]
+    FeedTokenNotFound(String),
     /// The `Range` asked for starts past the end; the answer names the size.
     #[error("the range starts past the end of the {0}-byte artifact")]
     RangeNotSatisfiable(u64),
@@ -200,6 +206,8 @@ impl ApiError {
             Self::PolicyExists(_) => (S::CONFLICT, "policy_exists"),
             Self::PolicyChanged(_) => (S::CONFLICT, "policy_changed"),
             Self::PolicyDenied(_) => (S::FORBIDDEN, "policy_denied"),
+            Self::FeedNotFound => (S::NOT_FOUND, "feed_not_found"),
+            Self::FeedTokenNotFound(_) => (S::NOT_FOUND, "feed_token_not_found"),
             Self::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Self::ArtifactStorageUnavailable => {
                 (S::SERVICE_UNAVAILABLE, "artifact_storage_unavailable")

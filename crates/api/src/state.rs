@@ -33,6 +33,9 @@ pub struct ApiConfig {
     /// What every domain may receive from the workers (rate, concurrency
     /// cap, least gap, breaker), enforced through the worker protocol.
     pub domain_limits: accord_egress::DomainLimits,
+    /// This control plane's URL as outsiders reach it (ends in `/`), for
+    /// the links in Atom feeds; without it feeds carry no links.
+    pub public_url: Option<url::Url>,
 }
 
 impl Default for ApiConfig {
@@ -47,6 +50,7 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             event_poll_interval: crate::routes::DEFAULT_EVENT_POLL,
             domain_limits: accord_egress::DomainLimits::default(),
+            public_url: None,
         }
     }
 }

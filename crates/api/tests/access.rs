@@ -212,11 +212,16 @@ fn job_body() -> Value {
     json!({"steps": [{"action": "navigate", "url": "https://example.com/"}]})
 }
 
-/// Every operation of the document, as (method, path template, operation id).
+/// Every operation of the document that takes an API key, as (method,
+/// path template, operation id). The feeds (`/feeds/{token}/...`) take a
+/// feed token instead: `feeds_answer_404_alike_for_every_bad_token` covers them.
 fn operations() -> Vec<(String, String, String)> {
     let doc = serde_json::to_value(accord_api::openapi()).unwrap();
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/feeds/") {
+            continue;
+        }
         for (method, operation) in item.as_object().unwrap() {
             if let Some(id) = operation["operationId"].as_str() {
                 out.push((method.to_uppercase(), path.clone(), id.to_owned()));
@@ -253,6 +258,9 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         | "list_monitor_deliveries" => vec![Admin, Operator, Viewer],
         "create_policy" | "update_policy" | "delete_policy" => vec![Admin, Operator],
         "list_policies" | "get_policy" => vec![Admin, Operator, Viewer],
+        "create_feed_token" | "list_feed_tokens" | "delete_feed_token" => {
+            vec![Admin, Operator, Viewer]
+        }
         "ops_status" | "metrics" | "list_domains" | "get_domain" if default_workspace => {
             vec![Admin, Operator, Viewer]
         }
@@ -292,6 +300,7 @@ fn body_for(operation: &str) -> Option<Value> {
         // A pattern no job of these tests visits.
         "create_policy" => json!({"pattern": "*.matrix.invalid", "requests_per_minute": 60}),
         "update_policy" => json!({"requests_per_minute": 30}),
+        "create_feed_token" => json!({"name": "reader"}),
         "run_workflow" => json!({"url": "https://example.com/", "input": {}}),
         "claim" => json!({"worker_id": "w", "limit": 1, "wait_ms": 0}),
         "heartbeat" | "release" => json!({"worker_id": "w", "leases": []}),
@@ -1159,6 +1168,30 @@ async fn egress_permits_hold_the_cap_and_pauses() {
         )
         .await;
     assert!(other.body["permit_id"].is_string(), "{:?}", other.body);
+    // A domain policy's numbers replace the defaults: one at a time there.
+    let strict = json!({"policy_limits": {"strict.example": {"max_concurrent": 1}}});
+    let first = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/acquire",
+            Some(&worker),
+            Some(acquire("strict.example", strict.clone())),
+        )
+        .await;
+    assert!(first.body["permit_id"].is_string(), "{:?}", first.body);
+    let second = h
+        .call(
+            "POST",
+            "/internal/v1/worker/egress/acquire",
+            Some(&worker),
+            Some(acquire("strict.example", strict)),
+        )
+        .await;
+    assert_eq!(
+        second.body["wait"]["reason"], "concurrency",
+        "{:?}",
+        second.body
+    );
     // A permit of another worker cannot be ended by this one.
     let foreign = json!({"worker_id": "someone-else", "items": [{
         "permit_id": permits[1], "host": "cap.example", "outcome": "success"
@@ -1185,6 +1218,10 @@ async fn egress_permits_hold_the_cap_and_pauses() {
         (json!({"hosts": []}), "hosts"),
         (json!({"hold_ms": 10}), "hold_ms"),
         (
+            json!({"policy_limits": {"x.example": {"max_concurrent": 0}}}),
+            "policy_limits",
+        ),
+        (
             json!({"crawl_delay_ms": {"x.example": 3600000}}),
             "crawl_delay_ms",
         ),
@@ -1207,4 +1244,63 @@ async fn egress_permits_hold_the_cap_and_pauses() {
             answer.body
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_answer_404_alike_for_every_bad_token() {
+    let mut config = ApiConfig::default();
+    // Two bad tokens below drain it.
+    config.rate_limits.failed_auth = RateLimit {
+        burst: 2,
+        per_second: 0.001,
+    };
+    let h = Harness::start(config).await;
+    let a_viewer = h.key(WorkspaceId::DEFAULT, Role::Viewer, UNLIMITED).await;
+    let b_viewer = h.key(h.other.id, Role::Viewer, UNLIMITED).await;
+    let made = h
+        .call(
+            "POST",
+            "/api/v1/feed-tokens",
+            Some(&b_viewer),
+            Some(json!({"name": "r"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    let b_token = made.body["token"].as_str().unwrap().to_owned();
+    // B's token reads B's feed, with no key.
+    let own = h
+        .call(
+            "GET",
+            &format!("/feeds/{b_token}/workspace.atom"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
+    // A's monitor through B's token: 404, like a token that does not exist.
+    let a_monitor = h
+        .call(
+            "POST",
+            "/api/v1/monitors",
+            Some(&h.key(WorkspaceId::DEFAULT, Role::Operator, UNLIMITED).await),
+            body_for("create_monitor"),
+        )
+        .await;
+    let a_monitor = a_monitor.body["id"].as_str().unwrap().to_owned();
+    let bad = [
+        format!("/feeds/{b_token}/monitors/{a_monitor}.atom"),
+        format!("/feeds/{b_token}/monitors/{a_monitor}"),
+        format!("/feeds/acf_{}/workspace.atom", "x".repeat(43)),
+        "/feeds/nonsense/workspace.atom".to_owned(),
+    ];
+    for uri in &bad {
+        // An API key does not open a feed either.
+        let answer = h.call("GET", uri, Some(&a_viewer), None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}: {answer:?}");
+        assert_eq!(answer.code(), "feed_not_found", "{uri}");
+        assert_eq!(answer.body["error"]["message"], "no such feed");
+    }
+    // Bad tokens drained the client's failed-auth bucket: guessing is slow.
+    let limited = h.call("GET", &bad[2], None, None).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{limited:?}");
 }

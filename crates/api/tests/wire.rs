@@ -73,6 +73,8 @@ fn every_error() -> Vec<ApiError> {
         ApiError::PolicyExists(said("this workspace already has a domain policy for `*.example.com`")),
         ApiError::PolicyChanged(said("domain policy 0190a0b0-0000-7000-8000-000000000000 was changed or deleted meanwhile; read it again")),
         ApiError::PolicyDenied(said("steps[0]: domain policy `*.example.com` denies the host (www.example.com)")),
+        ApiError::FeedNotFound,
+        ApiError::FeedTokenNotFound(said("feed token 0190a0b0-0000-7000-8000-000000000000 not found")),
         ApiError::RangeNotSatisfiable(1024),
         ApiError::ArtifactStorageUnavailable,
         ApiError::Unavailable,
@@ -142,6 +144,8 @@ fn every_case_has_a_sample(err: &ApiError) {
         | E::PolicyExists(_)
         | E::PolicyChanged(_)
         | E::PolicyDenied(_)
+        | E::FeedNotFound
+        | E::FeedTokenNotFound(_)
         | E::RangeNotSatisfiable(_)
         | E::ArtifactStorageUnavailable
         | E::Unavailable
@@ -159,4 +163,55 @@ fn error_table() {
         })
         .collect();
     insta::assert_json_snapshot!(table);
+}
+
+/// The `webhooks` section (OpenAPI 3.1) describes what a webhook target
+/// receives: the three Standard Webhooks headers and the payload, whose
+/// schema (and every schema it refers to) is in the components.
+#[test]
+fn webhooks_describe_the_headers_and_the_payload() {
+    let doc = serde_json::to_value(accord_api::openapi()).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let post = &doc["webhooks"]["monitor-event"]["post"];
+    let headers: Vec<&str> = post["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|p| assert_eq!(p["in"], "header"))
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+    );
+    let reference = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    assert_eq!(reference, "#/components/schemas/WebhookPayload");
+    // Every reference in the document resolves.
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for target in all {
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{target} does not resolve"
+        );
+    }
+    let payload = &doc["components"]["schemas"]["WebhookPayload"]["properties"];
+    for member in ["type", "timestamp", "version", "data"] {
+        assert!(payload.get(member).is_some(), "{member}");
+    }
 }

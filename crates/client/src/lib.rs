@@ -7,6 +7,7 @@
 
 mod client;
 mod error;
+mod feeds;
 mod notifications;
 mod policies;
 

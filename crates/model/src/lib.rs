@@ -18,6 +18,7 @@ mod backoff;
 mod clock;
 mod egress;
 mod event;
+mod feed;
 mod field;
 mod ids;
 mod job;
@@ -25,8 +26,8 @@ mod manifest;
 mod monitor;
 mod monitor_history;
 mod notification;
-mod politeness;
 mod policy;
+mod politeness;
 mod protocol;
 mod result;
 mod retry;
@@ -53,6 +54,10 @@ pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use egress::EgressPolicy;
 pub use event::{EventKind, JobEvent};
+pub use feed::{
+    is_feed_token_shaped, CreatedFeedToken, FeedToken, FeedTokenId, FeedTokenList, FeedTokenView,
+    NewFeedToken, FEED_TOKEN_PREFIX, FEED_TOKEN_SECRET_LEN, MAX_FEED_ENTRIES, MAX_FEED_TOKENS,
+};
 pub use field::{
     FieldError, FieldSource, FieldSpec, ItemField, ItemsSpec, JsonPathQuery, JsonPointer,
     JsonQueryError, ReadAs, MAX_JSON_QUERY_BYTES, MAX_JSON_QUERY_NESTING,
@@ -73,20 +78,21 @@ pub use monitor_history::{
 };
 pub use notification::{
     check_subscriptions, AttemptView, CreatedTarget, DeliveryPage, DeliveryState, DeliveryView,
-    EmailAddress, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun, NotifyEvent,
-    PreviousSecret, Subscription, Target, TargetAddress, TargetId, TargetKind, TargetList,
-    TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES, SECRET_PREFIX,
-};
-pub use politeness::{
-    BreakerStatus, DeferItem, DeferRequest, DomainList, DomainSummary, DomainWindow,
-    EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem, EgressFinishRequest,
-    EgressOutcome, EgressWait, EgressWaitReason, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS,
-    MAX_EGRESS_HOSTS,
+    EmailAddress, EmailRecipients, MessageId, NewTarget, Notice, NoticeMonitor, NoticeRun,
+    NotifyEvent, PreviousSecret, Subscription, Target, TargetAddress, TargetId, TargetKind,
+    TargetList, TargetPatch, TargetView, WebhookSecret, MAX_SUBSCRIPTIONS, SECRET_BYTES,
+    SECRET_PREFIX,
 };
 pub use policy::{
     effective_policy, sort_by_specificity, Cidr, DomainPattern, DomainPolicy, EffectivePolicy,
     NewPolicy, PolicyDenial, PolicyEntry, PolicyId, PolicyList, PolicyPatch, PolicyRules,
     PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
+};
+pub use politeness::{
+    BreakerStatus, DeferItem, DeferRequest, DomainList, DomainSummary, DomainWindow,
+    EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem, EgressFinishRequest,
+    EgressOutcome, EgressWait, EgressWaitReason, HostLimits, MAX_CRAWL_DELAY_MS,
+    MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

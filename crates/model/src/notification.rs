@@ -1,5 +1,5 @@
 //! Notifications: where a monitor's news goes (a [`Target`]: a webhook,
-//! Slack or Discord incoming webhook, or an email address), which events a
+//! Slack or Discord incoming webhook, or email addresses), which events a
 //! monitor sends to each target ([`Subscription`]), the message kept in the
 //! outbox until it is delivered ([`Notice`]) and the log of its delivery
 //! attempts ([`DeliveryView`]).
@@ -30,6 +30,10 @@ pub const MAX_TARGET_NAME_BYTES: usize = 200;
 pub const MAX_TARGET_URL_BYTES: usize = 2_048;
 /// Longest email address, in bytes (RFC 5321's path limit).
 pub const MAX_EMAIL_BYTES: usize = 254;
+/// Most recipients of one email target.
+pub const MAX_EMAIL_RECIPIENTS: usize = 10;
+/// Longest `email` member (the recipients, comma-separated), in bytes.
+pub const MAX_EMAIL_LIST_BYTES: usize = 2_600;
 /// The prefix of a webhook signing secret (Standard Webhooks).
 pub const SECRET_PREFIX: &str = "whsec_";
 /// Random bytes in a generated signing secret.
@@ -299,11 +303,77 @@ impl fmt::Display for EmailAddress {
     }
 }
 
-/// Where a target sends: a URL, or an email address.
+/// The recipients of an email target: one to [`MAX_EMAIL_RECIPIENTS`]
+/// addresses, each once, written comma-separated (`a@example.com,
+/// b@example.com`) on the wire and in the store. An address cannot contain
+/// a comma ([`EmailAddress`] refuses one), so the list reads back as
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRecipients {
+    /// As written back: the addresses joined by `", "`.
+    text: String,
+    addresses: Vec<EmailAddress>,
+}
+
+impl EmailRecipients {
+    /// Never empty.
+    pub fn addresses(&self) -> &[EmailAddress] {
+        &self.addresses
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for EmailRecipients {
+    type Err = String;
+
+    /// Parses `a@x, b@y`; an error names the recipient at fault.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() > MAX_EMAIL_LIST_BYTES {
+            return Err(format!("at most {MAX_EMAIL_LIST_BYTES} bytes"));
+        }
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        if parts.len() > MAX_EMAIL_RECIPIENTS {
+            return Err(format!(
+                "at most {MAX_EMAIL_RECIPIENTS} recipients, comma-separated"
+            ));
+        }
+        let mut addresses: Vec<EmailAddress> = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            if part.is_empty() {
+                return Err(format!("recipient {} is empty", i + 1));
+            }
+            let address: EmailAddress = part.parse().map_err(|err| {
+                if parts.len() == 1 {
+                    err
+                } else {
+                    format!("recipient {}: {err}", i + 1)
+                }
+            })?;
+            if addresses
+                .iter()
+                .any(|seen| seen.as_str().eq_ignore_ascii_case(address.as_str()))
+            {
+                return Err(format!("{address} is named twice"));
+            }
+            addresses.push(address);
+        }
+        let text = addresses
+            .iter()
+            .map(EmailAddress::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(Self { text, addresses })
+    }
+}
+
+/// Where a target sends: a URL, or email addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetAddress {
     Url(Url),
-    Email(EmailAddress),
+    Email(EmailRecipients),
 }
 
 impl TargetAddress {
@@ -408,9 +478,14 @@ pub struct NewTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = Uri, max_length = 2048)]
     pub url: Option<String>,
-    /// For email targets: the recipient.
+    /// For email targets: the recipients, comma-separated (1 to 10
+    /// addresses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Email, max_length = 254)]
+    #[schema(
+        min_length = 3,
+        max_length = 2600,
+        examples("ops@example.com, oncall@example.com")
+    )]
     pub email: Option<String>,
 }
 
@@ -434,8 +509,10 @@ pub struct TargetPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = Uri, max_length = 2048)]
     pub url: Option<String>,
+    /// For email targets: the recipients, comma-separated (1 to 10
+    /// addresses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Email, max_length = 254)]
+    #[schema(min_length = 3, max_length = 2600)]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
@@ -566,6 +643,7 @@ pub struct TargetView {
     pub kind: TargetKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// For email targets: the recipients, comma-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub paused: bool,
@@ -583,7 +661,7 @@ impl From<&Target> for TargetView {
     fn from(t: &Target) -> Self {
         let (url, email) = match &t.address {
             TargetAddress::Url(url) => (Some(url.to_string()), None),
-            TargetAddress::Email(email) => (None, Some(email.to_string())),
+            TargetAddress::Email(email) => (None, Some(email.as_str().to_owned())),
         };
         Self {
             id: t.id,
@@ -690,7 +768,8 @@ pub struct AttemptView {
     /// 1 for the first try.
     pub attempt: u32,
     pub at: DateTime<Utc>,
-    /// The receiver's HTTP status, when it answered.
+    /// The receiver's HTTP status (for email, the SMTP reply code), when
+    /// it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     pub latency_ms: u64,
@@ -811,6 +890,27 @@ mod tests {
         check(
             &target(Email, None, Some("a@")),
             Err(("email", "bad domain")),
+        );
+        check(
+            &target(Email, None, Some("a@example.com,b@example.org")),
+            Ok("a@example.com, b@example.org"),
+        );
+        check(
+            &target(Email, None, Some("a@example.com, nobody")),
+            Err(("email", "recipient 2: \"nobody\" is not an email address")),
+        );
+        check(
+            &target(Email, None, Some("a@example.com,,b@example.com")),
+            Err(("email", "recipient 2 is empty")),
+        );
+        check(
+            &target(Email, None, Some("a@example.com, A@example.com")),
+            Err(("email", "named twice")),
+        );
+        let many = ["x@example.com"; MAX_EMAIL_RECIPIENTS + 1].join(",");
+        check(
+            &target(Email, None, Some(&many)),
+            Err(("email", "at most 10 recipients")),
         );
         check(
             &target(Email, Some("https://x.y/"), None),

@@ -39,6 +39,32 @@ pub struct EgressAcquireRequest {
     /// longer than the configured one. At most 16 hosts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub crawl_delay_ms: BTreeMap<String, u64>,
+    /// The numbers the job's domain policies set for its hosts (at most 16
+    /// hosts): they replace the server's defaults for this request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policy_limits: BTreeMap<String, HostLimits>,
+}
+
+/// The politeness numbers a domain policy sets for one host; each replaces
+/// the server's default when present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 60000)]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_concurrent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 3600000)]
+    pub min_gap_ms: Option<u32>,
+}
+
+impl HostLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The longest `Crawl-delay` honoured: a minute.

@@ -26,9 +26,11 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::chat::{discord_message, slack_message};
+use crate::email::email_content;
 use crate::payload::WebhookPayload;
 use crate::send::{Attempt, Sender};
 use crate::sign::signature_header;
+use crate::smtp::Mailer;
 
 /// How the loop paces itself and retries.
 #[derive(Debug, Clone)]
@@ -87,6 +89,8 @@ pub struct Deliverer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     sender: Sender,
+    /// Sends email targets' messages; without it they fail for good.
+    mailer: Option<Mailer>,
     config: DeliveryConfig,
 }
 
@@ -101,8 +105,15 @@ impl Deliverer {
             store,
             clock,
             sender,
+            mailer: None,
             config,
         }
+    }
+
+    /// Delivers email targets' messages through this SMTP server.
+    pub fn with_mailer(mut self, mailer: Mailer) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// Delivers until `shutdown`: a pass, then another at once when it was
@@ -235,15 +246,24 @@ impl Deliverer {
             now,
             self.config.public_url.as_ref(),
         );
-        let TargetAddress::Url(url) = &message.target.address else {
-            return Attempt {
-                status: None,
-                latency: Duration::ZERO,
-                delivered: false,
-                error: Some("email targets are not delivered by this control plane".to_owned()),
-                excerpt: None,
-                permanent: true,
-            };
+        let url = match &message.target.address {
+            TargetAddress::Url(url) => url,
+            TargetAddress::Email(recipients) => {
+                let Some(mailer) = &self.mailer else {
+                    return Attempt {
+                        status: None,
+                        latency: Duration::ZERO,
+                        delivered: false,
+                        error: Some("this control plane has no SMTP server configured".to_owned()),
+                        excerpt: None,
+                        permanent: true,
+                    };
+                };
+                let content = email_content(&payload);
+                return mailer
+                    .send(recipients, &content, &message.id.webhook_id())
+                    .await;
+            }
         };
         let (body, headers) = match message.target.kind {
             TargetKind::Slack => (slack_message(&payload), HeaderMap::new()),

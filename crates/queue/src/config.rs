@@ -35,6 +35,10 @@ pub struct QueueConfig {
     pub auto_memory: Duration,
     pub artifacts: ArtifactConfig,
     pub monitors: MonitorConfig,
+    /// Whether this control plane sends email (an SMTP server is
+    /// configured): without one, email targets are refused at creation
+    /// rather than accepted and never delivered.
+    pub email_targets: bool,
 }
 
 impl Default for QueueConfig {
@@ -53,6 +57,7 @@ impl Default for QueueConfig {
             auto_memory: Duration::from_secs(24 * 3600),
             artifacts: ArtifactConfig::default(),
             monitors: MonitorConfig::default(),
+            email_targets: false,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct MaintenanceReport {
     pub reaped: usize,
     pub pruned: u64,
     pub audit_pruned: u64,
+    /// Workflow runs past the job retention deleted.
+    pub workflow_runs_pruned: u64,
     /// Blobs deleted by the sweep (when it ran in this pass).
     pub blobs_swept: u64,
 }
@@ -80,6 +82,11 @@ impl Queue {
                     "finished jobs past retention deleted"
                 );
             }
+            report.workflow_runs_pruned = self
+                .inner
+                .store
+                .workflow_run_prune(cutoff, config.maintenance_batch)
+                .await?;
         }
         if let Some(retention) = config.audit_retention {
             let cutoff =

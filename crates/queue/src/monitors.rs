@@ -470,6 +470,7 @@ impl Queue {
         .await;
         match computed {
             Ok(Ok(run)) => RunRecord::Outcome {
+                events: crate::notifications::events_of(&run.outcome.summary),
                 values: values_of(&run.outcome),
                 outcome: to_value(&run.outcome),
                 snapshot: to_value(&run.snapshot),

@@ -14,7 +14,6 @@ use accord_model::{
     WorkspaceId, SECRET_BYTES,
 };
 use accord_store::{DeliveryFilter, NewMessage, RunContext, RunNotice, RunRecord};
-use accord_workflows::RunOutcome;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 
@@ -64,16 +63,17 @@ pub(crate) fn run_notice(
     if monitor.notify.is_empty() {
         return None;
     }
-    let RunRecord::Outcome { outcome, .. } = record else {
+    let RunRecord::Outcome {
+        outcome, events, ..
+    } = record
+    else {
         return None;
     };
-    let parsed: RunOutcome = serde_json::from_value(outcome.clone()).ok()?;
-    let events = events_of(&parsed.summary);
     if events.is_empty() {
         return None;
     }
     Some(RunNotice {
-        events,
+        events: events.clone(),
         notice: Notice {
             version: 1,
             monitor: notice_monitor(monitor),
@@ -140,12 +140,12 @@ impl Queue {
         new: NewTarget,
     ) -> Result<(Target, Option<WebhookSecret>), QueueError> {
         let address = new.validate()?;
-        if new.kind == accord_model::TargetKind::Email {
+        if new.kind == accord_model::TargetKind::Email && !self.inner.config.email_targets {
             // Refused rather than accepted and never delivered.
             return Err(QueueError::Invalid(ValidationError {
                 field: "kind".to_owned(),
-                message: "email targets are not available yet: this control plane has no SMTP \
-                          delivery; use webhook, slack or discord"
+                message: "email targets need an SMTP server, and this control plane has none \
+                          configured (--smtp-host and --smtp-from); use webhook, slack or discord"
                     .to_owned(),
             }));
         }

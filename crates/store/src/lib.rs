@@ -8,7 +8,8 @@
 //! [`CoordinationStore`] (`coordination.rs`), [`ArtifactStore`] (`artifacts.rs`, the artifact
 //! index), [`MonitorStore`] (`monitors.rs`), [`NotificationStore`]
 //! (`notifications.rs`), [`WorkflowRunStore`] (`workflow_runs.rs`),
-//! [`PolicyStore`] (`policies.rs`, domain policies) and
+//! [`PolicyStore`] (`policies.rs`, domain policies), [`FeedStore`]
+//! (`feeds.rs`) and
 //! [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
@@ -34,6 +35,7 @@ mod backend;
 mod coordination;
 mod domains;
 mod error;
+mod feeds;
 mod jobs;
 mod lease;
 mod maintenance;
@@ -56,6 +58,7 @@ pub use backend::BackendStore;
 pub use coordination::{CoordinationStore, JobWakeups, Leadership};
 pub use domains::{DomainEngine, DomainStore};
 pub use error::StoreError;
+pub use feeds::{FeedEntry, FeedStore};
 pub use jobs::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome};
 pub use lease::{
     ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,

@@ -117,6 +117,9 @@ pub enum RunRecord {
         outcome: serde_json::Value,
         snapshot: serde_json::Value,
         values: Vec<(String, f64)>,
+        /// What the run reports (empty when nothing happened): kept with
+        /// the run for its monitor's feed.
+        events: std::collections::BTreeSet<accord_model::NotifyEvent>,
     },
     /// The workflow could not run on what the job captured (the run ends
     /// in error and the baseline stays).

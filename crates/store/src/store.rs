@@ -6,12 +6,14 @@
 use std::fmt;
 
 use crate::{
-    AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore, JobStore,
-    LeaseStore, MaintenanceStore, MonitorStore, NotificationStore, PolicyStore, WorkflowRunStore,
+    AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore,
+    FeedStore, JobStore, LeaseStore, MaintenanceStore, MonitorStore, NotificationStore,
+    PolicyStore, WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
-/// artifact index, monitors, notifications, workflow runs, domain policies.
+/// artifact index, monitors, notifications, workflow runs, domain policies,
+/// feeds.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -26,6 +28,7 @@ pub trait Store:
     + NotificationStore
     + WorkflowRunStore
     + PolicyStore
+    + FeedStore
     + fmt::Debug
     + 'static
 {
@@ -45,6 +48,7 @@ impl<T> Store for T where
         + NotificationStore
         + WorkflowRunStore
         + PolicyStore
+        + FeedStore
         + fmt::Debug
         + 'static
 {

@@ -96,4 +96,13 @@ pub trait WorkflowRunStore: Send + Sync {
         workspace: WorkspaceId,
         job_id: JobId,
     ) -> Result<Option<WorkflowRun>, StoreError>;
+
+    /// Deletes up to `limit` runs that ended (or started, when they never
+    /// recorded an end) before `cutoff` and whose job is finished or gone:
+    /// retention, like the jobs'. Returns how many.
+    async fn workflow_run_prune(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }

@@ -20,8 +20,11 @@
 //! the test's own, for tests that stop and restart the database.
 //! [`ThrowawayRedis`] is likewise a Redis server of the test's own, for tests
 //! that stop and restart Redis. [`ThrowawayS3`] is an S3-compatible server
-//! (moto) of the test's own, for the artifact blob store.
+//! (moto) of the test's own, for the artifact blob store. [`SmtpSink`] is
+//! an SMTP server on loopback that records the emails it is sent, and
+//! [`parse_atom`] reads and checks an Atom feed with a real XML parser.
 
+mod atom;
 mod browser_pages;
 mod cluster;
 mod data;
@@ -31,7 +34,9 @@ mod hostile;
 mod postgres;
 mod redis;
 mod s3;
+mod smtp;
 
+pub use atom::{parse_atom, AtomEntry, AtomFeed};
 pub use browser_pages::{
     APP_DATA_JSON, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD, APP_REPORT_CSV,
     APP_SESSION_COOKIE, APP_TALL_HEIGHT, APP_USER,
@@ -45,3 +50,4 @@ pub use fixture::{
 pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
 pub use redis::{shared_redis_url, ThrowawayRedis, DEFAULT_REDIS_URL};
 pub use s3::{ThrowawayS3, S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY};
+pub use smtp::{ReceivedMail, SmtpSink};

@@ -15,8 +15,8 @@ use accord_model::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::polite::{Admission, Politeness};
 use crate::policy::{job_egress, landed_refusal, policy_refusal};
+use crate::polite::{Admission, Politeness};
 use crate::report::{Outcome, Reporter};
 use crate::robots::robots_answer;
 use crate::upload::Uploader;

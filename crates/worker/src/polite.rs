@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use accord_engine::SiteSignal;
 use accord_model::{
     ClaimedJob, DeferItem, EgressAcquireRequest, EgressFinishItem, EgressFinishRequest,
-    EgressOutcome, EgressWaitReason, Step, WorkerId, MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
+    EgressOutcome, EgressWaitReason, HostLimits, Step, WorkerId, MAX_EGRESS_HOLD_MS,
+    MAX_EGRESS_HOSTS,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -75,9 +76,10 @@ impl Politeness {
         let request = EgressAcquireRequest {
             worker_id: self.worker_id.clone(),
             job_id: job.job_id,
-            hosts,
             hold_ms: (hold.as_millis() as u64).clamp(1_000, MAX_EGRESS_HOLD_MS),
             crawl_delay_ms,
+            policy_limits: policy_limits(job, &hosts),
+            hosts,
         };
         let started = Instant::now();
         loop {
@@ -167,6 +169,25 @@ impl Politeness {
             }
         });
     }
+}
+
+/// The politeness numbers the job's domain policies set for its hosts.
+fn policy_limits(job: &ClaimedJob, hosts: &[String]) -> BTreeMap<String, HostLimits> {
+    let Some(set) = &job.policies else {
+        return BTreeMap::new();
+    };
+    hosts
+        .iter()
+        .filter_map(|host| {
+            let policy = set.effective(host);
+            let limits = HostLimits {
+                requests_per_minute: policy.requests_per_minute,
+                max_concurrent: policy.max_concurrent,
+                min_gap_ms: policy.min_gap_ms,
+            };
+            (!limits.is_empty()).then(|| (host.clone(), limits))
+        })
+        .collect()
 }
 
 /// The hosts of the URLs a job names (pages and files), lowercase, each

@@ -16,8 +16,9 @@ use accord_model::{
     ArtifactName, ClaimRequest, ClaimResponse, ClaimedJob, CompleteRequest, DeferRequest,
     EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome, EgressWait,
     EgressWaitReason, Engine, ErrorKind, EscalateRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, JobErrorCode, JobId, JobResult, JobSpec, LeaseRef, QueueName, ReleaseRequest,
-    ReportResponse, RunEngine, Sha256Digest, Step, StoredArtifact, TargetUrl, WorkerId,
+    HeartbeatResponse, JobErrorCode, JobId, JobResult, JobSpec, LeaseRef, QueueName,
+    ReleaseRequest, ReportResponse, RunEngine, Sha256Digest, Step, StoredArtifact, TargetUrl,
+    WorkerId,
 };
 use accord_worker::{ControlPlane, Engines, Worker, WorkerConfig};
 use tokio::sync::watch;

@@ -37,8 +37,10 @@ pub(crate) async fn guard(State(state): State<ApiState>, request: Request, next:
         tracing::error!(path = %request.uri().path(), "no access rule for a served route");
         return ApiError::Forbidden("this route has no access rule".to_owned()).into_response();
     };
-    let Access::Requires(permission) = route.access else {
-        return next.run(request).await;
+    let permission = match route.access {
+        Access::Requires(permission) => permission,
+        Access::Public => return next.run(request).await,
+        Access::FeedToken => return super::feed::feed_guard(&state, request, next).await,
     };
     let call = Call {
         route,
@@ -210,21 +212,8 @@ async fn refuse_unauthenticated(state: &ApiState, call: &Call<'_>, refusal: Refu
     if !matches!(refusal.error, ApiError::Unauthenticated(_)) {
         return refusal.error.into_response();
     }
-    let address = call
-        .client
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let decision = state
-        .cluster
-        .limiter()
-        .check(
-            &format!("auth-failures:{address}"),
-            bucket(state.config.rate_limits.failed_auth),
-        )
-        .await;
-    if !decision.allowed {
-        let mut response = ApiError::RateLimited(decision.retry_after).into_response();
-        set_headers(response.headers_mut(), &decision);
-        return response;
+    if let Some(limited) = count_failure(state, call.client).await {
+        return limited;
     }
     let mut entry = call.entry(state, None, 401, Some(refusal.error.to_string()));
     if let Some(workspace) = refusal.workspace {
@@ -240,6 +229,26 @@ async fn refuse_unauthenticated(state: &ApiState, call: &Call<'_>, refusal: Refu
     response
 }
 
+/// Counts a failed authentication against the client address's bucket:
+/// the 429 to answer once it is empty.
+pub(super) async fn count_failure(state: &ApiState, client: Option<IpAddr>) -> Option<Response> {
+    let address = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let decision = state
+        .cluster
+        .limiter()
+        .check(
+            &format!("auth-failures:{address}"),
+            bucket(state.config.rate_limits.failed_auth),
+        )
+        .await;
+    if decision.allowed {
+        return None;
+    }
+    let mut response = ApiError::RateLimited(decision.retry_after).into_response();
+    set_headers(response.headers_mut(), &decision);
+    Some(response)
+}
+
 fn forbidden_reason(caller: &Caller, permission: Permission) -> String {
     if caller.role.grants(permission) {
         format!("this needs a {} key of the default workspace", caller.role)
@@ -248,7 +257,7 @@ fn forbidden_reason(caller: &Caller, permission: Permission) -> String {
     }
 }
 
-fn client_addr(request: &Request) -> Option<IpAddr> {
+pub(super) fn client_addr(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

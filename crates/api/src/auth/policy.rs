@@ -16,6 +16,9 @@ pub(crate) enum Access {
     Public,
     /// A valid key whose role grants this (in the right workspace).
     Requires(Permission),
+    /// A feed token in the path (`/feeds/{token}/...`), live while the key
+    /// that made it is: for feed readers, which cannot send a header.
+    FeedToken,
 }
 
 /// The rule of each operation, by OpenAPI operation id.
@@ -38,6 +41,8 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         | "rotate_target_secret"
         | "test_notification_target"
         | "redeliver" => Requires(P::JobsWrite),
+        "create_feed_token" | "list_feed_tokens" | "delete_feed_token" => Requires(P::JobsRead),
+        "workspace_feed" | "monitor_feed" => Access::FeedToken,
         "list_notification_targets"
         | "get_notification_target"
         | "list_target_deliveries"

@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    artifacts, audit, domains, egress, jobs, keys, monitor_history, monitors, notifications, ops,
-    policies, stream, worker, workflow_runs, workspaces,
+    artifacts, audit, domains, egress, feeds, jobs, keys, monitor_history, monitors, notifications,
+    ops, policies, stream, worker, workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -69,6 +69,10 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
             policies::update_policy,
             policies::delete_policy
         ))
+        .routes(routes!(feeds::create_feed_token, feeds::list_feed_tokens))
+        .routes(routes!(feeds::delete_feed_token))
+        .routes(routes!(feeds::workspace_feed))
+        .routes(routes!(feeds::monitor_feed))
         .routes(routes!(monitor_history::list_snapshots))
         .routes(routes!(monitor_history::monitor_diff))
         .routes(routes!(monitor_history::monitor_items))

@@ -80,9 +80,46 @@ pub async fn egress_acquire(
     }
     let permit_id = format!("{worker}/{}/{}", request.job_id, uuid::Uuid::now_v7());
     let gate = state.cluster.domain_gate();
+    if request.policy_limits.len() > MAX_EGRESS_HOSTS {
+        return Err(ApiError::Validation(format!(
+            "policy_limits names at most {MAX_EGRESS_HOSTS} hosts"
+        )));
+    }
+    let mut policy_limits = std::collections::HashMap::new();
+    for (host, set) in &request.policy_limits {
+        let key = domain_key(host).ok_or_else(|| {
+            ApiError::Validation(format!("policy_limits: {host:?} is not a host name"))
+        })?;
+        let bad = set
+            .requests_per_minute
+            .is_some_and(|n| !(1..=60_000).contains(&n))
+            || set
+                .max_concurrent
+                .is_some_and(|n| !(1..=1_000).contains(&n))
+            || set.min_gap_ms.is_some_and(|n| n > 3_600_000);
+        if bad {
+            return Err(ApiError::Validation(format!(
+                "policy_limits[{host:?}] is out of bounds (requests_per_minute 1-60000, \
+                 max_concurrent 1-1000, min_gap_ms at most 3600000)"
+            )));
+        }
+        policy_limits.insert(key, *set);
+    }
     let configured = state.config.domain_limits;
     let limits_for = |host: &str| {
         let mut limits = configured;
+        // A domain policy's numbers replace the server's defaults.
+        if let Some(set) = policy_limits.get(host) {
+            if let Some(n) = set.requests_per_minute {
+                limits.per_minute = Some(n);
+            }
+            if let Some(n) = set.max_concurrent {
+                limits.max_concurrent = Some(n);
+            }
+            if let Some(n) = set.min_gap_ms {
+                limits.min_gap_ms = u64::from(n);
+            }
+        }
         if let Some(delay) = crawl_delays.get(host) {
             limits.min_gap_ms = limits.min_gap_ms.max(*delay);
         }

@@ -5,6 +5,7 @@ mod artifacts;
 mod audit;
 mod domains;
 mod egress;
+mod feeds;
 mod items_csv;
 mod jobs;
 mod keys;

@@ -115,6 +115,8 @@ pub enum ItemFormat {
 #[into_params(parameter_in = Query)]
 pub struct ItemListParams {
     /// `csv` or `json`; without it, CSV when `Accept` asks for `text/csv`.
+    // Inline: as a `$ref` it named a schema the document did not hold.
+    #[param(inline)]
     pub format: Option<ItemFormat>,
     /// 1 to 10000; default 1000.
     #[param(minimum = 1, maximum = 10000)]

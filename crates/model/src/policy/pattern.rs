@@ -256,6 +256,7 @@ pub enum StepKind {
     Navigate,
     WaitFor,
     Click,
+    Follow,
     Fill,
     Select,
     Check,
@@ -274,10 +275,11 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::Navigate,
         Self::WaitFor,
         Self::Click,
+        Self::Follow,
         Self::Fill,
         Self::Select,
         Self::Check,
@@ -300,6 +302,7 @@ impl StepKind {
             Step::Navigate { .. } => Self::Navigate,
             Step::WaitFor { .. } => Self::WaitFor,
             Step::Click { .. } => Self::Click,
+            Step::Follow { .. } => Self::Follow,
             Step::Fill { .. } => Self::Fill,
             Step::Select { .. } => Self::Select,
             Step::Check { .. } => Self::Check,
@@ -323,6 +326,7 @@ impl StepKind {
             Self::Navigate => "navigate",
             Self::WaitFor => "wait_for",
             Self::Click => "click",
+            Self::Follow => "follow",
             Self::Fill => "fill",
             Self::Select => "select",
             Self::Check => "check",

@@ -15,6 +15,7 @@ mod audit;
 mod connect;
 mod coordination;
 mod domains;
+mod feeds;
 mod jobs;
 mod lease;
 mod maintenance;

@@ -344,12 +344,13 @@ impl MonitorStore for PostgresStore {
         else {
             return Ok(CompleteRunOutcome::Stale);
         };
-        let (outcome, snapshot, values) = match &complete.record {
+        let (outcome, snapshot, values, events) = match &complete.record {
             RunRecord::Outcome {
                 outcome,
                 snapshot,
                 values,
-            } => (outcome, snapshot, values),
+                events,
+            } => (outcome, snapshot, values, events),
             RunRecord::Error(message) => {
                 sqlx::query(
                     "UPDATE monitor_runs SET state = 'error', error = $1, finished_at = $2 \
@@ -367,13 +368,19 @@ impl MonitorStore for PostgresStore {
         };
         let recorded = sqlx::query(
             "UPDATE monitor_runs SET state = 'succeeded', outcome = $1, snapshot = $2, \
-             finished_at = $3 WHERE id = $4 AND monitor_id = $5 AND state = 'running'",
+             finished_at = $3, events = $6 WHERE id = $4 AND monitor_id = $5 AND state = 'running'",
         )
         .bind(Json(outcome))
         .bind(Json(snapshot))
         .bind(complete.now)
         .bind(complete.run_id)
         .bind(monitor)
+        .bind((!events.is_empty()).then(|| {
+            events
+                .iter()
+                .map(|event| event.as_str().to_owned())
+                .collect::<Vec<String>>()
+        }))
         .execute(&mut *tx)
         .await?;
         if recorded.rows_affected() == 1 {

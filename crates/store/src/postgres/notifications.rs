@@ -427,10 +427,16 @@ impl NotificationStore for PostgresStore {
         .execute(&mut *tx)
         .await?;
         let target_paused = if delivered {
-            sqlx::query("UPDATE notification_targets SET consecutive_failures = 0 WHERE id = $1")
-                .bind(target)
-                .execute(&mut *tx)
-                .await?;
+            // Only a target that had failures is written: every delivery
+            // to a healthy target would otherwise lock its one row until
+            // commit, and deliveries to it would commit one at a time.
+            sqlx::query(
+                "UPDATE notification_targets SET consecutive_failures = 0 \
+                 WHERE id = $1 AND consecutive_failures <> 0",
+            )
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
             false
         } else {
             let failures: i32 = sqlx::query_scalar(

@@ -11,6 +11,7 @@ mod audit;
 mod connect;
 mod coordination;
 mod domains;
+mod feeds;
 mod jobs;
 mod lease;
 mod maintenance;

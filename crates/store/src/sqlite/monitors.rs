@@ -362,12 +362,13 @@ impl MonitorStore for SqliteStore {
         else {
             return Ok(CompleteRunOutcome::Stale);
         };
-        let (outcome, snapshot, values) = match &complete.record {
+        let (outcome, snapshot, values, events) = match &complete.record {
             RunRecord::Outcome {
                 outcome,
                 snapshot,
                 values,
-            } => (outcome, snapshot, values),
+                events,
+            } => (outcome, snapshot, values, events),
             RunRecord::Error(message) => {
                 sqlx::query(
                     "UPDATE monitor_runs SET state = 'error', error = ?, finished_at = ? \
@@ -384,12 +385,13 @@ impl MonitorStore for SqliteStore {
             }
         };
         let recorded = sqlx::query(
-            "UPDATE monitor_runs SET state = 'succeeded', outcome = ?, snapshot = ?, finished_at = ? \
-             WHERE id = ? AND monitor_id = ? AND state = 'running'",
+            "UPDATE monitor_runs SET state = 'succeeded', outcome = ?, snapshot = ?, finished_at = ?, \
+             events = ? WHERE id = ? AND monitor_id = ? AND state = 'running'",
         )
         .bind(to_json(outcome))
         .bind(to_json(snapshot))
         .bind(now)
+        .bind((!events.is_empty()).then(|| to_json(events)))
         .bind(complete.run_id)
         .bind(&monitor)
         .execute(&mut *tx)

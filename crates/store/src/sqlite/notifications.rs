@@ -440,10 +440,16 @@ impl NotificationStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let target_paused = if delivered {
-            sqlx::query("UPDATE notification_targets SET consecutive_failures = 0 WHERE id = ?")
-                .bind(&target)
-                .execute(&mut *tx)
-                .await?;
+            // Only a target that had failures is written: every delivery
+            // to a healthy target would otherwise lock its one row until
+            // commit, and deliveries to it would commit one at a time.
+            sqlx::query(
+                "UPDATE notification_targets SET consecutive_failures = 0 \
+                 WHERE id = ? AND consecutive_failures <> 0",
+            )
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
             false
         } else {
             let failures: i64 = sqlx::query_scalar(

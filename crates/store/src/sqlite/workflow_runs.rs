@@ -150,4 +150,24 @@ impl WorkflowRunStore for SqliteStore {
         .await?;
         row.as_ref().map(run_from_row).transpose()
     }
+
+    async fn workflow_run_prune(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM workflow_runs WHERE job_id IN ( \
+               SELECT r.job_id FROM workflow_runs r \
+               WHERE COALESCE(r.finished_at, r.created_at) < ? \
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id \
+                   AND j.state NOT IN ('succeeded', 'dead', 'cancelled')) \
+               ORDER BY COALESCE(r.finished_at, r.created_at) LIMIT ?)",
+        )
+        .bind(ms(cutoff))
+        .bind(limit)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -16,6 +16,7 @@ mod audit;
 mod backend;
 mod coordination;
 mod domains;
+mod feeds;
 mod jobs;
 mod lease;
 mod maintenance;

@@ -120,6 +120,7 @@ fn completion(
             outcome: json!({"changed": true, "text": text}),
             snapshot: json!({"text": text}),
             values: vec![("price".to_owned(), 12.5)],
+            events: [accord_model::NotifyEvent::Changed].into_iter().collect(),
         },
         notice: None,
     }

@@ -250,6 +250,7 @@ async fn a_completion_writes_the_messages_its_subscriptions_ask_for(store: Arc<d
             outcome: json!({"changed": true}),
             snapshot: json!({"text": "t"}),
             values: Vec::new(),
+            events: events(&[NotifyEvent::Changed]),
         },
         notice: Some(RunNotice {
             events: events(&[NotifyEvent::Changed]),

@@ -135,7 +135,35 @@ async fn a_run_that_could_not_compute_or_whose_job_died_keeps_no_outcome(store: 
     assert_eq!((read.outcome, read.error), (None, None));
 }
 
+/// Retention deletes runs that ended before the cutoff, never one whose
+/// job still has to run.
+async fn runs_past_retention_are_pruned_but_not_unfinished_ones(store: Arc<dyn Store>) {
+    let done = store.workflow_run_start(&start(1, at(0))).await.unwrap();
+    let lease = claim(&*store, "w", 1, at(1)).await.remove(0);
+    store
+        .workflow_run_complete(&completion(lease, "w", at(2)))
+        .await
+        .unwrap()
+        .unwrap();
+    // Started long ago, still waiting in the queue.
+    let waiting = store.workflow_run_start(&start(1, at(3))).await.unwrap();
+    assert_eq!(store.workflow_run_prune(at(2), 100).await.unwrap(), 0);
+    assert_eq!(store.workflow_run_prune(at(1_000), 100).await.unwrap(), 1);
+    let get = |id| {
+        let store = store.clone();
+        async move {
+            store
+                .workflow_run_get(WorkspaceId::DEFAULT, id)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(get(done.id).await.is_none());
+    assert!(get(waiting.id).await.is_some());
+}
+
 conformance!(
+    runs_past_retention_are_pruned_but_not_unfinished_ones,
     a_run_completes_with_its_outcome_in_the_jobs_transaction,
     a_run_that_could_not_compute_or_whose_job_died_keeps_no_outcome,
 );
