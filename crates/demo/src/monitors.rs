@@ -102,7 +102,7 @@ pub fn monitors(base_url: &str) -> Vec<DemoMonitor> {
                 "key": {"field": "link"},
                 "pagination": {"next_selector": "a.next", "max_pages": 3},
             }),
-            "new postings on every run, older ones pushed off the first page (the one read today), postings moving to Remote",
+            "a new posting on every run (all three pages are read), the oldest expiring every fourth tick, postings moving to Remote",
         ),
         monitor(
             "Demo: product price",
