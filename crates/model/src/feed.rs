@@ -5,15 +5,11 @@
 //!
 //! Deliberately holds no Atom: the notify crate renders feeds.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::{ApiKeyId, IdError, ValidationError};
+use crate::{ApiKeyId, ValidationError};
 
 /// The prefix of a feed token (`acf_` and 43 alphanumerics).
 pub const FEED_TOKEN_PREFIX: &str = "acf_";
@@ -26,52 +22,11 @@ pub const MAX_FEED_TOKENS: u32 = 100;
 /// Longest feed token name, in characters.
 pub const MAX_FEED_TOKEN_NAME_CHARS: usize = 100;
 
-/// A feed token id: a UUIDv7.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, format = Uuid)]
-pub struct FeedTokenId(Uuid);
-
-impl FeedTokenId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for FeedTokenId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for FeedTokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for FeedTokenId {
-    type Err = IdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|err| IdError::Invalid {
-                kind: "feed token id",
-                reason: err.to_string(),
-            })
-    }
-}
+crate::ids::uuid_id!(
+    /// A feed token id: a UUIDv7.
+    FeedTokenId,
+    "feed token id"
+);
 
 /// Whether `text` has the shape of a feed token (`acf_` and 43
 /// alphanumerics): anything else is answered without a lookup.

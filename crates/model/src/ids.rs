@@ -13,6 +13,70 @@ pub enum IdError {
     Invalid { kind: &'static str, reason: String },
 }
 
+/// A UUIDv7 id newtype: ids sort by creation time, parse and print as
+/// UUIDs, and read as a `String` of format `uuid` in the API document.
+/// `$kind` names it in parse errors.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            ::utoipa::ToSchema,
+        )]
+        #[serde(transparent)]
+        #[schema(value_type = String, format = Uuid)]
+        pub struct $name(::uuid::Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(::uuid::Uuid::now_v7())
+            }
+
+            pub fn from_uuid(uuid: ::uuid::Uuid) -> Self {
+                Self(uuid)
+            }
+
+            pub fn as_uuid(&self) -> ::uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::IdError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                ::uuid::Uuid::parse_str(s).map(Self).map_err(|err| $crate::IdError::Invalid {
+                    kind: $kind,
+                    reason: err.to_string(),
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use uuid_id;
+
 /// A job id: a UUIDv7, so ids sort by creation time.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,

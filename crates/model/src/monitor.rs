@@ -17,11 +17,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
-    check_subscriptions, Engine, IdError, JobId, Subscription, TargetUrl, ValidationError,
-    WorkspaceId,
+    check_subscriptions, Engine, JobId, Subscription, TargetUrl, ValidationError, WorkspaceId,
 };
 
 /// A built-in workflow.
@@ -73,27 +71,13 @@ impl FromStr for WorkflowKind {
     }
 }
 
-/// A monitor id: a UUIDv7, so ids sort by creation time.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, format = Uuid)]
-pub struct MonitorId(Uuid);
+crate::ids::uuid_id!(
+    /// A monitor id: a UUIDv7, so ids sort by creation time.
+    MonitorId,
+    "monitor id"
+);
 
 impl MonitorId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-
     /// A number in `[0, 1)` fixed for this monitor: its jitter.
     pub fn jitter_unit(&self) -> f64 {
         let digest = Sha256::digest(self.0.as_bytes());
@@ -101,31 +85,6 @@ impl MonitorId {
         bytes.copy_from_slice(&digest[..8]);
         // 53 bits: exactly representable in an f64.
         (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-impl Default for MonitorId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for MonitorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for MonitorId {
-    type Err = IdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|err| IdError::Invalid {
-                kind: "monitor id",
-                reason: err.to_string(),
-            })
     }
 }
 

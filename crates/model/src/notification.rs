@@ -18,9 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::{IdError, MonitorId, RunTrigger, ValidationError, WorkflowKind, WorkspaceId};
+use crate::{MonitorId, RunTrigger, ValidationError, WorkflowKind, WorkspaceId};
 
 /// Most targets one monitor notifies.
 pub const MAX_SUBSCRIPTIONS: usize = 16;
@@ -46,62 +45,12 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationEr
     }
 }
 
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
-        $(#[$doc])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-            ToSchema,
-        )]
-        #[serde(transparent)]
-        #[schema(value_type = String, format = Uuid)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                Self(Uuid::now_v7())
-            }
-
-            pub fn from_uuid(uuid: Uuid) -> Self {
-                Self(uuid)
-            }
-
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = IdError;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self).map_err(|err| IdError::Invalid {
-                    kind: $kind,
-                    reason: err.to_string(),
-                })
-            }
-        }
-    };
-}
-
-uuid_id!(
+crate::ids::uuid_id!(
     /// A notification target id: a UUIDv7.
     TargetId,
     "target id"
 );
-uuid_id!(
+crate::ids::uuid_id!(
     /// An outbox message id: a UUIDv7, stable across retries. Receivers see
     /// it as the `webhook-id` (see [`MessageId::webhook_id`]) and drop
     /// repeats by it.
@@ -995,7 +944,9 @@ mod tests {
 
     #[test]
     fn the_webhook_id_is_stable_text() {
-        let id = MessageId::from_uuid(Uuid::from_u128(0x0192_b0a0_0000_7000_8000_0000_0000_0001));
+        let id = MessageId::from_uuid(uuid::Uuid::from_u128(
+            0x0192_b0a0_0000_7000_8000_0000_0000_0001,
+        ));
         assert_eq!(id.webhook_id(), "msg_0192b0a0000070008000000000000001");
     }
 }

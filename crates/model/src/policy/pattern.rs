@@ -8,57 +8,15 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::MAX_PATTERN_BYTES;
-use crate::{IdError, Step};
+use crate::Step;
 
-/// A domain policy id: a UUIDv7.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
-#[serde(transparent)]
-#[schema(value_type = String, format = Uuid)]
-pub struct PolicyId(Uuid);
-
-impl PolicyId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(uuid: Uuid) -> Self {
-        Self(uuid)
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for PolicyId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for PolicyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for PolicyId {
-    type Err = IdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|err| IdError::Invalid {
-                kind: "policy id",
-                reason: err.to_string(),
-            })
-    }
-}
+crate::ids::uuid_id!(
+    /// A domain policy id: a UUIDv7.
+    PolicyId,
+    "policy id"
+);
 
 /// Which hosts a policy is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
