@@ -271,9 +271,7 @@ impl DomainStats {
     }
 
     fn shared_link(&self) -> Option<&Link> {
-        let redis = self.inner.redis.as_ref()?;
-        (redis.link.health.commands_up() && !redis.background.is_stopped())
-            .then_some(redis.link.as_ref())
+        self.inner.redis.as_ref()?.usable_link()
     }
 }
 

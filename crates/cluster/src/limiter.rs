@@ -45,14 +45,10 @@ impl RateLimiter {
     /// while Redis is down the answer comes from this process's buckets, and
     /// a request waits on Redis for at most a quarter of a second.
     pub async fn check(&self, key: &str, config: BucketConfig) -> Decision {
-        if let Some(redis) = &self.inner.redis {
-            // While Redis is known to be down, requests do not touch it at
-            // all; the prober finds out when it is back.
-            if redis.link.health.commands_up() && !redis.background.is_stopped() {
-                let redis_key = redis.link.key(&format!("ratelimit:{key}"));
-                if let Ok(decision) = redis_bucket_take(&redis.link, redis_key, config).await {
-                    return decision;
-                }
+        if let Some(link) = self.inner.redis.as_ref().and_then(RedisHandle::usable_link) {
+            let redis_key = link.key(&format!("ratelimit:{key}"));
+            if let Ok(decision) = redis_bucket_take(link, redis_key, config).await {
+                return decision;
             }
         }
         self.inner.local.check(key, config)

@@ -36,6 +36,16 @@ pub(crate) struct RedisHandle {
     pub(crate) background: Arc<Background>,
 }
 
+impl RedisHandle {
+    /// The link, while Redis is believed up and this cluster has not shut
+    /// down: while it is known to be down, requests do not touch it at all
+    /// (the prober finds out when it is back).
+    pub(crate) fn usable_link(&self) -> Option<&Link> {
+        (self.link.health.commands_up() && !self.background.is_stopped())
+            .then_some(self.link.as_ref())
+    }
+}
+
 /// The connection itself, shared with the background tasks (which must not
 /// hold a [`Background`], or they would keep themselves alive).
 #[derive(Debug)]

@@ -131,7 +131,7 @@ impl DomainGate {
     /// The domain's state as the gate sees it now, if it has one.
     pub async fn view(&self, domain: &str) -> Option<DomainView> {
         if let Some(link) = self.shared_link() {
-            if let Ok((stored, now_ms)) = read(link, domain).await {
+            if let Ok((stored, now_ms)) = read(link, &state_key(link, domain)).await {
                 let state = stored.and_then(|json| serde_json::from_str(&json).ok())?;
                 return Some(DomainView {
                     state,
@@ -149,9 +149,7 @@ impl DomainGate {
     }
 
     fn shared_link(&self) -> Option<&Link> {
-        let redis = self.inner.redis.as_ref()?;
-        (redis.link.health.commands_up() && !redis.background.is_stopped())
-            .then_some(redis.link.as_ref())
+        self.inner.redis.as_ref()?.usable_link()
     }
 
     fn update_local<T>(
@@ -183,7 +181,7 @@ async fn update<T>(
 ) -> Result<Option<T>, CommandError> {
     let key = state_key(link, domain);
     for _ in 0..MAX_ROUNDS {
-        let (stored, now) = read(link, domain).await?;
+        let (stored, now) = read(link, &key).await?;
         let mut state = stored
             .as_deref()
             .and_then(|json| serde_json::from_str::<DomainState>(json).ok())
@@ -208,11 +206,12 @@ async fn update<T>(
     Ok(None)
 }
 
-/// The stored state (if any) and the Redis server's clock in milliseconds.
-async fn read(link: &Link, domain: &str) -> Result<(Option<String>, i64), CommandError> {
+/// The state stored at `key` (if any) and the Redis server's clock in
+/// milliseconds.
+async fn read(link: &Link, key: &str) -> Result<(Option<String>, i64), CommandError> {
     let mut commands = link.commands();
     let mut pipe = redis::pipe();
-    pipe.get(state_key(link, domain)).cmd("TIME");
+    pipe.get(key).cmd("TIME");
     let (stored, (seconds, micros)): (Option<String>, (i64, i64)) =
         link.run(pipe.query_async(&mut commands)).await?;
     Ok((stored, seconds * 1000 + micros / 1000))

@@ -61,33 +61,9 @@ impl DomainLimits {
     }
 }
 
-/// Why a request has to wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaitReason {
-    /// The site answered 429 or 503 with `Retry-After`.
-    Paused,
-    /// The domain's circuit breaker is open (or its one probe is out).
-    BreakerOpen,
-    /// As many requests as allowed are in flight.
-    Concurrency,
-    /// The least gap since the last request has not passed.
-    Gap,
-    /// The per-minute rate is used up.
-    Rate,
-}
-
-impl WaitReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Paused => "paused",
-            Self::BreakerOpen => "breaker_open",
-            Self::Concurrency => "concurrency",
-            Self::Gap => "gap",
-            Self::Rate => "rate",
-        }
-    }
-}
+/// Why a request has to wait: the worker protocol's reason, as the permit
+/// answer carries it.
+pub use accord_model::EgressWaitReason as WaitReason;
 
 /// The answer to "may I send a request to this domain now?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,12 +226,16 @@ impl DomainState {
 
     /// Whether the rate bucket has refilled completely by `now_ms`.
     fn bucket_full(&self, limits: &DomainLimits, now_ms: i64) -> bool {
-        let Some(per_minute) = limits.per_minute else {
-            return true;
-        };
+        limits.per_minute.is_none()
+            || self.tokens_at(limits, now_ms) + 1e-9 >= bucket_capacity(limits)
+    }
+
+    /// The rate bucket's tokens at `now_ms`, refilled since it was counted.
+    fn tokens_at(&self, limits: &DomainLimits, now_ms: i64) -> f64 {
+        let per_minute = limits.per_minute.unwrap_or(0);
         let elapsed = now_ms.saturating_sub(self.refilled_ms).max(0) as f64;
         let per_ms = f64::from(per_minute.max(1)) / 60_000.0;
-        self.tokens + elapsed * per_ms + 1e-9 >= bucket_capacity(limits)
+        (self.tokens + elapsed * per_ms).min(bucket_capacity(limits))
     }
 
     fn expire(&mut self, now_ms: i64) {
@@ -272,12 +252,10 @@ impl DomainState {
     }
 
     fn refill(&mut self, limits: &DomainLimits, now_ms: i64) {
-        let Some(per_minute) = limits.per_minute else {
+        if limits.per_minute.is_none() {
             return;
-        };
-        let elapsed = now_ms.saturating_sub(self.refilled_ms).max(0) as f64;
-        let per_ms = f64::from(per_minute.max(1)) / 60_000.0;
-        self.tokens = (self.tokens + elapsed * per_ms).min(bucket_capacity(limits));
+        }
+        self.tokens = self.tokens_at(limits, now_ms);
         self.refilled_ms = self.refilled_ms.max(now_ms);
     }
 }

@@ -195,11 +195,7 @@ fn policy_limits(job: &ClaimedJob, hosts: &[String]) -> BTreeMap<String, HostLim
 pub(crate) fn job_hosts(steps: &[Step]) -> Vec<String> {
     let mut hosts: Vec<String> = steps
         .iter()
-        .filter_map(|step| match step {
-            Step::Navigate { url, .. } => Some(url),
-            Step::Download { url: Some(url), .. } => Some(url),
-            _ => None,
-        })
+        .filter_map(Step::target_url)
         .filter_map(|url| url.as_url().host_str().map(str::to_ascii_lowercase))
         .collect();
     hosts.sort();

@@ -36,10 +36,8 @@ pub(crate) async fn robots_answer(
 ) -> RobotsAnswer {
     let mut answer = RobotsAnswer::default();
     for (index, step) in spec.steps.iter().enumerate() {
-        let url = match step {
-            Step::Navigate { url, .. } => url,
-            Step::Download { url: Some(url), .. } => url,
-            _ => continue,
+        let Some(url) = step.target_url() else {
+            continue;
         };
         let url = url.as_url();
         let ignored = policies.is_some_and(|set| {

@@ -28,12 +28,20 @@ const LIST_LIMIT: usize = 100;
     )
 )]
 pub async fn list_domains(State(state): State<ApiState>) -> Result<Json<DomainList>, ApiError> {
+    Ok(Json(DomainList {
+        items: summaries(&state).await,
+    }))
+}
+
+/// The most recently seen domains (at most [`LIST_LIMIT`]), with their
+/// politeness state now.
+async fn summaries(state: &ApiState) -> Vec<DomainSummary> {
     let mut items = Vec::new();
     for (domain, windows) in state.cluster.domain_stats().domains(LIST_LIMIT).await {
         let view = state.cluster.domain_gate().view(&domain).await;
         items.push(summary(domain, &windows, view.as_ref()));
     }
-    Ok(Json(DomainList { items }))
+    items
 }
 
 /// One domain: its traffic over the last hour and day and its politeness
@@ -123,11 +131,7 @@ type Gauge = (
 /// which need no escaping).
 pub(super) async fn metrics_text(state: &ApiState) -> String {
     use std::fmt::Write as _;
-    let mut rows = Vec::new();
-    for (domain, windows) in state.cluster.domain_stats().domains(LIST_LIMIT).await {
-        let view = state.cluster.domain_gate().view(&domain).await;
-        rows.push(summary(domain, &windows, view.as_ref()));
-    }
+    let rows = summaries(state).await;
     let gauges: [Gauge; 7] = [
         (
             "accord_domain_requests_last_hour",

@@ -6,11 +6,11 @@
 //! limits, pauses and breakers.
 
 use accord_cluster::Sample;
-use accord_egress::{Finish, PoliteDecision, WaitReason};
+use accord_egress::{Finish, PoliteDecision};
 use accord_model::{
     DeferRequest, EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome,
-    EgressWait, EgressWaitReason, ErrorBody, ReportResponse, MAX_CRAWL_DELAY_MS,
-    MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
+    EgressWait, ErrorBody, ReportResponse, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS,
+    MAX_EGRESS_HOSTS,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -147,7 +147,7 @@ pub async fn egress_acquire(
             permit_id: None,
             wait: Some(EgressWait {
                 host: host.clone(),
-                reason: wire_reason(reason),
+                reason,
                 retry_in_ms: u64::try_from(until_ms.saturating_sub(now))
                     .unwrap_or(0)
                     .max(1),
@@ -180,6 +180,8 @@ pub async fn egress_finish(
 ) -> Result<StatusCode, ApiError> {
     let worker = bound(&caller, &request.worker_id)?;
     check_batch(request.items.len())?;
+    // A permit names the worker that took it: nobody ends another's.
+    let own = format!("{worker}/");
     let mut items = Vec::with_capacity(request.items.len());
     for (index, item) in request.items.iter().enumerate() {
         let host = domain_key(&item.host).ok_or_else(|| {
@@ -193,8 +195,7 @@ pub async fn egress_finish(
                 "items[{index}].status must be between 100 and 599"
             )));
         }
-        // A permit names the worker that took it: nobody ends another's.
-        if !item.permit_id.starts_with(&format!("{worker}/")) || item.permit_id.len() > 256 {
+        if !item.permit_id.starts_with(&own) || item.permit_id.len() > 256 {
             return Err(ApiError::Validation(format!(
                 "items[{index}].permit_id is not a permit of this worker"
             )));
@@ -288,16 +289,6 @@ pub(super) fn domain_key(host: &str) -> Option<String> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
     };
     valid.then(|| name.to_owned())
-}
-
-fn wire_reason(reason: WaitReason) -> EgressWaitReason {
-    match reason {
-        WaitReason::Paused => EgressWaitReason::Paused,
-        WaitReason::BreakerOpen => EgressWaitReason::BreakerOpen,
-        WaitReason::Concurrency => EgressWaitReason::Concurrency,
-        WaitReason::Gap => EgressWaitReason::Gap,
-        WaitReason::Rate => EgressWaitReason::Rate,
-    }
 }
 
 #[cfg(test)]

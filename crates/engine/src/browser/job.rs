@@ -172,6 +172,36 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
+    /// Loads `url` as a `navigate` does, within the navigation timeout: a
+    /// 429 or 5xx fails the step unless `accept_error_status`.
+    async fn load(
+        &mut self,
+        url: &TargetUrl,
+        wait_until: WaitUntil,
+        open_with_url: bool,
+        accept_error_status: bool,
+    ) -> Result<(), BrowserFailure> {
+        let timeout = self.config.navigate_timeout;
+        let load = self.navigate(url.as_str(), wait_until, open_with_url);
+        let loaded = match tokio::time::timeout(timeout, load).await {
+            Ok(loaded) => loaded?,
+            Err(_elapsed) => {
+                return Err(BrowserFailure::Timeout {
+                    what: format!("loading {url}"),
+                    after: timeout,
+                })
+            }
+        };
+        let error_status = loaded.status == 429 || loaded.status >= 500;
+        if error_status && !accept_error_status {
+            return Err(BrowserFailure::ErrorStatus {
+                status: loaded.status,
+                url: loaded.url,
+            });
+        }
+        Ok(())
+    }
+
     async fn run_step(
         &mut self,
         index: usize,
@@ -186,25 +216,13 @@ impl<'a> Job<'a> {
                 accept_error_status,
             } => {
                 let first = self.page.is_none();
-                let timeout = self.config.navigate_timeout;
-                let load = self.navigate(url.as_str(), *wait_until, first && !capture_first);
-                let loaded = match tokio::time::timeout(timeout, load).await {
-                    Ok(loaded) => loaded?,
-                    Err(_elapsed) => {
-                        return Err(BrowserFailure::Timeout {
-                            what: format!("loading {url}"),
-                            after: timeout,
-                        })
-                    }
-                };
-                let error_status = loaded.status == 429 || loaded.status >= 500;
-                if error_status && !accept_error_status {
-                    return Err(BrowserFailure::ErrorStatus {
-                        status: loaded.status,
-                        url: loaded.url,
-                    });
-                }
-                Ok(())
+                self.load(
+                    url,
+                    *wait_until,
+                    first && !capture_first,
+                    *accept_error_status,
+                )
+                .await
             }
             Step::WaitFor { timeout_ms, .. } => {
                 let condition = step
@@ -238,24 +256,7 @@ impl<'a> Job<'a> {
                 let url = TargetUrl::parse(&url).map_err(|err| {
                     BrowserFailure::Refused(format!("the link {url} cannot be followed: {err}"))
                 })?;
-                let timeout = self.config.navigate_timeout;
-                let load = self.navigate(url.as_str(), WaitUntil::Load, false);
-                let loaded = match tokio::time::timeout(timeout, load).await {
-                    Ok(loaded) => loaded?,
-                    Err(_elapsed) => {
-                        return Err(BrowserFailure::Timeout {
-                            what: format!("loading {url}"),
-                            after: timeout,
-                        })
-                    }
-                };
-                if loaded.status == 429 || loaded.status >= 500 {
-                    return Err(BrowserFailure::ErrorStatus {
-                        status: loaded.status,
-                        url: loaded.url,
-                    });
-                }
-                Ok(())
+                self.load(&url, WaitUntil::Load, false, false).await
             }
             Step::Click { selector } => {
                 let page = page_mut(&mut self.page, step)?;

@@ -495,27 +495,16 @@ impl LeaseStore for PostgresStore {
         leases: &[LeaseRef],
         now: DateTime<Utc>,
     ) -> Result<Vec<ReportOutcome>, StoreError> {
-        let sql = Report {
-            extra: &[],
-            set: "state = 'available', attempt_offset = j.attempt_offset + 1, run_at = $1",
-            kind: EventKind::Released,
-            message: "'released unrun by the worker'",
-        }
-        .sql();
-        let (ords, ids, attempts) = item_arrays(leases.iter().copied());
-        let rows = sqlx::query(&sql)
-            .bind(now)
-            .bind(worker.as_str())
-            .bind(ords)
-            .bind(ids)
-            .bind(attempts)
-            .fetch_all(&self.pool)
-            .await?;
-        let outcomes = report_outcomes(&rows, leases.iter().map(|lease| lease.job_id))?;
-        if !rows.is_empty() {
-            self.announce();
-        }
-        Ok(outcomes)
+        // Released jobs are deferred until now.
+        let items: Vec<DeferLease> = leases
+            .iter()
+            .map(|lease| DeferLease {
+                lease: *lease,
+                run_at: now,
+                message: "released unrun by the worker".to_owned(),
+            })
+            .collect();
+        self.job_defer_if_leased(worker, &items, now).await
     }
 
     async fn job_defer_if_leased(
