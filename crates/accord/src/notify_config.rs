@@ -58,6 +58,10 @@ pub struct NotifyArgs {
     /// The From of notification emails (`Accord <accord@example.com>`).
     #[arg(long, env = "ACCORD_SMTP_FROM", value_name = "MAILBOX")]
     pub smtp_from: Option<String>,
+    /// A PEM file of certificate authorities to trust for the SMTP
+    /// server's TLS certificate besides the public ones (an internal relay).
+    #[arg(long, env = "ACCORD_SMTP_CA_FILE", value_name = "PATH")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The `[notify]` table of the config file.
@@ -77,6 +81,7 @@ pub struct FileNotify {
     pub smtp_username: Option<String>,
     pub smtp_password: Option<String>,
     pub smtp_from: Option<String>,
+    pub smtp_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Notifications, resolved.
@@ -102,6 +107,13 @@ fn smtp_settings(args: &NotifyArgs, file: &FileNotify) -> Result<Option<SmtpConf
     let from = pick(&args.smtp_from, &file.smtp_from).context(
         "an SMTP server needs a From address: --smtp-from, ACCORD_SMTP_FROM or [server.notify] smtp_from",
     )?;
+    let ca_pem = match args.smtp_ca_file.as_ref().or(file.smtp_ca_file.as_ref()) {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("smtp_ca_file {}: cannot read it", path.display()))?,
+        ),
+        None => None,
+    };
     Ok(Some(SmtpConfig {
         host,
         port: args
@@ -112,6 +124,7 @@ fn smtp_settings(args: &NotifyArgs, file: &FileNotify) -> Result<Option<SmtpConf
         username: pick(&args.smtp_username, &file.smtp_username),
         password: pick(&args.smtp_password, &file.smtp_password),
         from,
+        ca_pem,
     }))
 }
 

@@ -393,6 +393,133 @@ async fn a_webhook_is_retried_until_it_lands_signed_with_one_id() {
         .any(|d| d.id == delivery.id && d.attempts.len() == 3));
 }
 
+/// Runs the monitor and waits for the run to end, whatever its state.
+async fn run_to_end(client: &AccordClient, id: MonitorId) -> accord_model::MonitorRun {
+    let started = client.run_monitor(id).await.unwrap();
+    eventually(Duration::from_secs(30), "the run to end", || async {
+        let runs = client.monitor_runs(id, None, Some(10)).await.unwrap().items;
+        runs.into_iter()
+            .find(|run| run.id == started.id && run.state != RunState::Running)
+    })
+    .await
+}
+
+/// The events of every message the monitor's deliveries hold, oldest first.
+async fn delivered_events(client: &AccordClient, monitor: MonitorId) -> Vec<Vec<NotifyEvent>> {
+    let mut deliveries = client
+        .monitor_deliveries(monitor, None)
+        .await
+        .unwrap()
+        .items;
+    deliveries.sort_by_key(|d| d.created_at);
+    deliveries
+        .into_iter()
+        .map(|d| d.events.into_iter().collect())
+        .collect()
+}
+
+/// A smoke check on a site that does not answer at all: the job dies
+/// (connection refused on both attempts) and the run records a failed
+/// verdict whose `failed` message goes out once; a second dead run sends
+/// nothing more; the site coming back sends `recovered`.
+#[tokio::test]
+async fn a_site_that_is_down_fails_its_smoke_check_once_then_recovers() {
+    let receiver = Receiver::start().await;
+    // A port nothing listens on, until the test serves the site there.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up_guarded(dir.path());
+    let client = accord.client();
+    let (hook, _) = target(&client, TargetKind::Webhook, &receiver.url("/hook")).await;
+    // A robots.txt that could not be fetched keeps refusing for minutes
+    // after the site is back (RFC 9309: unreachable means disallow); this
+    // test is about the page itself.
+    client
+        .create_policy(&accord_model::NewPolicy {
+            pattern: "127.0.0.1".to_owned(),
+            obey_robots: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let new = NewMonitor {
+        name: "site down".to_owned(),
+        workflow: accord_model::WorkflowKind::SmokeCheck,
+        url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
+        engine: accord_model::Engine::Http,
+        input: serde_json::json!({"required_texts": ["All good"]}),
+        schedule: ScheduleSpec {
+            every: Some("1h".to_owned()),
+            cron: None,
+            time_zone: None,
+        },
+        tags: Default::default(),
+        paused: true,
+        notify: vec![Subscription {
+            target: hook,
+            events: [NotifyEvent::Failed, NotifyEvent::Recovered]
+                .into_iter()
+                .collect(),
+        }],
+    };
+    let monitor = client.create_monitor(&new).await.unwrap().id;
+
+    let down = run_to_end(&client, monitor).await;
+    assert_eq!(down.state, RunState::Failed, "{down:?}");
+    let outcome = down
+        .outcome
+        .clone()
+        .expect("a dead smoke check has a verdict");
+    assert_eq!(outcome["summary"]["newly_failed"], true, "{outcome}");
+    let load = &outcome["detail"]["checks"][0];
+    assert_eq!(load["check"], "load", "{outcome}");
+    assert_eq!(load["status"], "failed", "{outcome}");
+    assert!(down.error.is_some(), "{down:?}");
+    let failed = delivered(&client, monitor, hook).await;
+    assert_eq!(failed.state, DeliveryState::Delivered, "{failed:?}");
+    assert_eq!(failed.events, [NotifyEvent::Failed].into_iter().collect());
+    let body: Value = serde_json::from_slice(&receiver.received("/hook")[0].body).unwrap();
+    assert_eq!(body["type"], "monitor.failed", "{body}");
+    let checks = body["data"]["summary"].to_string();
+    assert!(checks.contains("did not load"), "{body}");
+    assert!(checks.contains("Connection refused"), "{body}");
+
+    // Still down: no second `failed`.
+    let still = run_to_end(&client, monitor).await;
+    assert_eq!(still.state, RunState::Failed, "{still:?}");
+    assert_eq!(still.outcome.unwrap()["summary"]["newly_failed"], false);
+
+    // Back up.
+    let app = axum::Router::new()
+        .fallback(|| async { axum::response::Html("<html><body><p>All good</p></body></html>") });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let up = run_to_end(&client, monitor).await;
+    assert_eq!(up.state, RunState::Succeeded, "{up:?}");
+    assert_eq!(up.outcome.unwrap()["summary"]["recovered"], true);
+    let events = eventually(Duration::from_secs(30), "the recovery message", || async {
+        let events = delivered_events(&client, monitor).await;
+        (events.len() == 2).then_some(events)
+    })
+    .await;
+    assert_eq!(
+        events,
+        vec![vec![NotifyEvent::Failed], vec![NotifyEvent::Recovered]]
+    );
+    let hooks = eventually(Duration::from_secs(30), "both deliveries", || async {
+        let hooks = receiver.received("/hook");
+        (hooks.len() == 2).then_some(hooks)
+    })
+    .await;
+    let last: Value = serde_json::from_slice(&hooks[1].body).unwrap();
+    assert_eq!(last["type"], "monitor.recovered", "{last}");
+}
+
 #[tokio::test]
 async fn private_targets_are_refused_at_creation_and_through_redirects() {
     let receiver = Receiver::start().await;

@@ -658,7 +658,8 @@ pub struct MonitorRun {
     /// The workflow's outcome (`RunOutcome`), once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<serde_json::Value>,
-    /// Why the run has no outcome.
+    /// Why the run has no outcome, or, for a smoke check whose site did
+    /// not answer, why its job failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Whether this run's snapshot became the monitor's baseline.

@@ -15,7 +15,7 @@ use accord_egress::{Authority, Guard, GuardConfig, TargetHost};
 use accord_model::{EgressPolicy, EmailRecipients};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -63,6 +63,9 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// The `From:` mailbox (`Accord <accord@example.com>` or a bare address).
     pub from: String,
+    /// Certificate authorities (PEM) trusted for the server's certificate
+    /// besides the public roots: an internal relay's own CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -74,6 +77,7 @@ impl fmt::Debug for SmtpConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "..."))
             .field("from", &self.from)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "..."))
             .finish()
     }
 }
@@ -89,12 +93,18 @@ pub enum MailerBuildError {
     PlainToRemote(String),
     #[error("an SMTP user name needs a password, and a password a user name")]
     HalfCredentials,
+    #[error("the SMTP certificate authorities are not PEM certificates: {0}")]
+    Ca(String),
+    #[error("certificate authorities apply to TLS, and this SMTP server is set to plain SMTP")]
+    CaWithoutTls,
 }
 
 /// Sends emails through the guard. Cheap to clone.
 #[derive(Clone)]
 pub struct Mailer {
     config: SmtpConfig,
+    /// The extra roots, parsed once.
+    roots: Option<Certificate>,
     authority: Authority,
     from: Mailbox,
     guard: Guard,
@@ -130,6 +140,11 @@ impl Mailer {
         if config.username.is_some() != config.password.is_some() {
             return Err(MailerBuildError::HalfCredentials);
         }
+        let roots = match &config.ca_pem {
+            Some(_) if config.tls == SmtpTls::None => return Err(MailerBuildError::CaWithoutTls),
+            Some(pem) => Some(pem_certificates(pem)?),
+            None => None,
+        };
         let from: Mailbox = config
             .from
             .parse()
@@ -145,6 +160,7 @@ impl Mailer {
             connect_timeout: egress.timeout,
         });
         Ok(Self {
+            roots,
             authority: Authority {
                 host,
                 port: config.port,
@@ -190,7 +206,12 @@ impl Mailer {
         ip: std::net::IpAddr,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
         let tls_for = || {
-            TlsParameters::new(self.config.host.clone())
+            let mut builder = TlsParameters::builder(self.config.host.clone());
+            if let Some(roots) = &self.roots {
+                builder = builder.add_root_certificate(roots.clone());
+            }
+            builder
+                .build()
                 .map_err(|err| format!("TLS could not be set up: {err}"))
         };
         let tls = match self.config.tls {
@@ -280,6 +301,17 @@ impl Mailer {
     }
 }
 
+/// The certificates of a PEM bundle, as one root set; at least one.
+fn pem_certificates(pem: &[u8]) -> Result<Certificate, MailerBuildError> {
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(MailerBuildError::Ca("no certificate found".to_owned()));
+    }
+    Certificate::from_pem(pem).map_err(|err| MailerBuildError::Ca(err.to_string()))
+}
+
 fn describe(err: &lettre::transport::smtp::Error) -> String {
     if err.is_timeout() {
         "the SMTP server did not answer in time".to_owned()
@@ -332,6 +364,7 @@ mod tests {
             username: None,
             password: None,
             from: "Accord <accord@example.com>".to_owned(),
+            ca_pem: None,
         }
     }
 
@@ -372,6 +405,18 @@ mod tests {
         secret.username = Some("u".to_owned());
         secret.password = Some("hunter2".to_owned());
         assert!(!format!("{secret:?}").contains("hunter2"));
+        let mut not_pem = config("smtp.example.com", SmtpTls::Tls);
+        not_pem.ca_pem = Some(b"hello".to_vec());
+        assert!(matches!(
+            Mailer::new(not_pem, egress()),
+            Err(MailerBuildError::Ca(_))
+        ));
+        let mut plain_ca = config("127.0.0.1", SmtpTls::None);
+        plain_ca.ca_pem = Some(b"-----BEGIN CERTIFICATE-----".to_vec());
+        assert!(matches!(
+            Mailer::new(plain_ca, egress()),
+            Err(MailerBuildError::CaWithoutTls)
+        ));
     }
 
     fn loopback_egress() -> MailerEgress {
@@ -435,6 +480,46 @@ mod tests {
         );
         assert_eq!(mail.part("text/plain").as_deref(), Some("price: 12"));
         assert_eq!(mail.part("text/html").as_deref(), Some("<p>price: 12</p>"));
+    }
+
+    /// STARTTLS and implicit TLS against a sink with its own certificate:
+    /// trusted through `ca_pem`, the email travels encrypted (the STARTTLS
+    /// sink refuses MAIL before the upgrade); without it, the handshake
+    /// fails on the certificate and nothing is sent.
+    #[tokio::test]
+    async fn tls_and_starttls_verify_the_server_certificate() {
+        use accord_test_support::SinkTls;
+        let recipients: EmailRecipients = "a@example.com".parse().unwrap();
+        for (sink_mode, mode) in [
+            (SinkTls::StartTls, SmtpTls::StartTls),
+            (SinkTls::Implicit, SmtpTls::Tls),
+        ] {
+            let sink = accord_test_support::SmtpSink::start_tls(sink_mode)
+                .await
+                .unwrap();
+            let mut smtp = config("127.0.0.1", mode);
+            smtp.port = sink.addr().port();
+
+            let untrusted = Mailer::new(smtp.clone(), loopback_egress()).unwrap();
+            let refused = untrusted.send(&recipients, &content(), "msg_0").await;
+            assert!(!refused.delivered, "{mode:?}: {refused:?}");
+            let error = refused.error.unwrap_or_default();
+            assert!(error.contains("certificate"), "{mode:?}: {error}");
+            assert!(sink.received().is_empty());
+
+            smtp.ca_pem = Some(sink.certificate_pem().unwrap().as_bytes().to_vec());
+            let trusted = Mailer::new(smtp, loopback_egress()).unwrap();
+            let sent = trusted.send(&recipients, &content(), "msg_1").await;
+            assert_eq!(
+                (sent.status, sent.delivered),
+                (Some(250), true),
+                "{mode:?}: {sent:?}"
+            );
+            let received = sink.received();
+            assert_eq!(received.len(), 1, "{mode:?}");
+            assert!(received[0].tls, "{mode:?}: the email must travel over TLS");
+            assert_eq!(received[0].part("text/plain").as_deref(), Some("price: 12"));
+        }
     }
 
     /// The guard decides the SMTP host like any other target: a private

@@ -183,11 +183,14 @@ impl Queue {
             .iter()
             .map(|item| (item.job_id, item.error.clone()))
             .collect();
+        let now = self.now();
+        let verdicts = self.dead_run_verdicts(&items, now).await?;
         let params = FailParams {
             worker_id: worker.clone(),
             items,
-            now: self.now(),
+            now,
             jitter,
+            verdicts,
         };
         let outcomes = self.inner.store.job_fail_if_leased(&params).await?;
         // Waiting claims recompute when the next job falls due, so a short

@@ -29,6 +29,7 @@
 mod artifacts;
 mod claim;
 mod config;
+mod dead_runs;
 mod enqueue;
 mod error;
 mod history;

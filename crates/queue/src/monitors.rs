@@ -438,19 +438,7 @@ impl Queue {
             Ok(input) => input,
             Err(err) => return RunRecord::Error(format!("the monitor's input is invalid: {err}")),
         };
-        let previous = match &context.baseline {
-            Some(baseline) => match serde_json::from_value::<Snapshot>(baseline.snapshot.clone()) {
-                // A baseline of another workflow (the monitor was changed)
-                // is no baseline.
-                Ok(snapshot) if snapshot.kind() == monitor.workflow => Some(snapshot),
-                Ok(_) => None,
-                Err(err) => {
-                    tracing::warn!(monitor_id = %monitor.id, error = %err, "unreadable snapshot; starting a new baseline");
-                    None
-                }
-            },
-            None => None,
-        };
+        let previous = baseline_snapshot(context);
         let screenshot = self.current_screenshot(result).await;
         let previous_screenshot = match &previous {
             Some(Snapshot::PageChange(page)) => match &page.screenshot_sha256 {
@@ -503,6 +491,22 @@ impl Queue {
     }
 }
 
+/// The snapshot of the run's baseline, as the workflow reads it; none when
+/// there is none, it is unreadable, or it is of another workflow (the
+/// monitor was changed).
+pub(crate) fn baseline_snapshot(context: &RunContext) -> Option<Snapshot> {
+    let baseline = context.baseline.as_ref()?;
+    let monitor = &context.monitor;
+    match serde_json::from_value::<Snapshot>(baseline.snapshot.clone()) {
+        Ok(snapshot) if snapshot.kind() == monitor.workflow => Some(snapshot),
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!(monitor_id = %monitor.id, error = %err, "unreadable snapshot; starting a new baseline");
+            None
+        }
+    }
+}
+
 /// The first slot after `now`; a cron expression that never runs again
 /// leaves the monitor due in a hundred years.
 pub(crate) fn next_due(monitor: &Monitor, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -511,7 +515,7 @@ pub(crate) fn next_due(monitor: &Monitor, now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or_else(|| now + chrono::Duration::days(36_500))
 }
 
-fn to_value(value: &impl serde::Serialize) -> serde_json::Value {
+pub(crate) fn to_value(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 

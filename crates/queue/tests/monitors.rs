@@ -260,7 +260,8 @@ async fn a_smoke_check_fails_when_its_job_fails_and_recovers() {
         )
         .await
         .unwrap();
-    // First run: the site is down; the job fails for good.
+    // First run: the site is down; the job fails for good, and its run
+    // records a failed verdict.
     h.queue
         .monitor_run_now(WorkspaceId::DEFAULT, monitor.id)
         .await
@@ -299,11 +300,20 @@ async fn a_smoke_check_fails_when_its_job_fails_and_recovers() {
         );
     }
     let runs = runs(&h.queue, &monitor).await;
+    // The dead job's run has a verdict: the load check failed, newly.
     assert_eq!(runs[2].state, RunState::Failed);
     assert_eq!(runs[2].error.as_deref(), Some("connection refused"));
+    let dead = runs[2].outcome.as_ref().unwrap();
+    assert_eq!(dead["summary"]["newly_failed"], json!(true));
+    assert_eq!(dead["detail"]["checks"][0]["check"], json!("load"));
+    assert_eq!(
+        dead["detail"]["checks"][0]["message"],
+        json!("the page did not load: connection refused")
+    );
+    // Still failing, on the page this time: not newly.
     assert_eq!(
         runs[1].outcome.as_ref().unwrap()["summary"]["newly_failed"],
-        json!(true)
+        json!(false)
     );
     assert_eq!(
         runs[0].outcome.as_ref().unwrap()["summary"]["recovered"],

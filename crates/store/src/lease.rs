@@ -4,16 +4,17 @@
 //! names a lease is fenced on `state = 'running'`, the attempt (the fencing
 //! token) and the worker.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use accord_model::{
-    ClaimedJob, CompleteItem, Engine, EscalateItem, FailItem, JobId, JobState, LeaseRef, QueueName,
-    RunEngine, WorkerId, WorkspaceId,
+    ClaimedJob, CompleteItem, Engine, EscalateItem, FailItem, JobId, JobState, LeaseRef, MonitorId,
+    NotifyEvent, QueueName, RunEngine, WorkerId, WorkspaceId,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::StoreError;
+use crate::{RunNotice, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ClaimParams {
@@ -60,6 +61,31 @@ pub struct FailParams {
     pub now: DateTime<Utc>,
     /// Uniform random numbers in `[0, 1)`, one per item, for retry jitter.
     pub jitter: Vec<f64>,
+    /// Verdicts for the items' smoke-check runs, recorded only for the
+    /// jobs that die here (see [`DeadRunVerdict`]).
+    pub verdicts: Vec<DeadRunVerdict>,
+}
+
+/// What a smoke check's run records when its job fails for good (the site
+/// did not answer, every attempt used): a failed verdict, the snapshot
+/// that becomes the baseline, and the messages to the monitor's targets,
+/// all in the failure's transaction, so a site that is down notifies like
+/// a page that is broken.
+///
+/// Fenced like a completion: when the monitor's baseline is no longer
+/// `baseline_run_id` (the verdict's "newly failed" was judged against
+/// another run), the run only fails with the job's error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadRunVerdict {
+    pub job_id: JobId,
+    pub monitor_id: MonitorId,
+    pub run_id: i64,
+    pub baseline_run_id: Option<i64>,
+    pub outcome: serde_json::Value,
+    pub snapshot: serde_json::Value,
+    /// What the run reports (kept with the run for its monitor's feed).
+    pub events: BTreeSet<NotifyEvent>,
+    pub notice: Option<RunNotice>,
 }
 
 /// A transition the store made, for metrics and wake-ups.

@@ -61,8 +61,8 @@ pub use error::StoreError;
 pub use feeds::{FeedEntry, FeedStore};
 pub use jobs::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome};
 pub use lease::{
-    ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,
-    ReportOutcome, Transition,
+    ClaimParams, DeadRunVerdict, DeferLease, EscalateParams, FailParams, HeartbeatOutcome,
+    LeaseStore, ReportOutcome, Transition,
 };
 pub use maintenance::{JobCount, MaintenanceStore, QueueStats};
 pub use monitors::{

@@ -50,4 +50,4 @@ pub use fixture::{
 pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
 pub use redis::{shared_redis_url, ThrowawayRedis, DEFAULT_REDIS_URL};
 pub use s3::{ThrowawayS3, S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY};
-pub use smtp::{ReceivedMail, SmtpSink};
+pub use smtp::{ReceivedMail, SinkTls, SmtpSink};

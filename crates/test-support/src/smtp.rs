@@ -1,8 +1,14 @@
 //! [`SmtpSink`]: a small SMTP server on loopback that accepts every
-//! message (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no TLS, no
+//! message (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, STARTTLS; no
 //! AUTH) and records it, so tests can read what an SMTP client sent
 //! ([`ReceivedMail`]): the envelope, the headers, and the decoded text of
 //! each MIME part (base64 and quoted-printable are decoded).
+//!
+//! [`SmtpSink::start_tls`] serves TLS with a certificate for `127.0.0.1`
+//! made for the sink ([`SmtpSink::certificate_pem`], for the client to
+//! trust): implicit TLS from the first byte, or STARTTLS, in which mode it
+//! refuses `MAIL` until the connection is upgraded, so a message it
+//! records ([`ReceivedMail::tls`]) really travelled encrypted.
 //!
 //! It can refuse the next messages with a transient `451` after DATA
 //! ([`SmtpSink::refuse_next`]) or a permanent `550`
@@ -14,8 +20,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 /// Longest command line read.
 const MAX_LINE: usize = 4_096;
@@ -31,6 +39,8 @@ pub struct ReceivedMail {
     pub to: Vec<String>,
     /// The message as sent after DATA, dot-unstuffed, CRLF line ends.
     pub data: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
 }
 
 impl ReceivedMail {
@@ -56,12 +66,44 @@ struct SinkState {
     reject: u32,
 }
 
+/// How a TLS sink protects its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// TLS from the first byte (port 465 style).
+    Implicit,
+    /// Plain, upgraded by `STARTTLS`, which the sink requires before `MAIL`.
+    StartTls,
+}
+
 /// An SMTP server on `127.0.0.1`, stopped when dropped.
 #[derive(Debug)]
 pub struct SmtpSink {
     addr: SocketAddr,
     state: Arc<Mutex<SinkState>>,
     task: tokio::task::JoinHandle<()>,
+    /// The TLS sink's certificate (PEM), self-signed for `127.0.0.1`.
+    certificate_pem: Option<String>,
+}
+
+/// A TLS acceptor with a fresh self-signed certificate for `127.0.0.1`
+/// and `localhost`, and that certificate as PEM.
+fn self_signed() -> std::io::Result<(TlsAcceptor, String)> {
+    let invalid = |err: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, err.to_string())
+    };
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(|err| invalid(&err))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|err| invalid(&err))?
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .map_err(|err| invalid(&err))?;
+    Ok((TlsAcceptor::from(Arc::new(config)), cert.pem()))
 }
 
 impl Drop for SmtpSink {
@@ -71,7 +113,20 @@ impl Drop for SmtpSink {
 }
 
 impl SmtpSink {
+    /// A plain sink (no TLS).
     pub async fn start() -> std::io::Result<Self> {
+        Self::serve(None).await
+    }
+
+    /// A sink that speaks TLS as `mode` says, with its own certificate.
+    pub async fn start_tls(mode: SinkTls) -> std::io::Result<Self> {
+        let (acceptor, pem) = self_signed()?;
+        let mut sink = Self::serve(Some((mode, acceptor))).await?;
+        sink.certificate_pem = Some(pem);
+        Ok(sink)
+    }
+
+    async fn serve(tls: Option<(SinkTls, TlsAcceptor)>) -> std::io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(SinkState::default()));
@@ -79,13 +134,24 @@ impl SmtpSink {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     // A client that goes away mid-session is not the sink's problem.
-                    let _ = session(stream, state).await;
+                    let _ = session(stream, state, tls).await;
                 });
             }
         });
-        Ok(Self { addr, state, task })
+        Ok(Self {
+            addr,
+            state,
+            task,
+            certificate_pem: None,
+        })
+    }
+
+    /// The certificate a TLS sink presents (PEM), for the client to trust.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -119,21 +185,69 @@ fn unbracket(arg: &str) -> String {
         .to_owned()
 }
 
-async fn session(stream: TcpStream, state: Arc<Mutex<SinkState>>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 accord-test-sink ESMTP\r\n").await?;
+async fn session(
+    stream: TcpStream,
+    state: Arc<Mutex<SinkState>>,
+    tls: Option<(SinkTls, TlsAcceptor)>,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            dialogue(stream, &state, Dialogue::Plain).await?;
+        }
+        Some((SinkTls::Implicit, acceptor)) => {
+            let stream = acceptor.accept(stream).await?;
+            dialogue(stream, &state, Dialogue::Secured { greet: true }).await?;
+        }
+        Some((SinkTls::StartTls, acceptor)) => {
+            if let Ended::StartTls(plain) = dialogue(stream, &state, Dialogue::OfferTls).await? {
+                let stream = acceptor.accept(plain).await?;
+                dialogue(stream, &state, Dialogue::Secured { greet: false }).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a dialogue stands on TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialogue {
+    /// No TLS on offer.
+    Plain,
+    /// Plain, offering STARTTLS and requiring it before MAIL.
+    OfferTls,
+    /// Over TLS; after STARTTLS the greeting is not sent again.
+    Secured { greet: bool },
+}
+
+/// How a dialogue ended.
+enum Ended<S> {
+    Closed,
+    /// The client asked for TLS: the plain stream to upgrade.
+    StartTls(S),
+}
+
+async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    state: &Mutex<SinkState>,
+    mode: Dialogue,
+) -> std::io::Result<Ended<S>> {
+    // BufReader passes writes through to the stream it reads.
+    let mut conn = BufReader::new(stream);
+    if mode != (Dialogue::Secured { greet: false }) {
+        conn.write_all(b"220 accord-test-sink ESMTP\r\n").await?;
+    }
+    let secured = matches!(mode, Dialogue::Secured { .. });
     let mut from = String::new();
     let mut to = Vec::new();
     let mut line = String::new();
     loop {
         line.clear();
-        let n = (&mut lines)
+        let n = (&mut conn)
             .take(MAX_LINE as u64)
             .read_line(&mut line)
             .await?;
         if n == 0 {
-            return Ok(());
+            return Ok(Ended::Closed);
         }
         let command = line.trim_end().to_owned();
         let verb = command
@@ -142,8 +256,17 @@ async fn session(stream: TcpStream, state: Arc<Mutex<SinkState>>) -> std::io::Re
             .unwrap_or_default()
             .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
+            "EHLO" if mode == Dialogue::OfferTls => {
+                b"250-accord-test-sink\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n"
+            }
             "EHLO" => b"250-accord-test-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "STARTTLS" if mode == Dialogue::OfferTls => {
+                conn.write_all(b"220 go ahead\r\n").await?;
+                conn.flush().await?;
+                return Ok(Ended::StartTls(conn.into_inner()));
+            }
             "HELO" | "NOOP" => b"250 OK\r\n",
+            "MAIL" if mode == Dialogue::OfferTls => b"530 must issue a STARTTLS command first\r\n",
             "MAIL" => {
                 from = unbracket(command.split_once(':').map_or("", |(_, arg)| arg));
                 to.clear();
@@ -161,8 +284,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<SinkState>>) -> std::io::Re
                 b"250 OK\r\n"
             }
             "DATA" => {
-                write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
-                let data = read_data(&mut lines).await?;
+                conn.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                let data = read_data(&mut conn).await?;
                 let mut state = state.lock().expect("sink state");
                 if state.refuse > 0 {
                     state.refuse -= 1;
@@ -175,17 +298,20 @@ async fn session(stream: TcpStream, state: Arc<Mutex<SinkState>>) -> std::io::Re
                         from: std::mem::take(&mut from),
                         to: std::mem::take(&mut to),
                         data,
+                        tls: secured,
                     });
                     b"250 OK queued\r\n"
                 }
             }
             "QUIT" => {
-                write.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                conn.write_all(b"221 bye\r\n").await?;
+                conn.flush().await?;
+                return Ok(Ended::Closed);
             }
             _ => b"502 command not implemented\r\n",
         };
-        write.write_all(reply).await?;
+        conn.write_all(reply).await?;
+        conn.flush().await?;
     }
 }
 
@@ -327,6 +453,7 @@ mod tests {
             from: String::new(),
             to: Vec::new(),
             data: data.replace('\n', "\r\n"),
+            tls: false,
         }
     }
 

@@ -15,15 +15,16 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use super::notifications::enqueue_run;
 use super::rows::{column, count, counted, job_id, json, rows_of, state, steps};
 use super::PostgresStore;
 use crate::schema::{lease_expired_error, parse_engine, parse_queue, parse_run_engine, CLAIMABLE};
 use crate::{
-    ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,
-    ReportOutcome, StoreError, Transition,
+    ClaimParams, DeadRunVerdict, DeferLease, EscalateParams, FailParams, HeartbeatOutcome,
+    LeaseStore, ReportOutcome, StoreError, Transition,
 };
 
 /// Columns a transition returns, read by [`transition_from_row`].
@@ -468,8 +469,17 @@ impl LeaseStore for PostgresStore {
         let mut dead_messages = Vec::new();
         for row in &rows {
             if state(row, "state")? == JobState::Dead {
-                dead.push(job_id(row, "id")?.as_uuid());
-                dead_messages.push(column::<Option<String>>(row, "message", "event message")?);
+                let id = job_id(row, "id")?;
+                let message = column::<Option<String>>(row, "message", "event message")?;
+                let verdict = params.verdicts.iter().find(|v| v.job_id == id);
+                if let Some(verdict) = verdict {
+                    let message = message.as_deref().unwrap_or_default();
+                    if record_dead_verdict(&mut tx, message, verdict, now).await? {
+                        continue;
+                    }
+                }
+                dead.push(id.as_uuid());
+                dead_messages.push(message);
             }
         }
         if !dead.is_empty() {
@@ -669,4 +679,60 @@ impl LeaseStore for PostgresStore {
         }
         Ok(reaped)
     }
+}
+
+/// Records a dead smoke check's verdict on its run, makes it the baseline
+/// and writes its messages, in the failure's transaction; false (nothing
+/// written) when the baseline moved since the verdict was judged or the
+/// run is no longer running. The monitor row is locked first, as a
+/// completion locks it.
+async fn record_dead_verdict(
+    conn: &mut PgConnection,
+    message: &str,
+    verdict: &DeadRunVerdict,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let monitor = verdict.monitor_id.as_uuid();
+    let baseline: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT baseline_run_id FROM monitors WHERE id = $1 FOR UPDATE")
+            .bind(monitor)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if baseline != Some(verdict.baseline_run_id) {
+        return Ok(false);
+    }
+    let events = (!verdict.events.is_empty()).then(|| {
+        verdict
+            .events
+            .iter()
+            .map(|event| event.as_str().to_owned())
+            .collect::<Vec<String>>()
+    });
+    let recorded = sqlx::query(
+        "UPDATE monitor_runs SET state = 'failed', error = $1, outcome = $2, snapshot = $3, \
+         events = $4, finished_at = $5 \
+         WHERE id = $6 AND job_id = $7 AND monitor_id = $8 AND state = 'running'",
+    )
+    .bind(message)
+    .bind(Json(&verdict.outcome))
+    .bind(Json(&verdict.snapshot))
+    .bind(events)
+    .bind(now)
+    .bind(verdict.run_id)
+    .bind(verdict.job_id.as_uuid())
+    .bind(monitor)
+    .execute(&mut *conn)
+    .await?;
+    if recorded.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE monitors SET baseline_run_id = $1 WHERE id = $2")
+        .bind(verdict.run_id)
+        .bind(monitor)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(notice) = &verdict.notice {
+        enqueue_run(conn, monitor, verdict.run_id, notice, now).await?;
+    }
+    Ok(true)
 }

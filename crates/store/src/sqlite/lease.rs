@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use super::notifications::enqueue_run;
 use super::rows::{
     from_ms, insert_event, ms, parse_id, parse_steps, placeholders, to_json, NewEvent,
 };
@@ -23,8 +24,8 @@ use crate::schema::{
     lease_expired_error, parse_engine, parse_queue, parse_run_engine, parse_state, CLAIMABLE,
 };
 use crate::{
-    ClaimParams, DeferLease, EscalateParams, FailParams, HeartbeatOutcome, LeaseStore,
-    ReportOutcome, StoreError, Transition,
+    ClaimParams, DeadRunVerdict, DeferLease, EscalateParams, FailParams, HeartbeatOutcome,
+    LeaseStore, ReportOutcome, StoreError, Transition,
 };
 
 /// Columns a transition returns, read by [`transition_from_row`].
@@ -132,14 +133,21 @@ pub(super) async fn complete_one(
 }
 
 /// Finishes the monitor run of a job that failed for good, in the failure's
-/// transaction: a smoke check's run failed (the site is down), any other
-/// run in error.
+/// transaction: a smoke check's run failed (the site is down), with its
+/// verdict recorded and notified when one came with the failure and the
+/// baseline has not moved; any other run in error.
 async fn finish_failed_run(
     conn: &mut SqliteConnection,
     job_id: &str,
     message: &str,
+    verdict: Option<&DeadRunVerdict>,
     now: i64,
 ) -> Result<(), StoreError> {
+    if let Some(verdict) = verdict {
+        if record_dead_verdict(conn, job_id, message, verdict, now).await? {
+            return Ok(());
+        }
+    }
     sqlx::query(
         "UPDATE monitor_runs SET state = CASE workflow WHEN 'smoke_check' THEN 'failed' ELSE 'error' END, \
          error = ?, finished_at = ? WHERE job_id = ? AND state = 'running'",
@@ -150,6 +158,56 @@ async fn finish_failed_run(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Records a dead smoke check's verdict on its run, makes it the baseline
+/// and writes its messages; false (nothing written) when the baseline
+/// moved since the verdict was judged or the run is no longer running.
+async fn record_dead_verdict(
+    conn: &mut SqliteConnection,
+    job_id: &str,
+    message: &str,
+    verdict: &DeadRunVerdict,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let monitor = verdict.monitor_id.to_string();
+    // On the one writer nothing moves the baseline between this read and
+    // the commit.
+    let baseline: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT baseline_run_id FROM monitors WHERE id = ?")
+            .bind(&monitor)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if baseline != Some(verdict.baseline_run_id) {
+        return Ok(false);
+    }
+    let recorded = sqlx::query(
+        "UPDATE monitor_runs SET state = 'failed', error = ?, outcome = ?, snapshot = ?, \
+         events = ?, finished_at = ? \
+         WHERE id = ? AND job_id = ? AND monitor_id = ? AND state = 'running'",
+    )
+    .bind(message)
+    .bind(to_json(&verdict.outcome))
+    .bind(to_json(&verdict.snapshot))
+    .bind((!verdict.events.is_empty()).then(|| to_json(&verdict.events)))
+    .bind(now)
+    .bind(verdict.run_id)
+    .bind(job_id)
+    .bind(&monitor)
+    .execute(&mut *conn)
+    .await?;
+    if recorded.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE monitors SET baseline_run_id = ? WHERE id = ?")
+        .bind(verdict.run_id)
+        .bind(&monitor)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(notice) = &verdict.notice {
+        enqueue_run(conn, &monitor, verdict.run_id, notice, now).await?;
+    }
+    Ok(true)
 }
 
 /// Finishes, in error, the monitor run of a job that ended without a
@@ -430,7 +488,8 @@ impl LeaseStore for SqliteStore {
             )
             .await?;
             if transition.to == JobState::Dead {
-                finish_failed_run(&mut tx, &id, message, now).await?;
+                let verdict = params.verdicts.iter().find(|v| v.job_id == item.job_id);
+                finish_failed_run(&mut tx, &id, message, verdict, now).await?;
             }
             outcomes.push(ReportOutcome::Applied(transition));
         }

@@ -134,6 +134,7 @@ pub(crate) async fn fail(
         }],
         now,
         jitter: vec![0.5],
+        verdicts: Vec::new(),
     };
     store.job_fail_if_leased(&params).await.unwrap().remove(0)
 }

@@ -15,8 +15,9 @@ use accord_model::{
     WebhookSecret, WorkflowKind, WorkspaceId,
 };
 use accord_store::{
-    AttemptNext, AttemptRecord, ClaimedMessage, CompleteRun, CompleteRunOutcome, DeliveryFilter,
-    InsertJob, NewMessage, RecordOutcome, RunNotice, RunRecord, StartOutcome, StartRun, Store,
+    AttemptNext, AttemptRecord, ClaimedMessage, CompleteRun, CompleteRunOutcome, DeadRunVerdict,
+    DeliveryFilter, FailParams, InsertJob, NewMessage, RecordOutcome, RunNotice, RunRecord,
+    StartOutcome, StartRun, Store,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -31,6 +32,7 @@ conformance!(
     failures_retry_then_fail_and_pause_the_target,
     a_message_can_be_delivered_again,
     concurrent_claims_never_share_a_message,
+    a_dead_smoke_check_records_its_verdict_and_notifies,
 );
 
 fn target(workspace: WorkspaceId, name: &str) -> Target {
@@ -542,4 +544,166 @@ async fn concurrent_claims_never_share_a_message(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(total, 40);
+}
+
+/// Starts a manual run of `m` at `second` whose job allows `attempts`.
+async fn start_run(
+    store: &dyn Store,
+    m: &Monitor,
+    second: i64,
+    attempts: u32,
+) -> accord_model::MonitorRun {
+    let start = StartRun {
+        workspace_id: m.workspace_id,
+        monitor_id: m.id,
+        trigger: RunTrigger::Manual,
+        slot: at(second),
+        advance: None,
+        job: InsertJob {
+            id: accord_model::JobId::new(),
+            workspace_id: m.workspace_id,
+            job: new_job(&format!(r#","max_attempts":{attempts}"#)),
+            run_on: accord_model::RunEngine::Http,
+            engine_reason: None,
+            idempotency: None,
+        },
+        now: at(second),
+    };
+    match store.monitor_run_start(&start).await.unwrap() {
+        StartOutcome::Started { run, .. } => run,
+        other => panic!("the run should start: {other:?}"),
+    }
+}
+
+/// Fails the leased job with `verdicts`, as the queue does.
+async fn fail_with(
+    store: &dyn Store,
+    lease: accord_model::LeaseRef,
+    verdicts: Vec<DeadRunVerdict>,
+    now: DateTime<Utc>,
+) -> accord_model::JobState {
+    let params = FailParams {
+        worker_id: worker("w"),
+        items: vec![accord_model::FailItem {
+            job_id: lease.job_id,
+            attempt: lease.attempt,
+            error: accord_model::JobError::new(
+                accord_model::ErrorKind::Retryable,
+                "connection refused",
+            ),
+        }],
+        now,
+        jitter: vec![0.0],
+        verdicts,
+    };
+    match store.job_fail_if_leased(&params).await.unwrap().remove(0) {
+        accord_store::ReportOutcome::Applied(transition) => transition.to,
+        other => panic!("the failure should apply: {other:?}"),
+    }
+}
+
+fn verdict(m: &Monitor, run: &accord_model::MonitorRun, baseline: Option<i64>) -> DeadRunVerdict {
+    DeadRunVerdict {
+        job_id: run.job_id,
+        monitor_id: m.id,
+        run_id: run.id,
+        baseline_run_id: baseline,
+        outcome: json!({"passed": false}),
+        snapshot: json!({"passed": false}),
+        events: events(&[NotifyEvent::Failed]),
+        notice: Some(RunNotice {
+            events: events(&[NotifyEvent::Failed]),
+            notice: notice(m.id, false),
+        }),
+    }
+}
+
+async fn monitor_deliveries(store: &dyn Store, m: &Monitor) -> usize {
+    store
+        .deliveries(
+            WorkspaceId::DEFAULT,
+            &DeliveryFilter {
+                monitor: Some(m.id),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A smoke check whose job dies (the site is down) records the verdict
+/// that came with the failure, makes it the baseline and writes its
+/// messages in the failure's transaction; a failure that will be retried
+/// records nothing yet; a verdict judged against a baseline that has
+/// since moved only fails the run.
+async fn a_dead_smoke_check_records_its_verdict_and_notifies(store: Arc<dyn Store>) {
+    let failures = target(WorkspaceId::DEFAULT, "failures");
+    store.target_insert(&failures).await.unwrap();
+    let m = Monitor {
+        workflow: WorkflowKind::SmokeCheck,
+        ..monitor(
+            WorkspaceId::DEFAULT,
+            vec![Subscription {
+                target: failures.id,
+                events: events(&[NotifyEvent::Failed]),
+            }],
+        )
+    };
+    store.monitor_insert(&m).await.unwrap();
+
+    // Retried: the verdict waits for the job to die.
+    let run = start_run(&*store, &m, 1, 2).await;
+    let lease = claim(&*store, "w", 1, at(2)).await.remove(0);
+    let to = fail_with(&*store, lease, vec![verdict(&m, &run, None)], at(3)).await;
+    assert_eq!(to, accord_model::JobState::Retrying);
+    let still = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(still.state, accord_model::RunState::Running);
+    assert_eq!(monitor_deliveries(&*store, &m).await, 0);
+
+    // The last attempt dies: verdict, baseline and message together.
+    let lease = claim(&*store, "w", 1, at(10_000)).await.remove(0);
+    let to = fail_with(&*store, lease, vec![verdict(&m, &run, None)], at(10_001)).await;
+    assert_eq!(to, accord_model::JobState::Dead);
+    let failed = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, run.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(failed.state, accord_model::RunState::Failed);
+    assert_eq!(failed.outcome, Some(json!({"passed": false})));
+    assert_eq!(failed.error.as_deref(), Some("connection refused"));
+    assert!(failed.has_snapshot, "{failed:?}");
+    assert_eq!(monitor_deliveries(&*store, &m).await, 1);
+
+    // The next run is judged against it.
+    let next = start_run(&*store, &m, 20_000, 1).await;
+    let context = store
+        .monitor_run_context(next.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(context.baseline.map(|b| b.run_id), Some(run.id));
+
+    // A verdict judged against another baseline only fails the run.
+    let lease = claim(&*store, "w", 1, at(20_001)).await.remove(0);
+    let to = fail_with(&*store, lease, vec![verdict(&m, &next, None)], at(20_002)).await;
+    assert_eq!(to, accord_model::JobState::Dead);
+    let fenced = store
+        .monitor_run_get(WorkspaceId::DEFAULT, m.id, next.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(fenced.state, accord_model::RunState::Failed);
+    assert_eq!(fenced.outcome, None);
+    assert!(!fenced.has_snapshot);
+    assert_eq!(monitor_deliveries(&*store, &m).await, 1);
 }
