@@ -27,9 +27,14 @@ use accord_workflows::{
     SCREENSHOT_ARTIFACT,
 };
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 use crate::notifications::run_notice;
 use crate::{Queue, QueueError};
+
+/// Runs of one completed batch whose outcomes are computed and written
+/// side by side.
+const COMPLETIONS_IN_FLIGHT: usize = 16;
 
 /// How many times a completion is computed again after losing the
 /// baseline race before it gives up (the job stays leased, and its worker
@@ -368,22 +373,32 @@ impl Queue {
         worker: &WorkerId,
         items: &[CompleteItem],
     ) -> Result<(Vec<CompleteItem>, Vec<(usize, ReportOutcome)>), QueueError> {
+        // Each run completes in its own transaction, fenced on its own
+        // monitor, so a batch's runs complete side by side (on PostgreSQL
+        // on several connections; SQLite's one writer takes them in turn
+        // while the reads and the workflows overlap).
+        // Indices, not references, go through the stream: a closure over
+        // borrowed items would not be `Send` for every lifetime.
+        let mut completed = futures::stream::iter(0..items.len())
+            .map(|index| async move {
+                let item = &items[index];
+                let done = match self.inner.store.monitor_run_context(item.job_id).await? {
+                    // A workflow run's job completes with its outcome too.
+                    None => match self.inner.store.workflow_run_pending(item.job_id).await? {
+                        None => None,
+                        Some(run) => Some(self.complete_workflow_run(worker, item, run).await?),
+                    },
+                    Some(context) => Some(self.complete_run(worker, item, context).await?),
+                };
+                Ok::<_, QueueError>((index, done))
+            })
+            .buffered(COMPLETIONS_IN_FLIGHT);
         let mut plain = Vec::with_capacity(items.len());
         let mut done = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            match self.inner.store.monitor_run_context(item.job_id).await? {
-                // A workflow run's job completes with its outcome too.
-                None => match self.inner.store.workflow_run_pending(item.job_id).await? {
-                    None => plain.push(item.clone()),
-                    Some(run) => {
-                        let outcome = self.complete_workflow_run(worker, item, run).await?;
-                        done.push((index, outcome));
-                    }
-                },
-                Some(context) => {
-                    let outcome = self.complete_run(worker, item, context).await?;
-                    done.push((index, outcome));
-                }
+        while let Some(completed) = completed.next().await {
+            match completed? {
+                (index, Some(outcome)) => done.push((index, outcome)),
+                (index, None) => plain.push(items[index].clone()),
             }
         }
         Ok((plain, done))
