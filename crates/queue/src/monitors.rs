@@ -282,9 +282,27 @@ impl Queue {
         advance: Option<Advance>,
         now: DateTime<Utc>,
     ) -> Result<StartOutcome, QueueError> {
+        let start = self.run_start(monitor, trigger, slot, advance, now).await?;
+        let outcome = self.inner.store.monitor_run_start(&start).await?;
+        if let StartOutcome::Started { run, job } = &outcome {
+            self.started_run(monitor, run, job);
+        }
+        Ok(outcome)
+    }
+
+    /// What starting a run of `monitor` for `slot` writes: the run and its
+    /// job, built here (errors name the monitor's field).
+    pub(crate) async fn run_start(
+        &self,
+        monitor: &Monitor,
+        trigger: RunTrigger,
+        slot: DateTime<Utc>,
+        advance: Option<Advance>,
+        now: DateTime<Utc>,
+    ) -> Result<StartRun, QueueError> {
         let job = self.monitor_job(monitor)?;
         let (run_on, engine_reason) = self.first_engine(monitor.workspace_id, &job).await?;
-        let start = StartRun {
+        Ok(StartRun {
             workspace_id: monitor.workspace_id,
             monitor_id: monitor.id,
             trigger,
@@ -299,23 +317,23 @@ impl Queue {
                 idempotency: None,
             },
             now,
-        };
-        let outcome = self.inner.store.monitor_run_start(&start).await?;
-        if let StartOutcome::Started { run, job } = &outcome {
-            tracing::info!(
-                monitor_id = %monitor.id,
-                run_id = run.id,
-                job_id = %job.id,
-                slot = %run.slot,
-                trigger = run.trigger.as_str(),
-                "monitor run started"
-            );
-            self.record_enqueued(job);
-            self.inner.metrics.monitor_runs_started.inc();
-            self.announce(job.id, job.state);
-            self.wake_claimers();
-        }
-        Ok(outcome)
+        })
+    }
+
+    /// Announces a started run: logs, metrics, and the claimers woken.
+    pub(crate) fn started_run(&self, monitor: &Monitor, run: &MonitorRun, job: &Job) {
+        tracing::info!(
+            monitor_id = %monitor.id,
+            run_id = run.id,
+            job_id = %job.id,
+            slot = %run.slot,
+            trigger = run.trigger.as_str(),
+            "monitor run started"
+        );
+        self.record_enqueued(job);
+        self.inner.metrics.monitor_runs_started.inc();
+        self.announce(job.id, job.state);
+        self.wake_claimers();
     }
 
     pub async fn monitor_runs(

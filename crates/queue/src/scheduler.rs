@@ -12,22 +12,19 @@
 //!
 //! Does not compute outcomes (completion does, in `monitors.rs`).
 
-use accord_store::{Advance, StartOutcome};
+use accord_model::Monitor;
+use accord_store::{Advance, StartOutcome, StartRun};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::monitors::next_due;
 use crate::{Queue, QueueError};
 
-/// Runs started side by side in one look of the scheduler.
-const SCHEDULER_STARTS_IN_FLIGHT: usize = 16;
+/// Runs started in one transaction.
+const SCHEDULER_CHUNK: usize = 100;
 
-/// How one due monitor's start went.
-enum Started {
-    Yes,
-    Skipped,
-    Invalid,
-}
+/// Chunks started side by side in one look of the scheduler.
+const SCHEDULER_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// What one look of the scheduler did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,69 +45,95 @@ impl Queue {
         let now = self.now();
         let batch = self.inner.config.monitors.scheduler_batch;
         let due = self.inner.store.monitors_due(now, batch).await?;
-        // Each start is its own transaction, fenced on its own monitor, so
-        // they may run side by side (on PostgreSQL, on several connections).
-        let mut starts = futures::stream::iter(due)
-            .map(|monitor| self.start_due(monitor, now))
-            .buffer_unordered(SCHEDULER_STARTS_IN_FLIGHT);
         let mut tick = SchedulerTick::default();
-        while let Some(started) = starts.next().await {
-            match started? {
-                Started::Yes => tick.started += 1,
-                Started::Skipped => tick.skipped += 1,
-                Started::Invalid => tick.invalid += 1,
+        // Each run's job is built here; a monitor whose job cannot be
+        // built any more is moved to its next slot.
+        let mut starts = Vec::with_capacity(due.len());
+        for monitor in due {
+            match self.scheduled_start(&monitor, now).await {
+                Ok(start) => starts.push((monitor, start)),
+                Err(QueueError::Invalid(_) | QueueError::TargetNotAllowed(_)) => {
+                    self.skip_slot(&monitor, now).await?;
+                    tick.invalid += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        // Started in chunks, each one transaction (one commit), a few
+        // chunks side by side; every start is fenced on its own monitor.
+        let chunks: Vec<Vec<(Monitor, StartRun)>> = {
+            let mut chunks = Vec::new();
+            let mut rest = starts.into_iter().peekable();
+            while rest.peek().is_some() {
+                chunks.push(rest.by_ref().take(SCHEDULER_CHUNK).collect());
+            }
+            chunks
+        };
+        let mut started = futures::stream::iter(chunks)
+            .map(|chunk| async move {
+                let runs: Vec<StartRun> = chunk.iter().map(|(_, start)| start.clone()).collect();
+                let outcomes = self.inner.store.monitor_runs_start(&runs).await?;
+                Ok::<_, QueueError>((chunk, outcomes))
+            })
+            .buffer_unordered(SCHEDULER_CHUNKS_IN_FLIGHT);
+        while let Some(done) = started.next().await {
+            let (chunk, outcomes) = done?;
+            for ((monitor, start), outcome) in chunk.iter().zip(outcomes) {
+                match outcome {
+                    StartOutcome::Started { run, job } => {
+                        self.started_run(monitor, &run, &job);
+                        let late = (now - start.slot).to_std().unwrap_or_default();
+                        self.inner
+                            .metrics
+                            .monitor_lateness
+                            .observe(late.as_secs_f64());
+                        tick.started += 1;
+                    }
+                    StartOutcome::Busy | StartOutcome::Moved => tick.skipped += 1,
+                }
             }
         }
         Ok(tick)
     }
 
-    /// Starts the run of one due monitor's slot.
-    async fn start_due(
+    /// The start of a due monitor's slot, moving it to its next slot.
+    async fn scheduled_start(
         &self,
-        monitor: accord_model::Monitor,
+        monitor: &Monitor,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Started, QueueError> {
+    ) -> Result<StartRun, QueueError> {
         let advance = Advance {
             due_at: monitor.next_due_at,
             updated_at: monitor.updated_at,
-            next_due_at: next_due(&monitor, now),
+            next_due_at: next_due(monitor, now),
         };
-        let slot = monitor.next_due_at;
-        match self
-            .start_run(
-                &monitor,
-                accord_model::RunTrigger::Schedule,
-                slot,
-                Some(advance),
-                now,
-            )
-            .await
-        {
-            Ok(StartOutcome::Started { .. }) => {
-                let late = (now - slot).to_std().unwrap_or_default();
-                self.inner
-                    .metrics
-                    .monitor_lateness
-                    .observe(late.as_secs_f64());
-                Ok(Started::Yes)
-            }
-            Ok(StartOutcome::Busy | StartOutcome::Moved) => Ok(Started::Skipped),
-            Err(QueueError::Invalid(_) | QueueError::TargetNotAllowed(_)) => {
-                // Checked when written; a policy that changed since (a
-                // smaller step limit, private targets turned off) makes
-                // the run impossible. Move on to the next slot so the
-                // scheduler does not try it on every look.
-                tracing::warn!(monitor_id = %monitor.id, "monitor's job is refused by the current policy; skipping its slot");
-                let mut next = monitor.clone();
-                next.next_due_at = advance.next_due_at;
-                self.inner
-                    .store
-                    .monitor_update(&next, monitor.updated_at)
-                    .await?;
-                Ok(Started::Invalid)
-            }
-            Err(err) => Err(err),
-        }
+        self.run_start(
+            monitor,
+            accord_model::RunTrigger::Schedule,
+            monitor.next_due_at,
+            Some(advance),
+            now,
+        )
+        .await
+    }
+
+    /// Moves a monitor whose job the current checks refuse to its next
+    /// slot. Checked when written; a policy that changed since (a smaller
+    /// step limit, private targets turned off) makes the run impossible, and
+    /// the scheduler should not try it on every look.
+    async fn skip_slot(
+        &self,
+        monitor: &Monitor,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), QueueError> {
+        tracing::warn!(monitor_id = %monitor.id, "monitor's job is refused by the current policy; skipping its slot");
+        let mut next = monitor.clone();
+        next.next_due_at = next_due(monitor, now);
+        self.inner
+            .store
+            .monitor_update(&next, monitor.updated_at)
+            .await?;
+        Ok(())
     }
 
     /// Runs [`Queue::scheduler_tick`] every `scheduler_interval` until

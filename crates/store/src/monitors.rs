@@ -215,6 +215,15 @@ pub trait MonitorStore: Send + Sync {
     /// last update is not the one read; then moves `next_due_at` on.
     async fn monitor_run_start(&self, start: &StartRun) -> Result<StartOutcome, StoreError>;
 
+    /// Starts many runs as [`MonitorStore::monitor_run_start`] would, in
+    /// one transaction (one commit), each judged on its own: a busy or
+    /// moved monitor writes nothing and the others still start. The
+    /// outcomes are in the order of `starts`.
+    async fn monitor_runs_start(
+        &self,
+        starts: &[StartRun],
+    ) -> Result<Vec<StartOutcome>, StoreError>;
+
     /// The monitor run a job is for, if it is one and still running.
     async fn monitor_run_context(&self, job_id: JobId) -> Result<Option<RunContext>, StoreError>;
 

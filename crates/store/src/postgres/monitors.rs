@@ -216,73 +216,40 @@ impl MonitorStore for PostgresStore {
 
     async fn monitor_run_start(&self, start: &StartRun) -> Result<StartOutcome, StoreError> {
         check_storable(&start.job)?;
-        let monitor = start.monitor_id.as_uuid();
         let mut tx = self.pool.begin().await?;
-        // The lock makes a second replica wait here and then see this one's
-        // commit: its fence fails or it finds the run unfinished.
-        let found = sqlx::query(
-            "SELECT workflow, paused, next_due_at, updated_at FROM monitors \
-             WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
-        )
-        .bind(start.workspace_id.as_uuid())
-        .bind(monitor)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(found) = found else {
-            return Ok(StartOutcome::Moved);
-        };
-        let busy: bool = sqlx::query_scalar(&format!(
-            "SELECT {unfinished} FROM monitors m WHERE m.id = $1",
-            unfinished = unfinished_run(),
-        ))
-        .bind(monitor)
-        .fetch_one(&mut *tx)
-        .await?;
-        if busy {
-            return Ok(StartOutcome::Busy);
+        let outcome = start_one(&mut tx, start).await?;
+        if matches!(outcome, StartOutcome::Started { .. }) {
+            tx.commit().await?;
+            self.announce();
         }
-        if let Some(advance) = &start.advance {
-            let paused: bool = column(&found, "paused", "paused")?;
-            let due: DateTime<Utc> = column(&found, "next_due_at", "timestamp")?;
-            let updated: DateTime<Utc> = column(&found, "updated_at", "timestamp")?;
-            if paused || due != advance.due_at || updated != advance.updated_at {
-                return Ok(StartOutcome::Moved);
-            }
-            sqlx::query("UPDATE monitors SET next_due_at = $1 WHERE id = $2")
-                .bind(advance.next_due_at)
-                .bind(monitor)
-                .execute(&mut *tx)
-                .await?;
+        Ok(outcome)
+    }
+
+    async fn monitor_runs_start(
+        &self,
+        starts: &[StartRun],
+    ) -> Result<Vec<StartOutcome>, StoreError> {
+        for start in starts {
+            check_storable(&start.job)?;
         }
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO monitor_runs (monitor_id, workflow, slot, trigger, job_id, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'running', $6) ON CONFLICT (monitor_id, slot) DO NOTHING \
-             RETURNING id",
-        )
-        .bind(monitor)
-        .bind(column::<String>(&found, "workflow", "workflow")?)
-        .bind(start.slot)
-        .bind(start.trigger.as_str())
-        .bind(start.job.id.as_uuid())
-        .bind(start.now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(run_id) = inserted else {
-            return Ok(StartOutcome::Moved);
-        };
-        let job = insert_row(&mut *tx, &start.job, start.now)
-            .await?
-            .ok_or_else(|| {
-                StoreError::corrupt("monitor job", "a monitor's job carries no idempotency key")
-            })?;
-        let job = job_from_row(&job)?;
-        let run = run_by_id(&mut tx, run_id).await?;
+        // Monitors are locked in id order, whatever order the batch came
+        // in, so two replicas' batches cannot wait on each other.
+        let mut order: Vec<usize> = (0..starts.len()).collect();
+        order.sort_by_key(|&i| starts[i].monitor_id);
+        let mut outcomes: Vec<Option<StartOutcome>> = vec![None; starts.len()];
+        let mut tx = self.pool.begin().await?;
+        for i in order {
+            outcomes[i] = Some(start_one(&mut tx, &starts[i]).await?);
+        }
         tx.commit().await?;
-        self.announce();
-        Ok(StartOutcome::Started {
-            run,
-            job: Box::new(job),
-        })
+        let outcomes: Vec<StartOutcome> = outcomes.into_iter().flatten().collect();
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, StartOutcome::Started { .. }))
+        {
+            self.announce();
+        }
+        Ok(outcomes)
     }
 
     async fn monitor_run_context(&self, job: JobId) -> Result<Option<RunContext>, StoreError> {
@@ -574,4 +541,78 @@ impl MonitorStore for PostgresStore {
             })
             .collect()
     }
+}
+
+/// Starts one run in `conn`'s transaction (see
+/// [`MonitorStore::monitor_run_start`]); writes nothing unless it starts,
+/// so a batch goes on past a monitor that is busy or moved.
+async fn start_one(conn: &mut PgConnection, start: &StartRun) -> Result<StartOutcome, StoreError> {
+    let monitor = start.monitor_id.as_uuid();
+    // The lock makes a second replica wait here and then see this one's
+    // commit: its fence fails or it finds the run unfinished.
+    let found = sqlx::query(
+        "SELECT workflow, paused, next_due_at, updated_at FROM monitors \
+         WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(start.workspace_id.as_uuid())
+    .bind(monitor)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(found) = found else {
+        return Ok(StartOutcome::Moved);
+    };
+    // A statement of its own: its snapshot is taken after the lock.
+    let busy: bool = sqlx::query_scalar(&format!(
+        "SELECT {unfinished} FROM monitors m WHERE m.id = $1",
+        unfinished = unfinished_run(),
+    ))
+    .bind(monitor)
+    .fetch_one(&mut *conn)
+    .await?;
+    if busy {
+        return Ok(StartOutcome::Busy);
+    }
+    if let Some(advance) = &start.advance {
+        let paused: bool = column(&found, "paused", "paused")?;
+        let due: DateTime<Utc> = column(&found, "next_due_at", "timestamp")?;
+        let updated: DateTime<Utc> = column(&found, "updated_at", "timestamp")?;
+        if paused || due != advance.due_at || updated != advance.updated_at {
+            return Ok(StartOutcome::Moved);
+        }
+    }
+    // The run first: a slot that has its run already leaves nothing written.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO monitor_runs (monitor_id, workflow, slot, trigger, job_id, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'running', $6) ON CONFLICT (monitor_id, slot) DO NOTHING \
+         RETURNING id",
+    )
+    .bind(monitor)
+    .bind(column::<String>(&found, "workflow", "workflow")?)
+    .bind(start.slot)
+    .bind(start.trigger.as_str())
+    .bind(start.job.id.as_uuid())
+    .bind(start.now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(run_id) = inserted else {
+        return Ok(StartOutcome::Moved);
+    };
+    if let Some(advance) = &start.advance {
+        sqlx::query("UPDATE monitors SET next_due_at = $1 WHERE id = $2")
+            .bind(advance.next_due_at)
+            .bind(monitor)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let job = insert_row(&mut *conn, &start.job, start.now)
+        .await?
+        .ok_or_else(|| {
+            StoreError::corrupt("monitor job", "a monitor's job carries no idempotency key")
+        })?;
+    let job = job_from_row(&job)?;
+    let run = run_by_id(conn, run_id).await?;
+    Ok(StartOutcome::Started {
+        run,
+        job: Box::new(job),
+    })
 }

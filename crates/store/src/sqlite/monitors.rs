@@ -241,63 +241,29 @@ impl MonitorStore for SqliteStore {
 
     async fn monitor_run_start(&self, start: &StartRun) -> Result<StartOutcome, StoreError> {
         check_storable(&start.job)?;
-        let monitor = start.monitor_id.to_string();
         let mut tx = self.writer.begin().await?;
-        let found = sqlx::query(&format!(
-            "SELECT m.workflow, m.paused, m.next_due_at, m.updated_at, {unfinished} AS busy \
-             FROM monitors m WHERE m.workspace_id = ? AND m.id = ?",
-            unfinished = unfinished_run(),
-        ))
-        .bind(start.workspace_id.to_string())
-        .bind(&monitor)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(found) = found else {
-            return Ok(StartOutcome::Moved);
-        };
-        if found.try_get::<i64, _>("busy")? != 0 {
-            return Ok(StartOutcome::Busy);
+        let outcome = start_one(&mut tx, start).await?;
+        if matches!(outcome, StartOutcome::Started { .. }) {
+            tx.commit().await?;
         }
-        if let Some(advance) = &start.advance {
-            let fence_holds = found.try_get::<i64, _>("paused")? == 0
-                && found.try_get::<i64, _>("next_due_at")? == ms(advance.due_at)
-                && found.try_get::<i64, _>("updated_at")? == ms(advance.updated_at);
-            if !fence_holds {
-                return Ok(StartOutcome::Moved);
-            }
-            sqlx::query("UPDATE monitors SET next_due_at = ? WHERE id = ?")
-                .bind(ms(advance.next_due_at))
-                .bind(&monitor)
-                .execute(&mut *tx)
-                .await?;
+        Ok(outcome)
+    }
+
+    async fn monitor_runs_start(
+        &self,
+        starts: &[StartRun],
+    ) -> Result<Vec<StartOutcome>, StoreError> {
+        for start in starts {
+            check_storable(&start.job)?;
         }
-        let inserted = sqlx::query(
-            "INSERT INTO monitor_runs (monitor_id, workflow, slot, trigger, job_id, state, created_at) \
-             VALUES (?, ?, ?, ?, ?, 'running', ?) ON CONFLICT (monitor_id, slot) DO NOTHING \
-             RETURNING id",
-        )
-        .bind(&monitor)
-        .bind(found.try_get::<String, _>("workflow")?)
-        .bind(ms(start.slot))
-        .bind(start.trigger.as_str())
-        .bind(start.job.id.to_string())
-        .bind(ms(start.now))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(inserted) = inserted else {
-            return Ok(StartOutcome::Moved);
-        };
-        let job = insert_row(&mut tx, &start.job, start.now)
-            .await?
-            .ok_or_else(|| {
-                StoreError::corrupt("monitor job", "a monitor's job carries no idempotency key")
-            })?;
-        let run = run_by_id(&mut tx, inserted.try_get("id")?).await?;
+        // One transaction on the one writer: one commit for the batch.
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(starts.len());
+        for start in starts {
+            outcomes.push(start_one(&mut tx, start).await?);
+        }
         tx.commit().await?;
-        Ok(StartOutcome::Started {
-            run,
-            job: Box::new(job),
-        })
+        Ok(outcomes)
     }
 
     async fn monitor_run_context(
@@ -587,4 +553,71 @@ impl MonitorStore for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Starts one run in `conn`'s transaction (see
+/// [`MonitorStore::monitor_run_start`]); writes nothing unless it starts,
+/// so a batch goes on past a monitor that is busy or moved.
+async fn start_one(
+    conn: &mut SqliteConnection,
+    start: &StartRun,
+) -> Result<StartOutcome, StoreError> {
+    let monitor = start.monitor_id.to_string();
+    let found = sqlx::query(&format!(
+        "SELECT m.workflow, m.paused, m.next_due_at, m.updated_at, {unfinished} AS busy \
+         FROM monitors m WHERE m.workspace_id = ? AND m.id = ?",
+        unfinished = unfinished_run(),
+    ))
+    .bind(start.workspace_id.to_string())
+    .bind(&monitor)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(found) = found else {
+        return Ok(StartOutcome::Moved);
+    };
+    if found.try_get::<i64, _>("busy")? != 0 {
+        return Ok(StartOutcome::Busy);
+    }
+    if let Some(advance) = &start.advance {
+        let fence_holds = found.try_get::<i64, _>("paused")? == 0
+            && found.try_get::<i64, _>("next_due_at")? == ms(advance.due_at)
+            && found.try_get::<i64, _>("updated_at")? == ms(advance.updated_at);
+        if !fence_holds {
+            return Ok(StartOutcome::Moved);
+        }
+    }
+    // The run first: a slot that has its run already leaves nothing written.
+    let inserted = sqlx::query(
+        "INSERT INTO monitor_runs (monitor_id, workflow, slot, trigger, job_id, state, created_at) \
+         VALUES (?, ?, ?, ?, ?, 'running', ?) ON CONFLICT (monitor_id, slot) DO NOTHING \
+         RETURNING id",
+    )
+    .bind(&monitor)
+    .bind(found.try_get::<String, _>("workflow")?)
+    .bind(ms(start.slot))
+    .bind(start.trigger.as_str())
+    .bind(start.job.id.to_string())
+    .bind(ms(start.now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(inserted) = inserted else {
+        return Ok(StartOutcome::Moved);
+    };
+    if let Some(advance) = &start.advance {
+        sqlx::query("UPDATE monitors SET next_due_at = ? WHERE id = ?")
+            .bind(ms(advance.next_due_at))
+            .bind(&monitor)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let job = insert_row(&mut *conn, &start.job, start.now)
+        .await?
+        .ok_or_else(|| {
+            StoreError::corrupt("monitor job", "a monitor's job carries no idempotency key")
+        })?;
+    let run = run_by_id(conn, inserted.try_get("id")?).await?;
+    Ok(StartOutcome::Started {
+        run,
+        job: Box::new(job),
+    })
 }

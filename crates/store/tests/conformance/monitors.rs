@@ -324,6 +324,92 @@ async fn a_stale_read_starts_nothing(store: Arc<dyn Store>) {
     ));
 }
 
+/// A batch of starts in one transaction judges each start on its own: a
+/// moved, busy or already-run slot writes nothing (no job, the due time
+/// unchanged) while the others start; outcomes come in the batch's order.
+async fn a_batch_starts_each_run_on_its_own(store: Arc<dyn Store>) {
+    let fresh = monitor(WorkspaceId::DEFAULT, "fresh", &[], at(60));
+    let edited = monitor(WorkspaceId::DEFAULT, "edited", &[], at(60));
+    let busy = monitor(WorkspaceId::DEFAULT, "busy", &[], at(60));
+    let ran = monitor(WorkspaceId::DEFAULT, "ran", &[], at(60));
+    for m in [&fresh, &edited, &busy, &ran] {
+        store.monitor_insert(m).await.unwrap();
+    }
+    // Edited after the scheduler read it.
+    let mut changed = edited.clone();
+    changed.updated_at = at(10);
+    assert!(store
+        .monitor_update(&changed, edited.updated_at)
+        .await
+        .unwrap());
+    // A run in progress.
+    started(
+        store
+            .monitor_run_start(&manual(&busy, at(20)))
+            .await
+            .unwrap(),
+    );
+    // The slot at 60 has its run already, finished.
+    started(
+        store
+            .monitor_run_start(&manual(&ran, at(60)))
+            .await
+            .unwrap(),
+    );
+    let ran_runs = store
+        .monitor_runs(WorkspaceId::DEFAULT, ran.id, None, 10)
+        .await
+        .unwrap();
+    let ran_job = ran_runs[0].job_id;
+    store
+        .job_cancel(WorkspaceId::DEFAULT, ran_job, at(61))
+        .await
+        .unwrap();
+
+    let batch = vec![
+        scheduled(&fresh, at(61)),
+        scheduled(&edited, at(61)),
+        scheduled(&busy, at(61)),
+        scheduled(&ran, at(61)),
+    ];
+    let outcomes = store.monitor_runs_start(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), 4);
+    let mut outcomes = outcomes.into_iter();
+    let (run, job) = started(outcomes.next().unwrap());
+    assert_eq!(
+        (run.monitor_id, run.slot, job.id),
+        (fresh.id, at(60), batch[0].job.id)
+    );
+    assert!(matches!(outcomes.next().unwrap(), StartOutcome::Moved));
+    assert!(matches!(outcomes.next().unwrap(), StartOutcome::Busy));
+    assert!(matches!(outcomes.next().unwrap(), StartOutcome::Moved));
+    for (m, start) in [(&edited, &batch[1]), (&busy, &batch[2]), (&ran, &batch[3])] {
+        assert!(
+            store
+                .job_get(WorkspaceId::DEFAULT, start.job.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{}: no job",
+            m.name
+        );
+        let now = store
+            .monitor_get(WorkspaceId::DEFAULT, m.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(now.next_due_at, at(60), "{}: the due time stays", m.name);
+    }
+    let moved = store
+        .monitor_get(WorkspaceId::DEFAULT, fresh.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.next_due_at, fresh.next_slot_after(at(61)).unwrap());
+    // An empty batch is no error.
+    assert!(store.monitor_runs_start(&[]).await.unwrap().is_empty());
+}
+
 async fn a_completion_records_the_outcome_and_moves_the_baseline(store: Arc<dyn Store>) {
     let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(60));
     store.monitor_insert(&m).await.unwrap();
@@ -713,4 +799,5 @@ conformance!(
     a_stale_read_starts_nothing,
     a_completion_records_the_outcome_and_moves_the_baseline,
     a_failed_smoke_check_job_fails_its_run,
+    a_batch_starts_each_run_on_its_own,
 );
