@@ -105,12 +105,13 @@ pub async fn monitors(args: BenchMonitorsArgs) -> Result<()> {
     let (control, client, worker_client) =
         crate::bench::start_control(temp.path(), store, queue, "accord bench monitors").await?;
     println!(
-        "accord bench monitors: store={described}, monitors={}, every {} s, measured for {} s, {} mutated pages, worker concurrency={}, cores={}",
+        "accord bench monitors: store={described}, monitors={}, every {} s, measured for {} s, {} mutated pages, worker concurrency={}, politeness permits={}, cores={}",
         args.monitors,
         interval.as_secs(),
         args.duration_seconds,
         args.mutations,
         args.concurrency,
+        if args.politeness { "on" } else { "off" },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
@@ -177,6 +178,7 @@ pub async fn monitors(args: BenchMonitorsArgs) -> Result<()> {
     });
     let mut config = WorkerConfig::new(WorkerId::new("bench-worker")?);
     config.concurrency = args.concurrency;
+    config.politeness = args.politeness;
     config.claim_wait = Duration::from_secs(5);
     let stop = CancellationToken::new();
     let worker = tokio::spawn(

@@ -614,6 +614,12 @@ pub struct BenchMonitorsArgs {
     /// Run on this PostgreSQL database instead of a temporary SQLite file.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Ask the control plane for per-domain politeness permits, as a
+    /// production worker does. Off by default: every page of the bench
+    /// site is on one host, whose default cap of 16 requests in flight
+    /// would measure politeness rather than the scheduler and the store.
+    #[arg(long)]
+    pub politeness: bool,
 }
 
 #[derive(Debug, Clone, Args)]
