@@ -31,7 +31,12 @@ fn every(text: &str) -> Schedule {
     Schedule::parse(&spec, "schedule", 0).unwrap()
 }
 
-fn monitor(workspace: WorkspaceId, name: &str, tags: &[&str], due: DateTime<Utc>) -> Monitor {
+pub(crate) fn monitor(
+    workspace: WorkspaceId,
+    name: &str,
+    tags: &[&str],
+    due: DateTime<Utc>,
+) -> Monitor {
     Monitor {
         id: MonitorId::new(),
         workspace_id: workspace,
@@ -78,7 +83,7 @@ fn scheduled(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
     }
 }
 
-fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
+pub(crate) fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
     StartRun {
         workspace_id: monitor.workspace_id,
         monitor_id: monitor.id,
@@ -90,14 +95,14 @@ fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
     }
 }
 
-fn started(outcome: StartOutcome) -> (accord_model::MonitorRun, accord_model::Job) {
+pub(crate) fn started(outcome: StartOutcome) -> (accord_model::MonitorRun, accord_model::Job) {
     match outcome {
         StartOutcome::Started { run, job } => (run, *job),
         other => panic!("expected a started run, got {other:?}"),
     }
 }
 
-fn completion(
+pub(crate) fn completion(
     monitor: &Monitor,
     run_id: i64,
     lease: accord_model::LeaseRef,
