@@ -344,3 +344,146 @@ conformance!(
     a_refused_completion_changes_no_history,
     deleting_the_monitor_deletes_its_history,
 );
+
+/// An `extract_items` snapshot as the workflows crate keeps it.
+fn items_snapshot(items: &[SeenItem]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|item| serde_json::json!({"key": item.key, "fields": item.fields}))
+        .collect();
+    serde_json::json!({"workflow": "extract_items", "version": 1, "rules": "r", "items": items})
+}
+
+/// Runs the monitor once at `second` the way a build before the item
+/// history did: the snapshot is kept, no history is written.
+async fn run_without_history(
+    store: &dyn Store,
+    m: &Monitor,
+    baseline: Option<i64>,
+    second: i64,
+    items: &[SeenItem],
+) -> MonitorRun {
+    let (run, _) = started(
+        store
+            .monitor_run_start(&manual(m, at(second)))
+            .await
+            .unwrap(),
+    );
+    let lease = claim(store, "w", 1, at(second + 1)).await.remove(0);
+    let mut done = completion(m, run.id, lease, baseline, "t", at(second + 2));
+    if let RunRecord::Outcome { snapshot, .. } = &mut done.record {
+        *snapshot = items_snapshot(items);
+    }
+    assert!(matches!(
+        store.monitor_run_complete(&done).await.unwrap(),
+        CompleteRunOutcome::Applied(_)
+    ));
+    run
+}
+
+/// Monitors that ran before the table: two runs kept snapshots; the
+/// history is then taken away (table and migration record) as if the
+/// database predated it. Returns the monitor and its runs.
+async fn history_before_the_table(store: &dyn Store) -> (Monitor, MonitorRun) {
+    let m = items_monitor(WorkspaceId::DEFAULT);
+    store.monitor_insert(&m).await.unwrap();
+    let first = run_without_history(
+        store,
+        &m,
+        None,
+        10,
+        &[seen("/a", "A", ""), seen("/b", "B", "Bern")],
+    )
+    .await;
+    let second = run_without_history(
+        store,
+        &m,
+        Some(first.id),
+        20,
+        &[seen("/c", "C", "Oslo"), seen("/b", "B", "Zürich")],
+    )
+    .await;
+    // A page_change monitor's snapshot holds no items.
+    let page = monitor(WorkspaceId::DEFAULT, "page", &[], at(3_600));
+    store.monitor_insert(&page).await.unwrap();
+    run_with(store, &page, None, 30, Vec::new()).await;
+    (m, second)
+}
+
+/// After the migration ran again: the latest snapshot's items, in page
+/// order, first and last seen on that run; and the next completion
+/// carries on from there.
+async fn check_backfill(store: &dyn Store, m: &Monitor, latest: &MonitorRun) {
+    let all = query(ItemStateFilter::All, None);
+    let items = list(store, m, &all).await;
+    assert_eq!(keys(&items), ["/c", "/b"]);
+    for item in &items {
+        let record = &item.record;
+        assert_eq!(record.status, ItemStatus::Current);
+        assert_eq!(
+            (record.first_seen, record.last_seen),
+            (when(latest, 22), when(latest, 22))
+        );
+        assert_eq!((record.removed, record.changes), (None, 0));
+    }
+    assert_eq!(items[1].record.fields["city"].as_deref(), Some("Zürich"));
+    assert_eq!(items[1].record.fields["title"].as_deref(), Some("B"));
+    let found = list(store, m, &query(ItemStateFilter::All, Some("oslo"))).await;
+    assert_eq!(keys(&found), ["/c"]);
+
+    let next = run_with(store, m, Some(latest.id), 40, vec![seen("/c", "C", "Oslo")]).await;
+    let items = list(store, m, &all).await;
+    assert_eq!(keys(&items), ["/c", "/b"]);
+    assert_eq!(items[0].record.last_seen, when(&next, 42));
+    assert_eq!(
+        items[0].record.changes, 0,
+        "the same fields after the backfill"
+    );
+    assert_eq!(items[1].record.removed, Some(when(&next, 42)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_migration_backfills_from_the_latest_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accord.db");
+    let config = accord_store::SqliteConfig::new(path.clone());
+    let store = accord_store::SqliteStore::open(&config).await.unwrap();
+    let (m, latest) = history_before_the_table(&store).await;
+    drop(store);
+    let url = format!("sqlite://{}", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE monitor_items")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 11")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = accord_store::SqliteStore::open(&config).await.unwrap();
+    check_backfill(&store, &m, &latest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_migration_backfills_from_the_latest_snapshot() {
+    let database = accord_test_support::TestDatabase::create().await;
+    let config = accord_store::PostgresConfig::new(database.url());
+    let store = accord_store::PostgresStore::connect(&config).await.unwrap();
+    let (m, latest) = history_before_the_table(&store).await;
+    drop(store);
+    let pool = sqlx::PgPool::connect(&database.url()).await.unwrap();
+    sqlx::query("DROP TABLE monitor_items")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 12")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = accord_store::PostgresStore::connect(&config).await.unwrap();
+    check_backfill(&store, &m, &latest).await;
+}
