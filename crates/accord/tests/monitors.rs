@@ -937,7 +937,13 @@ async fn a_visual_change_keeps_its_highlight_image_as_an_artifact_on_chromium() 
     assert_eq!(row.sha256.to_hex(), highlight["sha256"].as_str().unwrap());
     let png = artifact_bytes(&client, changed.job_id, "visual-diff.png").await;
     assert_eq!(accord_model::Sha256Digest::of(&png), row.sha256);
-    if let Some(keep) = std::env::var_os("ACCORD_KEEP_HIGHLIGHT") {
+    // To look at the image: ACCORD_KEEP_HIGHLIGHT=/tmp/diff.png.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test's own switch to keep its image for a person to look at"
+    )]
+    let keep = std::env::var_os("ACCORD_KEEP_HIGHLIGHT");
+    if let Some(keep) = keep {
         std::fs::write(keep, &png).unwrap();
     }
 

@@ -477,13 +477,13 @@ impl Queue {
                     run.outcome.counted_visual_change(),
                 ) {
                     if let Some(highlight) = self.store_highlight(context, png).await {
-                        comparison.highlight = Some(HighlightArtifact {
+                        comparison.highlight = Some(Box::new(HighlightArtifact {
                             job_id: context.run.job_id,
                             name: highlight.name.clone(),
                             content_type: highlight.content_type.clone(),
                             size: highlight.size,
                             sha256: highlight.sha256,
-                        });
+                        }));
                         artifacts.push(highlight);
                     }
                 }

@@ -144,7 +144,7 @@ impl RunOutcome {
             WorkflowOutcome::PageChange(PageChangeOutcome {
                 visual: Some(VisualOutcome::Compared(comparison)),
                 ..
-            }) => comparison.highlight.as_ref(),
+            }) => comparison.highlight.as_deref(),
             _ => None,
         }
     }

@@ -128,7 +128,7 @@ pub struct VisualComparison {
     /// run's job when the change counts (`changed`). Absent when nothing
     /// counted, or when the workspace's artifact quota had no room for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub highlight: Option<HighlightArtifact>,
+    pub highlight: Option<Box<HighlightArtifact>>,
 }
 
 /// Where a run's highlight image is stored: an artifact of the run's job,
