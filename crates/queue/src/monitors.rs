@@ -8,7 +8,11 @@
 //! snapshot; the outcome and the new snapshot are written in the same
 //! transaction as the job's completion, fenced on the lease and on that
 //! baseline. When another completion moved the baseline first, the outcome
-//! is computed again against the new one.
+//! is computed again against the new one. A visual change that counts
+//! keeps its highlight image: its bytes go to the blob store before the
+//! completion, and its artifact row (`visual-diff.png` of the run's job)
+//! commits with the outcome that names it. An `extract_items` run brings
+//! its monitor's item history up to date in the same transaction.
 //!
 //! Does not decide when a run is due (`scheduler.rs` does) and does not
 //! speak HTTP.
