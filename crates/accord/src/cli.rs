@@ -750,6 +750,13 @@ pub enum MonitorsCommand {
         /// Print CSV (one column per field) instead of a table.
         #[arg(long)]
         csv: bool,
+        /// Which items: current (still listed), removed or all.
+        #[arg(long, default_value = "all", value_parser = ["current", "removed", "all"])]
+        state: String,
+        /// Only items whose key or a field value contains this text
+        /// (ignoring case).
+        #[arg(long = "query", short = 'q')]
+        query: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -2,8 +2,8 @@
 //! through the diff and item routes. Tables (or a unified diff) for people,
 //! `--output json` for scripts, `--csv` for the item history.
 
-use accord_client::AccordClient;
-use accord_model::{ItemRecord, MonitorId, RunDiff, WorkflowKind};
+use accord_client::{AccordClient, ItemFilter};
+use accord_model::{ItemRecord, ItemStateFilter, MonitorId, RunDiff, WorkflowKind};
 use anyhow::{bail, Result};
 use serde_json::Value;
 
@@ -80,10 +80,25 @@ fn print_diff(diff: &RunDiff) {
         when(&diff.to.at)
     );
     match diff.workflow {
-        WorkflowKind::PageChange => match diff.diff.get("unified").and_then(Value::as_str) {
-            Some(unified) if !unified.is_empty() => out!("{}", unified.trim_end()),
-            _ => out!("no text change"),
-        },
+        WorkflowKind::PageChange => {
+            match diff.diff.get("unified").and_then(Value::as_str) {
+                Some(unified) if !unified.is_empty() => out!("{}", unified.trim_end()),
+                _ => out!("no text change"),
+            }
+            if let Some(highlight) = &diff.highlight {
+                out!(
+                    "visual change: {:.2}% of the pixels (run {}); highlight image: {}",
+                    highlight.changed_ratio * 100.0,
+                    highlight.run_id,
+                    highlight.url
+                );
+                out!(
+                    "  save it with: accord jobs artifact {} {}",
+                    highlight.job_id,
+                    highlight.artifact.name
+                );
+            }
+        }
         _ => {
             if diff.diff.get("rules_changed").and_then(Value::as_bool) == Some(true) {
                 out!("(the extraction rules changed between these runs)");
@@ -102,13 +117,35 @@ fn print_diff(diff: &RunDiff) {
     }
 }
 
-pub async fn items(id: &str, csv: bool, client: &ClientArgs, file: &FileConfig) -> Result<()> {
+/// The filter the `--state` and `--query` flags give (clap has checked
+/// the state).
+pub fn item_filter(state: &str, query: Option<String>) -> ItemFilter {
+    let state = match state {
+        "current" => ItemStateFilter::Current,
+        "removed" => ItemStateFilter::Removed,
+        _ => ItemStateFilter::All,
+    };
+    ItemFilter {
+        state: Some(state),
+        q: query,
+    }
+}
+
+pub async fn items(
+    id: &str,
+    csv: bool,
+    filter: &ItemFilter,
+    client: &ClientArgs,
+    file: &FileConfig,
+) -> Result<()> {
     let api = connect(client, file)?;
     let id = parse_id(id)?;
     if csv {
         let mut cursor: Option<String> = None;
         loop {
-            let (page, next) = api.monitor_items_csv(id, cursor.as_deref(), None).await?;
+            let (page, next) = api
+                .monitor_items_csv(id, filter, cursor.as_deref(), None)
+                .await?;
             // Every page starts with the header; print it once.
             let body = match cursor {
                 None => page.as_str(),
@@ -125,7 +162,9 @@ pub async fn items(id: &str, csv: bool, client: &ClientArgs, file: &FileConfig) 
     let mut items: Vec<ItemRecord> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = api.monitor_items(id, cursor.as_deref(), None).await?;
+        let page = api
+            .monitor_items(id, filter, cursor.as_deref(), None)
+            .await?;
         items.extend(page.items);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -136,20 +175,22 @@ pub async fn items(id: &str, csv: bool, client: &ClientArgs, file: &FileConfig) 
         Output::Json => out!("{}", serde_json::to_string_pretty(&items)?),
         Output::Text => {
             out!(
-                "{:<8}  {:<20}  {:<20}  ITEM",
+                "{:<8}  {:<20}  {:<20}  {:<7}  ITEM",
                 "STATUS",
                 "FIRST SEEN",
-                "LAST SEEN"
+                "LAST SEEN",
+                "CHANGES"
             );
             for item in &items {
                 let when = |seen: &accord_model::SeenAt| {
                     format!("{} (run {})", seen.at.format("%m-%d %H:%M:%S"), seen.run_id)
                 };
                 out!(
-                    "{:<8}  {:<20}  {:<20}  {}",
+                    "{:<8}  {:<20}  {:<20}  {:<7}  {}",
                     item.status.as_str(),
                     when(&item.first_seen),
                     when(&item.last_seen),
+                    item.changes,
                     item_text(&serde_json::to_value(item)?)
                 );
             }

@@ -136,8 +136,15 @@ pub async fn run(command: MonitorsCommand, file: &FileConfig) -> Result<()> {
             };
             monitor_history_cmd::diff(&id, choice, &client, file).await
         }
-        MonitorsCommand::Items { id, csv, client } => {
-            monitor_history_cmd::items(&id, csv, &client, file).await
+        MonitorsCommand::Items {
+            id,
+            csv,
+            state,
+            query,
+            client,
+        } => {
+            let filter = monitor_history_cmd::item_filter(&state, query);
+            monitor_history_cmd::items(&id, csv, &filter, &client, file).await
         }
         MonitorsCommand::Import {
             file: path,

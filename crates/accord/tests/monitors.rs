@@ -9,9 +9,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use accord_client::AccordClient;
+use accord_client::{AccordClient, ItemFilter};
 use accord_demo::{monitors, DemoSite};
-use accord_model::{ItemStatus, MonitorId, MonitorRun, NewMonitor, RunState, ScheduleSpec};
+use accord_model::{
+    ItemStateFilter, ItemStatus, MonitorId, MonitorRun, NewMonitor, RunState, ScheduleSpec,
+};
 use common::*;
 use serde_json::Value;
 
@@ -326,7 +328,8 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     assert!(printed.contains("~ "), "{printed}");
 
     // The item history: every posting ever seen, when first and last.
-    let items = client.monitor_items(jobs, None, None).await.unwrap();
+    let all = ItemFilter::default();
+    let items = client.monitor_items(jobs, &all, None, None).await.unwrap();
     let item = |key: &str| {
         items
             .items
@@ -341,16 +344,99 @@ async fn new_removed_and_changed_items_on_a_job_board() {
         (one_new.id, moved.id)
     );
     assert_eq!(posted.fields["location"].as_deref(), Some("Remote"));
+    assert_eq!(posted.removed, None);
+    assert_eq!(posted.changes, 1, "moved to Remote once: {posted:?}");
     let gone = item("/jobs/1");
     assert_eq!(gone.status, ItemStatus::Removed);
     assert_eq!(
         (gone.first_seen.run_id, gone.last_seen.run_id),
         (first.id, one_new.id)
     );
+    // Removed by the first run that no longer found it (tick 6).
+    let removed_by = gone.removed.expect("the run that removed it");
+    assert!(
+        removed_by.run_id > one_new.id && removed_by.run_id < moved.id,
+        "{gone:?}"
+    );
+    assert_eq!(gone.changes, 0);
+    // Filtered by state, and by a text in the key or a field (any case).
+    let removed = client
+        .monitor_items(
+            jobs,
+            &ItemFilter {
+                state: Some(ItemStateFilter::Removed),
+                q: None,
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let mut removed_keys: Vec<&str> = removed.items.iter().map(|i| i.key.as_str()).collect();
+    removed_keys.sort_unstable();
+    assert_eq!(removed_keys, ["/jobs/1", "/jobs/2", "/jobs/3", "/jobs/4"]);
+    let current = client
+        .monitor_items(
+            jobs,
+            &ItemFilter {
+                state: Some(ItemStateFilter::Current),
+                q: None,
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(current.items.len() + removed.items.len(), items.items.len());
+    assert!(current
+        .items
+        .iter()
+        .all(|i| i.status == ItemStatus::Current));
+    let remote = client
+        .monitor_items(
+            jobs,
+            &ItemFilter {
+                state: None,
+                q: Some("REMOTE".to_owned()),
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        remote.items.iter().any(|i| i.key == "/jobs/25"),
+        "{remote:?}"
+    );
+    assert!(
+        remote.items.iter().all(|i| i
+            .fields
+            .values()
+            .flatten()
+            .any(|v| v.to_lowercase().contains("remote"))),
+        "{remote:?}"
+    );
+    let by_key = client
+        .monitor_items(
+            jobs,
+            &ItemFilter {
+                state: None,
+                q: Some("/jobs/25".to_owned()),
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let by_key: Vec<&str> = by_key.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(by_key, ["/jobs/25"]);
     // Paged with a cursor, in the order first seen.
-    let page = client.monitor_items(jobs, None, Some(4)).await.unwrap();
+    let page = client
+        .monitor_items(jobs, &all, None, Some(4))
+        .await
+        .unwrap();
     let rest = client
-        .monitor_items(jobs, page.next_cursor.as_deref(), Some(1_000))
+        .monitor_items(jobs, &all, page.next_cursor.as_deref(), Some(1_000))
         .await
         .unwrap();
     let paged: Vec<&str> = page
@@ -367,7 +453,7 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     let mut lines = csv.split("\r\n");
     assert_eq!(
         lines.next(),
-        Some("key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,company,date,link,location,title")
+        Some("key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,removed_run,removed_at,changes,company,date,link,location,title")
     );
     let when = |run: &MonitorRun| run.finished_at.unwrap().to_rfc3339();
     let row = lines
@@ -377,7 +463,7 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     assert_eq!(
         row,
         format!(
-            "/jobs/25,current,{},{},{},{},{},{},/jobs/25,Remote,{}",
+            "/jobs/25,current,{},{},{},{},,,1,{},{},/jobs/25,Remote,{}",
             one_new.id,
             when(&one_new),
             moved.id,
@@ -392,11 +478,13 @@ async fn new_removed_and_changed_items_on_a_job_board() {
         .unwrap_or_else(|| panic!("/jobs/1 in {csv}"));
     assert!(
         row.starts_with(&format!(
-            "/jobs/1,removed,{},{},{},{},",
+            "/jobs/1,removed,{},{},{},{},{},{},0,",
             first.id,
             when(&first),
             one_new.id,
-            when(&one_new)
+            when(&one_new),
+            removed_by.run_id,
+            removed_by.at.to_rfc3339(),
         )),
         "{row}"
     );
@@ -405,6 +493,35 @@ async fn new_removed_and_changed_items_on_a_job_board() {
     assert!(
         table.contains("removed") && table.contains("Remote"),
         "{table}"
+    );
+    // The CLI's filters: only removed postings, or those matching a text.
+    let table = cli(
+        &accord,
+        &["monitors", "items", &jobs.to_string(), "--state", "removed"],
+    );
+    assert_eq!(table.lines().count(), 1 + 4, "{table}");
+    assert!(
+        table.lines().skip(1).all(|l| l.starts_with("removed")),
+        "{table}"
+    );
+    let csv = cli(
+        &accord,
+        &[
+            "monitors",
+            "items",
+            &jobs.to_string(),
+            "--csv",
+            "-q",
+            "remote",
+        ],
+    );
+    assert!(csv.contains("\r\n/jobs/25,current,"), "{csv}");
+    assert!(
+        csv.split("\r\n")
+            .skip(1)
+            .filter(|line| !line.is_empty())
+            .all(|line| line.to_lowercase().contains("remote")),
+        "{csv}"
     );
 }
 
@@ -731,4 +848,203 @@ async fn up_demo_creates_one_monitor_of_each_kind_and_runs_them() {
     assert!(refused.is_err(), "{refused:?}");
     let listed = cli(&accord, &["monitors", "list", "--tag", "demo"]);
     assert_eq!(listed.lines().count(), 6, "{listed}");
+}
+
+/// Decodes a PNG into RGBA.
+fn decode_png(bytes: &[u8]) -> image::RgbaImage {
+    image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
+        .unwrap()
+        .into_rgba8()
+}
+
+/// An artifact's bytes, through the API.
+async fn artifact_bytes(client: &AccordClient, job: accord_model::JobId, name: &str) -> Vec<u8> {
+    let name = accord_model::ArtifactName::new(name).unwrap();
+    client
+        .artifact(job, &name, None)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+// The CLI runs as a blocking child process while the demo site serves it
+// from this runtime: a second worker thread keeps the site answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visual_change_keeps_its_highlight_image_as_an_artifact_on_chromium() {
+    let site = DemoSite::bind_loopback().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let accord = up_with_browser(dir.path(), &[]);
+    let client = accord.client();
+    let demo = monitors(&site.base_url())
+        .into_iter()
+        .find(|demo| demo.name == "Demo: news front page")
+        .unwrap();
+    let mut input = demo.input.clone();
+    input["visual"] = serde_json::json!({"threshold": 0.002});
+    let new = NewMonitor {
+        name: "News, visually".to_owned(),
+        engine: accord_model::Engine::Browser,
+        input,
+        schedule: ScheduleSpec {
+            every: Some("1h".to_owned()),
+            cron: None,
+            time_zone: None,
+        },
+        paused: true,
+        ..demo.to_new_monitor().unwrap()
+    };
+    let id = client.create_monitor(&new).await.unwrap().id;
+
+    let baseline = run_at(&client, &site, id, 2).await;
+    assert_eq!(baseline.state, RunState::Succeeded, "{baseline:?}");
+    // The same page again: compared, nothing counts, no image kept.
+    let same = run_at(&client, &site, id, 2).await;
+    let visual = &detail(&same)["visual"];
+    assert_eq!(visual["status"], "compared", "{visual}");
+    assert_eq!(visual["changed"], false, "{visual}");
+    assert!(visual.get("highlight").is_none(), "{visual}");
+    let names: Vec<String> = client
+        .list_artifacts(same.job_id)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|a| a.name.to_string())
+        .collect();
+    assert!(!names.iter().any(|n| n == "visual-diff.png"), "{names:?}");
+
+    // A new top story pushes the headlines down: a visual change.
+    let changed = run_at(&client, &site, id, 3).await;
+    assert_eq!(summary(&changed)["changed"], true, "{changed:?}");
+    let visual = &detail(&changed)["visual"];
+    assert_eq!(visual["changed"], true, "{visual}");
+    let highlight = &visual["highlight"];
+    assert_eq!(highlight["name"], "visual-diff.png", "{visual}");
+    assert_eq!(highlight["content_type"], "image/png");
+    assert_eq!(highlight["job_id"], changed.job_id.to_string());
+
+    // Listed with the job's artifacts, fetched through the API.
+    let listed = client.list_artifacts(changed.job_id).await.unwrap().items;
+    let row = listed
+        .iter()
+        .find(|a| a.name.as_str() == "visual-diff.png")
+        .unwrap_or_else(|| panic!("no visual-diff.png in {listed:?}"));
+    assert_eq!(row.content_type, "image/png");
+    assert_eq!(Some(row.size), highlight["size"].as_u64());
+    assert_eq!(row.sha256.to_hex(), highlight["sha256"].as_str().unwrap());
+    let png = artifact_bytes(&client, changed.job_id, "visual-diff.png").await;
+    assert_eq!(accord_model::Sha256Digest::of(&png), row.sha256);
+    // To look at the image: ACCORD_KEEP_HIGHLIGHT=/tmp/diff.png.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a test's own switch to keep its image for a person to look at"
+    )]
+    let keep = std::env::var_os("ACCORD_KEEP_HIGHLIGHT");
+    if let Some(keep) = keep {
+        std::fs::write(keep, &png).unwrap();
+    }
+
+    // It is the screenshots' size and shows the change: where the two
+    // screenshots differ it is red and matches neither; elsewhere it is the
+    // new page dimmed (grey, darker than the page).
+    let before = decode_png(&artifact_bytes(&client, same.job_id, "monitor-screenshot.png").await);
+    let after =
+        decode_png(&artifact_bytes(&client, changed.job_id, "monitor-screenshot.png").await);
+    let shown = decode_png(&png);
+    assert_eq!(shown.dimensions(), after.dimensions());
+    assert_eq!(before.dimensions(), after.dimensions());
+    let region = &visual["changed_region"];
+    let inside = |x: u32, y: u32| {
+        let (rx, ry) = (
+            region["x"].as_u64().unwrap() as u32,
+            region["y"].as_u64().unwrap() as u32,
+        );
+        let (rw, rh) = (
+            region["width"].as_u64().unwrap() as u32,
+            region["height"].as_u64().unwrap() as u32,
+        );
+        // The frame is drawn 3 pixels around the region.
+        x + 3 >= rx && x < rx + rw + 3 && y + 3 >= ry && y < ry + rh + 3
+    };
+    let (mut differing, mut red, mut unchanged, mut dimmed) = (0u64, 0u64, 0u64, 0u64);
+    for (x, y, pixel) in shown.enumerate_pixels() {
+        let (b, a) = (before.get_pixel(x, y).0, after.get_pixel(x, y).0);
+        let moved = (0..4).map(|c| b[c].abs_diff(a[c])).max().unwrap();
+        if moved > 16 {
+            differing += 1;
+            let reddish = pixel.0[0] > pixel.0[1] && pixel.0[1] == pixel.0[2];
+            if reddish && pixel.0 != b && pixel.0 != a {
+                red += 1;
+            }
+        } else if !inside(x, y) {
+            // Outside the frame (the highlighter's halo stays inside it).
+            unchanged += 1;
+            // The page's grey level, scaled into 30 to 110.
+            let luma = (u32::from(a[0]) * 77 + u32::from(a[1]) * 150 + u32::from(a[2]) * 29) >> 8;
+            let grey = (30 + luma * 80 / 255) as u8;
+            if pixel.0 == [grey, grey, grey, 255] {
+                dimmed += 1;
+            }
+        }
+    }
+    assert!(differing > 0, "the screenshots differ somewhere");
+    assert_eq!(red, differing, "every changed pixel is highlighted in red");
+    assert_eq!(
+        visual["changed_pixels"].as_u64(),
+        Some(differing),
+        "{visual}"
+    );
+    assert!(unchanged > 0);
+    assert_eq!(
+        dimmed, unchanged,
+        "every unchanged pixel outside the frame is dimmed"
+    );
+
+    // The diff route points at it; the URL serves the same bytes.
+    let diff = client.monitor_diff(id, same.id, changed.id).await.unwrap();
+    let shown = diff.highlight.expect("the diff names the highlight");
+    assert_eq!(shown.run_id, changed.id);
+    assert_eq!(shown.job_id, changed.job_id);
+    assert_eq!(shown.artifact.sha256, row.sha256);
+    let served = accord
+        .http()
+        .get(format!(
+            "{}{}",
+            accord.url().trim_end_matches('/'),
+            shown.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().as_ref(), png.as_slice());
+    // A diff whose `to` run kept no image names none.
+    let none = client.monitor_diff(id, baseline.id, same.id).await.unwrap();
+    assert_eq!(none.highlight, None);
+
+    // The CLI says where it is; the evidence manifest lists it and verifies.
+    let printed = cli(&accord, &["monitors", "diff", &id.to_string()]);
+    assert!(printed.contains(&shown.url), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "accord jobs artifact {} visual-diff.png",
+            changed.job_id
+        )),
+        "{printed}"
+    );
+    let manifest = client.manifest(changed.job_id, None).await.unwrap();
+    let manifest: accord_model::EvidenceManifest = serde_json::from_slice(&manifest.bytes).unwrap();
+    assert!(
+        manifest
+            .artifacts
+            .iter()
+            .any(|a| a.name.as_str() == "visual-diff.png" && a.sha256 == row.sha256),
+        "{manifest:?}"
+    );
+    let verified = cli(&accord, &["jobs", "verify", &changed.job_id.to_string()]);
+    assert!(verified.contains("visual-diff.png"), "{verified}");
+    assert!(!verified.contains("MISMATCH"), "{verified}");
 }

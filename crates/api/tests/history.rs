@@ -283,8 +283,46 @@ async fn history_routes_refuse_what_is_not_this_monitors() {
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
         csv.text,
-        "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at\r\n"
+        "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,removed_run,removed_at,changes\r\n"
     );
+    // Bad filters are refused naming what is wrong.
+    for (query, says) in [
+        ("state=gone", "state"),
+        ("q=", "q must be 1 to 200 characters"),
+        (
+            &format!("q={}", "x".repeat(201)) as &str,
+            "q must be 1 to 200 characters, not 201",
+        ),
+        ("cursor=-1", "invalid cursor"),
+    ] {
+        let refused = h
+            .call(
+                "GET",
+                &format!("/api/v1/monitors/{items}/items?{query}"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {refused:?}"
+        );
+        let message = refused.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    // Good filters on an empty history: an empty page.
+    let filtered = h
+        .call(
+            "GET",
+            &format!("/api/v1/monitors/{items}/items?state=removed&q=Rust&limit=5"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(filtered.body, json!({"items": [], "next_cursor": null}));
     let bad_cursor = h
         .call(
             "GET",

@@ -5,11 +5,12 @@ use std::time::Duration;
 use accord_model::{
     ApiKey, ApiKeyList, ArtifactList, ArtifactName, AuditPage, ClaimRequest, ClaimResponse,
     CompleteRequest, CreatedApiKey, EscalateRequest, EventPage, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, ItemPage, Job, JobBatch, JobId, JobPage, JobState, LeaseRef, MonitorId,
-    MonitorPage, MonitorPatch, MonitorRun, MonitorView, NewApiKey, NewJob, NewJobBatch, NewMonitor,
-    NewWorkflowRun, NewWorkspace, OpsStatus, QueueStatsView, ReleaseRequest, ReportResponse,
-    RunDiff, RunPage, Series, Sha256Digest, SnapshotPage, StoredArtifact, WorkerId, WorkflowList,
-    WorkflowRunView, WorkflowView, Workspace, WorkspaceList,
+    HeartbeatResponse, ItemPage, ItemStateFilter, Job, JobBatch, JobId, JobPage, JobState,
+    LeaseRef, MonitorId, MonitorPage, MonitorPatch, MonitorRun, MonitorView, NewApiKey, NewJob,
+    NewJobBatch, NewMonitor, NewWorkflowRun, NewWorkspace, OpsStatus, QueueStatsView,
+    ReleaseRequest, ReportResponse, RunDiff, RunPage, Series, Sha256Digest, SnapshotPage,
+    StoredArtifact, WorkerId, WorkflowList, WorkflowRunView, WorkflowView, Workspace,
+    WorkspaceList,
 };
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -460,10 +461,11 @@ impl AccordClient {
     pub async fn monitor_items(
         &self,
         id: MonitorId,
+        filter: &ItemFilter,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<ItemPage, ClientError> {
-        let request = self.items_request(id, "json", cursor, limit);
+        let request = self.items_request(id, "json", filter, cursor, limit);
         self.send(request).await.map(|(_, page)| page)
     }
 
@@ -471,10 +473,11 @@ impl AccordClient {
     pub async fn monitor_items_csv(
         &self,
         id: MonitorId,
+        filter: &ItemFilter,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<(String, Option<String>), ClientError> {
-        let request = self.items_request(id, "csv", cursor, limit);
+        let request = self.items_request(id, "csv", filter, cursor, limit);
         let response = request.send().await.map_err(ClientError::transport)?;
         let status = response.status().as_u16();
         let next = response
@@ -493,12 +496,24 @@ impl AccordClient {
         &self,
         id: MonitorId,
         format: &str,
+        filter: &ItemFilter,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> RequestBuilder {
-        let request = self
+        let mut request = self
             .request(Method::GET, &format!("api/v1/monitors/{id}/items"))
             .query(&[("format", format)]);
+        if let Some(state) = filter.state {
+            let state = match state {
+                ItemStateFilter::Current => "current",
+                ItemStateFilter::Removed => "removed",
+                ItemStateFilter::All => "all",
+            };
+            request = request.query(&[("state", state)]);
+        }
+        if let Some(q) = &filter.q {
+            request = request.query(&[("q", q)]);
+        }
         with_page(request, cursor, limit).timeout(Duration::from_secs(120))
     }
 
@@ -746,6 +761,15 @@ impl AccordClient {
 }
 
 /// `request` with a paged route's `cursor` and `limit`, where given.
+/// Which items of a history to list (`state`, `q`); the default lists
+/// them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemFilter {
+    pub state: Option<ItemStateFilter>,
+    /// Only items whose key or a field value contains this text, ignoring case.
+    pub q: Option<String>,
+}
+
 fn with_page(
     mut request: RequestBuilder,
     cursor: Option<impl serde::Serialize>,

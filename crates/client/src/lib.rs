@@ -12,6 +12,7 @@ mod notifications;
 mod policies;
 
 pub use client::{
-    AccordClient, ArtifactDownload, ArtifactUpload, ListJobs, ManifestDownload, Submitted,
+    AccordClient, ArtifactDownload, ArtifactUpload, ItemFilter, ListJobs, ManifestDownload,
+    Submitted,
 };
 pub use error::ClientError;

@@ -74,7 +74,8 @@ pub use monitor::{
     DEFAULT_MIN_INTERVAL_SECONDS, JITTER_FRACTION, MAX_TAGS,
 };
 pub use monitor_history::{
-    DiffEnd, ItemPage, ItemRecord, ItemStatus, RunDiff, SeenAt, SnapshotPage, SnapshotView,
+    DiffEnd, ItemPage, ItemRecord, ItemStateFilter, ItemStatus, RunDiff, SeenAt, SnapshotPage,
+    SnapshotView, VisualHighlight, MAX_ITEM_QUERY_CHARS,
 };
 pub use notification::{
     check_subscriptions, AttemptView, CreatedTarget, DeliveryPage, DeliveryState, DeliveryView,

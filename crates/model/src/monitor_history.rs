@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{MonitorId, WorkflowKind};
+use crate::{ArtifactRef, JobId, MonitorId, WorkflowKind};
 
 /// One snapshot a run kept (`GET /api/v1/monitors/{id}/snapshots`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -57,6 +57,26 @@ pub struct RunDiff {
     /// whether the extraction rules differ (`rules_changed`).
     #[schema(value_type = Object)]
     pub diff: serde_json::Value,
+    /// `page_change` with a visual rule: the highlight image of the `to`
+    /// run's own visual comparison (with the run before it), when that
+    /// change counted and the image is still stored (it is an artifact of
+    /// the run's job, pruned with it). `null` otherwise.
+    #[serde(default)]
+    pub highlight: Option<VisualHighlight>,
+}
+
+/// A run's visual diff image, stored as an artifact of its job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VisualHighlight {
+    /// The run whose comparison made it.
+    pub run_id: i64,
+    /// Share of the pixels that changed, from 0 to 1.
+    pub changed_ratio: f64,
+    pub job_id: JobId,
+    /// `visual-diff.png`, `image/png`, its size and SHA-256.
+    pub artifact: ArtifactRef,
+    /// Where to download it: `/api/v1/jobs/{job_id}/artifacts/visual-diff.png`.
+    pub url: String,
 }
 
 /// One side of a diff.
@@ -107,9 +127,33 @@ pub struct ItemRecord {
     pub status: ItemStatus,
     pub first_seen: SeenAt,
     pub last_seen: SeenAt,
+    /// The run that no longer found it (`status` is `removed`); `null`
+    /// while it is current. An item that comes back is current again.
+    #[serde(default)]
+    pub removed: Option<SeenAt>,
+    /// How many times its fields changed from one sighting to the next.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub changes: u32,
     /// Its values when it was last seen.
     pub fields: BTreeMap<String, Option<String>>,
 }
+
+/// Which items of a history to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStateFilter {
+    /// On the latest snapshot.
+    Current,
+    /// Seen before, not on the latest snapshot.
+    Removed,
+    /// Both.
+    #[default]
+    All,
+}
+
+/// Longest text query of an item listing, in characters.
+pub const MAX_ITEM_QUERY_CHARS: usize = 200;
 
 /// `GET /api/v1/monitors/{id}/items`: in the order the items were first
 /// seen.

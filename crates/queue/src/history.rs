@@ -1,26 +1,25 @@
 //! A monitor's history read back: its snapshots (bounded for a listing),
-//! the difference between the snapshots of two of its runs, and the item
-//! history of an `extract_items` monitor, folded from its snapshots.
+//! the difference between the snapshots of two of its runs (with the
+//! highlight image of the later run's visual comparison), and a page of the
+//! item history of an `extract_items` monitor.
 //!
-//! Comparing and folding run on blocking threads (`spawn_blocking`): a
-//! text diff is quadratic at worst and a history may hold many snapshots.
-//! The item history is derived from the snapshots (the runs' record) on
-//! each read, a page of snapshots at a time, rather than kept in a table of
-//! its own that would have to agree with them.
+//! Comparing runs on blocking threads (`spawn_blocking`): a text diff is
+//! quadratic at worst. The item history is a table the store keeps up to
+//! date in each completion's transaction (see `accord_store::ItemHistoryStore`),
+//! so reading a page is one indexed query.
 //!
 //! Does not write anything.
 
 use accord_model::{
-    DiffEnd, ItemRecord, MonitorId, RunDiff, SnapshotView, ValidationError, WorkflowKind,
-    WorkspaceId,
+    DiffEnd, ItemRecord, MonitorId, MonitorRun, RunDiff, SnapshotView, ValidationError,
+    VisualHighlight, WorkflowKind, WorkspaceId,
 };
-use accord_store::{SnapshotOrder, StoredSnapshot};
-use accord_workflows::{bounded_snapshot, diff_snapshots, ItemHistory, Snapshot};
+use std::collections::BTreeSet;
+
+use accord_store::{ItemQuery, SnapshotOrder, StoredSnapshot};
+use accord_workflows::{bounded_snapshot, diff_snapshots, RunOutcome, Snapshot};
 
 use crate::{Queue, QueueError};
-
-/// Snapshots read per page while folding an item history.
-const FOLD_PAGE: u32 = 50;
 
 /// The two runs a diff compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +105,8 @@ impl Queue {
         runs: DiffRuns,
     ) -> Result<RunDiff, QueueError> {
         let monitor = self.monitor_get(workspace, id).await?;
-        let (from, from_at) = self.diff_end(workspace, id, "from", runs.from).await?;
-        let (to, to_at) = self.diff_end(workspace, id, "to", runs.to).await?;
+        let (from, from_at, _) = self.diff_end(workspace, id, "from", runs.from).await?;
+        let (to, to_at, to_run) = self.diff_end(workspace, id, "to", runs.to).await?;
         if from.kind() != to.kind() {
             return Err(invalid(
                 "to",
@@ -144,7 +143,47 @@ impl Queue {
                 at: to_at,
             },
             diff: serde_json::to_value(&diff).unwrap_or(serde_json::Value::Null),
+            highlight: self.run_highlight(workspace, &to_run).await?,
         })
+    }
+
+    /// The highlight image a run's visual comparison stored, if its row is
+    /// still there (it goes when retention prunes the run's job).
+    async fn run_highlight(
+        &self,
+        workspace: WorkspaceId,
+        run: &MonitorRun,
+    ) -> Result<Option<VisualHighlight>, QueueError> {
+        let Some(outcome) = &run.outcome else {
+            return Ok(None);
+        };
+        // An outcome this build cannot read has no highlight it can show.
+        let Ok(mut outcome) = serde_json::from_value::<RunOutcome>(outcome.clone()) else {
+            return Ok(None);
+        };
+        let Some(highlight) = outcome.highlight().cloned() else {
+            return Ok(None);
+        };
+        let changed_ratio = outcome
+            .counted_visual_change()
+            .map_or(0.0, |c| c.changed_ratio);
+        let stored = self
+            .inner
+            .store
+            .artifact_get(workspace, highlight.job_id, &highlight.name)
+            .await?;
+        Ok(stored
+            .filter(|row| row.sha256 == highlight.sha256)
+            .map(|row| VisualHighlight {
+                run_id: run.id,
+                changed_ratio,
+                job_id: highlight.job_id,
+                url: format!(
+                    "/api/v1/jobs/{}/artifacts/{}",
+                    highlight.job_id, highlight.name
+                ),
+                artifact: row.reference(),
+            }))
     }
 
     /// One side of a diff: the run's snapshot and when it finished.
@@ -154,7 +193,7 @@ impl Queue {
         id: MonitorId,
         field: &str,
         run_id: i64,
-    ) -> Result<(Snapshot, chrono::DateTime<chrono::Utc>), QueueError> {
+    ) -> Result<(Snapshot, chrono::DateTime<chrono::Utc>, MonitorRun), QueueError> {
         let Some((run, snapshot)) = self
             .inner
             .store
@@ -167,7 +206,7 @@ impl Queue {
             ));
         };
         match (snapshot, run.finished_at) {
-            (Some(snapshot), Some(at)) => Ok((parse_snapshot(&snapshot)?, at)),
+            (Some(snapshot), Some(at)) => Ok((parse_snapshot(&snapshot)?, at, run)),
             _ => Err(invalid(
                 field,
                 format!(
@@ -181,13 +220,15 @@ impl Queue {
         }
     }
 
-    /// Every item an `extract_items` monitor has seen, in the order first
-    /// seen, folded from all its snapshots.
+    /// A page of the item history of an `extract_items` monitor, in the
+    /// order first seen, and the cursor of the next page when there may be
+    /// one. Read from the history the completions keep.
     pub async fn monitor_items(
         &self,
         workspace: WorkspaceId,
         id: MonitorId,
-    ) -> Result<Vec<ItemRecord>, QueueError> {
+        query: &ItemQuery,
+    ) -> Result<ItemPageRead, QueueError> {
         let monitor = self.monitor_get(workspace, id).await?;
         if monitor.workflow != WorkflowKind::ExtractItems {
             return Err(invalid(
@@ -198,39 +239,31 @@ impl Queue {
                 ),
             ));
         }
-        let mut history = ItemHistory::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .monitor_snapshots(
-                    workspace,
-                    id,
-                    SnapshotOrder::OldestFirst { after },
-                    FOLD_PAGE,
-                )
-                .await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            after = Some(last.run_id);
-            let full = page.len() == FOLD_PAGE as usize;
-            history = blocking(move || {
-                for stored in &page {
-                    // Snapshots of another workflow (the monitor was
-                    // changed) hold no items.
-                    if let Ok(Snapshot::ExtractItems(items)) = parse_snapshot(&stored.snapshot) {
-                        history.add(stored.run_id, stored.at, &items);
-                    }
-                }
-                history
-            })
-            .await?;
-            if !full {
-                break;
-            }
-        }
-        blocking(move || history.into_records()).await
+        let stored = self.inner.store.monitor_items(workspace, id, query).await?;
+        let next_cursor = (stored.len() == query.limit as usize)
+            .then(|| stored.last().map(|item| item.position))
+            .flatten();
+        Ok(ItemPageRead {
+            items: stored.into_iter().map(|item| item.record).collect(),
+            next_cursor,
+        })
     }
+
+    /// Every field name the items of a monitor's history have (the columns
+    /// of its CSV export).
+    pub async fn monitor_item_fields(
+        &self,
+        workspace: WorkspaceId,
+        id: MonitorId,
+    ) -> Result<BTreeSet<String>, QueueError> {
+        Ok(self.inner.store.monitor_item_fields(workspace, id).await?)
+    }
+}
+
+/// A page of an item history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemPageRead {
+    pub items: Vec<ItemRecord>,
+    /// The position to list after for the next page.
+    pub next_cursor: Option<i64>,
 }

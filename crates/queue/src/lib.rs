@@ -47,7 +47,7 @@ pub use artifacts::ArtifactUpload;
 pub use config::{ArtifactConfig, MonitorConfig, QueueConfig};
 pub use enqueue::Enqueued;
 pub use error::QueueError;
-pub use history::DiffRuns;
+pub use history::{DiffRuns, ItemPageRead};
 pub use maintenance::MaintenanceReport;
 pub use metrics::QueueMetrics;
 pub use monitors::{StartedRun, MONITOR_LABEL};

@@ -8,24 +8,29 @@
 //! snapshot; the outcome and the new snapshot are written in the same
 //! transaction as the job's completion, fenced on the lease and on that
 //! baseline. When another completion moved the baseline first, the outcome
-//! is computed again against the new one.
+//! is computed again against the new one. A visual change that counts
+//! keeps its highlight image: its bytes go to the blob store before the
+//! completion, and its artifact row (`visual-diff.png` of the run's job)
+//! commits with the outcome that names it. An `extract_items` run brings
+//! its monitor's item history up to date in the same transaction.
 //!
 //! Does not decide when a run is due (`scheduler.rs` does) and does not
 //! speak HTTP.
 
 use accord_model::{
-    CompleteItem, Job, JobId, JobResult, Monitor, MonitorId, MonitorPatch, MonitorRun, NewJob,
-    NewMonitor, Priority, RunTrigger, SeriesPoint, Sha256Digest, ValidationError, WorkerId,
-    WorkspaceId,
+    ArtifactName, ArtifactRef, CompleteItem, Job, JobId, JobResult, Monitor, MonitorId,
+    MonitorPatch, MonitorRun, NewJob, NewMonitor, Priority, RunTrigger, SeriesPoint, Sha256Digest,
+    ValidationError, WorkerId, WorkspaceId,
 };
 use accord_store::{
     Advance, CompleteRun, CompleteRunOutcome, InsertJob, MonitorFilter, ReportOutcome, RunContext,
-    RunRecord, StartOutcome, StartRun,
+    RunRecord, SeenItem, StartOutcome, StartRun,
 };
 use accord_workflows::{
-    capture_from_result, expand, JobTarget, Previous, RunOutcome, Snapshot, WorkflowInput,
-    SCREENSHOT_ARTIFACT,
+    capture_from_result, expand, HighlightArtifact, JobTarget, Previous, RunOutcome, Snapshot,
+    WorkflowInput, HIGHLIGHT_ARTIFACT, SCREENSHOT_ARTIFACT,
 };
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
@@ -490,14 +495,71 @@ impl Queue {
         })
         .await;
         match computed {
-            Ok(Ok(run)) => RunRecord::Outcome {
-                events: crate::notifications::events_of(&run.outcome.summary),
-                values: values_of(&run.outcome),
-                outcome: to_value(&run.outcome),
-                snapshot: to_value(&run.snapshot),
-            },
+            Ok(Ok(mut run)) => {
+                let mut artifacts = Vec::new();
+                if let (Some(png), Some(comparison)) = (
+                    run.highlight_png.take(),
+                    run.outcome.counted_visual_change(),
+                ) {
+                    if let Some(highlight) = self.store_highlight(context, png).await {
+                        comparison.highlight = Some(Box::new(HighlightArtifact {
+                            job_id: context.run.job_id,
+                            name: highlight.name.clone(),
+                            content_type: highlight.content_type.clone(),
+                            size: highlight.size,
+                            sha256: highlight.sha256,
+                        }));
+                        artifacts.push(highlight);
+                    }
+                }
+                RunRecord::Outcome {
+                    events: crate::notifications::events_of(&run.outcome.summary),
+                    values: values_of(&run.outcome),
+                    outcome: to_value(&run.outcome),
+                    items: items_of(&run.snapshot),
+                    snapshot: to_value(&run.snapshot),
+                    artifacts,
+                }
+            }
             Ok(Err(err)) => RunRecord::Error(format!("failed to {err}")),
             Err(err) => RunRecord::Error(format!("the workflow did not finish: {err}")),
+        }
+    }
+
+    /// Stores a visual diff's highlight image in the blob store and returns
+    /// the artifact the completion records with the outcome (the bytes go
+    /// first, so a row never names a missing blob; a crash before the
+    /// completion commits leaves a blob no row holds, which the sweep
+    /// removes). `None`, logged, when there is no blob store, when the
+    /// workspace's quota has no room for it, or when storing fails: the
+    /// run keeps its outcome without the image.
+    async fn store_highlight(&self, context: &RunContext, png: Vec<u8>) -> Option<ArtifactRef> {
+        let blobs = self.inner.blobs.as_ref()?;
+        let workspace = context.monitor.workspace_id;
+        let size = png.len() as u64;
+        let quota = self.inner.config.artifacts.limits.quota_bytes;
+        match self.inner.store.artifact_usage(workspace).await {
+            Ok(usage) if usage.saturating_add(size) <= quota => {}
+            Ok(usage) => {
+                tracing::warn!(monitor_id = %context.monitor.id, usage, quota, size, "the workspace's artifact quota has no room for the visual diff; the run is recorded without it");
+                return None;
+            }
+            Err(err) => {
+                tracing::warn!(monitor_id = %context.monitor.id, error = %err, "cannot read the workspace's artifact usage; the run is recorded without its visual diff");
+                return None;
+            }
+        }
+        match blobs.put_bytes(Bytes::from(png)).await {
+            Ok(sha256) => Some(ArtifactRef {
+                name: ArtifactName::new(HIGHLIGHT_ARTIFACT).expect("a valid artifact name"),
+                content_type: "image/png".to_owned(),
+                size,
+                sha256,
+            }),
+            Err(err) => {
+                tracing::warn!(monitor_id = %context.monitor.id, error = %err, "cannot store the visual diff; the run is recorded without it");
+                None
+            }
         }
     }
 
@@ -550,6 +612,23 @@ pub(crate) fn next_due(monitor: &Monitor, now: DateTime<Utc>) -> DateTime<Utc> {
 
 pub(crate) fn to_value(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The items an `extract_items` snapshot holds, for the item history.
+fn items_of(snapshot: &Snapshot) -> Option<Vec<SeenItem>> {
+    match snapshot {
+        Snapshot::ExtractItems(items) => Some(
+            items
+                .items
+                .iter()
+                .map(|item| SeenItem {
+                    key: item.key.clone(),
+                    fields: item.fields.clone(),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// The tracked numbers an outcome read, by name.

@@ -1,7 +1,8 @@
 //! Artifacts in the lifecycle, on SQLite and a local blob folder with a
 //! manual clock: each finished attempt gets its evidence manifest, and
 //! pruning a job takes its rows while the sweep takes only the blobs no
-//! row holds any more.
+//! row holds any more; a monitor run's visual change keeps its highlight
+//! image as an artifact of the run's job, within the workspace's quota.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 
 struct Harness {
     queue: Queue,
+    store: Arc<dyn accord_store::Store>,
     clock: ManualClock,
     blobs: BlobStore,
     _dir: tempfile::TempDir,
@@ -35,8 +37,9 @@ async fn harness(config: QueueConfig) -> Harness {
     // The sweep compares blob ages (the file system's clock) with the
     // queue's: start the manual clock at the real time.
     let clock = ManualClock::new(chrono::Utc::now());
+    let store: Arc<dyn accord_store::Store> = Arc::new(store);
     let queue = Queue::new(
-        Arc::new(store),
+        store.clone(),
         Arc::new(clock.clone()),
         config,
         Arc::new(QueueMetrics::new()),
@@ -44,6 +47,7 @@ async fn harness(config: QueueConfig) -> Harness {
     .with_blobs(blobs.clone());
     Harness {
         queue,
+        store,
         clock,
         blobs,
         _dir: dir,
@@ -312,4 +316,205 @@ async fn the_sweep_spares_blobs_younger_than_its_grace() {
     h.clock.advance(chrono::Duration::seconds(2 * 3600));
     assert_eq!(h.queue.sweep_blobs().await.unwrap(), 1);
     assert!(h.blobs.head(&orphan).await.unwrap().is_none());
+}
+
+/// An 8 x 8 white PNG.
+const BLANK: &[u8] = &[
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 8, 0, 0, 0, 8, 8, 2, 0,
+    0, 0, 75, 109, 41, 220, 0, 0, 0, 15, 73, 68, 65, 84, 120, 156, 99, 248, 143, 3, 48, 12, 45, 9,
+    0, 186, 30, 191, 65, 48, 147, 10, 252, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
+/// The same with a black 2 x 2 square at (2, 2).
+const DOTTED: &[u8] = &[
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 8, 0, 0, 0, 8, 8, 2, 0,
+    0, 0, 75, 109, 41, 220, 0, 0, 0, 24, 73, 68, 65, 84, 120, 156, 99, 248, 143, 3, 48, 16, 144,
+    96, 0, 3, 82, 36, 72, 183, 131, 4, 9, 0, 191, 196, 179, 77, 234, 244, 133, 193, 0, 0, 0, 0, 73,
+    69, 78, 68, 174, 66, 96, 130,
+];
+
+impl Harness {
+    /// A paused visual `page_change` monitor on the browser engine.
+    async fn visual_monitor(&self) -> accord_model::Monitor {
+        let new: accord_model::NewMonitor = serde_json::from_value(serde_json::json!({
+            "name": "visual",
+            "workflow": "page_change",
+            "url": "https://example.com/page",
+            "engine": "browser",
+            "input": {"visual": {"threshold": 0.01}},
+            "schedule": {"every": "1h"},
+            "paused": true,
+        }))
+        .unwrap();
+        self.queue
+            .monitor_create(WorkspaceId::DEFAULT, new)
+            .await
+            .unwrap()
+    }
+
+    /// Starts a run and plays the browser worker up to its screenshot's
+    /// upload: the claimed job and the result to complete it with.
+    async fn screenshot_run(
+        &self,
+        monitor: &accord_model::Monitor,
+        png: &'static [u8],
+    ) -> (ClaimedJob, JobResult) {
+        // Each manual run takes the slot of its own moment.
+        self.clock.advance(chrono::Duration::seconds(60));
+        self.queue
+            .monitor_run_now(WorkspaceId::DEFAULT, monitor.id)
+            .await
+            .unwrap();
+        let request = ClaimRequest {
+            worker_id: worker(),
+            queues: Vec::new(),
+            limit: 1,
+            wait_ms: 0,
+            engines: accord_model::RunEngine::ALL.to_vec(),
+        };
+        let job = self
+            .queue
+            .claim(WorkerScope::AllWorkspaces, &request)
+            .await
+            .unwrap()
+            .remove(0);
+        let upload = ArtifactUpload {
+            worker_id: worker(),
+            lease: job.lease(),
+            name: ArtifactName::new(accord_workflows::SCREENSHOT_ARTIFACT).unwrap(),
+            content_type: "image/png".into(),
+            declared: Declared {
+                sha256: Sha256Digest::of(png),
+                size: png.len() as u64,
+            },
+        };
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(png))]);
+        let stored = self.queue.upload_artifact(upload, body).await.unwrap();
+        let mut done = result();
+        done.extracted.insert(
+            "page".to_owned(),
+            accord_model::ExtractedValue::One(Some("<p>same text</p>".to_owned())),
+        );
+        done.engine = accord_model::RunEngine::Browser;
+        done.artifacts = vec![stored.reference()];
+        (job, done)
+    }
+
+    async fn complete_with(&self, queue: &Queue, job: &ClaimedJob, result: JobResult) {
+        let item = CompleteItem {
+            job_id: job.job_id,
+            attempt: job.attempt,
+            result,
+        };
+        let answer = queue.complete(&worker(), &[item]).await.unwrap();
+        assert_eq!(answer.accepted.len(), 1, "{answer:?}");
+    }
+
+    async fn latest_visual(&self, monitor: &accord_model::Monitor) -> serde_json::Value {
+        let runs = self
+            .queue
+            .monitor_runs(WorkspaceId::DEFAULT, monitor.id, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(runs[0].state, accord_model::RunState::Succeeded, "{runs:?}");
+        runs[0].outcome.as_ref().unwrap()["detail"]["visual"].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_visual_change_keeps_its_highlight_as_an_artifact_of_the_runs_job() {
+    let h = harness(QueueConfig::default()).await;
+    let monitor = h.visual_monitor().await;
+    let (first, done) = h.screenshot_run(&monitor, BLANK).await;
+    h.complete_with(&h.queue, &first, done).await;
+    // The baseline compares nothing and keeps no image.
+    let visual = h.latest_visual(&monitor).await;
+    assert_eq!(visual["status"], "skipped", "{visual}");
+    let names = |artifacts: Vec<accord_model::StoredArtifact>| -> Vec<String> {
+        artifacts.iter().map(|a| a.name.to_string()).collect()
+    };
+    let listed = h
+        .queue
+        .artifacts(WorkspaceId::DEFAULT, first.job_id)
+        .await
+        .unwrap();
+    assert_eq!(names(listed), ["manifest-1.json", "monitor-screenshot.png"]);
+
+    let (second, done) = h.screenshot_run(&monitor, DOTTED).await;
+    h.complete_with(&h.queue, &second, done).await;
+    let visual = h.latest_visual(&monitor).await;
+    assert_eq!(visual["changed"], true, "{visual}");
+    // The image the pure comparison makes, byte for byte.
+    let expected = accord_workflows::compare_screenshots(
+        BLANK,
+        DOTTED,
+        &accord_workflows::VisualRule {
+            threshold: 0.01,
+            tolerance: 16,
+        },
+    )
+    .unwrap()
+    .highlight_png;
+    let highlight = &visual["highlight"];
+    assert_eq!(highlight["job_id"], second.job_id.to_string());
+    assert_eq!(highlight["name"], "visual-diff.png");
+    assert_eq!(highlight["size"], expected.len());
+    assert_eq!(highlight["sha256"], Sha256Digest::of(&expected).to_hex());
+    let row = h
+        .queue
+        .artifact(
+            WorkspaceId::DEFAULT,
+            second.job_id,
+            &ArtifactName::new("visual-diff.png").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.content_type.as_str(), row.attempt), ("image/png", 1));
+    assert_eq!(
+        h.blobs.read_all(&row.sha256).await.unwrap().as_ref(),
+        expected.as_slice()
+    );
+    // The attempt's manifest, written after the completion, lists it.
+    let (manifest, _) = h.manifest(&second, None).await;
+    let listed: Vec<&str> = manifest.artifacts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(listed, ["monitor-screenshot.png", "visual-diff.png"]);
+}
+
+#[tokio::test]
+async fn a_full_quota_records_the_run_without_its_highlight() {
+    let h = harness(QueueConfig::default()).await;
+    let monitor = h.visual_monitor().await;
+    let (first, done) = h.screenshot_run(&monitor, BLANK).await;
+    h.complete_with(&h.queue, &first, done).await;
+    let (second, done) = h.screenshot_run(&monitor, DOTTED).await;
+
+    // The same store and blobs behind a queue whose quota has room for
+    // everything stored so far, but not for the highlight.
+    let store = h.store.clone();
+    let usage = accord_store::ArtifactStore::artifact_usage(&*store, WorkspaceId::DEFAULT)
+        .await
+        .unwrap();
+    let mut config = QueueConfig::default();
+    config.artifacts.limits.quota_bytes = usage + 10;
+    let tight = Queue::new(
+        store.clone(),
+        Arc::new(h.clock.clone()),
+        config,
+        Arc::new(QueueMetrics::new()),
+    )
+    .with_blobs(h.blobs.clone());
+    h.complete_with(&tight, &second, done).await;
+
+    // The change is recorded; the image is not, and nothing names it.
+    let visual = h.latest_visual(&monitor).await;
+    assert_eq!(visual["changed"], true, "{visual}");
+    assert!(visual.get("highlight").is_none(), "{visual}");
+    let listed = h
+        .queue
+        .artifacts(WorkspaceId::DEFAULT, second.job_id)
+        .await
+        .unwrap();
+    assert!(
+        !listed.iter().any(|a| a.name.as_str() == "visual-diff.png"),
+        "{listed:?}"
+    );
 }

@@ -9,7 +9,8 @@
 //! index), [`MonitorStore`] (`monitors.rs`), [`NotificationStore`]
 //! (`notifications.rs`), [`WorkflowRunStore`] (`workflow_runs.rs`),
 //! [`PolicyStore`] (`policies.rs`, domain policies), [`FeedStore`]
-//! (`feeds.rs`) and
+//! (`feeds.rs`), [`ItemHistoryStore`] (`items.rs`, the item histories of
+//! `extract_items` monitors) and
 //! [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
@@ -36,6 +37,7 @@ mod coordination;
 mod domains;
 mod error;
 mod feeds;
+mod items;
 mod jobs;
 mod lease;
 mod maintenance;
@@ -59,6 +61,7 @@ pub use coordination::{CoordinationStore, JobWakeups, Leadership};
 pub use domains::{DomainEngine, DomainStore};
 pub use error::StoreError;
 pub use feeds::{FeedEntry, FeedStore};
+pub use items::{ItemHistoryStore, ItemQuery, SeenItem, StoredItem};
 pub use jobs::{CancelOutcome, InsertJob, InsertOutcome, JobFilter, JobStore, RetryOutcome};
 pub use lease::{
     ClaimParams, DeadRunVerdict, DeferLease, EscalateParams, FailParams, HeartbeatOutcome,

@@ -16,8 +16,8 @@
 //! Outcomes and snapshots are the workflows crate's versioned formats,
 //! kept here as JSON: the store does not read them.
 //!
-//! Deleting a monitor deletes its runs, snapshots and values with it; the
-//! jobs it ran stay, like any job, until retention prunes them.
+//! Deleting a monitor deletes its runs, snapshots, values and item history
+//! with it; the jobs it ran stay, like any job, until retention prunes them.
 
 use accord_model::{
     CompleteItem, Job, JobId, Monitor, MonitorId, MonitorRun, RunState, RunTrigger, SeriesPoint,
@@ -120,6 +120,18 @@ pub enum RunRecord {
         /// What the run reports (empty when nothing happened): kept with
         /// the run for its monitor's feed.
         events: std::collections::BTreeSet<accord_model::NotifyEvent>,
+        /// Artifacts the control plane made for the run (the visual diff's
+        /// highlight image), whose bytes are already in the blob store:
+        /// recorded as the job's, for the completing attempt, in the same
+        /// transaction as the outcome that names them. Counted in the
+        /// workspace's usage like any artifact (the control plane checks
+        /// the quota before storing the bytes) and pruned with the job.
+        artifacts: Vec<accord_model::ArtifactRef>,
+        /// For an `extract_items` run, every item its snapshot holds, in
+        /// page order: the monitor's item history is brought up to date
+        /// from them in the same transaction (see
+        /// [`crate::ItemHistoryStore`]). `None` for other workflows.
+        items: Option<Vec<crate::SeenItem>>,
     },
     /// The workflow could not run on what the job captured (the run ends
     /// in error and the baseline stays).

@@ -7,13 +7,13 @@ use std::fmt;
 
 use crate::{
     AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore,
-    FeedStore, JobStore, LeaseStore, MaintenanceStore, MonitorStore, NotificationStore,
-    PolicyStore, WorkflowRunStore,
+    FeedStore, ItemHistoryStore, JobStore, LeaseStore, MaintenanceStore, MonitorStore,
+    NotificationStore, PolicyStore, WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
 /// artifact index, monitors, notifications, workflow runs, domain policies,
-/// feeds.
+/// feeds, item histories.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -29,6 +29,7 @@ pub trait Store:
     + WorkflowRunStore
     + PolicyStore
     + FeedStore
+    + ItemHistoryStore
     + fmt::Debug
     + 'static
 {
@@ -49,6 +50,7 @@ impl<T> Store for T where
         + WorkflowRunStore
         + PolicyStore
         + FeedStore
+        + ItemHistoryStore
         + fmt::Debug
         + 'static
 {

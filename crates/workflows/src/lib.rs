@@ -13,8 +13,7 @@
 //! - `smoke_check`: a verdict listing every check, with failure and
 //!   recovery edges;
 //! - `values`: numbers parsed from page text and conditions on them;
-//! - `history`: two stored snapshots compared, one bounded for a listing,
-//!   an `extract_items` monitor's snapshots folded into its item history;
+//! - `history`: two stored snapshots compared, one bounded for a listing;
 //! - `outcome`: one `RunOutcome` shape with the `Summary` a notification
 //!   needs, and the versioned `Snapshot` kept between runs.
 //!
@@ -50,8 +49,8 @@ pub use history::{
 pub use html::{PageTooComplex, MAX_PAGE_DEPTH, MAX_PAGE_NODES};
 pub use items::{
     compare_items, extract_items, ChangedItem, ExtractItemsInput, FieldChange, Item, ItemField,
-    ItemHistory, ItemKey, ItemsDiff, ItemsOutcome, ItemsRun, ItemsSnapshot, KeywordFilter,
-    Pagination, Record, MAX_ITEMS, MAX_PAGES,
+    ItemKey, ItemsDiff, ItemsOutcome, ItemsRun, ItemsSnapshot, KeywordFilter, Pagination, Record,
+    MAX_ITEMS, MAX_PAGES,
 };
 pub use kind::{UnknownWorkflow, WorkflowInfo, WorkflowInput, WorkflowKind};
 pub use outcome::{BaselineReason, RunOutcome, Snapshot, Summary, WorkflowOutcome};
@@ -74,6 +73,6 @@ pub use values::{
 };
 pub use version::FormatV1;
 pub use visual::{
-    compare_screenshots, Region, Screenshot, Size, VisualComparison, VisualDiff, VisualError,
-    VisualRule, MAX_PIXELS,
+    compare_screenshots, HighlightArtifact, Region, Screenshot, Size, VisualComparison, VisualDiff,
+    VisualError, VisualRule, HIGHLIGHT_ARTIFACT, MAX_PIXELS,
 };

@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 
 use crate::items::{ItemsOutcome, ItemsSnapshot};
 use crate::kind::WorkflowKind;
-use crate::page_change::{PageChangeOutcome, PageSnapshot};
+use crate::page_change::{PageChangeOutcome, PageSnapshot, VisualOutcome};
 use crate::smoke::{SmokeOutcome, SmokeSnapshot};
 use crate::version::FormatV1;
+use crate::visual::{HighlightArtifact, VisualComparison};
 
 /// Why a run compared nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -120,6 +121,31 @@ impl RunOutcome {
             version: FormatV1,
             summary: Summary::of(&detail),
             detail,
+        }
+    }
+
+    /// The visual comparison of a `page_change` run whose visual change
+    /// counts (more than its threshold changed): the one whose highlight
+    /// image is worth keeping.
+    pub fn counted_visual_change(&mut self) -> Option<&mut VisualComparison> {
+        match &mut self.detail {
+            WorkflowOutcome::PageChange(PageChangeOutcome {
+                visual: Some(VisualOutcome::Compared(comparison)),
+                ..
+            }) if comparison.changed => Some(comparison),
+            _ => None,
+        }
+    }
+
+    /// Where the highlight image of this run's visual comparison is
+    /// stored, if it was.
+    pub fn highlight(&self) -> Option<&HighlightArtifact> {
+        match &self.detail {
+            WorkflowOutcome::PageChange(PageChangeOutcome {
+                visual: Some(VisualOutcome::Compared(comparison)),
+                ..
+            }) => comparison.highlight.as_deref(),
+            _ => None,
         }
     }
 }

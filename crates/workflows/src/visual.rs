@@ -1,8 +1,11 @@
 //! Visual comparison of two PNG screenshots: the share of pixels that
 //! changed (each channel may move by a small tolerance without counting),
 //! whether that passes the threshold, where the change is, and a highlight
-//! image: the current screenshot faded to grey with the changed pixels in
-//! red and a red frame around the changed region.
+//! image: the current screenshot dimmed to a dark grey, the changed pixels
+//! (and a two-pixel halo around them) seen through a red highlighter
+//! (salmon where the current page is light, deep red where it is dark, so
+//! the new text stays readable), and a yellow frame around the changed
+//! region.
 //!
 //! Screenshots of different sizes are compared over the area covering
 //! both: a pixel only one of them has counts as changed (a page that grew
@@ -16,7 +19,7 @@
 
 use std::io::Cursor;
 
-use accord_model::ValidationError;
+use accord_model::{ArtifactName, JobId, Sha256Digest, ValidationError};
 use image::codecs::png::{CompressionType, FilterType, PngDecoder, PngEncoder};
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, RgbaImage};
 use serde::{Deserialize, Serialize};
@@ -28,12 +31,19 @@ use crate::validate::invalid;
 /// four bytes, and a comparison holds two screenshots and a highlight.
 pub const MAX_PIXELS: u64 = 16 * 1024 * 1024;
 
-/// Colour of changed pixels in the highlight.
+/// Colour of a changed pixel only the previous screenshot has (the current
+/// one is smaller); changed pixels the current one has are tinted from it
+/// (see [`changed_colour`]).
 const CHANGED: [u8; 3] = [255, 0, 0];
+/// Colour of the frame around the changed region: it must stand apart from
+/// both the red of the changes and the grey of the dimmed page.
+const FRAME_COLOUR: [u8; 3] = [255, 214, 0];
 /// Colour of the area neither screenshot covers.
-const UNCOVERED: [u8; 3] = [128, 128, 128];
+const UNCOVERED: [u8; 3] = [40, 40, 40];
 /// Width of the frame drawn around the changed region, in pixels.
 const FRAME: u32 = 3;
+/// How far, in pixels, the highlighter spreads around changed pixels.
+const HALO: usize = 2;
 
 /// How screenshots are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -113,13 +123,37 @@ pub struct VisualComparison {
     pub current_size: Size,
     /// The smallest rectangle holding every changed pixel.
     pub changed_region: Option<Region>,
+    /// The highlight image (PNG, the size of the area covering both
+    /// screenshots), stored by the control plane as an artifact of the
+    /// run's job when the change counts (`changed`). Absent when nothing
+    /// counted, or when the workspace's artifact quota had no room for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlight: Option<Box<HighlightArtifact>>,
 }
+
+/// Where a run's highlight image is stored: an artifact of the run's job,
+/// read at `GET /api/v1/jobs/{job_id}/artifacts/{name}` (or
+/// `accord jobs artifact JOB_ID visual-diff.png`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HighlightArtifact {
+    pub job_id: JobId,
+    /// Always [`HIGHLIGHT_ARTIFACT`].
+    pub name: ArtifactName,
+    /// `image/png`.
+    pub content_type: String,
+    #[schema(format = "uint64")]
+    pub size: u64,
+    pub sha256: Sha256Digest,
+}
+
+/// The name of the highlight image among the run's job's artifacts.
+pub const HIGHLIGHT_ARTIFACT: &str = "visual-diff.png";
 
 /// A comparison and its highlight image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisualDiff {
     pub comparison: VisualComparison,
-    /// PNG: the current screenshot faded, changed pixels in red.
+    /// PNG: the current screenshot dimmed, changed pixels in red.
     pub highlight_png: Vec<u8>,
 }
 
@@ -186,6 +220,7 @@ pub fn compare_screenshots(
         previous_size: size_of(&previous),
         current_size: size_of(&current),
         changed_region,
+        highlight: None,
     };
     Ok(VisualDiff {
         comparison,
@@ -246,8 +281,11 @@ impl Canvas {
         let mut changed = 0u64;
         let mut out_rows = self.pixels.chunks_exact_mut(row_bytes);
         let mut bounds = self.bounds;
+        let width = self.width as usize;
+        let mut mask = vec![false; width * self.height as usize];
         for y in 0..self.height {
             let Some(out) = out_rows.next() else { break };
+            let mask_row = &mut mask[y as usize * width..(y as usize + 1) * width];
             let before = row(previous, y);
             let after = row(current, y);
             // Columns both screenshots have on this row.
@@ -266,12 +304,13 @@ impl Canvas {
                         .max(p[2].abs_diff(c[2]))
                         .max(p[3].abs_diff(c[3]));
                     if moved > tolerance {
-                        o.copy_from_slice(&CHANGED);
+                        o.copy_from_slice(&changed_colour(c));
+                        mask_row[x] = true;
                         changed += 1;
                         first.get_or_insert(x as u32);
                         last = x as u32;
                     } else {
-                        o.copy_from_slice(&faded(c));
+                        o.copy_from_slice(&dimmed(c));
                     }
                 }
             }
@@ -281,8 +320,18 @@ impl Canvas {
             let width_after = after.map_or(0, |a| (a.len() / 4) as u32);
             for x in common..self.width {
                 let o = &mut out[x as usize * 3..x as usize * 3 + 3];
-                if x < width_before || x < width_after {
+                if x < width_after {
+                    // Only the current page has it: show it, in red.
+                    let at = x as usize * 4;
+                    let pixel = after.and_then(|a| a.get(at..at + 4)).unwrap_or(&[0; 4]);
+                    o.copy_from_slice(&changed_colour(pixel));
+                    mask_row[x as usize] = true;
+                    changed += 1;
+                    first.get_or_insert(x);
+                    last = x;
+                } else if x < width_before {
                     o.copy_from_slice(&CHANGED);
+                    mask_row[x as usize] = true;
                     changed += 1;
                     first.get_or_insert(x);
                     last = x;
@@ -298,7 +347,34 @@ impl Canvas {
             }
         }
         self.bounds = bounds;
+        self.halo(&mask, current);
         changed
+    }
+
+    /// Marks the unchanged pixels within [`HALO`] pixels of a change like
+    /// the changed ones, so a changed line of text reads as one band of
+    /// highlighter with the current text in it, not as loose red specks.
+    fn halo(&mut self, mask: &[bool], current: &RgbaImage) {
+        let (width, height) = (self.width as usize, self.height as usize);
+        let mut marked = vec![false; mask.len()];
+        for (at, _) in mask.iter().enumerate().filter(|(_, changed)| **changed) {
+            let (x, y) = (at % width, at / width);
+            for ny in y.saturating_sub(HALO)..(y + HALO + 1).min(height) {
+                for nx in x.saturating_sub(HALO)..(x + HALO + 1).min(width) {
+                    let near = ny * width + nx;
+                    if mask[near] || marked[near] {
+                        continue;
+                    }
+                    marked[near] = true;
+                    // An unchanged pixel is on both screenshots, or on
+                    // neither (then it stays the uncovered grey).
+                    if let Some(pixel) = current.get_pixel_checked(nx as u32, ny as u32) {
+                        self.pixels[near * 3..near * 3 + 3]
+                            .copy_from_slice(&changed_colour(&pixel.0));
+                    }
+                }
+            }
+        }
     }
 
     fn region(&self) -> Option<Region> {
@@ -311,7 +387,8 @@ impl Canvas {
     }
 
     /// Draws a frame just outside `region` (clipped to the canvas), so a
-    /// change of a few pixels is easy to find.
+    /// change of a few pixels is easy to find; the frame is a colour of its
+    /// own so it never reads as a change.
     fn frame(&mut self, region: Region) {
         let left = region.x.saturating_sub(FRAME);
         let top = region.y.saturating_sub(FRAME);
@@ -323,7 +400,7 @@ impl Canvas {
                 let edge_col = x < region.x || x >= region.x + region.width;
                 if edge_row || edge_col {
                     let at = (y as usize * self.width as usize + x as usize) * 3;
-                    self.pixels[at..at + 3].copy_from_slice(&CHANGED);
+                    self.pixels[at..at + 3].copy_from_slice(&FRAME_COLOUR);
                 }
             }
         }
@@ -353,12 +430,26 @@ fn row(image: &RgbaImage, y: u32) -> Option<&[u8]> {
     image.as_raw().get(start..start + len)
 }
 
-/// An unchanged pixel in the highlight: its grey level, faded toward white
-/// so the red stands out.
-fn faded(rgba: &[u8]) -> [u8; 3] {
-    let luma = (u32::from(rgba[0]) * 77 + u32::from(rgba[1]) * 150 + u32::from(rgba[2]) * 29) >> 8;
-    let grey = (150 + luma * 105 / 255) as u8;
+/// The grey level (0 to 255) of an RGBA pixel.
+fn luma(rgba: &[u8]) -> u32 {
+    (u32::from(rgba[0]) * 77 + u32::from(rgba[1]) * 150 + u32::from(rgba[2]) * 29) >> 8
+}
+
+/// An unchanged pixel in the highlight: its grey level dimmed into 30 to
+/// 110, so the page stays recognisable and every red stands out.
+fn dimmed(rgba: &[u8]) -> [u8; 3] {
+    let grey = (30 + luma(rgba) * 80 / 255) as u8;
     [grey, grey, grey]
+}
+
+/// A changed pixel in the highlight: the current page seen through a red
+/// highlighter, so the current text of a changed area stays readable: a
+/// light background salmon (255, 120, 120), a dark glyph deep red
+/// (110, 0, 0).
+fn changed_colour(rgba: &[u8]) -> [u8; 3] {
+    let luma = luma(rgba);
+    let tint = (luma * 120 / 255) as u8;
+    [(110 + luma * 145 / 255) as u8, tint, tint]
 }
 
 #[cfg(test)]
@@ -490,19 +581,51 @@ mod tests {
     }
 
     #[test]
-    fn the_highlight_shows_changes_in_red_on_a_faded_page() {
+    fn the_highlight_shows_changes_in_red_on_a_dimmed_page() {
         let before = png(60, 40, &[(5, 5, 10, 10, BLACK)]);
-        let after = png(60, 40, &[(5, 5, 10, 10, BLACK), (30, 20, 4, 4, BLACK)]);
-        let diff = check(&before, &after, rule(0.0), (true, 16, Some((30, 20, 4, 4))));
+        // Two new squares with a gap of six pixels between them.
+        let after = png(
+            60,
+            40,
+            &[
+                (5, 5, 10, 10, BLACK),
+                (30, 20, 4, 4, BLACK),
+                (40, 20, 4, 4, BLACK),
+            ],
+        );
+        let diff = check(
+            &before,
+            &after,
+            rule(0.0),
+            (true, 32, Some((30, 20, 14, 4))),
+        );
         let highlight = image::load_from_memory(&diff.highlight_png)
             .unwrap()
             .into_rgb8();
         assert_eq!(highlight.dimensions(), (60, 40));
-        // Changed pixel, frame, unchanged black (faded), unchanged white.
-        assert_eq!(highlight.get_pixel(31, 21).0, CHANGED);
-        assert_eq!(highlight.get_pixel(28, 21).0, CHANGED);
-        assert_eq!(highlight.get_pixel(7, 7).0, [150, 150, 150]);
-        assert_eq!(highlight.get_pixel(50, 5).0, [255, 255, 255]);
+        // A changed pixel (black on the current page) is deep red; an
+        // unchanged one within two pixels of a change (white on the current
+        // page) is salmon; one farther away is dimmed like the rest of the
+        // page (black and white alike); the frame is yellow.
+        assert_eq!(highlight.get_pixel(31, 21).0, [110, 0, 0]);
+        assert_eq!(highlight.get_pixel(35, 21).0, [255, 120, 120]);
+        assert_eq!(highlight.get_pixel(36, 21).0, [110, 110, 110]);
+        assert_eq!(highlight.get_pixel(38, 21).0, [255, 120, 120]);
+        assert_eq!(highlight.get_pixel(7, 7).0, [30, 30, 30]);
+        assert_eq!(highlight.get_pixel(50, 5).0, [110, 110, 110]);
+        assert_eq!(highlight.get_pixel(28, 21).0, FRAME_COLOUR);
+        assert_eq!(highlight.get_pixel(45, 21).0, FRAME_COLOUR);
+        // Where the current page went white, the change is salmon.
+        let diff = check(
+            &after,
+            &before,
+            rule(0.0),
+            (true, 32, Some((30, 20, 14, 4))),
+        );
+        let highlight = image::load_from_memory(&diff.highlight_png)
+            .unwrap()
+            .into_rgb8();
+        assert_eq!(highlight.get_pixel(31, 21).0, [255, 120, 120]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! An item history as CSV (RFC 4180): one row per item, the history's
-//! columns first (`key`, `status`, first and last seen run and time), then
-//! one column per field name any item of the history has, sorted.
+//! columns first (`key`, `status`, first and last seen run and time, the
+//! run and time it was removed, its count of changes), then one column per
+//! field name any item of the history has, sorted.
 //!
 //! The cells that come from the page (the key and the fields) are the
 //! page's text, which anyone can write: one that a spreadsheet would run as
@@ -14,21 +15,23 @@ use std::fmt::Write as _;
 
 use accord_model::ItemRecord;
 
-const HEAD: [&str; 6] = [
+const HEAD: [&str; 9] = [
     "key",
     "status",
     "first_seen_run",
     "first_seen_at",
     "last_seen_run",
     "last_seen_at",
+    "removed_run",
+    "removed_at",
+    "changes",
 ];
 
-/// The field names of `all`, sorted, minus those the history's own
+/// The field names of the history (sorted), minus those the history's own
 /// columns take.
-pub(crate) fn field_columns(all: &[ItemRecord]) -> Vec<String> {
-    let names: BTreeSet<&String> = all.iter().flat_map(|item| item.fields.keys()).collect();
+pub(crate) fn field_columns(names: &BTreeSet<String>) -> Vec<String> {
     names
-        .into_iter()
+        .iter()
         .filter(|name| !HEAD.contains(&name.as_str()))
         .cloned()
         .collect()
@@ -48,6 +51,15 @@ pub(crate) fn items_csv(items: &[ItemRecord], columns: &[String]) -> String {
         let first_at = item.first_seen.at.to_rfc3339();
         let last_run = item.last_seen.run_id.to_string();
         let last_at = item.last_seen.at.to_rfc3339();
+        let removed_run = item
+            .removed
+            .map(|seen| seen.run_id.to_string())
+            .unwrap_or_default();
+        let removed_at = item
+            .removed
+            .map(|seen| seen.at.to_rfc3339())
+            .unwrap_or_default();
+        let changes = item.changes.to_string();
         let key = inert(&item.key);
         let fields: Vec<std::borrow::Cow<'_, str>> = columns
             .iter()
@@ -67,6 +79,9 @@ pub(crate) fn items_csv(items: &[ItemRecord], columns: &[String]) -> String {
             &first_at,
             &last_run,
             &last_at,
+            &removed_run,
+            &removed_at,
+            &changes,
         ]
         .into_iter()
         .chain(fields.iter().map(AsRef::as_ref))
@@ -117,6 +132,8 @@ mod tests {
             status,
             first_seen: seen(1, 1),
             last_seen: seen(2, 2),
+            removed: (status == ItemStatus::Removed).then(|| seen(3, 3)),
+            changes: 1,
             fields: fields
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
@@ -125,7 +142,11 @@ mod tests {
     }
 
     fn check(items: &[ItemRecord], expected: &str) {
-        assert_eq!(items_csv(items, &field_columns(items)), expected);
+        let names: BTreeSet<String> = items
+            .iter()
+            .flat_map(|item| item.fields.keys().cloned())
+            .collect();
+        assert_eq!(items_csv(items, &field_columns(&names)), expected);
     }
 
     #[test]
@@ -139,9 +160,10 @@ mod tests {
                 ),
                 item("/b", ItemStatus::Removed, &[("title", Some("Go"))]),
             ],
-            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,city,title\r\n\
-             /a,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,Rust\r\n\
-             /b,removed,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,Go\r\n",
+            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,removed_run,removed_at,changes,city,title\r\n\
+             /a,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,,1,,Rust\r\n\
+             /b,removed,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,3,\
+             2026-01-01T00:03:00+00:00,1,,Go\r\n",
         );
     }
 
@@ -161,9 +183,9 @@ mod tests {
                     ("g", Some("a=b")),
                 ],
             )],
-            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,a,b,c,d,e,f,g\r\n\
+            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,removed_run,removed_at,changes,a,b,c,d,e,f,g\r\n\
              \"'=HYPERLINK(\"\"http://x.test\"\")\",current,1,2026-01-01T00:01:00+00:00,2,\
-             2026-01-01T00:02:00+00:00,'+SUM(A1),'@cmd,-5,+1.5,'-1+2,'\tx,a=b\r\n",
+             2026-01-01T00:02:00+00:00,,,1,'+SUM(A1),'@cmd,-5,+1.5,'-1+2,'\tx,a=b\r\n",
         );
     }
 
@@ -175,8 +197,8 @@ mod tests {
                 ItemStatus::Current,
                 &[("t", Some("a, \"b\"\nc")), ("key", Some("shadowed"))],
             )],
-            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,t\r\n\
-             k,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,\"a, \"\"b\"\"\nc\"\r\n",
+            "key,status,first_seen_run,first_seen_at,last_seen_run,last_seen_at,removed_run,removed_at,changes,t\r\n\
+             k,current,1,2026-01-01T00:01:00+00:00,2,2026-01-01T00:02:00+00:00,,,1,\"a, \"\"b\"\"\nc\"\r\n",
         );
     }
 }

@@ -6,8 +6,11 @@
 //! Reads only; the queue computes diffs and histories off the async
 //! threads.
 
-use accord_model::{ErrorBody, ItemPage, RunDiff, SnapshotPage};
+use accord_model::{
+    ErrorBody, ItemPage, ItemStateFilter, RunDiff, SnapshotPage, MAX_ITEM_QUERY_CHARS,
+};
 use accord_queue::DiffRuns;
+use accord_store::ItemQuery;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -76,8 +79,9 @@ pub struct DiffParams {
 
 /// What changed between the snapshots of two runs of this monitor:
 /// `page_change`, the unified diff and hunks of the normalised text with
-/// added and removed line counts; `extract_items`, the items new, removed
-/// and changed. A run of another monitor, or one without a snapshot, is
+/// added and removed line counts, and `highlight`, the visual diff image
+/// the `to` run stored (when its visual change counted); `extract_items`,
+/// the items new, removed and changed. A run of another monitor, or one without a snapshot, is
 /// refused naming `from` or `to`.
 #[utoipa::path(
     get, path = "/api/v1/monitors/{id}/diff", tag = "monitors",
@@ -118,20 +122,34 @@ pub struct ItemListParams {
     // Inline: as a `$ref` it named a schema the document did not hold.
     #[param(inline)]
     pub format: Option<ItemFormat>,
+    /// `current` (on the latest snapshot), `removed` (seen before, not on
+    /// the latest snapshot) or `all`; default `all`.
+    #[param(inline)]
+    pub state: Option<ItemStateFilter>,
+    /// Only items whose key or a field value contains this text, ignoring
+    /// case: 1 to 200 characters.
+    #[param(min_length = 1, max_length = 200)]
+    pub q: Option<String>,
     /// 1 to 10000; default 1000.
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page (in CSV, the
-    /// `Accord-Next-Cursor` header).
+    /// `Accord-Next-Cursor` header), with the same `state` and `q`.
     #[param(max_length = 20)]
     pub cursor: Option<String>,
 }
 
 /// The item history of an `extract_items` monitor: every item it has
 /// seen, in the order first seen, with the run and time it was first and
-/// last seen, whether the latest snapshot still holds it, and its values
-/// when last seen. `?format=csv` (or `Accept: text/csv`) exports CSV, one
-/// column per field.
+/// last seen, the run that no longer found it (`removed`, with `status`
+/// `removed`), how many times its fields changed, and its values when last
+/// seen. Filtered by `state` and a text query `q`, paged with a cursor.
+/// `?format=csv` (or `Accept: text/csv`) exports CSV, one column per field
+/// any item of the history has (the same columns on every page).
+///
+/// The history is kept up to date by each run's completion, in the same
+/// transaction as its outcome; monitors that ran before it existed start
+/// from their latest snapshot.
 #[utoipa::path(
     get, path = "/api/v1/monitors/{id}/items", tag = "monitors",
     params(("id" = String, Path, format = Uuid, description = "Monitor id"), ItemListParams),
@@ -139,7 +157,7 @@ pub struct ItemListParams {
         (status = 200, description = "A page of the history: JSON, or CSV (with the next page's cursor in `accord-next-cursor`)",
             content((ItemPage = "application/json"), (String = "text/csv")),
             headers(("accord-next-cursor" = String, description = "CSV only: the next page's cursor, when there is one"))),
-        (status = 400, description = "Not a monitor id, or a bad cursor, limit or format", body = ErrorBody),
+        (status = 400, description = "Not a monitor id, or a bad cursor, limit, format, state or query", body = ErrorBody),
         (status = 404, description = "No such monitor", body = ErrorBody),
         (status = 422, description = "Not an extract_items monitor", body = ErrorBody),
     )
@@ -152,13 +170,24 @@ pub async fn monitor_items(
     QueryParams(params): QueryParams<ItemListParams>,
 ) -> Result<Response, ApiError> {
     let limit = page_limit(params.limit, 1_000, 10_000)?;
-    // The history only grows at its end, so a position is a stable cursor.
-    let start: usize = match &params.cursor {
-        None => 0,
-        Some(cursor) => cursor
-            .parse()
-            .map_err(|_| ApiError::InvalidQuery(format!("invalid cursor {cursor:?}")))?,
+    let after: Option<i64> = match &params.cursor {
+        None => None,
+        Some(cursor) => Some(
+            cursor
+                .parse()
+                .ok()
+                .filter(|position: &i64| *position >= 0)
+                .ok_or_else(|| ApiError::InvalidQuery(format!("invalid cursor {cursor:?}")))?,
+        ),
     };
+    if let Some(q) = &params.q {
+        let chars = q.chars().count();
+        if chars == 0 || chars > MAX_ITEM_QUERY_CHARS {
+            return Err(ApiError::InvalidQuery(format!(
+                "q must be 1 to {MAX_ITEM_QUERY_CHARS} characters, not {chars}"
+            )));
+        }
+    }
     let format = params.format.unwrap_or_else(|| {
         let wants_csv = headers
             .get(header::ACCEPT)
@@ -170,27 +199,29 @@ pub async fn monitor_items(
             ItemFormat::Json
         }
     });
-    let all = state.queue.monitor_items(workspace, id).await?;
-    let end = start.saturating_add(limit as usize).min(all.len());
-    let page = all.get(start..end).unwrap_or_default();
-    let next_cursor = (end < all.len()).then(|| end.to_string());
+    let query = ItemQuery {
+        state: params.state.unwrap_or_default(),
+        text: params.q,
+        after,
+        limit,
+    };
+    let page = state.queue.monitor_items(workspace, id, &query).await?;
+    let next_cursor = page.next_cursor.map(|n| n.to_string());
     match format {
         ItemFormat::Json => Ok(Json(ItemPage {
-            items: page.to_vec(),
+            items: page.items,
             next_cursor,
         })
         .into_response()),
         ItemFormat::Csv => {
-            let columns = field_columns(&all);
-            let body = tokio::task::spawn_blocking({
-                let page = page.to_vec();
-                move || items_csv(&page, &columns)
-            })
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "the CSV export did not finish");
-                ApiError::Internal
-            })?;
+            let fields = state.queue.monitor_item_fields(workspace, id).await?;
+            let columns = field_columns(&fields);
+            let body = tokio::task::spawn_blocking(move || items_csv(&page.items, &columns))
+                .await
+                .map_err(|err| {
+                    tracing::error!(error = %err, "the CSV export did not finish");
+                    ApiError::Internal
+                })?;
             let mut response = body.into_response();
             let headers = response.headers_mut();
             headers.insert(

@@ -88,6 +88,35 @@ async fn upsert(
     artifact_from_row(&row)
 }
 
+/// Records `artifact` for `attempt` of the job, in its workspace, replacing
+/// a row of the same name (the control plane's own artifacts, written in a
+/// completion's transaction).
+pub(super) async fn record_for_job(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    attempt: u32,
+    artifact: &ArtifactRef,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO artifacts (job_id, name, workspace_id, attempt, content_type, size, sha256, created_at) \
+         SELECT id, $1, workspace_id, $2, $3, $4, $5, $6 FROM jobs WHERE id = $7 \
+         ON CONFLICT (job_id, name) DO UPDATE SET attempt = EXCLUDED.attempt, \
+           content_type = EXCLUDED.content_type, size = EXCLUDED.size, sha256 = EXCLUDED.sha256, \
+           created_at = EXCLUDED.created_at",
+    )
+    .bind(artifact.name.as_str())
+    .bind(attempt as i32)
+    .bind(&artifact.content_type)
+    .bind(artifact.size as i64)
+    .bind(artifact.sha256.to_hex())
+    .bind(now)
+    .bind(job_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ArtifactStore for PostgresStore {
     async fn artifact_lease_workspace(

@@ -11,6 +11,8 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
+use super::artifacts::record_for_job;
+use super::items::record_items;
 use super::jobs::insert_row;
 use super::lease::complete_one;
 use super::notifications::enqueue_run;
@@ -311,13 +313,15 @@ impl MonitorStore for PostgresStore {
         else {
             return Ok(CompleteRunOutcome::Stale);
         };
-        let (outcome, snapshot, values, events) = match &complete.record {
+        let (outcome, snapshot, values, events, artifacts, items) = match &complete.record {
             RunRecord::Outcome {
                 outcome,
                 snapshot,
                 values,
                 events,
-            } => (outcome, snapshot, values, events),
+                artifacts,
+                items,
+            } => (outcome, snapshot, values, events, artifacts, items),
             RunRecord::Error(message) => {
                 sqlx::query(
                     "UPDATE monitor_runs SET state = 'error', error = $1, finished_at = $2 \
@@ -370,6 +374,21 @@ impl MonitorStore for PostgresStore {
             .bind(numbers)
             .execute(&mut *tx)
             .await?;
+            // The outcome names these artifacts: their rows commit with it
+            // (their bytes were stored before).
+            for artifact in artifacts {
+                record_for_job(
+                    &mut tx,
+                    complete.item.job_id.as_uuid(),
+                    transition.attempt,
+                    artifact,
+                    complete.now,
+                )
+                .await?;
+            }
+            if let Some(items) = items {
+                record_items(&mut tx, monitor, complete.run_id, complete.now, items).await?;
+            }
             if let Some(notice) = &complete.notice {
                 enqueue_run(&mut tx, monitor, complete.run_id, notice, complete.now).await?;
             }

@@ -82,6 +82,35 @@ async fn upsert(
     artifact_from_row(&row)
 }
 
+/// Records `artifact` for `attempt` of the job, in its workspace, replacing
+/// a row of the same name (the control plane's own artifacts, written in a
+/// completion's transaction).
+pub(super) async fn record_for_job(
+    conn: &mut SqliteConnection,
+    job_id: &str,
+    attempt: u32,
+    artifact: &ArtifactRef,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO artifacts (job_id, name, workspace_id, attempt, content_type, size, sha256, created_at) \
+         SELECT id, ?, workspace_id, ?, ?, ?, ?, ? FROM jobs WHERE id = ? \
+         ON CONFLICT (job_id, name) DO UPDATE SET attempt = excluded.attempt, \
+           content_type = excluded.content_type, size = excluded.size, sha256 = excluded.sha256, \
+           created_at = excluded.created_at",
+    )
+    .bind(artifact.name.as_str())
+    .bind(attempt)
+    .bind(&artifact.content_type)
+    .bind(artifact.size as i64)
+    .bind(artifact.sha256.to_hex())
+    .bind(now)
+    .bind(job_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ArtifactStore for SqliteStore {
     async fn artifact_lease_workspace(

@@ -12,6 +12,7 @@ mod connect;
 mod coordination;
 mod domains;
 mod feeds;
+mod items;
 mod jobs;
 mod lease;
 mod maintenance;

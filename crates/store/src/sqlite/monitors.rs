@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use super::artifacts::record_for_job;
+use super::items::record_items;
 use super::jobs::insert_row;
 use super::lease::complete_one;
 use super::notifications::enqueue_run;
@@ -328,13 +330,15 @@ impl MonitorStore for SqliteStore {
         else {
             return Ok(CompleteRunOutcome::Stale);
         };
-        let (outcome, snapshot, values, events) = match &complete.record {
+        let (outcome, snapshot, values, events, artifacts, items) = match &complete.record {
             RunRecord::Outcome {
                 outcome,
                 snapshot,
                 values,
                 events,
-            } => (outcome, snapshot, values, events),
+                artifacts,
+                items,
+            } => (outcome, snapshot, values, events, artifacts, items),
             RunRecord::Error(message) => {
                 sqlx::query(
                     "UPDATE monitor_runs SET state = 'error', error = ?, finished_at = ? \
@@ -380,6 +384,15 @@ impl MonitorStore for SqliteStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            }
+            // The outcome names these artifacts: their rows commit with it
+            // (their bytes were stored before).
+            let job_id = complete.item.job_id.to_string();
+            for artifact in artifacts {
+                record_for_job(&mut tx, &job_id, transition.attempt, artifact, now).await?;
+            }
+            if let Some(items) = items {
+                record_items(&mut tx, &monitor, complete.run_id, complete.now, items).await?;
             }
             if let Some(notice) = &complete.notice {
                 enqueue_run(&mut tx, &monitor, complete.run_id, notice, now).await?;

@@ -229,6 +229,8 @@ async fn run_with(
                 snapshot: json!({"text": start}),
                 values: Vec::new(),
                 events: events.iter().copied().collect(),
+                artifacts: Vec::new(),
+                items: None,
             },
             notice: None,
         })

@@ -17,6 +17,7 @@ mod backend;
 mod coordination;
 mod domains;
 mod feeds;
+mod items;
 mod jobs;
 mod lease;
 mod maintenance;

@@ -31,7 +31,12 @@ fn every(text: &str) -> Schedule {
     Schedule::parse(&spec, "schedule", 0).unwrap()
 }
 
-fn monitor(workspace: WorkspaceId, name: &str, tags: &[&str], due: DateTime<Utc>) -> Monitor {
+pub(crate) fn monitor(
+    workspace: WorkspaceId,
+    name: &str,
+    tags: &[&str],
+    due: DateTime<Utc>,
+) -> Monitor {
     Monitor {
         id: MonitorId::new(),
         workspace_id: workspace,
@@ -78,7 +83,7 @@ fn scheduled(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
     }
 }
 
-fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
+pub(crate) fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
     StartRun {
         workspace_id: monitor.workspace_id,
         monitor_id: monitor.id,
@@ -90,14 +95,14 @@ fn manual(monitor: &Monitor, now: DateTime<Utc>) -> StartRun {
     }
 }
 
-fn started(outcome: StartOutcome) -> (accord_model::MonitorRun, accord_model::Job) {
+pub(crate) fn started(outcome: StartOutcome) -> (accord_model::MonitorRun, accord_model::Job) {
     match outcome {
         StartOutcome::Started { run, job } => (run, *job),
         other => panic!("expected a started run, got {other:?}"),
     }
 }
 
-fn completion(
+pub(crate) fn completion(
     monitor: &Monitor,
     run_id: i64,
     lease: accord_model::LeaseRef,
@@ -121,6 +126,8 @@ fn completion(
             snapshot: json!({"text": text}),
             values: vec![("price".to_owned(), 12.5)],
             events: [accord_model::NotifyEvent::Changed].into_iter().collect(),
+            artifacts: Vec::new(),
+            items: None,
         },
         notice: None,
     }
@@ -789,7 +796,82 @@ async fn gauges_read_each_monitors_newest_run_and_latest_values(store: Arc<dyn S
     assert_eq!(gauges[1].values, [("price".to_owned(), 12.5)]);
 }
 
+/// The control plane's artifact for a run (a visual diff) is recorded in
+/// the completion's transaction, for the completing attempt, counted in
+/// the workspace's usage; a refused completion records nothing.
+async fn a_completion_records_the_runs_artifacts_with_its_outcome(store: Arc<dyn Store>) {
+    let m = monitor(WorkspaceId::DEFAULT, "m", &[], at(60));
+    store.monitor_insert(&m).await.unwrap();
+    let (run, _) = started(store.monitor_run_start(&manual(&m, at(1))).await.unwrap());
+    let lease = claim(&*store, "w", 1, at(2)).await.remove(0);
+    let highlight = accord_model::ArtifactRef {
+        name: accord_model::ArtifactName::new("visual-diff.png").unwrap(),
+        content_type: "image/png".to_owned(),
+        size: 1_234,
+        sha256: accord_model::Sha256Digest::of(b"highlight"),
+    };
+    let with_artifact = |mut complete: CompleteRun| {
+        if let RunRecord::Outcome { artifacts, .. } = &mut complete.record {
+            artifacts.push(highlight.clone());
+        }
+        complete
+    };
+    let usage = store.artifact_usage(WorkspaceId::DEFAULT).await.unwrap();
+
+    // Refused on the baseline fence, then on the lease: no row.
+    let wrong = with_artifact(completion(&m, run.id, lease, Some(999), "one", at(3)));
+    assert_eq!(
+        store.monitor_run_complete(&wrong).await.unwrap(),
+        CompleteRunOutcome::BaselineMoved
+    );
+    let mut stolen = with_artifact(completion(&m, run.id, lease, None, "one", at(3)));
+    stolen.worker = worker("other");
+    assert_eq!(
+        store.monitor_run_complete(&stolen).await.unwrap(),
+        CompleteRunOutcome::Stale
+    );
+    let listed = store
+        .artifact_list(WorkspaceId::DEFAULT, run.job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    let done = with_artifact(completion(&m, run.id, lease, None, "one", at(3)));
+    assert!(matches!(
+        store.monitor_run_complete(&done).await.unwrap(),
+        CompleteRunOutcome::Applied(_)
+    ));
+    let row = store
+        .artifact_get(WorkspaceId::DEFAULT, run.job_id, &highlight.name)
+        .await
+        .unwrap()
+        .expect("the highlight's row");
+    assert_eq!(row.reference(), highlight);
+    assert_eq!(row.attempt, lease.attempt);
+    assert_eq!(row.created_at, at(3));
+    assert_eq!(
+        store.artifact_usage(WorkspaceId::DEFAULT).await.unwrap(),
+        usage + 1_234
+    );
+    // The manifest written after the completion lists it.
+    let evidence = store.artifact_evidence(&[lease]).await.unwrap();
+    let names: Vec<&str> = evidence[0]
+        .artifacts
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["visual-diff.png"]);
+    // Another workspace sees nothing.
+    let other = store
+        .artifact_get(WorkspaceId::new(), run.job_id, &highlight.name)
+        .await
+        .unwrap();
+    assert_eq!(other, None);
+}
+
 conformance!(
+    a_completion_records_the_runs_artifacts_with_its_outcome,
     gauges_read_each_monitors_newest_run_and_latest_values,
     snapshots_are_read_newest_or_oldest_first,
     a_run_whose_job_dies_or_is_cancelled_ends_in_error,

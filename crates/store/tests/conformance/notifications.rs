@@ -253,6 +253,8 @@ async fn a_completion_writes_the_messages_its_subscriptions_ask_for(store: Arc<d
             snapshot: json!({"text": "t"}),
             values: Vec::new(),
             events: events(&[NotifyEvent::Changed]),
+            artifacts: Vec::new(),
+            items: None,
         },
         notice: Some(RunNotice {
             events: events(&[NotifyEvent::Changed]),

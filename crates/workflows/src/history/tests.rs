@@ -1,12 +1,9 @@
-//! Stored snapshots compared, bounded and folded into an item history.
+//! Stored snapshots compared and bounded.
 
 use std::collections::BTreeMap;
 
-use accord_model::{ItemStatus, SeenAt};
-use chrono::{DateTime, TimeZone, Utc};
-
 use super::*;
-use crate::items::{ChangedItem, FieldChange, Item, ItemHistory, ItemsSnapshot};
+use crate::items::{ChangedItem, FieldChange, Item, ItemsSnapshot};
 use crate::page_change::PageSnapshot;
 use crate::smoke::SmokeSnapshot;
 use crate::version::FormatV1;
@@ -155,59 +152,4 @@ fn a_long_list_keeps_its_first_items() {
     assert!(truncated);
     assert_eq!(bounded.items.len(), MAX_LISTED_ITEMS);
     assert_eq!(bounded.items[0], item("0", "t0"));
-}
-
-fn at(minute: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, 0).unwrap()
-}
-
-fn seen(run_id: i64) -> SeenAt {
-    SeenAt {
-        run_id,
-        at: at(run_id as u32),
-    }
-}
-
-#[test]
-fn the_history_keeps_every_item_with_where_it_was_seen() {
-    let mut history = ItemHistory::new();
-    history.add(1, at(1), &items_snapshot("r", &[("a", "A"), ("b", "B")]));
-    history.add(2, at(2), &items_snapshot("r", &[("b", "B2"), ("c", "C")]));
-    // An older run given late changes nothing.
-    history.add(1, at(1), &items_snapshot("r", &[("z", "Z")]));
-    history.add(
-        3,
-        at(3),
-        &items_snapshot("r", &[("c", "C"), ("a", "A again")]),
-    );
-    let got: Vec<(String, ItemStatus, SeenAt, SeenAt, Option<String>)> = history
-        .into_records()
-        .into_iter()
-        .map(|r| {
-            (
-                r.key,
-                r.status,
-                r.first_seen,
-                r.last_seen,
-                r.fields["title"].clone(),
-            )
-        })
-        .collect();
-    let row = |key: &str, status, first, last, title: &str| {
-        (
-            key.to_owned(),
-            status,
-            seen(first),
-            seen(last),
-            Some(title.to_owned()),
-        )
-    };
-    assert_eq!(
-        got,
-        vec![
-            row("a", ItemStatus::Current, 1, 3, "A again"),
-            row("b", ItemStatus::Removed, 1, 2, "B2"),
-            row("c", ItemStatus::Current, 2, 3, "C"),
-        ]
-    );
 }
