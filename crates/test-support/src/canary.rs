@@ -153,31 +153,13 @@ async fn serve_fixture(listener: TcpListener, fixture: Fixture) {
     }
 }
 
-/// `/redirect?status=&to=` redirects; a request asking for an upgrade gets
-/// `101` and an echo of every byte it sends; a page set with
-/// [`CanaryNet::serve_page`] is served as HTML; anything else is the plain
-/// page.
+/// A request asking for an upgrade gets `101` (with the WebSocket accept
+/// key) and an echo of every byte it sends, whatever its path; a page set
+/// with [`CanaryNet::serve_page`] is served as HTML;
+/// `/redirect?status=&to=` redirects; anything else is the plain page.
 fn fixture_page(mut request: Request<Incoming>, fixture: &Fixture) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     fixture.requests.lock().unwrap().push(path.clone());
-    if let Some(html) = fixture.pages.lock().unwrap().get(&path) {
-        return Response::builder()
-            .header("content-type", "text/html; charset=utf-8")
-            .body(Full::new(Bytes::from(html.clone())))
-            .unwrap();
-    }
-    if path == "/redirect" {
-        let query = request.uri().query().unwrap_or_default();
-        let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let status = pairs["status"].parse::<u16>().unwrap();
-        return Response::builder()
-            .status(status)
-            .header("location", &pairs["to"])
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-    }
     if request.headers().contains_key("upgrade") {
         let upgrade = hyper::upgrade::on(&mut request);
         tokio::spawn(async move {
@@ -206,6 +188,24 @@ fn fixture_page(mut request: Request<Incoming>, fixture: &Fixture) -> Response<F
         }
         return response.body(Full::new(Bytes::new())).unwrap();
     }
+    if let Some(html) = fixture.pages.lock().unwrap().get(&path) {
+        return Response::builder()
+            .header("content-type", "text/html; charset=utf-8")
+            .body(Full::new(Bytes::from(html.clone())))
+            .unwrap();
+    }
+    if path == "/redirect" {
+        let query = request.uri().query().unwrap_or_default();
+        let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let status = pairs["status"].parse::<u16>().unwrap();
+        return Response::builder()
+            .status(status)
+            .header("location", &pairs["to"])
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
     Response::builder()
         .header("content-type", "text/plain; charset=utf-8")
         .body(Full::new(Bytes::from_static(FIXTURE_BODY.as_bytes())))
@@ -218,7 +218,7 @@ fn websocket_accept(key: &str) -> String {
     use sha1::Digest as _;
     let mut hasher = sha1::Sha1::new();
     hasher.update(key.as_bytes());
-    hasher.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65");
+    hasher.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
 }
 
@@ -231,7 +231,7 @@ mod tests {
         // The example of RFC 6455, section 1.3.
         assert_eq!(
             websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kK0EzPwzt9eFMo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }
