@@ -85,7 +85,7 @@ pub use notification::{
 };
 pub use policy::{
     effective_policy, sort_by_specificity, Cidr, DomainPattern, DomainPolicy, EffectivePolicy,
-    NewPolicy, PolicyDenial, PolicyEntry, PolicyId, PolicyList, PolicyPatch, PolicyRules,
+    NewPolicy, OnOpenBreaker, PolicyDenial, PolicyEntry, PolicyId, PolicyList, PolicyPatch, PolicyRules,
     PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
 };
 pub use politeness::{

@@ -106,6 +106,10 @@ pub struct EgressWait {
     /// Ask again after this long.
     #[schema(format = "uint64")]
     pub retry_in_ms: u64,
+    /// When the wait ends by the control plane's clock (for `breaker_open`:
+    /// when the breaker lets its probe through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// How the requests of a permit to one host went.

@@ -27,7 +27,6 @@ use accord_test_support::{
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
-use url::Url;
 
 /// What became of one case.
 #[derive(Debug)]
