@@ -16,7 +16,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use accord_client::AccordClient;
-use accord_model::{ErrorKind, JobErrorCode, JobId, JobState, NewPolicy};
+use accord_model::{
+    BreakerReason, BreakerStatus, ErrorKind, JobErrorCode, JobId, JobState, NewPolicy,
+};
 use accord_test_support::{FixtureServer, LoggedRequest};
 
 use common::{eventually, job, serve, up, wait_finished, worker};
@@ -235,6 +237,42 @@ async fn a_breaker_opens_probes_once_and_closes() {
             "a request started while the probe was out"
         );
     }
+
+    // The domain's view tells the story: opened after 3 failures, half-open
+    // for the probe, closed when it succeeded; newest first, in time order.
+    let view: accord_model::DomainSummary = server
+        .http()
+        .get(format!("{}/api/v1/domains/127.0.0.34", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let story: Vec<(BreakerStatus, BreakerReason, Option<u32>)> = view
+        .breaker_history
+        .iter()
+        .map(|t| (t.to, t.reason, t.failures))
+        .collect();
+    println!("breaker history: {:?}", view.breaker_history);
+    assert_eq!(
+        story,
+        [
+            (BreakerStatus::Closed, BreakerReason::ProbeSucceeded, None),
+            (BreakerStatus::HalfOpen, BreakerReason::ProbeDue, None),
+            (BreakerStatus::Open, BreakerReason::FailuresInARow, Some(3)),
+        ]
+    );
+    let times: Vec<_> = view.breaker_history.iter().map(|t| t.at).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    let open_for = times[1] - times[2];
+    assert!(
+        open_for >= chrono::TimeDelta::milliseconds(1_900),
+        "half-open {open_for} after opening"
+    );
+    assert_eq!(view.breaker, BreakerStatus::Closed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

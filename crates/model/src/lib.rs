@@ -89,9 +89,9 @@ pub use policy::{
     PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
 };
 pub use politeness::{
-    BreakerStatus, DeferItem, DeferRequest, DomainList, DomainSummary, DomainWindow,
+    BreakerReason, BreakerStatus, BreakerTransition, DeferItem, DeferRequest, DomainList, DomainSummary, DomainWindow,
     EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem, EgressFinishRequest,
-    EgressOutcome, EgressWait, EgressWaitReason, HostLimits, MAX_CRAWL_DELAY_MS,
+    EgressOutcome, EgressWait, EgressWaitReason, HostLimits, MAX_BREAKER_HISTORY, MAX_CRAWL_DELAY_MS,
     MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
