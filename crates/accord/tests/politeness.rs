@@ -256,7 +256,6 @@ async fn a_breaker_opens_probes_once_and_closes() {
         .iter()
         .map(|t| (t.to, t.reason, t.failures))
         .collect();
-    println!("breaker history: {:?}", view.breaker_history);
     assert_eq!(
         story,
         [
@@ -328,7 +327,6 @@ async fn an_open_breaker_fails_jobs_at_once_when_the_policy_says_so() {
     assert_eq!(job.state, JobState::Dead, "{job:?}");
     assert_eq!(job.attempt, 1, "no attempt is retried: {job:?}");
     let error = job.last_error.expect("an error");
-    println!("the job's error: {}", error.message);
     assert_eq!(error.kind, ErrorKind::Permanent);
     assert_eq!(error.code, Some(JobErrorCode::DomainUnavailable));
     assert!(
@@ -338,15 +336,23 @@ async fn an_open_breaker_fails_jobs_at_once_when_the_policy_says_so() {
         "{}",
         error.message
     );
-    assert!(error.message.contains("probes again at 20"), "{}", error.message);
+    assert!(
+        error.message.contains("probes again at 20"),
+        "{}",
+        error.message
+    );
     assert!(failing.requests("/page").is_empty());
     // The other domain has no such policy: its job waits (deferred, no
     // attempt used) rather than failing.
     let waits = submit(&client, &waiting.url("/page"), 1).await;
-    let deferred = eventually(Duration::from_secs(30), "the job to be deferred", || async {
-        let kinds = common::event_kinds(&client, waits).await;
-        kinds.iter().any(|kind| kind == "released").then_some(kinds)
-    })
+    let deferred = eventually(
+        Duration::from_secs(30),
+        "the job to be deferred",
+        || async {
+            let kinds = common::event_kinds(&client, waits).await;
+            kinds.iter().any(|kind| kind == "released").then_some(kinds)
+        },
+    )
     .await;
     let job = client.get_job(waits).await.unwrap();
     assert!(!job.state.is_terminal(), "{job:?} after {deferred:?}");

@@ -229,7 +229,9 @@ impl DomainState {
             && self.paused_until_ms.is_none_or(|until| until <= now_ms)
             && self.breaker.state() == (BreakerState::Closed { failures: 0 })
             && self.breaker.last_change().is_none_or(|at| {
-                at.timestamp_millis().saturating_add(BREAKER_HISTORY_KEPT_MS) <= now_ms
+                at.timestamp_millis()
+                    .saturating_add(BREAKER_HISTORY_KEPT_MS)
+                    <= now_ms
             })
             && self
                 .last_start_ms

@@ -33,8 +33,8 @@ use accord_engine::browser::{BrowserConfig, BrowserEngine, BrowserProxy};
 use accord_engine::{EngineConfig, Executor, HttpEngine, RunFailure, RunOutput, StepFailure};
 use accord_model::{ExtractedValue, JobError, JobErrorCode, JobSpec, TargetUrl, TargetUrlError};
 use accord_test_support::{
-    dns_batches, fixture_allow_list, guard_config, refusal_problem, ssrf_corpus, CanaryNet,
-    Expect, SsrfCase,
+    dns_batches, fixture_allow_list, guard_config, refusal_problem, ssrf_corpus, CanaryNet, Expect,
+    SsrfCase,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -109,15 +109,14 @@ fn wrong(case: &SsrfCase, url: &str, outcome: &Outcome) -> Option<String> {
             Outcome::NoJob(TargetUrlError::Credentials | TargetUrlError::Scheme(_)),
         ) => None,
         // The fixture speaks no TLS: reached, then failed, never refused.
-        (Expect::Allow, Outcome::Failed(error)) if https => (error.code.is_some())
-            .then(|| format!("expected a TLS failure, got {}", error.message)),
+        (Expect::Allow, Outcome::Failed(error)) if https => {
+            (error.code.is_some()).then(|| format!("expected a TLS failure, got {}", error.message))
+        }
         // ... unless the browser tried again after the failed handshake and
         // the name had rebound to a forbidden address by then: that second
         // tunnel is refused, rightly (the first reached the fixture, which
         // `https_allowed` checks).
-        (Expect::Allow, Outcome::Refused { problem: None, .. }) if https && case.rebinds() => {
-            None
-        }
+        (Expect::Allow, Outcome::Refused { problem: None, .. }) if https && case.rebinds() => None,
         (expect, other) => Some(format!("expected {expect:?}, got {other:?}")),
     }
 }
@@ -205,6 +204,10 @@ impl Tally {
         }
     }
 
+    #[expect(
+        clippy::print_stdout,
+        reason = "the run's counts are the test's report (shown with --no-capture)"
+    )]
     fn check(&self, engine: &str, net: &CanaryNet, cases: usize) {
         println!("{engine} engine, {cases} cases: {:?}", self.counts);
         for (kind, example) in &self.examples {
@@ -312,11 +315,12 @@ impl Switched {
 
 #[async_trait::async_trait]
 impl Resolver for Switched {
-    async fn resolve(
-        &self,
-        name: &HostName,
-    ) -> Result<Vec<std::net::IpAddr>, ResolveError> {
-        let stub = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    async fn resolve(&self, name: &HostName) -> Result<Vec<std::net::IpAddr>, ResolveError> {
+        let stub = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         stub.resolve(name).await
     }
 }
@@ -416,7 +420,6 @@ async fn corpus_through_the_browser_engine() {
     .await;
     engine.shutdown().await;
     proxy.shutdown().await;
-    println!("browser engine: {} resolver batches", batches.len() + tls.len());
     tally.check("browser", &net, cases.len());
     assert!(tally.counts["socket opened"] >= 1, "{:?}", tally.counts);
     assert!(tally.counts["socket refused"] >= 2, "{:?}", tally.counts);

@@ -155,6 +155,10 @@ async fn run(queue: &Queue, case: &SsrfCase, url: &str) -> Outcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::print_stdout,
+    reason = "the run's counts are the test's report (shown with --no-capture)"
+)]
 async fn corpus_through_target_creation_and_webhook_delivery() {
     let net = CanaryNet::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -174,7 +178,8 @@ async fn corpus_through_target_creation_and_webhook_delivery() {
     );
 
     let cases = ssrf_corpus();
-    let is_tls = |case: &SsrfCase| case.expect == Expect::Allow && case.url(0).starts_with("https:");
+    let is_tls =
+        |case: &SsrfCase| case.expect == Expect::Allow && case.url(0).starts_with("https:");
     let (tls, rest): (Vec<SsrfCase>, Vec<SsrfCase>) = cases.iter().cloned().partition(is_tls);
     let (queue_ref, net_ref) = (&queue, &net);
     let mut runs: Vec<(SsrfCase, String, Outcome)> = futures::stream::iter(rest)
@@ -223,7 +228,10 @@ async fn corpus_through_target_creation_and_webhook_delivery() {
     );
     // Both checks are exercised: some cases are refused from the URL
     // alone, the rest (names, redirects) only at delivery.
-    assert!(counts["refused at creation (target_not_allowed)"] >= 50, "{counts:?}");
+    assert!(
+        counts["refused at creation (target_not_allowed)"] >= 50,
+        "{counts:?}"
+    );
     assert!(counts["target_blocked at delivery"] >= 30, "{counts:?}");
     assert!(counts["delivered"] >= 20, "{counts:?}");
 }

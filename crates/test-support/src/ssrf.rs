@@ -106,10 +106,12 @@ impl SsrfCase {
     /// no name answers differently, and no rebinding name is shared (its
     /// sequence would be consumed by both).
     pub fn dns_compatible(&self, other: &SsrfCase) -> bool {
-        self.dns.iter().all(|(name, lookups)| match other.dns.get(name) {
-            None => true,
-            Some(theirs) => lookups.len() == 1 && theirs == lookups,
-        })
+        self.dns
+            .iter()
+            .all(|(name, lookups)| match other.dns.get(name) {
+                None => true,
+                Some(theirs) => lookups.len() == 1 && theirs == lookups,
+            })
     }
 
     /// Adds this case's answers (and the fixture's name) to `stub`.

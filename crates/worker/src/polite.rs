@@ -191,9 +191,9 @@ fn fail_fast(job: &ClaimedJob, wait: &EgressWait) -> Option<JobError> {
     if policy.on_open_breaker != OnOpenBreaker::Fail {
         return None;
     }
-    let probe = wait.until.unwrap_or_else(|| {
-        Utc::now() + chrono::TimeDelta::milliseconds(wait.retry_in_ms as i64)
-    });
+    let probe = wait
+        .until
+        .unwrap_or_else(|| Utc::now() + chrono::TimeDelta::milliseconds(wait.retry_in_ms as i64));
     let rule = policy
         .rule
         .map_or_else(|| "(none)".to_owned(), |rule| rule.to_string());

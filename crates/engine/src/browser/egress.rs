@@ -93,7 +93,9 @@ impl JobHook {
         url.set_fragment(None);
         self.seen().refused[mark..]
             .iter()
-            .find(|refused| refused.kind == RequestKind::Forward && refused.url.as_ref() == Some(&url))
+            .find(|refused| {
+                refused.kind == RequestKind::Forward && refused.url.as_ref() == Some(&url)
+            })
             .map(|refused| refused.blocked.clone())
     }
 

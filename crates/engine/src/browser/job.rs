@@ -205,7 +205,10 @@ impl<'a> Job<'a> {
         let loaded = match tokio::time::timeout(timeout, load).await {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(failure @ BrowserFailure::Network { .. })) => {
-                let refused = self.proxy.as_ref().and_then(|p| p.hook.refused_tunnel(mark));
+                let refused = self
+                    .proxy
+                    .as_ref()
+                    .and_then(|p| p.hook.refused_tunnel(mark));
                 return Err(refused.map_or(failure, BrowserFailure::TargetBlocked));
             }
             Ok(Err(failure)) => return Err(failure),

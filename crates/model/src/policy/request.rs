@@ -441,10 +441,7 @@ mod tests {
             json!({"pattern": "*", "allow_cidrs": ["10.0.0.0/33"]}),
             Err(("allow_cidrs[0]", "not a CIDR")),
         );
-        check(
-            json!({"pattern": "*", "on_open_breaker": "fail"}),
-            Ok(()),
-        );
+        check(json!({"pattern": "*", "on_open_breaker": "fail"}), Ok(()));
         check(
             json!({"pattern": "*", "on_open_breaker": "give_up"}),
             Err(("on_open_breaker", "use wait or fail")),

@@ -49,9 +49,7 @@ pub struct PolicyRules {
 
 /// What a job does when its host's circuit breaker is open (the host
 /// failed repeatedly and is left alone until its next probe).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnOpenBreaker {
     /// Go back to the queue until the breaker lets requests through again,
