@@ -90,6 +90,11 @@ pub struct RuleArgs {
     /// A non-public network the hosts may resolve to (repeatable).
     #[arg(long = "allow-cidr")]
     allow_cidrs: Vec<String>,
+    /// While a host's circuit breaker is open: `wait` (the default, jobs go
+    /// back to the queue) or `fail` (jobs fail at once with
+    /// `domain_unavailable`).
+    #[arg(long)]
+    on_open_breaker: Option<String>,
 }
 
 fn parse_id(id: &str) -> Result<PolicyId> {
@@ -118,6 +123,7 @@ pub async fn run(command: PoliciesCommand, file: &FileConfig) -> Result<()> {
                     steps: rules.steps,
                     obey_robots: ignore_robots.then_some(false),
                     allow_cidrs: rules.allow_cidrs,
+                    on_open_breaker: rules.on_open_breaker,
                 })
                 .await?;
             show(&client, &policy)
@@ -176,6 +182,7 @@ pub async fn run(command: PoliciesCommand, file: &FileConfig) -> Result<()> {
                 steps: rules.steps.map(Some),
                 obey_robots,
                 allow_cidrs: (!rules.allow_cidrs.is_empty()).then_some(rules.allow_cidrs),
+                on_open_breaker: rules.on_open_breaker,
             };
             for name in &clear {
                 match name.as_str() {

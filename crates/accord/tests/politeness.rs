@@ -1,7 +1,9 @@
 //! Per-domain politeness through the real binary: `Retry-After` pauses one
 //! domain while another keeps being served, a concurrency cap and a least
 //! gap hold across two workers of two replicas on PostgreSQL with Redis,
-//! and a circuit breaker opens, lets one probe through and closes.
+//! and a circuit breaker opens, lets one probe through and closes; a
+//! domain policy that says `"on_open_breaker": "fail"` fails jobs for an
+//! open breaker at once with `domain_unavailable` instead.
 //!
 //! Every figure is read from the fixtures' own request logs. Each fixture
 //! listens on a loopback address of its own (127.0.0.3x), so it is a domain
@@ -14,7 +16,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use accord_client::AccordClient;
-use accord_model::{JobId, JobState};
+use accord_model::{
+    BreakerReason, BreakerStatus, ErrorKind, JobErrorCode, JobId, JobState, NewPolicy,
+};
 use accord_test_support::{FixtureServer, LoggedRequest};
 
 use common::{eventually, job, serve, up, wait_finished, worker};
@@ -233,4 +237,124 @@ async fn a_breaker_opens_probes_once_and_closes() {
             "a request started while the probe was out"
         );
     }
+
+    // The domain's view tells the story: opened after 3 failures, half-open
+    // for the probe, closed when it succeeded; newest first, in time order.
+    let view: accord_model::DomainSummary = server
+        .http()
+        .get(format!("{}/api/v1/domains/127.0.0.34", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let story: Vec<(BreakerStatus, BreakerReason, Option<u32>)> = view
+        .breaker_history
+        .iter()
+        .map(|t| (t.to, t.reason, t.failures))
+        .collect();
+    assert_eq!(
+        story,
+        [
+            (BreakerStatus::Closed, BreakerReason::ProbeSucceeded, None),
+            (BreakerStatus::HalfOpen, BreakerReason::ProbeDue, None),
+            (BreakerStatus::Open, BreakerReason::FailuresInARow, Some(3)),
+        ]
+    );
+    let times: Vec<_> = view.breaker_history.iter().map(|t| t.at).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    let open_for = times[1] - times[2];
+    assert!(
+        open_for >= chrono::TimeDelta::milliseconds(1_900),
+        "half-open {open_for} after opening"
+    );
+    assert_eq!(view.breaker, BreakerStatus::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_fails_jobs_at_once_when_the_policy_says_so() {
+    let failing = FixtureServer::start_on(Ipv4Addr::new(127, 0, 0, 35)).await;
+    let waiting = FixtureServer::start_on(Ipv4Addr::new(127, 0, 0, 36)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(
+        dir.path(),
+        &[
+            "--allow-target",
+            "127.0.0.35/32",
+            "--allow-target",
+            "127.0.0.36/32",
+            "--domain-breaker-failures",
+            "2",
+            "--domain-breaker-open-ms",
+            "600000",
+        ],
+    );
+    let client = server.client();
+    // A bad value is refused naming the field.
+    let bad = client
+        .create_policy(&NewPolicy {
+            pattern: "127.0.0.35".to_owned(),
+            on_open_breaker: Some("give_up".to_owned()),
+            ..NewPolicy::default()
+        })
+        .await
+        .expect_err("an unknown choice");
+    assert!(bad.to_string().contains("on_open_breaker"), "{bad}");
+    let policy = client
+        .create_policy(&NewPolicy {
+            pattern: "127.0.0.35".to_owned(),
+            on_open_breaker: Some("fail".to_owned()),
+            ..NewPolicy::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(policy.on_open_breaker, accord_model::OnOpenBreaker::Fail);
+
+    // Two failures in a row open each domain's breaker for ten minutes.
+    for fixture in [&failing, &waiting] {
+        for _ in 0..2 {
+            let id = submit(&client, &fixture.url("/status/503"), 1).await;
+            assert_eq!(wait_finished(&client, id).await.state, JobState::Dead);
+        }
+    }
+    // The policy's domain fails its next job at once, for good, saying
+    // which domain and when it is probed again; the fixture never sees it.
+    let fails = submit(&client, &failing.url("/page"), 3).await;
+    let job = wait_finished(&client, fails).await;
+    assert_eq!(job.state, JobState::Dead, "{job:?}");
+    assert_eq!(job.attempt, 1, "no attempt is retried: {job:?}");
+    let error = job.last_error.expect("an error");
+    assert_eq!(error.kind, ErrorKind::Permanent);
+    assert_eq!(error.code, Some(JobErrorCode::DomainUnavailable));
+    assert!(
+        error
+            .message
+            .starts_with("domain 127.0.0.35 is unavailable: its circuit breaker is open"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("probes again at 20"),
+        "{}",
+        error.message
+    );
+    assert!(failing.requests("/page").is_empty());
+    // The other domain has no such policy: its job waits (deferred, no
+    // attempt used) rather than failing.
+    let waits = submit(&client, &waiting.url("/page"), 1).await;
+    let deferred = eventually(
+        Duration::from_secs(30),
+        "the job to be deferred",
+        || async {
+            let kinds = common::event_kinds(&client, waits).await;
+            kinds.iter().any(|kind| kind == "released").then_some(kinds)
+        },
+    )
+    .await;
+    let job = client.get_job(waits).await.unwrap();
+    assert!(!job.state.is_terminal(), "{job:?} after {deferred:?}");
+    assert!(waiting.requests("/page").is_empty());
 }

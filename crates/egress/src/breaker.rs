@@ -9,10 +9,17 @@
 //! close the breaker, and only the probe's own outcome decides the
 //! half-open state.
 //!
+//! Each change of state is kept with its time and reason, the last
+//! [`MAX_BREAKER_HISTORY`] of them, so operators can see how a domain has
+//! been doing ([`Breaker::history`]).
+//!
 //! Deliberately not here: where the state lives (one process, Redis or the
 //! control plane) and what a rejected job does (wait or fail fast, as the
 //! domain's policy says).
 
+use std::collections::VecDeque;
+
+use accord_model::{BreakerReason, BreakerStatus, BreakerTransition, MAX_BREAKER_HISTORY};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +94,10 @@ pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
     generation: u64,
+    /// The last transitions, oldest first. Absent from states written
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    history: VecDeque<BreakerTransition>,
 }
 
 impl Breaker {
@@ -95,11 +106,22 @@ impl Breaker {
             config,
             state: BreakerState::Closed { failures: 0 },
             generation: 0,
+            history: VecDeque::new(),
         }
     }
 
     pub fn state(&self) -> BreakerState {
         self.state
+    }
+
+    /// The last transitions, newest first.
+    pub fn history(&self) -> impl Iterator<Item = &BreakerTransition> {
+        self.history.iter().rev()
+    }
+
+    /// When the breaker last changed state, if it ever did.
+    pub fn last_change(&self) -> Option<DateTime<Utc>> {
+        self.history.back().map(|transition| transition.at)
     }
 
     /// Asks to send a request at `now`. An open breaker whose time is up
@@ -110,6 +132,7 @@ impl Breaker {
             BreakerState::Open { until } if now < until => Permit::Refused { retry_at: until },
             BreakerState::Open { .. } => {
                 self.state = BreakerState::HalfOpen;
+                self.note(now, BreakerReason::ProbeDue, None);
                 Permit::Go(self.ticket(true))
             }
             BreakerState::HalfOpen => Permit::Refused { retry_at: now },
@@ -129,6 +152,7 @@ impl Breaker {
                 let failures = failures.saturating_add(1);
                 if failures >= self.config.failure_threshold {
                     self.open(now);
+                    self.note(now, BreakerReason::FailuresInARow, Some(failures));
                 } else {
                     self.state = BreakerState::Closed { failures };
                 }
@@ -136,8 +160,12 @@ impl Breaker {
             (BreakerState::HalfOpen, Outcome::Success, true) => {
                 self.state = BreakerState::Closed { failures: 0 };
                 self.generation += 1;
+                self.note(now, BreakerReason::ProbeSucceeded, None);
             }
-            (BreakerState::HalfOpen, Outcome::Failure, true) => self.open(now),
+            (BreakerState::HalfOpen, Outcome::Failure, true) => {
+                self.open(now);
+                self.note(now, BreakerReason::ProbeFailed, None);
+            }
             // Requests admitted while closed that report once the breaker
             // opened or went half-open carry an older generation and never
             // get here; nothing else can report in these states.
@@ -153,7 +181,26 @@ impl Breaker {
         if ticket.probe && current && self.state == BreakerState::HalfOpen {
             self.state = BreakerState::Open { until: now };
             self.generation += 1;
+            self.note(now, BreakerReason::ProbeAbandoned, None);
         }
+    }
+
+    /// Keeps a transition to the current state.
+    fn note(&mut self, at: DateTime<Utc>, reason: BreakerReason, failures: Option<u32>) {
+        let to = match self.state {
+            BreakerState::Closed { .. } => BreakerStatus::Closed,
+            BreakerState::Open { .. } => BreakerStatus::Open,
+            BreakerState::HalfOpen => BreakerStatus::HalfOpen,
+        };
+        if self.history.len() == MAX_BREAKER_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(BreakerTransition {
+            at,
+            to,
+            reason,
+            failures,
+        });
     }
 
     fn open(&mut self, now: DateTime<Utc>) {
@@ -217,8 +264,8 @@ mod tests {
     }
 
     /// Runs the steps on a breaker that opens after 3 failures for 10 s;
-    /// each step expects the state it leaves.
-    fn check(steps: &[(Step, &str)]) {
+    /// each step expects the state it leaves. Returns the breaker.
+    fn check(steps: &[(Step, &str)]) -> Breaker {
         let config = BreakerConfig {
             failure_threshold: 3,
             open_for: TimeDelta::seconds(10),
@@ -250,6 +297,76 @@ mod tests {
                 "after step {i}"
             );
         }
+        breaker
+    }
+
+    /// The history, newest first, as `second: state (reason)`.
+    fn show_history(breaker: &Breaker) -> Vec<String> {
+        breaker
+            .history()
+            .map(|t| {
+                let failures = t.failures.map(|n| format!(" {n}")).unwrap_or_default();
+                format!(
+                    "{}: {:?} ({:?}{failures})",
+                    (t.at - at(0)).num_seconds(),
+                    t.to,
+                    t.reason
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_transition_is_kept_with_its_time_and_reason() {
+        let breaker = check(&[
+            (Admit(0, "a", "go"), "closed(0)"),
+            (Report(1, "a", Failure), "closed(1)"),
+            (Report(1, "a", Failure), "closed(2)"),
+            (Report(2, "a", Failure), "open until 12"),
+            (Admit(12, "probe", "probe"), "half-open"),
+            (Report(13, "probe", Failure), "open until 23"),
+            (Admit(23, "probe2", "probe"), "half-open"),
+            (Abandon(24, "probe2"), "open until 24"),
+            (Admit(25, "probe3", "probe"), "half-open"),
+            (Report(26, "probe3", Success), "closed(0)"),
+        ]);
+        assert_eq!(
+            show_history(&breaker),
+            [
+                "26: Closed (ProbeSucceeded)",
+                "25: HalfOpen (ProbeDue)",
+                "24: Open (ProbeAbandoned)",
+                "23: HalfOpen (ProbeDue)",
+                "13: Open (ProbeFailed)",
+                "12: HalfOpen (ProbeDue)",
+                "2: Open (FailuresInARow 3)",
+            ]
+        );
+        assert_eq!(breaker.last_change(), Some(at(26)));
+        // It survives the trip through Redis.
+        let json = serde_json::to_string(&breaker).unwrap();
+        let back: Breaker = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, breaker);
+        // A breaker stored before the history was kept still reads.
+        let old = r#"{"config":{"failure_threshold":3,"open_for":10000},"state":{"state":"closed","failures":0},"generation":0}"#;
+        let read: Breaker = serde_json::from_str(old).unwrap();
+        assert_eq!(read.history().count(), 0);
+    }
+
+    #[test]
+    fn only_the_last_transitions_are_kept() {
+        let mut breaker = Breaker::new(BreakerConfig {
+            failure_threshold: 1,
+            open_for: TimeDelta::seconds(1),
+        });
+        for round in 0..30 {
+            let Permit::Go(ticket) = breaker.admit(at(round * 10)) else {
+                panic!("round {round}: refused");
+            };
+            breaker.record(ticket, Outcome::Failure, at(round * 10));
+        }
+        assert_eq!(breaker.history().count(), MAX_BREAKER_HISTORY);
+        assert_eq!(breaker.last_change(), Some(at(290)));
     }
 
     use Outcome::{Failure, Success};

@@ -23,6 +23,10 @@ use crate::breaker::{Breaker, BreakerConfig, BreakerState, Outcome, Permit, Tick
 /// for days through one header.
 pub const MAX_PAUSE_MS: u64 = 60 * 60 * 1000;
 
+/// How long a domain's breaker history is kept after its latest
+/// transition: the state is not idle (not forgotten) until then.
+pub const BREAKER_HISTORY_KEPT_MS: i64 = 2 * 60 * 60 * 1000;
+
 /// What one domain may receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainLimits {
@@ -208,16 +212,27 @@ impl DomainState {
         self.breaker.state()
     }
 
+    /// The breaker's last transitions, newest first.
+    pub fn breaker_history(&self) -> impl Iterator<Item = &accord_model::BreakerTransition> {
+        self.breaker.history()
+    }
+
     pub fn paused_until_ms(&self) -> Option<i64> {
         self.paused_until_ms
     }
 
-    /// Nothing in flight, no pause and a quiet breaker: the state can be
-    /// forgotten (a fresh one behaves the same).
+    /// Nothing in flight, no pause and a quiet breaker that has not changed
+    /// for [`BREAKER_HISTORY_KEPT_MS`]: the state can be forgotten (a fresh
+    /// one behaves the same, and the history has served its time).
     pub fn is_idle(&self, limits: &DomainLimits, now_ms: i64) -> bool {
         self.in_flight(now_ms) == 0
             && self.paused_until_ms.is_none_or(|until| until <= now_ms)
             && self.breaker.state() == (BreakerState::Closed { failures: 0 })
+            && self.breaker.last_change().is_none_or(|at| {
+                at.timestamp_millis()
+                    .saturating_add(BREAKER_HISTORY_KEPT_MS)
+                    <= now_ms
+            })
             && self
                 .last_start_ms
                 .is_none_or(|last| last.saturating_add(ms_i64(limits.min_gap_ms)) <= now_ms)
@@ -403,6 +418,20 @@ mod tests {
         state.finish("probe", Finish::Success, None, T0 + 10_100);
         assert_eq!(state.breaker(), BreakerState::Closed { failures: 0 });
         assert!(go(&mut state, &limits, "y", T0 + 10_100));
+        state.finish("y", Finish::Success, None, T0 + 10_200);
+        // The history is kept for a while after the breaker closed: the
+        // closed state is not forgotten until then.
+        let reasons: Vec<_> = state.breaker_history().map(|t| t.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                accord_model::BreakerReason::ProbeSucceeded,
+                accord_model::BreakerReason::ProbeDue,
+                accord_model::BreakerReason::FailuresInARow,
+            ]
+        );
+        assert!(!state.is_idle(&limits, T0 + 20_000));
+        assert!(state.is_idle(&limits, T0 + 10_100 + BREAKER_HISTORY_KEPT_MS));
     }
 
     #[test]

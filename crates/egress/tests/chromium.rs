@@ -24,7 +24,8 @@ use accord_egress::{
     chromium_command_line, AllowList, EgressProxy, Guard, GuardConfig, ProxyConfig, StubResolver,
 };
 use accord_model::EgressPolicy;
-use common::{Recorder, FIXTURE_IP, FIXTURE_NAME};
+use accord_test_support::{FIXTURE_IP, FIXTURE_NAME};
+use common::Recorder;
 use tokio::net::UdpSocket;
 
 const CHROMIUM: &str = "/usr/bin/chromium-headless-shell";

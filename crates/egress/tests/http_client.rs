@@ -12,7 +12,7 @@ use accord_egress::{
     AllowList, BlockReason, Guard, GuardConfig, GuardedResolve, Refusal, StubResolver,
 };
 use accord_model::EgressPolicy;
-use common::{FIXTURE_BODY, FIXTURE_IP, FIXTURE_NAME};
+use accord_test_support::{FIXTURE_BODY, FIXTURE_IP, FIXTURE_NAME};
 use url::Url;
 
 fn client(guard: &Guard) -> reqwest::Client {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use accord_egress::{AllowList, EgressProxy, Guard, GuardConfig, ProxyConfig, StubResolver};
 use accord_model::EgressPolicy;
-use common::{read_response, Recorder, FIXTURE_BODY, FIXTURE_IP, FIXTURE_NAME};
+use accord_test_support::{FIXTURE_BODY, FIXTURE_IP, FIXTURE_NAME};
+use common::{read_response, Recorder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

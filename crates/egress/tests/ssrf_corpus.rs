@@ -1,108 +1,21 @@
-//! The SSRF corpus (`ssrf_corpus.toml`) against the guard alone, then
-//! against the egress proxy with canaries listening on loopback: every
+//! The SSRF corpus (`data/ssrf_corpus.toml` of `accord-test-support`)
+//! against the guard alone, then against the egress proxy with canaries
+//! listening on loopback: every
 //! must-block case is refused, no canary receives a connection, and the
 //! allowed controls reach the fixture through its allow-list entry.
 
 #[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::time::Duration;
-
 use accord_egress::http_client::check_redirect;
-use accord_egress::{AllowList, BlockReason, Blocked, Guard, GuardConfig, Refusal, StubResolver};
-use accord_model::EgressPolicy;
-use common::{Got, Recorder, FIXTURE_BODY, FIXTURE_IP, FIXTURE_NAME};
-use serde::Deserialize;
+use accord_egress::{Blocked, Guard, Refusal};
+use accord_test_support::{refusal_problem, ssrf_corpus as corpus, Expect, SsrfCase as Case};
+use accord_test_support::{FIXTURE_BODY, FIXTURE_IP};
+use common::{Got, Recorder};
 use url::Url;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Corpus {
-    case: Vec<Case>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Expect {
-    Block,
-    Allow,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Redirect {
-    pub status: u16,
-    pub to: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Case {
-    pub name: String,
-    url: String,
-    pub expect: Expect,
-    pub note: String,
-    /// Name to lookups, each lookup a list of answers.
-    #[serde(default)]
-    dns: BTreeMap<String, Vec<Vec<IpAddr>>>,
-    pub redirect: Option<Redirect>,
-}
-
-pub fn corpus() -> Vec<Case> {
-    let text = include_str!("ssrf_corpus.toml");
-    let corpus: Corpus = toml::from_str(text).expect("the corpus parses");
-    corpus.case
-}
-
-impl Case {
-    /// The URL to request, with the port filled in; a redirect case points
-    /// at the fixture's redirect page with the status and target.
-    pub fn url(&self, port: u16) -> String {
-        let url = self.url.replace("{port}", &port.to_string());
-        match &self.redirect {
-            Some(redirect) => {
-                let to = redirect.to.replace("{port}", &port.to_string());
-                let query: String = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("status", &redirect.status.to_string())
-                    .append_pair("to", &to)
-                    .finish();
-                format!("{url}?{query}")
-            }
-            None => url,
-        }
-    }
-
-    /// Where the redirect points, port filled in.
-    pub fn redirect_target(&self, port: u16) -> Option<String> {
-        let redirect = self.redirect.as_ref()?;
-        Some(redirect.to.replace("{port}", &port.to_string()))
-    }
-
-    /// A fresh resolver with this case's answers and the fixture's name.
-    pub fn resolver(&self) -> StubResolver {
-        let stub = StubResolver::new();
-        stub.set(FIXTURE_NAME, vec![FIXTURE_IP.parse().unwrap()]);
-        for (name, lookups) in &self.dns {
-            stub.set_sequence(name, lookups.clone());
-        }
-        stub
-    }
-
-    /// The guard every case runs under: public only, plus the fixture.
-    pub fn guard(&self) -> Guard {
-        let config = GuardConfig {
-            policy: EgressPolicy::PublicOnly,
-            allow: AllowList::parse([FIXTURE_IP]).unwrap(),
-            connect_timeout: Duration::from_secs(2),
-        };
-        Guard::with_resolver(config, Arc::new(self.resolver()))
-    }
-}
 
 /// What the guard made of a URL.
 #[derive(Debug)]
@@ -143,27 +56,14 @@ async fn judge(guard: &Guard, url: &str, first_hop: bool) -> Verdict {
 fn wrong(case: &Case, verdict: &Verdict) -> Option<String> {
     match (case.expect, verdict) {
         (Expect::Allow, Verdict::Allowed(addrs)) => {
-            let fixture: std::net::IpAddr = FIXTURE_IP.parse().unwrap();
+            let fixture: IpAddr = FIXTURE_IP.parse().unwrap();
             let stray: Vec<_> = addrs.iter().filter(|addr| addr.ip() != fixture).collect();
             (!stray.is_empty()).then(|| format!("allowed, but to {stray:?}"))
         }
         (Expect::Allow, other) => Some(format!("expected allow, got {other:?}")),
         (Expect::Block, Verdict::Allowed(addrs)) => Some(format!("allowed to {addrs:?}")),
         (Expect::Block, Verdict::Unparsable) => None,
-        (Expect::Block, Verdict::Blocked(blocked)) => {
-            // Whatever the address or the lookup said, the user reads one
-            // sentence; only bad schemes and hosts say more.
-            let uniform = format!(
-                "refused target {}: the host is not public or does not resolve",
-                blocked.target()
-            );
-            let says_more = matches!(
-                blocked.reason(),
-                BlockReason::Scheme { .. } | BlockReason::Host(_)
-            );
-            (!says_more && blocked.to_string() != uniform)
-                .then(|| format!("message `{blocked}` is not the uniform one"))
-        }
+        (Expect::Block, Verdict::Blocked(blocked)) => refusal_problem(blocked),
     }
 }
 

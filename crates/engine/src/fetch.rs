@@ -21,7 +21,7 @@ use url::Url;
 use crate::capture::{ActiveCapture, Exchange, Header};
 use crate::{EngineBuildError, EngineConfig, StepFailure};
 use accord_egress::http_client::{find_refusal, redirect_policy_with, GuardedResolve, Refusal};
-use accord_egress::{Blocked, Guard, GuardConfig, HopPolicy};
+use accord_egress::{Blocked, Guard, GuardConfig, HopPolicy, Resolver};
 
 use crate::JobEgress;
 
@@ -86,12 +86,19 @@ pub(crate) struct Fetched {
 const MAX_CONTENT_TYPE_LEN: usize = 255;
 
 impl Fetcher {
-    pub(crate) fn new(config: &EngineConfig) -> Result<Self, EngineBuildError> {
-        let guard = Guard::new(GuardConfig {
-            policy: config.egress,
-            allow: config.allow_targets.clone(),
-            connect_timeout: config.connect_timeout,
-        });
+    /// A fetcher whose guard resolves names with `resolver`.
+    pub(crate) fn new(
+        config: &EngineConfig,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Self, EngineBuildError> {
+        let guard = Guard::with_resolver(
+            GuardConfig {
+                policy: config.egress,
+                allow: config.allow_targets.clone(),
+                connect_timeout: config.connect_timeout,
+            },
+            resolver,
+        );
         Self::build(config, guard, None)
     }
 

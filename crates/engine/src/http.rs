@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use accord_egress::{Resolver, SystemResolver};
 use accord_model::{
     ArtifactRef, Engine, ExtractedValue, JobResult, JobSpec, RunEngine, Step, TargetUrl, Timings,
 };
@@ -56,9 +57,19 @@ pub struct HttpEngine {
 }
 
 impl HttpEngine {
+    /// An engine whose guard resolves names with the system's resolver.
     pub fn new(config: EngineConfig) -> Result<Self, EngineBuildError> {
+        Self::with_resolver(config, Arc::new(SystemResolver))
+    }
+
+    /// An engine whose guard resolves names with `resolver`: a
+    /// `StubResolver` whose answers a test sets (DNS rebinding included).
+    pub fn with_resolver(
+        config: EngineConfig,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Self, EngineBuildError> {
         Ok(Self {
-            fetcher: Fetcher::new(&config)?,
+            fetcher: Fetcher::new(&config, resolver)?,
             config: Arc::new(config.clone()),
             navigate_timeout: config.navigate_timeout,
             download_timeout: config.download_timeout,

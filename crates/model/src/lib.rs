@@ -86,14 +86,14 @@ pub use notification::{
 };
 pub use policy::{
     effective_policy, sort_by_specificity, Cidr, DomainPattern, DomainPolicy, EffectivePolicy,
-    NewPolicy, PolicyDenial, PolicyEntry, PolicyId, PolicyList, PolicyPatch, PolicyRules,
-    PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
+    NewPolicy, OnOpenBreaker, PolicyDenial, PolicyEntry, PolicyId, PolicyList, PolicyPatch,
+    PolicyRules, PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
 };
 pub use politeness::{
-    BreakerStatus, DeferItem, DeferRequest, DomainList, DomainSummary, DomainWindow,
-    EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem, EgressFinishRequest,
-    EgressOutcome, EgressWait, EgressWaitReason, HostLimits, MAX_CRAWL_DELAY_MS,
-    MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
+    BreakerReason, BreakerStatus, BreakerTransition, DeferItem, DeferRequest, DomainList,
+    DomainSummary, DomainWindow, EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem,
+    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, HostLimits,
+    MAX_BREAKER_HISTORY, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
     ClaimRequest, ClaimResponse, ClaimedJob, CompleteItem, CompleteRequest, EscalateItem,

@@ -12,9 +12,10 @@
 //! A policy says whether the host may be visited, which engines and step
 //! kinds a job may use on it, whether its robots.txt is obeyed, which
 //! non-public networks it may resolve to (the one way to reach an internal
-//! site), and politeness numbers (requests per minute, concurrent requests,
+//! site), politeness numbers (requests per minute, concurrent requests,
 //! minimum gap) that the shared rate limiter reads through
-//! [`effective_policy`].
+//! [`effective_policy`], and whether a job waits or fails while its host's
+//! circuit breaker is open ([`OnOpenBreaker`]).
 //!
 //! Deliberately pure: the store keeps policies, the queue checks them at
 //! submission ([`PolicySet::check_job`]), the worker again at run time
@@ -35,8 +36,8 @@ mod rules;
 pub use pattern::{Cidr, DomainPattern, PolicyId, StepKind};
 pub use request::{NewPolicy, PolicyList, PolicyPatch, PolicyView};
 pub use rules::{
-    effective_policy, sort_by_specificity, DomainPolicy, EffectivePolicy, PolicyDenial,
-    PolicyEntry, PolicyRules, PolicySet,
+    effective_policy, sort_by_specificity, DomainPolicy, EffectivePolicy, OnOpenBreaker,
+    PolicyDenial, PolicyEntry, PolicyRules, PolicySet,
 };
 
 /// Most policies one workspace holds (every claim carries them all).

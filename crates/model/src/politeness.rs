@@ -106,6 +106,10 @@ pub struct EgressWait {
     /// Ask again after this long.
     #[schema(format = "uint64")]
     pub retry_in_ms: u64,
+    /// When the wait ends by the control plane's clock (for `breaker_open`:
+    /// when the breaker lets its probe through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// How the requests of a permit to one host went.
@@ -207,6 +211,42 @@ pub enum BreakerStatus {
     HalfOpen,
 }
 
+/// Why a domain's circuit breaker changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerReason {
+    /// Closed to open: `failures` failures in a row (network errors,
+    /// timeouts, 5xx, 429 without `Retry-After`).
+    FailuresInARow,
+    /// Open to half-open: its open time was up, and one probe went.
+    ProbeDue,
+    /// Half-open to closed: the probe succeeded.
+    ProbeSucceeded,
+    /// Half-open to open: the probe failed.
+    ProbeFailed,
+    /// Half-open to open (probe due again at once): the probe's job never
+    /// sent it (cancelled, or its worker died).
+    ProbeAbandoned,
+}
+
+/// One change of a domain's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerTransition {
+    /// When it changed, by the control plane's clock (Redis's, when shared).
+    pub at: DateTime<Utc>,
+    /// The state it changed to.
+    pub to: BreakerStatus,
+    pub reason: BreakerReason,
+    /// For `failures_in_a_row`: how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
+    pub failures: Option<u32>,
+}
+
+/// Most breaker transitions kept per domain.
+pub const MAX_BREAKER_HISTORY: usize = 20;
+
 /// One domain as the workers see it: traffic over the last hour and day,
 /// and its politeness state right now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -227,6 +267,11 @@ pub struct DomainSummary {
     pub paused_until: Option<DateTime<Utc>>,
     /// Requests in flight now.
     pub in_flight: u32,
+    /// The breaker's last transitions, newest first (at most 20, kept for
+    /// two hours after the latest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20)]
+    pub breaker_history: Vec<BreakerTransition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -220,6 +220,10 @@ pub enum JobErrorCode {
     /// A domain policy of the job's workspace refuses a host it reached
     /// (a redirect included), or the engine or a step on it.
     PolicyDenied,
+    /// The host's circuit breaker is open after repeated failures and its
+    /// domain policy says `"on_open_breaker": "fail"`: the message names the
+    /// host and when it will be probed again.
+    DomainUnavailable,
 }
 
 impl JobErrorCode {
@@ -229,6 +233,7 @@ impl JobErrorCode {
             Self::TargetBlocked => "target_blocked",
             Self::RobotsDisallowed => "robots_disallowed",
             Self::PolicyDenied => "policy_denied",
+            Self::DomainUnavailable => "domain_unavailable",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord_egress::http_client::{find_refusal, redirect_policy, GuardedResolve, Refusal};
-use accord_egress::{AllowList, Guard, GuardConfig};
+use accord_egress::{AllowList, Blocked, Guard, GuardConfig, Resolver, SystemResolver};
 use accord_model::EgressPolicy;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
@@ -70,12 +70,25 @@ pub struct Sender {
 pub struct SenderBuildError(#[from] reqwest::Error);
 
 impl Sender {
+    /// A sender whose guard resolves names with the system's resolver.
     pub fn new(config: &SenderConfig) -> Result<Self, SenderBuildError> {
-        let guard = Guard::new(GuardConfig {
-            policy: config.egress,
-            allow: config.allow_targets.clone(),
-            connect_timeout: config.connect_timeout,
-        });
+        Self::with_resolver(config, Arc::new(SystemResolver))
+    }
+
+    /// A sender whose guard resolves names with `resolver` (a
+    /// `StubResolver` whose answers a test sets).
+    pub fn with_resolver(
+        config: &SenderConfig,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Self, SenderBuildError> {
+        let guard = Guard::with_resolver(
+            GuardConfig {
+                policy: config.egress,
+                allow: config.allow_targets.clone(),
+                connect_timeout: config.connect_timeout,
+            },
+            resolver,
+        );
         let client = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             // A proxy would connect on our behalf to addresses the guard never sees.
@@ -89,18 +102,15 @@ impl Sender {
     }
 
     /// The guard's verdict on a URL from the URL alone.
-    pub fn check_url(&self, url: &Url) -> Result<(), String> {
-        self.guard
-            .check_url(url)
-            .map(drop)
-            .map_err(|blocked| blocked.detail().to_string())
+    pub fn check_url(&self, url: &Url) -> Result<(), Blocked> {
+        self.guard.check_url(url).map(drop)
     }
 
     /// POSTs a JSON `body` with `headers` to `url`: delivered on any 2xx.
     pub async fn post_json(&self, url: &Url, headers: HeaderMap, body: Vec<u8>) -> Attempt {
         let started = Instant::now();
-        if let Err(detail) = self.check_url(url) {
-            return refused(started, detail);
+        if let Err(blocked) = self.check_url(url) {
+            return refused(started, &blocked);
         }
         let sent = self
             .client
@@ -118,7 +128,7 @@ impl Sender {
             .guard
             .check_peer(response.url(), response.remote_addr())
         {
-            return refused(started, blocked.detail().to_string());
+            return refused(started, &blocked);
         }
         let status = response.status();
         let excerpt = excerpt(response).await;
@@ -134,23 +144,31 @@ impl Sender {
     }
 }
 
-fn refused(started: Instant, detail: String) -> Attempt {
+/// An attempt the guard refused. The receiver's owner reads the code and
+/// the guard's message for users, the same whether the name resolved to a
+/// forbidden address or did not resolve (so targets cannot be used to map
+/// internal names); the operator's log gets the detail.
+fn refused(started: Instant, blocked: &Blocked) -> Attempt {
+    tracing::info!(detail = %blocked.detail(), "the egress guard refused a notification target");
     Attempt {
         status: None,
         latency: started.elapsed(),
         delivered: false,
-        error: Some(format!("the egress guard refused the target: {detail}")),
+        error: Some(refusal_message(blocked)),
         excerpt: None,
         permanent: true,
     }
 }
 
+/// How a refused delivery reads in its attempt log:
+/// `target_blocked: <the guard's message>`.
+pub fn refusal_message(blocked: &Blocked) -> String {
+    format!("{}: {blocked}", blocked.code())
+}
+
 fn failure(started: Instant, err: &reqwest::Error) -> Attempt {
     let (error, permanent) = match find_refusal(err) {
-        Some(Refusal::Blocked(blocked)) => (
-            format!("the egress guard refused the target: {}", blocked.detail()),
-            true,
-        ),
+        Some(Refusal::Blocked(blocked)) => return refused(started, &blocked),
         Some(Refusal::TooManyRedirects(too_many)) => (too_many.to_string(), true),
         Some(Refusal::Denied(denied)) => (denied.to_string(), true),
         None if err.is_timeout() => ("the receiver did not answer in time".to_owned(), false),

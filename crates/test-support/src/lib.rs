@@ -23,9 +23,16 @@
 //! (moto) of the test's own, for the artifact blob store. [`SmtpSink`] is
 //! an SMTP server on loopback that records the emails it is sent, and
 //! [`parse_atom`] reads and checks an Atom feed with a real XML parser.
+//!
+//! The SSRF corpus ([`ssrf_corpus`], kept as data in
+//! `data/ssrf_corpus.toml`) and the [`CanaryNet`] it runs in (an
+//! allow-listed fixture and canary listeners that must never be reached)
+//! are shared by every egress test: the guard, the proxy, both engines and
+//! the notification sender.
 
 mod atom;
 mod browser_pages;
+mod canary;
 mod cluster;
 mod data;
 mod fixture;
@@ -35,12 +42,14 @@ mod postgres;
 mod redis;
 mod s3;
 mod smtp;
+mod ssrf;
 
 pub use atom::{parse_atom, AtomEntry, AtomFeed};
 pub use browser_pages::{
     APP_DATA_JSON, APP_JOBS, APP_LAZY_PAGE, APP_LAZY_PAGES, APP_PASSWORD, APP_REPORT_CSV,
     APP_SESSION_COOKIE, APP_TALL_HEIGHT, APP_USER,
 };
+pub use canary::{Canary, CanaryNet, FIXTURE_BODY, FIXTURE_IP, FIXTURE_NAME};
 pub use cluster::ThrowawayCluster;
 pub use data::{blob_bytes, JOBS_COOKIE, JOBS_HTML, JOBS_JSON, PAGED_PAGES, REPORT_CSV};
 pub use fixture::{
@@ -51,3 +60,7 @@ pub use postgres::{TestDatabase, DEFAULT_POSTGRES_URL};
 pub use redis::{shared_redis_url, ThrowawayRedis, DEFAULT_REDIS_URL};
 pub use s3::{ThrowawayS3, S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY};
 pub use smtp::{ReceivedMail, SinkTls, SmtpSink};
+pub use ssrf::{
+    dns_batches, fixture_allow_list, guard_config, refusal_problem, ssrf_corpus, uniform_refusal,
+    Expect, Redirect, SsrfCase,
+};

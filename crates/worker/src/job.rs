@@ -87,6 +87,10 @@ impl JobTask {
                     self.reporter.report(Outcome::Defer(item));
                     return Ended::Reported;
                 }
+                Admission::Fail(error) => {
+                    self.report_failure(error);
+                    return Ended::Reported;
+                }
                 Admission::Stopped => return Ended::Stopped,
             }
         }

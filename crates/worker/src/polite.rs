@@ -4,7 +4,9 @@
 //! circuit breaker are kept there, shared by every worker); after the run
 //! it says how the site behaved. A short wait is waited out in place; a
 //! long one puts the job back in the queue until then without using up an
-//! attempt, so the slot serves other domains meanwhile.
+//! attempt, so the slot serves other domains meanwhile. A host whose
+//! circuit breaker is open fails the job at once instead when its domain
+//! policy says `"on_open_breaker": "fail"`.
 //!
 //! Fails open: when the control plane cannot answer a permit request the
 //! job runs (and its report will meet the same trouble); politeness never
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 use accord_engine::SiteSignal;
 use accord_model::{
     ClaimedJob, DeferItem, EgressAcquireRequest, EgressFinishItem, EgressFinishRequest,
-    EgressOutcome, EgressWaitReason, HostLimits, Step, WorkerId, MAX_EGRESS_HOLD_MS,
-    MAX_EGRESS_HOSTS,
+    EgressOutcome, EgressWait, EgressWaitReason, ErrorKind, HostLimits, JobError, JobErrorCode,
+    OnOpenBreaker, Step, WorkerId, MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
+use chrono::{SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::control::ControlPlane;
@@ -55,6 +58,9 @@ pub(crate) enum Admission {
     Run(Option<Permit>),
     /// Put it back for later.
     Defer(DeferItem),
+    /// Fail it for good: its host's breaker is open and its domain policy
+    /// says not to wait.
+    Fail(JobError),
     /// The job was stopped while waiting.
     Stopped,
 }
@@ -99,6 +105,12 @@ impl Politeness {
             let Some(wait) = answer.wait else {
                 return Admission::Run(None);
             };
+            if wait.reason == EgressWaitReason::BreakerOpen {
+                if let Some(error) = fail_fast(job, &wait) {
+                    tracing::info!(host = %wait.host, "circuit breaker open and the policy says fail: failing the job");
+                    return Admission::Fail(error);
+                }
+            }
             let retry_in = Duration::from_millis(wait.retry_in_ms);
             let pause = match wait.reason {
                 EgressWaitReason::Concurrency => retry_in.min(SLOT_POLL),
@@ -169,6 +181,30 @@ impl Politeness {
             }
         });
     }
+}
+
+/// The failure of a job whose host's breaker is open, when the host's
+/// domain policy says `fail` rather than wait: permanent, code
+/// `domain_unavailable`, naming the host and when its breaker probes again.
+fn fail_fast(job: &ClaimedJob, wait: &EgressWait) -> Option<JobError> {
+    let policy = job.policies.as_ref()?.effective(&wait.host);
+    if policy.on_open_breaker != OnOpenBreaker::Fail {
+        return None;
+    }
+    let probe = wait
+        .until
+        .unwrap_or_else(|| Utc::now() + chrono::TimeDelta::milliseconds(wait.retry_in_ms as i64));
+    let rule = policy
+        .rule
+        .map_or_else(|| "(none)".to_owned(), |rule| rule.to_string());
+    let message = format!(
+        "domain {} is unavailable: its circuit breaker is open after repeated failures and \
+         probes again at {} (in {} s); domain policy `{rule}` says fail rather than wait",
+        wait.host,
+        probe.to_rfc3339_opts(SecondsFormat::Secs, true),
+        wait.retry_in_ms.div_ceil(1_000),
+    );
+    Some(JobError::new(ErrorKind::Permanent, message).with_code(JobErrorCode::DomainUnavailable))
 }
 
 /// The politeness numbers the job's domain policies set for its hosts.

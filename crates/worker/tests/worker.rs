@@ -1131,6 +1131,7 @@ async fn a_job_whose_domain_must_wait_long_is_deferred_unrun() {
             host: "example.com".to_owned(),
             reason: EgressWaitReason::Paused,
             retry_in_ms: 30_000,
+            until: None,
         });
     });
     double.offer(std::slice::from_ref(&paused));

@@ -1,7 +1,8 @@
 //! `/api/v1/domains`: what the workers' requests to each domain did over
 //! the last hour and day (rolled-up counters, never a scan of jobs), and
 //! each domain's politeness state now (breaker, `Retry-After` pause,
-//! requests in flight). Domains are shared by every workspace, so these
+//! requests in flight, the breaker's last transitions with their time and
+//! reason). Domains are shared by every workspace, so these
 //! are instance-level routes, like `/metrics`.
 
 use accord_cluster::{Counters, DomainView, Windows};
@@ -97,6 +98,9 @@ fn summary(domain: String, windows: &Windows, view: Option<&DomainView>) -> Doma
             .filter(|until| *until > now_ms)
             .and_then(millis),
         in_flight: view.map_or(0, |v| v.state.in_flight(now_ms) as u32),
+        breaker_history: view
+            .map(|v| v.state.breaker_history().copied().collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -151,6 +151,7 @@ pub async fn egress_acquire(
                 retry_in_ms: u64::try_from(until_ms.saturating_sub(now))
                     .unwrap_or(0)
                     .max(1),
+                until: chrono::DateTime::from_timestamp_millis(until_ms),
             }),
         }));
     }

@@ -1,188 +1,26 @@
-//! What the egress tests share: a fixture on 127.0.0.10 that tests reach
-//! only through an allow-list entry, canary listeners on 127.0.0.1-9 and [::1]
-//! that count every connection they receive, and two clients that go
-//! through a proxy (absolute-form with reqwest, CONNECT by hand).
+//! What the egress tests share: the canary network of `accord-test-support`
+//! (a fixture on 127.0.0.10 that tests reach only through an allow-list
+//! entry, canary listeners on 127.0.0.1-9 and [::1] that count every
+//! connection they receive), a recording proxy hook, and two clients that
+//! go through a proxy (absolute-form with reqwest, CONNECT by hand).
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use accord_egress::proxy::{HookVerdict, ProxyOutcome, ProxyRequest};
 use accord_egress::{EgressProxy, Guard, ProxyConfig, ProxyHandle, ProxyHook};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use accord_test_support::CanaryNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use url::Url;
 
-/// The fixture's address; the allow-list names it and nothing else.
-pub const FIXTURE_IP: &str = "127.0.0.10";
-/// The fixture's name in every stub resolver.
-pub const FIXTURE_NAME: &str = "fixture.test";
-/// What the fixture's page says.
-pub const FIXTURE_BODY: &str = "fixture";
+/// The network every egress test runs in, shared with the engines' and
+/// the notification sender's SSRF tests.
+pub type Net = CanaryNet;
 
-/// A listener that counts connections and never answers.
-#[derive(Debug)]
-pub struct Canary {
-    pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
-}
-
-/// The fixture and the canaries, all on one port.
-#[derive(Debug)]
-pub struct Net {
-    pub port: u16,
-    pub canaries: Vec<Canary>,
-    /// Requests the fixture served, by path.
-    pub fixture_requests: Arc<Mutex<Vec<String>>>,
-    /// HTML pages the fixture serves, by path.
-    pages: Arc<Mutex<BTreeMap<String, String>>>,
-}
-
-impl Net {
-    pub fn canary_hits(&self) -> Vec<(SocketAddr, usize)> {
-        self.canaries
-            .iter()
-            .map(|canary| (canary.addr, canary.hits.load(Ordering::SeqCst)))
-            .collect()
-    }
-
-    pub fn total_canary_hits(&self) -> usize {
-        self.canary_hits().iter().map(|(_, hits)| hits).sum()
-    }
-
-    pub fn fixture_paths(&self) -> Vec<String> {
-        self.fixture_requests.lock().unwrap().clone()
-    }
-
-    /// Has the fixture serve `html` at `path`.
-    pub fn serve_page(&self, path: &str, html: String) {
-        self.pages.lock().unwrap().insert(path.to_owned(), html);
-    }
-}
-
-/// Binds the fixture on 127.0.0.10 and canaries on 127.0.0.1-9 (and [::1]
-/// when the host has IPv6) on one free port.
+/// Binds the fixture and the canaries on one free port.
 pub async fn start_net() -> Net {
-    'attempt: for _ in 0..50 {
-        let fixture_listener = TcpListener::bind((FIXTURE_IP, 0)).await.unwrap();
-        let port = fixture_listener.local_addr().unwrap().port();
-        let mut listeners = Vec::new();
-        for last in 1..=9u8 {
-            match TcpListener::bind(format!("127.0.0.{last}:{port}")).await {
-                Ok(listener) => listeners.push(listener),
-                Err(_) => continue 'attempt,
-            }
-        }
-        // IPv6 may be off in a container; the other canaries still stand.
-        if let Ok(listener) = TcpListener::bind(format!("[::1]:{port}")).await {
-            listeners.push(listener);
-        }
-        let canaries = listeners.into_iter().map(start_canary).collect();
-        let fixture = Fixture {
-            requests: Arc::new(Mutex::new(Vec::new())),
-            pages: Arc::new(Mutex::new(BTreeMap::new())),
-        };
-        let net = Net {
-            port,
-            canaries,
-            fixture_requests: fixture.requests.clone(),
-            pages: fixture.pages.clone(),
-        };
-        tokio::spawn(serve_fixture(fixture_listener, fixture));
-        return net;
-    }
-    panic!("no port was free on 127.0.0.1-10 after 50 attempts");
-}
-
-fn start_canary(listener: TcpListener) -> Canary {
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(stream);
-        }
-    });
-    Canary { addr, hits }
-}
-
-/// What the fixture knows: the requests it served and the pages it serves.
-#[derive(Debug, Clone)]
-struct Fixture {
-    requests: Arc<Mutex<Vec<String>>>,
-    pages: Arc<Mutex<BTreeMap<String, String>>>,
-}
-
-async fn serve_fixture(listener: TcpListener, fixture: Fixture) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let fixture = fixture.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let fixture = fixture.clone();
-                async move { Ok::<_, Infallible>(fixture_page(request, &fixture)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
-    }
-}
-
-/// `/redirect?status=&to=` redirects; a request asking for an upgrade gets
-/// `101` and an echo of every byte it sends; a page set with
-/// [`Net::serve_page`] is served as HTML; anything else is the plain page.
-fn fixture_page(mut request: Request<Incoming>, fixture: &Fixture) -> Response<Full<Bytes>> {
-    let path = request.uri().path().to_owned();
-    fixture.requests.lock().unwrap().push(path.clone());
-    if let Some(html) = fixture.pages.lock().unwrap().get(&path) {
-        return Response::builder()
-            .header("content-type", "text/html; charset=utf-8")
-            .body(Full::new(Bytes::from(html.clone())))
-            .unwrap();
-    }
-    if path == "/redirect" {
-        let query = request.uri().query().unwrap_or_default();
-        let pairs: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let status = pairs["status"].parse::<u16>().unwrap();
-        return Response::builder()
-            .status(status)
-            .header("location", &pairs["to"])
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-    }
-    if request.headers().contains_key("upgrade") {
-        let upgrade = hyper::upgrade::on(&mut request);
-        tokio::spawn(async move {
-            if let Ok(upgraded) = upgrade.await {
-                let mut io = TokioIo::new(upgraded);
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = io.read(&mut buf).await {
-                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        return Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header("connection", "upgrade")
-            .header("upgrade", "websocket")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-    }
-    Response::new(Full::new(Bytes::from_static(FIXTURE_BODY.as_bytes())))
+    CanaryNet::start().await
 }
 
 /// A hook that records every outcome as a line, and denies the paths it

@@ -1,23 +1,25 @@
 //! [`BrowserEngine`]: the [`Executor`] that runs jobs in headless Chromium,
 //! each in a fresh incognito context of a pooled browser.
 //!
-//! A job with domain policies ([`JobEgress`]) gets an egress proxy of its
-//! own for its context, when the engine was given the guard to start one
-//! from ([`BrowserEngine::with_job_proxies`]): that proxy's guard admits the
-//! networks the policies grant their hosts, and its hook refuses every
+//! When the engine was given the worker's guard
+//! ([`BrowserEngine::with_job_proxies`]), every job gets an egress proxy of
+//! its own for its context. Its guard admits the networks the job's domain
+//! policies ([`JobEgress`]) grant their hosts; its hook refuses every
 //! request (documents, sub-resources, redirects, WebSockets) to a host the
-//! policies deny. A run that fails after such a refusal fails with code
-//! `policy_denied`.
+//! policies deny, and tells the job what the guard refused (see `egress`).
+//! A run that fails after a policy's refusal fails with code
+//! `policy_denied`; a page whose load the guard refused fails with
+//! `target_blocked`. The browser's own proxy stays behind every context
+//! as the way out of last resort.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use accord_egress::proxy::{HookVerdict, ProxyOutcome, ProxyRequest, RequestKind};
-use accord_egress::{EgressProxy, Guard, HopPolicy, ProxyConfig, ProxyHook};
+use accord_egress::{EgressProxy, Guard, ProxyConfig};
 use accord_model::{ArtifactRef, JobSpec};
 use tokio_util::sync::CancellationToken;
-use url::Url;
 
 use super::detect::Chromium;
+use super::egress::{JobHook, JobProxy};
 use super::error::BrowserFailure;
 use super::job::Job;
 use super::pool::{PoolHandle, PoolStats};
@@ -32,7 +34,8 @@ pub struct BrowserEngine {
     pool: PoolHandle,
     config: Arc<BrowserConfig>,
     /// What a job's own egress proxy starts from (the worker's guard);
-    /// `None`: jobs' policies are not applied inside the browser.
+    /// `None`: jobs run behind the browser's proxy alone, and their
+    /// policies are not applied inside the browser.
     job_guard: Option<Guard>,
 }
 
@@ -48,8 +51,10 @@ impl BrowserEngine {
         }
     }
 
-    /// Runs each job that has domain policies behind an egress proxy of its
-    /// own, started from `guard` (the one the browser's shared proxy uses).
+    /// Runs each job behind an egress proxy of its own, started from
+    /// `guard` (the one the browser's shared proxy uses), with the job's
+    /// domain policies applied, and the guard's refusals of its pages
+    /// reported as `target_blocked`.
     pub fn with_job_proxies(mut self, guard: Guard) -> Self {
         self.job_guard = Some(guard);
         self
@@ -70,7 +75,7 @@ impl BrowserEngine {
 #[async_trait::async_trait]
 impl Executor for BrowserEngine {
     async fn run(&self, spec: &JobSpec, stop: &CancellationToken) -> Result<RunOutput, RunFailure> {
-        self.run_in(spec, stop, None).await
+        self.run_with(spec, &JobEgress::default(), stop).await
     }
 
     async fn run_with(
@@ -79,27 +84,29 @@ impl Executor for BrowserEngine {
         egress: &JobEgress,
         stop: &CancellationToken,
     ) -> Result<RunOutput, RunFailure> {
-        let Some(base) = self.job_guard.as_ref().filter(|_| !egress.is_empty()) else {
-            return self.run(spec, stop).await;
+        let Some(base) = self.job_guard.as_ref() else {
+            return self.run_in(spec, stop, None).await;
         };
         let guard = match &egress.hosts {
             Some(hosts) => base.with_host_allow(hosts.clone()),
             None => base.clone(),
         };
-        let hook = Arc::new(PolicyHook {
-            hops: egress.hops.clone(),
-            denied: Mutex::new(None),
-        });
-        let proxy = EgressProxy::start(guard, hook.clone(), ProxyConfig::default())
+        let hook = Arc::new(JobHook::new(egress.hops.clone()));
+        let proxy = EgressProxy::start(guard.clone(), hook.clone(), ProxyConfig::default())
             .await
             .map_err(|err| failure_at_start(spec, BrowserFailure::JobProxy(err.to_string())))?;
         // The browsers are this process's children, as for the shared proxy.
         proxy.admit_process_tree(std::process::id());
-        let server = format!("http://{}", proxy.addr());
-        let outcome = self.run_in(spec, stop, Some(server)).await;
+        let job_proxy = JobProxy {
+            server: format!("http://{}", proxy.addr()),
+            hook: hook.clone(),
+            guard,
+        };
+        let outcome = self.run_in(spec, stop, Some(job_proxy)).await;
         proxy.shutdown().await;
         outcome.map_err(|mut failure| {
-            if let Some(denied) = hook.first_denial() {
+            let refused = matches!(failure.error.failure(), StepFailure::Refused(_));
+            if let Some(denied) = hook.first_denial().filter(|_| !refused) {
                 let denied = StepFailure::PolicyDenied(denied);
                 let step = failure.error.step().unwrap_or(0);
                 failure.error = match spec.steps.get(step) {
@@ -117,7 +124,7 @@ impl BrowserEngine {
         &self,
         spec: &JobSpec,
         stop: &CancellationToken,
-        proxy_server: Option<String>,
+        proxy: Option<JobProxy>,
     ) -> Result<RunOutput, RunFailure> {
         let lease = tokio::select! {
             lease = self.pool.acquire() => lease,
@@ -130,7 +137,7 @@ impl BrowserEngine {
             }
             Err(err) => return Err(failure_at_start(spec, BrowserFailure::Unavailable(err))),
         };
-        let job = Job::new(&self.config, lease, stop, spec, proxy_server);
+        let job = Job::new(&self.config, lease, stop, spec, proxy);
         let (outcome, artifacts) = job.run(spec).await;
         match outcome {
             Ok(mut result) => {
@@ -140,50 +147,6 @@ impl BrowserEngine {
             Err(error) => Err(RunFailure { error, artifacts }),
         }
     }
-}
-
-/// A job's domain policies as its proxy's hook: every request's host is
-/// asked about, and the first refusal is kept to say why the run failed.
-#[derive(Debug)]
-struct PolicyHook {
-    hops: Option<Arc<dyn HopPolicy>>,
-    denied: Mutex<Option<String>>,
-}
-
-impl PolicyHook {
-    fn first_denial(&self) -> Option<String> {
-        self.denied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl ProxyHook for PolicyHook {
-    fn check(&self, request: &ProxyRequest<'_>) -> HookVerdict {
-        let Some(hops) = &self.hops else {
-            return HookVerdict::Allow;
-        };
-        // A tunnel shows only its host: the policy is per host anyway.
-        let url = match (request.kind, request.url) {
-            (RequestKind::Forward, Some(url)) => Some(url.clone()),
-            _ => Url::parse(&format!("https://{}/", request.authority)).ok(),
-        };
-        let Some(url) = url else {
-            return HookVerdict::Deny(format!("{}: not a host", request.authority));
-        };
-        match hops.check(&url) {
-            Ok(()) => HookVerdict::Allow,
-            Err(denied) => {
-                let reason = denied.to_string();
-                let mut first = self.denied.lock().unwrap_or_else(PoisonError::into_inner);
-                first.get_or_insert_with(|| reason.clone());
-                HookVerdict::Deny(reason)
-            }
-        }
-    }
-
-    fn record(&self, _request: &ProxyRequest<'_>, _outcome: &ProxyOutcome<'_>) {}
 }
 
 /// A failure before the first step ran: it is charged to the first step.

@@ -40,6 +40,10 @@ pub enum BrowserFailure {
     Protocol { action: &'static str },
 
     // Permanent: the same job fails the same way again.
+    /// The egress guard refused the page (or a hop it redirected to); the
+    /// run reports it as the HTTP engine does (`target_blocked`).
+    #[error(transparent)]
+    TargetBlocked(accord_egress::Blocked),
     #[error("{url} is blocked ({code})")]
     Blocked { url: String, code: String },
     #[error("{url} has an invalid or untrusted certificate ({code})")]
@@ -81,7 +85,8 @@ impl BrowserFailure {
             | Self::Network { .. }
             | Self::Protocol { .. } => ErrorKind::Retryable,
             Self::ErrorStatus { status, .. } => status_kind(*status),
-            Self::Blocked { .. }
+            Self::TargetBlocked(_)
+            | Self::Blocked { .. }
             | Self::Certificate { .. }
             | Self::IsDownload { .. }
             | Self::NoPage { .. }

@@ -23,6 +23,7 @@ use chromiumoxide::cdp::browser_protocol::target::{
 use tokio_util::sync::CancellationToken;
 
 use super::capture::{self, ClickDownload, Shot};
+use super::egress::JobProxy;
 use super::error::BrowserFailure;
 use super::extract::{self, value_bytes};
 use super::network::{NetworkEvents, Recorder};
@@ -49,9 +50,9 @@ pub(super) struct Job<'a> {
     /// The job's timeout, which bounds `wait_for` steps without their own.
     job_timeout: Duration,
     context: Option<BrowserContextId>,
-    /// The job's own egress proxy (its domain policies), for its context;
-    /// `None`: the browser's shared proxy.
-    proxy_server: Option<String>,
+    /// The job's own egress proxy (its domain policies, what the guard
+    /// refused), for its context; `None`: the browser's shared proxy.
+    proxy: Option<JobProxy>,
     page: Option<PageSession>,
     extracted: BTreeMap<String, ExtractedValue>,
     extracted_bytes: usize,
@@ -76,7 +77,7 @@ impl<'a> Job<'a> {
         lease: Lease,
         stop: &CancellationToken,
         spec: &JobSpec,
-        proxy_server: Option<String>,
+        proxy: Option<JobProxy>,
     ) -> Self {
         let interrupts = Interrupts {
             stop: stop.clone(),
@@ -89,7 +90,7 @@ impl<'a> Job<'a> {
             interrupts,
             job_timeout: Duration::from_secs(spec.timeout_seconds.into()),
             context: None,
-            proxy_server,
+            proxy,
             page: None,
             extracted: BTreeMap::new(),
             extracted_bytes: 0,
@@ -162,7 +163,12 @@ impl<'a> Job<'a> {
                 if !matches!(failure, BrowserFailure::Stopped) {
                     tracing::debug!(step = index, action = step.action(), error = %failure, "browser step failed");
                 }
-                return Err(EngineError::at(index, step, StepFailure::Browser(failure)));
+                let failure = match failure {
+                    // The same failure, code and message as on the HTTP engine.
+                    BrowserFailure::TargetBlocked(blocked) => StepFailure::Refused(blocked),
+                    other => StepFailure::Browser(other),
+                };
+                return Err(EngineError::at(index, step, failure));
             }
             if self.ended {
                 // An optional `follow` found no link: the job ends here.
@@ -173,7 +179,10 @@ impl<'a> Job<'a> {
     }
 
     /// Loads `url` as a `navigate` does, within the navigation timeout: a
-    /// 429 or 5xx fails the step unless `accept_error_status`.
+    /// 429 or 5xx fails the step unless `accept_error_status`. Behind the
+    /// job's own proxy, what the URL alone tells is refused first, and a
+    /// load the guard refused (the page, or a hop it redirected to) fails
+    /// with the guard's refusal.
     async fn load(
         &mut self,
         url: &TargetUrl,
@@ -181,10 +190,28 @@ impl<'a> Job<'a> {
         open_with_url: bool,
         accept_error_status: bool,
     ) -> Result<(), BrowserFailure> {
+        let mark = match &self.proxy {
+            Some(proxy) => {
+                proxy
+                    .guard
+                    .check_url(url.as_url())
+                    .map_err(BrowserFailure::TargetBlocked)?;
+                proxy.hook.mark()
+            }
+            None => 0,
+        };
         let timeout = self.config.navigate_timeout;
         let load = self.navigate(url.as_str(), wait_until, open_with_url);
         let loaded = match tokio::time::timeout(timeout, load).await {
-            Ok(loaded) => loaded?,
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(failure @ BrowserFailure::Network { .. })) => {
+                let refused = self
+                    .proxy
+                    .as_ref()
+                    .and_then(|p| p.hook.refused_tunnel(mark));
+                return Err(refused.map_or(failure, BrowserFailure::TargetBlocked));
+            }
+            Ok(Err(failure)) => return Err(failure),
             Err(_elapsed) => {
                 return Err(BrowserFailure::Timeout {
                     what: format!("loading {url}"),
@@ -192,6 +219,14 @@ impl<'a> Job<'a> {
                 })
             }
         };
+        if let Some(proxy) = &self.proxy {
+            if let Some(blocked) = proxy
+                .hook
+                .refused_document(mark, loaded.status, &loaded.url)
+            {
+                return Err(BrowserFailure::TargetBlocked(blocked));
+            }
+        }
         let error_status = loaded.status == 429 || loaded.status >= 500;
         if error_status && !accept_error_status {
             return Err(BrowserFailure::ErrorStatus {
@@ -502,10 +537,10 @@ impl<'a> Job<'a> {
             return Ok(context.clone());
         }
         let mut params = CreateBrowserContextParams::default();
-        if let Some(server) = &self.proxy_server {
+        if let Some(proxy) = &self.proxy {
             // The context's own proxy replaces the browser's; loopback must
             // not bypass it either (Chromium's implicit bypass rules).
-            params.proxy_server = Some(server.clone());
+            params.proxy_server = Some(proxy.server.clone());
             params.proxy_bypass_list = Some("<-loopback>".to_owned());
         }
         let created = self

@@ -11,7 +11,8 @@
 //!
 //! Phases, one file each: `detect` (which executable), `launch` (one browser
 //! process and its directory), `process` (its process tree, memory, kill),
-//! `pool` (the task owning the browsers), `engine` (the `Executor`), `job`
+//! `pool` (the task owning the browsers), `engine` (the `Executor`),
+//! `egress` (a job's own proxy and what it refused), `job`
 //! (one job's context and steps), `page` (its page: loads, scripts, crash
 //! watch), `actions`, `extract`, `assert`, `capture`, `network` (the steps), `console`
 //! (what the page logs), `error` (how failures are classified).
@@ -22,6 +23,7 @@ mod capture;
 mod config;
 mod console;
 mod detect;
+mod egress;
 mod engine;
 mod error;
 mod extract;

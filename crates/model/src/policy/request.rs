@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::pattern::{Cidr, DomainPattern, PolicyId, StepKind};
-use super::rules::{DomainPolicy, PolicyRules};
+use super::rules::{DomainPolicy, OnOpenBreaker, PolicyRules};
 use super::{MAX_CONCURRENT, MAX_MIN_GAP_MS, MAX_POLICY_CIDRS, MAX_REQUESTS_PER_MINUTE};
 use crate::{RunEngine, ValidationError};
 
@@ -71,6 +71,14 @@ pub struct NewPolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 32, example = json!(["10.1.0.0/16"]))]
     pub allow_cidrs: Vec<String>,
+    /// While a host's circuit breaker is open (it failed repeatedly):
+    /// `wait` (the default) puts its jobs back in the queue until the
+    /// breaker probes again, without using up an attempt; `fail` fails
+    /// them at once, for good, with code `domain_unavailable`, naming the
+    /// host and when it will be probed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<OnOpenBreaker>, example = "fail")]
+    pub on_open_breaker: Option<String>,
 }
 
 /// `PATCH /api/v1/policies/{id}`: the members to change. A number set to
@@ -123,6 +131,9 @@ pub struct PolicyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 32)]
     pub allow_cidrs: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<OnOpenBreaker>)]
+    pub on_open_breaker: Option<String>,
 }
 
 fn check_number(
@@ -215,6 +226,18 @@ fn parse_cidrs(cidrs: &[String]) -> Result<Vec<Cidr>, ValidationError> {
         .collect()
 }
 
+fn parse_on_open_breaker(text: Option<&str>) -> Result<OnOpenBreaker, ValidationError> {
+    let Some(text) = text else {
+        return Ok(OnOpenBreaker::default());
+    };
+    OnOpenBreaker::parse(text).ok_or_else(|| {
+        invalid(
+            "on_open_breaker",
+            format!("{text:?} is not a choice: use wait or fail"),
+        )
+    })
+}
+
 fn parse_pattern(text: &str) -> Result<DomainPattern, ValidationError> {
     text.parse().map_err(|err| invalid("pattern", err))
 }
@@ -245,6 +268,7 @@ impl NewPolicy {
             steps: parse_steps(self.steps.as_deref())?,
             obey_robots: self.obey_robots.unwrap_or(true),
             allow_cidrs: parse_cidrs(&self.allow_cidrs)?,
+            on_open_breaker: parse_on_open_breaker(self.on_open_breaker.as_deref())?,
         };
         check_rules(&rules)?;
         Ok((pattern, rules))
@@ -283,6 +307,9 @@ impl PolicyPatch {
         if let Some(cidrs) = &self.allow_cidrs {
             rules.allow_cidrs = parse_cidrs(cidrs)?;
         }
+        if let Some(choice) = &self.on_open_breaker {
+            rules.on_open_breaker = parse_on_open_breaker(Some(choice))?;
+        }
         check_rules(rules)?;
         Ok(next)
     }
@@ -312,6 +339,8 @@ pub struct PolicyView {
     pub steps: Option<Vec<StepKind>>,
     pub obey_robots: bool,
     pub allow_cidrs: Vec<String>,
+    /// What a job does while its host's circuit breaker is open.
+    pub on_open_breaker: OnOpenBreaker,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -336,6 +365,7 @@ impl From<&DomainPolicy> for PolicyView {
                 .map(|set| set.iter().copied().collect()),
             obey_robots: rules.obey_robots,
             allow_cidrs: rules.allow_cidrs.iter().map(ToString::to_string).collect(),
+            on_open_breaker: rules.on_open_breaker,
             created_at: policy.created_at,
             updated_at: policy.updated_at,
         }
@@ -411,6 +441,34 @@ mod tests {
             json!({"pattern": "*", "allow_cidrs": ["10.0.0.0/33"]}),
             Err(("allow_cidrs[0]", "not a CIDR")),
         );
+        check(json!({"pattern": "*", "on_open_breaker": "fail"}), Ok(()));
+        check(
+            json!({"pattern": "*", "on_open_breaker": "give_up"}),
+            Err(("on_open_breaker", "use wait or fail")),
+        );
+    }
+
+    #[test]
+    fn open_breakers_are_waited_out_unless_the_policy_says_fail() {
+        let new = |json: serde_json::Value| {
+            serde_json::from_value::<NewPolicy>(json)
+                .unwrap()
+                .validate()
+                .unwrap()
+                .1
+        };
+        let waits = new(serde_json::json!({"pattern": "*"}));
+        assert_eq!(waits.on_open_breaker, OnOpenBreaker::Wait);
+        // The default is not even stored: rules written before the member
+        // existed read the same.
+        let stored = serde_json::to_value(&waits).unwrap();
+        assert!(stored.get("on_open_breaker").is_none(), "{stored}");
+        let fails = new(serde_json::json!({"pattern": "*", "on_open_breaker": "fail"}));
+        assert_eq!(fails.on_open_breaker, OnOpenBreaker::Fail);
+        let stored = serde_json::to_value(&fails).unwrap();
+        assert_eq!(stored["on_open_breaker"], "fail");
+        let read: PolicyRules = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, fails);
     }
 
     #[test]
@@ -445,5 +503,14 @@ mod tests {
         let bad: PolicyPatch =
             serde_json::from_value(serde_json::json!({"requests_per_minute": 0})).unwrap();
         assert_eq!(bad.apply(&policy).unwrap_err().field, "requests_per_minute");
+        let fail: PolicyPatch =
+            serde_json::from_value(serde_json::json!({"on_open_breaker": "fail"})).unwrap();
+        assert_eq!(
+            fail.apply(&policy).unwrap().rules.on_open_breaker,
+            OnOpenBreaker::Fail
+        );
+        let bad: PolicyPatch =
+            serde_json::from_value(serde_json::json!({"on_open_breaker": "later"})).unwrap();
+        assert_eq!(bad.apply(&policy).unwrap_err().field, "on_open_breaker");
     }
 }

@@ -42,6 +42,48 @@ pub struct PolicyRules {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<String>)]
     pub allow_cidrs: Vec<Cidr>,
+    /// What a job does when its host's circuit breaker is open.
+    #[serde(default, skip_serializing_if = "OnOpenBreaker::is_wait")]
+    pub on_open_breaker: OnOpenBreaker,
+}
+
+/// What a job does when its host's circuit breaker is open (the host
+/// failed repeatedly and is left alone until its next probe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOpenBreaker {
+    /// Go back to the queue until the breaker lets requests through again,
+    /// without using up an attempt.
+    #[default]
+    Wait,
+    /// Fail at once, for good, with code `domain_unavailable`: for jobs whose
+    /// answer is worthless later.
+    Fail,
+}
+
+impl OnOpenBreaker {
+    pub const ALL: [Self; 2] = [Self::Wait, Self::Fail];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wait => "wait",
+            Self::Fail => "fail",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|choice| choice.as_str() == text)
+    }
+
+    pub fn is_wait(&self) -> bool {
+        *self == Self::Wait
+    }
+}
+
+impl std::fmt::Display for OnOpenBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for PolicyRules {
@@ -56,6 +98,7 @@ impl Default for PolicyRules {
             steps: None,
             obey_robots: true,
             allow_cidrs: Vec::new(),
+            on_open_breaker: OnOpenBreaker::Wait,
         }
     }
 }
@@ -183,6 +226,8 @@ pub struct EffectivePolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<String>)]
     pub allow_cidrs: Vec<Cidr>,
+    #[serde(default, skip_serializing_if = "OnOpenBreaker::is_wait")]
+    pub on_open_breaker: OnOpenBreaker,
 }
 
 impl EffectivePolicy {
@@ -203,6 +248,7 @@ impl EffectivePolicy {
             steps: rules.steps.clone(),
             obey_robots: rules.obey_robots,
             allow_cidrs: rules.allow_cidrs.clone(),
+            on_open_breaker: rules.on_open_breaker,
         }
     }
 

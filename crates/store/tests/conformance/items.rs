@@ -456,7 +456,7 @@ async fn the_sqlite_migration_backfills_from_the_latest_snapshot() {
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 11")
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 10")
         .execute(&pool)
         .await
         .unwrap();
@@ -478,7 +478,7 @@ async fn the_postgres_migration_backfills_from_the_latest_snapshot() {
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 12")
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 11")
         .execute(&pool)
         .await
         .unwrap();

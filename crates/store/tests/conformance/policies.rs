@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use accord_model::{Cidr, DomainPolicy, PolicyId, PolicyRules, RunEngine, StepKind, WorkspaceId};
+use accord_model::{
+    Cidr, DomainPolicy, OnOpenBreaker, PolicyId, PolicyRules, RunEngine, StepKind, WorkspaceId,
+};
 use accord_store::{PolicyWrite, Store};
 
 use crate::fixtures::*;
@@ -30,6 +32,7 @@ fn policy(workspace: WorkspaceId, pattern: &str) -> DomainPolicy {
             steps: Some(BTreeSet::from([StepKind::Navigate, StepKind::Evaluate])),
             obey_robots: false,
             allow_cidrs: vec!["10.1.0.0/16".parse::<Cidr>().unwrap()],
+            on_open_breaker: OnOpenBreaker::Fail,
         },
         created_at: at(0),
         updated_at: at(0),
