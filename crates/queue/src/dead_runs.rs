@@ -65,6 +65,8 @@ impl Queue {
                 snapshot: snapshot.clone(),
                 values: Vec::new(),
                 events: events.clone(),
+                artifacts: Vec::new(),
+                items: None,
             };
             let notice = run_notice(&context, &record, now);
             verdicts.push(DeadRunVerdict {
