@@ -434,7 +434,7 @@ async fn a_site_that_is_down_fails_its_smoke_check_once_then_recovers() {
     let accord = up_guarded(dir.path());
     let client = accord.client();
     let (hook, _) = target(&client, TargetKind::Webhook, &receiver.url("/hook")).await;
-    // A robots.txt that could not be fetched keeps refusing for minutes
+    // A robots.txt that could not be fetched keeps refusing for a minute
     // after the site is back (RFC 9309: unreachable means disallow); this
     // test is about the page itself.
     client
