@@ -7,12 +7,12 @@
 //! job dies and records the verdict only then, in the same transaction).
 
 use accord_model::{FailItem, WorkflowKind};
-use accord_store::{DeadRunVerdict, RunRecord};
+use accord_store::DeadRunVerdict;
 use accord_workflows::{capture_from_failure, Capture, Previous};
 use chrono::{DateTime, Utc};
 
 use crate::monitors::{baseline_snapshot, to_value};
-use crate::notifications::{events_of, run_notice};
+use crate::notifications::{events_of, outcome_notice};
 use crate::{Queue, QueueError};
 
 impl Queue {
@@ -59,16 +59,7 @@ impl Queue {
             let events = events_of(&run.outcome.summary);
             let outcome = to_value(&run.outcome);
             let snapshot = to_value(&run.snapshot);
-            // What a completion with this outcome would tell the targets.
-            let record = RunRecord::Outcome {
-                outcome: outcome.clone(),
-                snapshot: snapshot.clone(),
-                values: Vec::new(),
-                events: events.clone(),
-                artifacts: Vec::new(),
-                items: None,
-            };
-            let notice = run_notice(&context, &record, now);
+            let notice = outcome_notice(&context, &outcome, &events, now);
             verdicts.push(DeadRunVerdict {
                 job_id: item.job_id,
                 monitor_id: monitor.id,

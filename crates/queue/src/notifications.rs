@@ -59,17 +59,25 @@ pub(crate) fn run_notice(
     record: &RunRecord,
     now: DateTime<Utc>,
 ) -> Option<RunNotice> {
-    let monitor = &context.monitor;
-    if monitor.notify.is_empty() {
-        return None;
-    }
     let RunRecord::Outcome {
         outcome, events, ..
     } = record
     else {
         return None;
     };
-    if events.is_empty() {
+    outcome_notice(context, outcome, events, now)
+}
+
+/// What a run with `outcome` reporting `events` tells its monitor's
+/// targets: nothing when the monitor notifies nobody or nothing happened.
+pub(crate) fn outcome_notice(
+    context: &RunContext,
+    outcome: &serde_json::Value,
+    events: &std::collections::BTreeSet<NotifyEvent>,
+    now: DateTime<Utc>,
+) -> Option<RunNotice> {
+    let monitor = &context.monitor;
+    if monitor.notify.is_empty() || events.is_empty() {
         return None;
     }
     Some(RunNotice {

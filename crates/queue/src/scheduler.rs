@@ -48,10 +48,14 @@ impl Queue {
         let mut tick = SchedulerTick::default();
         // Each run's job is built here; a monitor whose job cannot be
         // built any more is moved to its next slot.
+        let mut monitors = Vec::with_capacity(due.len());
         let mut starts = Vec::with_capacity(due.len());
         for monitor in due {
             match self.scheduled_start(&monitor, now).await {
-                Ok(start) => starts.push((monitor, start)),
+                Ok(start) => {
+                    monitors.push(monitor);
+                    starts.push(start);
+                }
                 Err(QueueError::Invalid(_) | QueueError::TargetNotAllowed(_)) => {
                     self.skip_slot(&monitor, now).await?;
                     tick.invalid += 1;
@@ -61,28 +65,28 @@ impl Queue {
         }
         // Started in chunks, each one transaction (one commit), a few
         // chunks side by side; every start is fenced on its own monitor.
-        let chunks: Vec<Vec<(Monitor, StartRun)>> = {
-            let mut chunks = Vec::new();
-            let mut rest = starts.into_iter().peekable();
-            while rest.peek().is_some() {
-                chunks.push(rest.by_ref().take(SCHEDULER_CHUNK).collect());
-            }
-            chunks
-        };
-        let mut started = futures::stream::iter(chunks)
+        // Chunk numbers, not slices, go through the stream: a closure over
+        // borrowed slices would not be `Send` for every lifetime.
+        let starts = &starts;
+        let mut started = futures::stream::iter(0..starts.len().div_ceil(SCHEDULER_CHUNK))
             .map(|chunk| async move {
-                let runs: Vec<StartRun> = chunk.iter().map(|(_, start)| start.clone()).collect();
-                let outcomes = self.inner.store.monitor_runs_start(&runs).await?;
-                Ok::<_, QueueError>((chunk, outcomes))
+                let from = chunk * SCHEDULER_CHUNK;
+                let range = from..(from + SCHEDULER_CHUNK).min(starts.len());
+                let outcomes = self
+                    .inner
+                    .store
+                    .monitor_runs_start(&starts[range.clone()])
+                    .await?;
+                Ok::<_, QueueError>((range, outcomes))
             })
             .buffer_unordered(SCHEDULER_CHUNKS_IN_FLIGHT);
         while let Some(done) = started.next().await {
-            let (chunk, outcomes) = done?;
-            for ((monitor, start), outcome) in chunk.iter().zip(outcomes) {
+            let (range, outcomes) = done?;
+            for (index, outcome) in range.zip(outcomes) {
                 match outcome {
                     StartOutcome::Started { run, job } => {
-                        self.started_run(monitor, &run, &job);
-                        let late = (now - start.slot).to_std().unwrap_or_default();
+                        self.started_run(&monitors[index], &run, &job);
+                        let late = (now - starts[index].slot).to_std().unwrap_or_default();
                         self.inner
                             .metrics
                             .monitor_lateness
