@@ -174,22 +174,33 @@ pub async fn items(
     match client.output {
         Output::Json => out!("{}", serde_json::to_string_pretty(&items)?),
         Output::Text => {
+            let when = |seen: &accord_model::SeenAt| {
+                format!("{} (run {})", seen.at.format("%m-%d %H:%M:%S"), seen.run_id)
+            };
+            let rows: Vec<(String, String)> = items
+                .iter()
+                .map(|item| (when(&item.first_seen), when(&item.last_seen)))
+                .collect();
+            // The seen columns are as wide as their widest entry: run ids grow.
+            let width = rows
+                .iter()
+                .flat_map(|(first, last)| [first.len(), last.len()])
+                .chain(["FIRST SEEN".len()])
+                .max()
+                .unwrap_or_default();
             out!(
-                "{:<8}  {:<20}  {:<20}  {:<7}  ITEM",
+                "{:<8}  {:<width$}  {:<width$}  {:<7}  ITEM",
                 "STATUS",
                 "FIRST SEEN",
                 "LAST SEEN",
                 "CHANGES"
             );
-            for item in &items {
-                let when = |seen: &accord_model::SeenAt| {
-                    format!("{} (run {})", seen.at.format("%m-%d %H:%M:%S"), seen.run_id)
-                };
+            for (item, (first, last)) in items.iter().zip(&rows) {
                 out!(
-                    "{:<8}  {:<20}  {:<20}  {:<7}  {}",
+                    "{:<8}  {:<width$}  {:<width$}  {:<7}  {}",
                     item.status.as_str(),
-                    when(&item.first_seen),
-                    when(&item.last_seen),
+                    first,
+                    last,
                     item.changes,
                     item_text(&serde_json::to_value(item)?)
                 );
