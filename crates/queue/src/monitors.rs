@@ -37,8 +37,8 @@ use futures::StreamExt;
 use crate::notifications::run_notice;
 use crate::{Queue, QueueError};
 
-/// Runs of one completed batch whose outcomes are computed and written
-/// side by side.
+/// Runs of one completed batch whose workflows are computed side by side
+/// (their outcomes are then written together).
 const COMPLETIONS_IN_FLIGHT: usize = 16;
 
 /// How many times a completion is computed again after losing the
@@ -390,82 +390,128 @@ impl Queue {
 
     /// Completes the jobs of monitor runs (and of workflow runs) among
     /// `items` with their outcomes, and returns the other items (plain
-    /// jobs) untouched, with the outcome of each run's item.
+    /// jobs) untouched, with the outcome of each run's item, in the order
+    /// of `items`.
     pub(crate) async fn complete_monitor_items(
         &self,
         worker: &WorkerId,
         items: &[CompleteItem],
     ) -> Result<(Vec<CompleteItem>, Vec<(usize, ReportOutcome)>), QueueError> {
-        // Each run completes in its own transaction, fenced on its own
-        // monitor, so a batch's runs complete side by side (on PostgreSQL
-        // on several connections; SQLite's one writer takes them in turn
-        // while the reads and the workflows overlap).
-        // Indices, not references, go through the stream: a closure over
-        // borrowed items would not be `Send` for every lifetime.
-        let mut completed = futures::stream::iter(0..items.len())
-            .map(|index| async move {
-                let item = &items[index];
-                let done = match self.inner.store.monitor_run_context(item.job_id).await? {
-                    // A workflow run's job completes with its outcome too.
-                    None => match self.inner.store.workflow_run_pending(item.job_id).await? {
-                        None => None,
-                        Some(run) => Some(self.complete_workflow_run(worker, item, run).await?),
-                    },
-                    Some(context) => Some(self.complete_run(worker, item, context).await?),
-                };
-                Ok::<_, QueueError>((index, done))
-            })
-            .buffered(COMPLETIONS_IN_FLIGHT);
-        let mut plain = Vec::with_capacity(items.len());
-        let mut done = Vec::new();
-        while let Some(completed) = completed.next().await {
-            match completed? {
-                (index, Some(outcome)) => done.push((index, outcome)),
-                (index, None) => plain.push(items[index].clone()),
+        let jobs: Vec<JobId> = items.iter().map(|item| item.job_id).collect();
+        let contexts = self.inner.store.monitor_run_contexts(&jobs).await?;
+        let mut runs = Vec::new();
+        let mut others = Vec::new();
+        for (index, context) in contexts.into_iter().enumerate() {
+            match context {
+                Some(context) => runs.push((index, context)),
+                None => others.push(index),
             }
         }
+        let mut done = self.complete_runs(worker, items, runs).await?;
+        // A workflow run's job completes with its outcome too.
+        let jobs: Vec<JobId> = others.iter().map(|&index| items[index].job_id).collect();
+        let pending = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.workflow_runs_pending(&jobs).await?
+        };
+        let mut plain = Vec::with_capacity(others.len());
+        for (index, run) in others.into_iter().zip(pending) {
+            match run {
+                Some(run) => {
+                    let outcome = self
+                        .complete_workflow_run(worker, &items[index], run)
+                        .await?;
+                    done.push((index, outcome));
+                }
+                None => plain.push(items[index].clone()),
+            }
+        }
+        done.sort_unstable_by_key(|(index, _)| *index);
         Ok((plain, done))
     }
 
-    async fn complete_run(
+    /// Completes the runs of a batch (`runs`: indices into `items`, with
+    /// their contexts) in one store call: their workflows run side by
+    /// side, then every outcome is written in one transaction. Runs that
+    /// lost the baseline race are computed again against the new baseline,
+    /// together, up to [`BASELINE_ATTEMPTS`] times.
+    async fn complete_runs(
         &self,
         worker: &WorkerId,
-        item: &CompleteItem,
-        mut context: RunContext,
-    ) -> Result<ReportOutcome, QueueError> {
+        items: &[CompleteItem],
+        mut runs: Vec<(usize, RunContext)>,
+    ) -> Result<Vec<(usize, ReportOutcome)>, QueueError> {
+        let mut done = Vec::with_capacity(runs.len());
         for _ in 0..BASELINE_ATTEMPTS {
-            let record = self.compute_run(&context, &item.result).await;
-            let complete = CompleteRun {
-                worker: worker.clone(),
-                item: item.clone(),
-                now: self.now(),
-                monitor_id: context.monitor.id,
-                run_id: context.run.id,
-                baseline_run_id: context.baseline.as_ref().map(|b| b.run_id),
-                notice: run_notice(&context, &record, self.now()),
-                record,
-            };
-            match self.inner.store.monitor_run_complete(&complete).await? {
-                CompleteRunOutcome::Applied(transition) => {
-                    self.inner.metrics.monitor_runs_finished.inc();
-                    return Ok(ReportOutcome::Applied(transition));
-                }
-                CompleteRunOutcome::Stale => return Ok(ReportOutcome::Stale(item.job_id)),
-                CompleteRunOutcome::BaselineMoved => {
-                    tracing::debug!(monitor_id = %context.monitor.id, "baseline moved; computing again");
-                    match self.inner.store.monitor_run_context(item.job_id).await? {
-                        Some(fresh) => context = fresh,
-                        None => return Ok(ReportOutcome::Stale(item.job_id)),
+            if runs.is_empty() {
+                return Ok(done);
+            }
+            // Positions, not references, go through the stream: a closure
+            // over borrowed runs would not be `Send` for every lifetime.
+            let runs_ref = &runs;
+            let records: Vec<RunRecord> = futures::stream::iter(0..runs.len())
+                .map(|at| async move {
+                    let (index, context) = &runs_ref[at];
+                    self.compute_run(context, &items[*index].result).await
+                })
+                .buffered(COMPLETIONS_IN_FLIGHT)
+                .collect()
+                .await;
+            let now = self.now();
+            let batch: Vec<CompleteRun> = runs
+                .iter()
+                .zip(records)
+                .map(|((index, context), record)| CompleteRun {
+                    worker: worker.clone(),
+                    item: items[*index].clone(),
+                    now,
+                    monitor_id: context.monitor.id,
+                    run_id: context.run.id,
+                    baseline_run_id: context.baseline.as_ref().map(|b| b.run_id),
+                    notice: run_notice(context, &record, now),
+                    record,
+                })
+                .collect();
+            let outcomes = self.inner.store.monitor_runs_complete(&batch).await?;
+            let mut moved = Vec::new();
+            for ((index, context), outcome) in runs.into_iter().zip(outcomes) {
+                let job = items[index].job_id;
+                match outcome {
+                    CompleteRunOutcome::Applied(transition) => {
+                        self.inner.metrics.monitor_runs_finished.inc();
+                        done.push((index, ReportOutcome::Applied(transition)));
+                    }
+                    CompleteRunOutcome::Stale => done.push((index, ReportOutcome::Stale(job))),
+                    CompleteRunOutcome::BaselineMoved => {
+                        tracing::debug!(monitor_id = %context.monitor.id, "baseline moved; computing again");
+                        moved.push(index);
                     }
                 }
             }
+            let jobs: Vec<JobId> = moved.iter().map(|&index| items[index].job_id).collect();
+            let fresh = if jobs.is_empty() {
+                Vec::new()
+            } else {
+                self.inner.store.monitor_run_contexts(&jobs).await?
+            };
+            runs = Vec::with_capacity(moved.len());
+            for (index, context) in moved.into_iter().zip(fresh) {
+                match context {
+                    Some(context) => runs.push((index, context)),
+                    None => done.push((index, ReportOutcome::Stale(items[index].job_id))),
+                }
+            }
         }
-        tracing::warn!(
-            monitor_id = %context.monitor.id,
-            job_id = %item.job_id,
-            "the monitor's baseline kept moving; the completion is left for the worker to report again"
-        );
-        Ok(ReportOutcome::Stale(item.job_id))
+        for (index, context) in runs {
+            tracing::warn!(
+                monitor_id = %context.monitor.id,
+                job_id = %items[index].job_id,
+                "the monitor's baseline kept moving; the completion is left for the worker to report again"
+            );
+            done.push((index, ReportOutcome::Stale(items[index].job_id)));
+        }
+        Ok(done)
     }
 
     /// Runs the monitor's workflow on the job's result against its

@@ -236,17 +236,43 @@ pub trait MonitorStore: Send + Sync {
         starts: &[StartRun],
     ) -> Result<Vec<StartOutcome>, StoreError>;
 
-    /// The monitor run a job is for, if it is one and still running.
-    async fn monitor_run_context(&self, job_id: JobId) -> Result<Option<RunContext>, StoreError>;
+    /// The monitor run each job is for, if it is one and still running, in
+    /// the order of `jobs` (a few statements for the whole list).
+    async fn monitor_run_contexts(
+        &self,
+        jobs: &[JobId],
+    ) -> Result<Vec<Option<RunContext>>, StoreError>;
 
-    /// Completes the run's job (fenced on its lease, like
+    /// The monitor run a job is for, if it is one and still running.
+    async fn monitor_run_context(&self, job_id: JobId) -> Result<Option<RunContext>, StoreError> {
+        Ok(self.monitor_run_contexts(&[job_id]).await?.pop().flatten())
+    }
+
+    /// Completes each run's job (fenced on its lease, like
     /// `job_complete_if_leased`) and, in the same transaction, records the
     /// run's outcome, makes its snapshot the baseline (fenced on
-    /// `baseline_run_id`) and stores its values.
+    /// `baseline_run_id`) and stores its values, its artifacts, its item
+    /// history and its messages. The whole batch is one transaction (one
+    /// commit, a few statements whatever its size), each run judged on its
+    /// own: a stale lease or a moved baseline writes nothing for that run
+    /// and the others still complete. Of two runs of one monitor in a
+    /// batch, the second finds the baseline moved. Outcomes are in the
+    /// order of `batch`.
+    async fn monitor_runs_complete(
+        &self,
+        batch: &[CompleteRun],
+    ) -> Result<Vec<CompleteRunOutcome>, StoreError>;
+
+    /// [`MonitorStore::monitor_runs_complete`] for one run.
     async fn monitor_run_complete(
         &self,
         complete: &CompleteRun,
-    ) -> Result<CompleteRunOutcome, StoreError>;
+    ) -> Result<CompleteRunOutcome, StoreError> {
+        self.monitor_runs_complete(std::slice::from_ref(complete))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("monitor run", "a completion without an outcome"))
+    }
 
     /// Runs of a monitor, newest first, older than `before`.
     async fn monitor_runs(

@@ -79,8 +79,17 @@ pub trait WorkflowRunStore: Send + Sync {
     /// Inserts the run and its job in one transaction; returns the job.
     async fn workflow_run_start(&self, start: &StartWorkflowRun) -> Result<Job, StoreError>;
 
+    /// The workflow run each job is for, if it is one and has no outcome
+    /// yet, in the order of `jobs`.
+    async fn workflow_runs_pending(
+        &self,
+        jobs: &[JobId],
+    ) -> Result<Vec<Option<WorkflowRun>>, StoreError>;
+
     /// The workflow run a job is for, if it is one and has no outcome yet.
-    async fn workflow_run_pending(&self, job_id: JobId) -> Result<Option<WorkflowRun>, StoreError>;
+    async fn workflow_run_pending(&self, job_id: JobId) -> Result<Option<WorkflowRun>, StoreError> {
+        Ok(self.workflow_runs_pending(&[job_id]).await?.pop().flatten())
+    }
 
     /// Completes the run's job (fenced on its lease) and records its
     /// outcome in the same transaction; `None` when the worker does not

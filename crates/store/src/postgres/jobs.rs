@@ -72,65 +72,9 @@ impl JobStore for PostgresStore {
                 "a batch job cannot carry an idempotency key",
             ));
         }
-        let mut columns = BatchColumns::with_capacity(inserts.len());
-        for insert in inserts {
-            columns.push(insert, now);
-        }
-        // Events go in in request order, as they would one job at a time.
-        let rows = sqlx::query(&format!(
-            "WITH input AS ( \
-               SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], \
-                 $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int8[], $11::int8[], \
-                 $12::timestamptz[], $14::text[], $15::text[]) WITH ORDINALITY \
-                 AS i(id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                   max_attempts, timeout_seconds, run_at, run_on, engine_reason, ord) \
-             ), inserted AS ( \
-               INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                 max_attempts, timeout_seconds, run_at, created_at, updated_at, run_on, engine_reason) \
-               SELECT id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
-                 max_attempts, timeout_seconds, run_at, $13, $13, run_on, engine_reason \
-               FROM input ORDER BY ord \
-               RETURNING {JOB_COLUMNS} \
-             ), created AS ( \
-               INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
-               SELECT inserted.workspace_id, inserted.id, inserted.created_at, 'created', NULL, \
-                 inserted.state, inserted.attempt \
-               FROM inserted JOIN input USING (id) ORDER BY input.ord \
-             ), {counted} \
-             SELECT {JOB_COLUMNS} FROM inserted",
-            counted = counted("inserted", "NULL", "c.state"),
-        ))
-        .bind(columns.ids)
-        .bind(columns.workspaces)
-        .bind(columns.queues)
-        .bind(columns.priorities)
-        .bind(columns.states)
-        .bind(columns.engines)
-        .bind(columns.steps)
-        .bind(columns.labels)
-        .bind(columns.retries)
-        .bind(columns.max_attempts)
-        .bind(columns.timeouts)
-        .bind(columns.run_ats)
-        .bind(now)
-        .bind(columns.run_ons)
-        .bind(columns.engine_reasons)
-        .fetch_all(&self.pool)
-        .await?;
+        let jobs = insert_many(&self.pool, inserts.iter(), now).await?;
         self.announce();
-        let mut created: HashMap<JobId, Job> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let job = job_from_row(row)?;
-            created.insert(job.id, job);
-        }
-        inserts
-            .iter()
-            .map(|insert| {
-                created.remove(&insert.id).ok_or_else(|| {
-                    StoreError::corrupt("batch insert", "a job of the batch was not returned")
-                })
-            })
-            .collect()
+        Ok(jobs)
     }
 
     async fn job_get(&self, workspace: WorkspaceId, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -375,6 +319,78 @@ where
         .fetch_optional(executor)
         .await?;
     Ok(row)
+}
+
+/// Inserts the jobs (without idempotency keys) and their `created` events
+/// with one statement, through `executor` (a transaction, for a batch that
+/// writes more): the jobs in the order of `inserts`.
+pub(super) async fn insert_many<'a, 'c, E>(
+    executor: E,
+    inserts: impl Iterator<Item = &'a InsertJob>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Job>, StoreError>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let inserts: Vec<&InsertJob> = inserts.collect();
+    let mut columns = BatchColumns::with_capacity(inserts.len());
+    for insert in &inserts {
+        columns.push(insert, now);
+    }
+    // Events go in in request order, as they would one job at a time.
+    let rows = sqlx::query(&format!(
+        "WITH input AS ( \
+           SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::text[], \
+             $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::int8[], $11::int8[], \
+             $12::timestamptz[], $14::text[], $15::text[]) WITH ORDINALITY \
+             AS i(id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+               max_attempts, timeout_seconds, run_at, run_on, engine_reason, ord) \
+         ), inserted AS ( \
+           INSERT INTO jobs (id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+             max_attempts, timeout_seconds, run_at, created_at, updated_at, run_on, engine_reason) \
+           SELECT id, workspace_id, queue, priority, state, engine, steps, labels, retry, \
+             max_attempts, timeout_seconds, run_at, $13, $13, run_on, engine_reason \
+           FROM input ORDER BY ord \
+           RETURNING {JOB_COLUMNS} \
+         ), created AS ( \
+           INSERT INTO job_events (workspace_id, job_id, at, kind, from_state, to_state, attempt) \
+           SELECT inserted.workspace_id, inserted.id, inserted.created_at, 'created', NULL, \
+             inserted.state, inserted.attempt \
+           FROM inserted JOIN input USING (id) ORDER BY input.ord \
+         ), {counted} \
+         SELECT {JOB_COLUMNS} FROM inserted",
+        counted = counted("inserted", "NULL", "c.state"),
+    ))
+    .bind(columns.ids)
+    .bind(columns.workspaces)
+    .bind(columns.queues)
+    .bind(columns.priorities)
+    .bind(columns.states)
+    .bind(columns.engines)
+    .bind(columns.steps)
+    .bind(columns.labels)
+    .bind(columns.retries)
+    .bind(columns.max_attempts)
+    .bind(columns.timeouts)
+    .bind(columns.run_ats)
+    .bind(now)
+    .bind(columns.run_ons)
+    .bind(columns.engine_reasons)
+    .fetch_all(executor)
+    .await?;
+    let mut created: HashMap<JobId, Job> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let job = job_from_row(row)?;
+        created.insert(job.id, job);
+    }
+    inserts
+        .iter()
+        .map(|insert| {
+            created.remove(&insert.id).ok_or_else(|| {
+                StoreError::corrupt("batch insert", "a job of the batch was not returned")
+            })
+        })
+        .collect()
 }
 
 /// A batch of jobs as one array per column, for `UNNEST`.

@@ -70,30 +70,49 @@ pub(super) async fn complete_one(
     item: &CompleteItem,
     now: DateTime<Utc>,
 ) -> Result<Option<Transition>, StoreError> {
-    let sql = Report {
-        extra: &[("result", "jsonb[]")],
-        set: "state = 'succeeded', result = items.result, finished_at = $1",
-        kind: EventKind::Succeeded,
-        message: "NULL::text",
+    match complete_in(tx, worker, &[item], now).await?.pop() {
+        Some(ReportOutcome::Applied(transition)) => Ok(Some(transition)),
+        _ => Ok(None),
     }
-    .sql();
-    let (ords, ids, attempts) = item_arrays(std::iter::once(LeaseRef {
+}
+
+/// Completes leased jobs inside `tx` as one statement, fenced on their
+/// leases like `job_complete_if_leased`: each item's outcome, in order.
+pub(super) async fn complete_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    worker: &WorkerId,
+    items: &[&CompleteItem],
+    now: DateTime<Utc>,
+) -> Result<Vec<ReportOutcome>, StoreError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ords, ids, attempts) = item_arrays(items.iter().map(|item| LeaseRef {
         job_id: item.job_id,
         attempt: item.attempt,
     }));
-    let rows = sqlx::query(&sql)
+    let results: Vec<_> = items.iter().map(|item| Json(&item.result)).collect();
+    let rows = sqlx::query(&complete_sql())
         .bind(now)
         .bind(worker.as_str())
         .bind(ords)
         .bind(ids)
         .bind(attempts)
-        .bind(vec![Json(&item.result)])
+        .bind(results)
         .fetch_all(&mut **tx)
         .await?;
-    match report_outcomes(&rows, std::iter::once(item.job_id))?.pop() {
-        Some(ReportOutcome::Applied(transition)) => Ok(Some(transition)),
-        _ => Ok(None),
+    report_outcomes(&rows, items.iter().map(|item| item.job_id))
+}
+
+/// The [`Report`] statement that completes jobs with their results.
+fn complete_sql() -> String {
+    Report {
+        extra: &[("result", "jsonb[]")],
+        set: "state = 'succeeded', result = items.result, finished_at = $1",
+        kind: EventKind::Succeeded,
+        message: "NULL::text",
     }
+    .sql()
 }
 
 /// A worker's report about jobs it leased (complete, fail, release) as one
@@ -346,13 +365,7 @@ impl LeaseStore for PostgresStore {
         items: &[CompleteItem],
         now: DateTime<Utc>,
     ) -> Result<Vec<ReportOutcome>, StoreError> {
-        let sql = Report {
-            extra: &[("result", "jsonb[]")],
-            set: "state = 'succeeded', result = items.result, finished_at = $1",
-            kind: EventKind::Succeeded,
-            message: "NULL::text",
-        }
-        .sql();
+        let sql = complete_sql();
         let (ords, ids, attempts) = item_arrays(items.iter().map(|item| LeaseRef {
             job_id: item.job_id,
             attempt: item.attempt,

@@ -4,19 +4,24 @@
 //! first (`FOR UPDATE`), so replicas racing for one monitor take turns and
 //! each sees the other's commit before checking its fence.
 
-use accord_model::{JobId, Monitor, MonitorId, MonitorRun, ScheduleSpec, SeriesPoint, WorkspaceId};
+use std::collections::{HashMap, HashSet};
+
+use accord_model::{
+    CompleteItem, JobId, Monitor, MonitorId, MonitorRun, ScheduleSpec, SeriesPoint, WorkerId,
+    WorkspaceId,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::artifacts::record_for_job;
 use super::items::record_items;
-use super::jobs::insert_row;
-use super::lease::complete_one;
+use super::jobs::insert_many;
+use super::lease::complete_in;
 use super::notifications::enqueue_run;
-use super::rows::{column, job_from_row, job_id, json, opt_json};
+use super::rows::{column, job_id, json, opt_json};
 use super::PostgresStore;
 use crate::schema::{
     check_monitor_storable, check_storable, parse_engine, parse_run_state, parse_schedule,
@@ -24,7 +29,8 @@ use crate::schema::{
 };
 use crate::{
     Baseline, CompleteRun, CompleteRunOutcome, MonitorFilter, MonitorGauge, MonitorStore,
-    RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoreError, StoredSnapshot,
+    ReportOutcome, RunContext, RunRecord, SnapshotOrder, StartOutcome, StartRun, StoreError,
+    StoredSnapshot, Transition,
 };
 
 const MONITOR_COLUMNS: &str =
@@ -78,16 +84,6 @@ fn run_from_row(row: &PgRow) -> Result<MonitorRun, StoreError> {
         created_at: column(row, "created_at", "timestamp")?,
         finished_at: column(row, "finished_at", "timestamp")?,
     })
-}
-
-async fn run_by_id(conn: &mut PgConnection, id: i64) -> Result<MonitorRun, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {RUN_COLUMNS} FROM monitor_runs r WHERE r.id = $1"
-    ))
-    .bind(id)
-    .fetch_one(conn)
-    .await?;
-    run_from_row(&row)
 }
 
 fn tags(monitor: &Monitor) -> Vec<&str> {
@@ -217,14 +213,10 @@ impl MonitorStore for PostgresStore {
     }
 
     async fn monitor_run_start(&self, start: &StartRun) -> Result<StartOutcome, StoreError> {
-        check_storable(&start.job)?;
-        let mut tx = self.pool.begin().await?;
-        let outcome = start_one(&mut tx, start).await?;
-        if matches!(outcome, StartOutcome::Started { .. }) {
-            tx.commit().await?;
-            self.announce();
-        }
-        Ok(outcome)
+        self.monitor_runs_start(std::slice::from_ref(start))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("monitor run", "a start without an outcome"))
     }
 
     async fn monitor_runs_start(
@@ -234,146 +226,161 @@ impl MonitorStore for PostgresStore {
         for start in starts {
             check_storable(&start.job)?;
         }
-        // Monitors are locked in id order, whatever order the batch came
-        // in, so two replicas' batches cannot wait on each other.
-        let mut order: Vec<usize> = (0..starts.len()).collect();
-        order.sort_by_key(|&i| starts[i].monitor_id);
-        let mut outcomes: Vec<Option<StartOutcome>> = vec![None; starts.len()];
-        let mut tx = self.pool.begin().await?;
-        for i in order {
-            outcomes[i] = Some(start_one(&mut tx, &starts[i]).await?);
+        if starts.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit().await?;
-        let outcomes: Vec<StartOutcome> = outcomes.into_iter().flatten().collect();
+        let mut tx = self.pool.begin().await?;
+        let outcomes = start_runs(&mut tx, starts).await?;
         if outcomes
             .iter()
             .any(|o| matches!(o, StartOutcome::Started { .. }))
         {
+            tx.commit().await?;
             self.announce();
         }
         Ok(outcomes)
     }
 
-    async fn monitor_run_context(&self, job: JobId) -> Result<Option<RunContext>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM monitor_runs r WHERE r.job_id = $1 AND r.state = 'running'"
+    async fn monitor_run_contexts(
+        &self,
+        jobs: &[JobId],
+    ) -> Result<Vec<Option<RunContext>>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = jobs.iter().map(|job| job.as_uuid()).collect();
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM monitor_runs r \
+             WHERE r.job_id = ANY($1) AND r.state = 'running'"
         ))
-        .bind(job.as_uuid())
-        .fetch_optional(&self.pool)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let run = run_from_row(&row)?;
-        let row = sqlx::query(&format!(
+        if rows.is_empty() {
+            return Ok(vec![None; jobs.len()]);
+        }
+        let runs: HashMap<JobId, MonitorRun> = rows
+            .iter()
+            .map(|row| run_from_row(row).map(|run| (run.job_id, run)))
+            .collect::<Result<_, _>>()?;
+        let mut monitor_ids: Vec<Uuid> =
+            runs.values().map(|run| run.monitor_id.as_uuid()).collect();
+        monitor_ids.sort_unstable();
+        monitor_ids.dedup();
+        let rows = sqlx::query(&format!(
             "SELECT {MONITOR_COLUMNS}, m.baseline_run_id, b.snapshot AS baseline_snapshot \
-             FROM monitors m LEFT JOIN monitor_runs b ON b.id = m.baseline_run_id WHERE m.id = $1"
+             FROM monitors m LEFT JOIN monitor_runs b ON b.id = m.baseline_run_id \
+             WHERE m.id = ANY($1)"
         ))
-        .bind(run.monitor_id.as_uuid())
-        .fetch_optional(&self.pool)
+        .bind(&monitor_ids)
+        .fetch_all(&mut *conn)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let baseline = match (
-            column::<Option<i64>>(&row, "baseline_run_id", "run id")?,
-            opt_json::<serde_json::Value>(&row, "baseline_snapshot", "run snapshot")?,
-        ) {
-            (Some(run_id), Some(snapshot)) => Some(Baseline { run_id, snapshot }),
-            _ => None,
-        };
-        Ok(Some(RunContext {
-            monitor: monitor_from_row(&row)?,
-            run,
-            baseline,
-        }))
+        let mut monitors: HashMap<MonitorId, (Monitor, Option<Baseline>)> =
+            HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let baseline = match (
+                column::<Option<i64>>(row, "baseline_run_id", "run id")?,
+                opt_json::<serde_json::Value>(row, "baseline_snapshot", "run snapshot")?,
+            ) {
+                (Some(run_id), Some(snapshot)) => Some(Baseline { run_id, snapshot }),
+                _ => None,
+            };
+            let monitor = monitor_from_row(row)?;
+            monitors.insert(monitor.id, (monitor, baseline));
+        }
+        Ok(jobs
+            .iter()
+            .map(|job| {
+                let run = runs.get(job)?;
+                let (monitor, baseline) = monitors.get(&run.monitor_id)?;
+                Some(RunContext {
+                    monitor: monitor.clone(),
+                    run: run.clone(),
+                    baseline: baseline.clone(),
+                })
+            })
+            .collect())
     }
 
-    async fn monitor_run_complete(
+    async fn monitor_runs_complete(
         &self,
-        complete: &CompleteRun,
-    ) -> Result<CompleteRunOutcome, StoreError> {
-        let monitor = complete.monitor_id.as_uuid();
+        batch: &[CompleteRun],
+    ) -> Result<Vec<CompleteRunOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut outcomes: Vec<Option<CompleteRunOutcome>> = vec![None; batch.len()];
         let mut tx = self.pool.begin().await?;
-        // Lock the monitor, then check the baseline the outcome was
-        // computed against is still the latest: a second completion waits
-        // here and then finds the baseline moved.
-        let baseline: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT baseline_run_id FROM monitors WHERE id = $1 FOR UPDATE")
-                .bind(monitor)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(baseline) = baseline {
-            if baseline != complete.baseline_run_id {
-                return Ok(CompleteRunOutcome::BaselineMoved);
+        // Lock the monitors (in id order, so two batches cannot wait on
+        // each other), then check the baseline each outcome was computed
+        // against is still the latest: a second completion waits here and
+        // then finds the baseline moved.
+        let mut monitor_ids: Vec<Uuid> = batch.iter().map(|c| c.monitor_id.as_uuid()).collect();
+        monitor_ids.sort_unstable();
+        monitor_ids.dedup();
+        let baselines: HashMap<Uuid, Option<i64>> = sqlx::query_as(
+            "SELECT id, baseline_run_id FROM monitors WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&monitor_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut fenced: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut taken = HashSet::with_capacity(batch.len());
+        for (index, complete) in batch.iter().enumerate() {
+            let monitor = complete.monitor_id.as_uuid();
+            let moved = baselines
+                .get(&monitor)
+                .is_some_and(|baseline| *baseline != complete.baseline_run_id);
+            // A monitor's second run in the batch would be computed
+            // against the baseline its first one replaces.
+            if moved || !taken.insert(monitor) {
+                outcomes[index] = Some(CompleteRunOutcome::BaselineMoved);
+            } else {
+                fenced.push(index);
             }
         }
-        let Some(transition) =
-            complete_one(&mut tx, &complete.worker, &complete.item, complete.now).await?
-        else {
-            return Ok(CompleteRunOutcome::Stale);
-        };
-        let (outcome, snapshot, values, events, artifacts, items) = match &complete.record {
-            RunRecord::Outcome {
-                outcome,
-                snapshot,
-                values,
-                events,
-                artifacts,
-                items,
-            } => (outcome, snapshot, values, events, artifacts, items),
-            RunRecord::Error(message) => {
-                sqlx::query(
-                    "UPDATE monitor_runs SET state = 'error', error = $1, finished_at = $2 \
-                     WHERE id = $3 AND monitor_id = $4 AND state = 'running'",
-                )
-                .bind(message)
-                .bind(complete.now)
-                .bind(complete.run_id)
-                .bind(monitor)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                return Ok(CompleteRunOutcome::Applied(transition));
+        // The jobs complete as one statement per worker and time (one, in
+        // practice: a batch is one worker's report).
+        let mut applied: Vec<(usize, Transition)> = Vec::with_capacity(fenced.len());
+        let mut groups: Vec<(&WorkerId, DateTime<Utc>, Vec<usize>)> = Vec::new();
+        for &index in &fenced {
+            let complete = &batch[index];
+            match groups
+                .iter_mut()
+                .find(|(worker, now, _)| **worker == complete.worker && *now == complete.now)
+            {
+                Some((_, _, members)) => members.push(index),
+                None => groups.push((&complete.worker, complete.now, vec![index])),
             }
-        };
-        let recorded = sqlx::query(
-            "UPDATE monitor_runs SET state = 'succeeded', outcome = $1, snapshot = $2, \
-             finished_at = $3, events = $6 WHERE id = $4 AND monitor_id = $5 AND state = 'running'",
-        )
-        .bind(Json(outcome))
-        .bind(Json(snapshot))
-        .bind(complete.now)
-        .bind(complete.run_id)
-        .bind(monitor)
-        .bind((!events.is_empty()).then(|| {
-            events
-                .iter()
-                .map(|event| event.as_str().to_owned())
-                .collect::<Vec<String>>()
-        }))
-        .execute(&mut *tx)
-        .await?;
-        if recorded.rows_affected() == 1 {
-            sqlx::query("UPDATE monitors SET baseline_run_id = $1 WHERE id = $2")
-                .bind(complete.run_id)
-                .bind(monitor)
-                .execute(&mut *tx)
-                .await?;
-            let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
-            let numbers: Vec<f64> = values.iter().map(|(_, v)| *v).collect();
-            sqlx::query(
-                "INSERT INTO monitor_values (monitor_id, run_id, name, value, at) \
-                 SELECT $1, $2, v.name, v.value, $3 FROM UNNEST($4::text[], $5::float8[]) AS v(name, value) \
-                 ON CONFLICT (run_id, name) DO NOTHING",
-            )
-            .bind(monitor)
-            .bind(complete.run_id)
-            .bind(complete.now)
-            .bind(names)
-            .bind(numbers)
-            .execute(&mut *tx)
-            .await?;
+        }
+        for (worker, now, members) in groups {
+            let items: Vec<&CompleteItem> = members.iter().map(|&i| &batch[i].item).collect();
+            let reports = complete_in(&mut tx, worker, &items, now).await?;
+            for (index, report) in members.into_iter().zip(reports) {
+                match report {
+                    ReportOutcome::Applied(transition) => applied.push((index, transition)),
+                    ReportOutcome::Stale(_) => {
+                        outcomes[index] = Some(CompleteRunOutcome::Stale);
+                    }
+                }
+            }
+        }
+        let recorded = record_runs(&mut tx, batch, &applied).await?;
+        for (index, transition) in &applied {
+            let complete = &batch[*index];
+            let RunRecord::Outcome {
+                artifacts, items, ..
+            } = &complete.record
+            else {
+                continue;
+            };
+            if !recorded.contains(&complete.run_id) {
+                continue;
+            }
+            let monitor = complete.monitor_id.as_uuid();
             // The outcome names these artifacts: their rows commit with it
             // (their bytes were stored before).
             for artifact in artifacts {
@@ -394,7 +401,13 @@ impl MonitorStore for PostgresStore {
             }
         }
         tx.commit().await?;
-        Ok(CompleteRunOutcome::Applied(transition))
+        for (index, transition) in applied {
+            outcomes[index] = Some(CompleteRunOutcome::Applied(transition));
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(CompleteRunOutcome::Stale))
+            .collect())
     }
 
     async fn monitor_runs(
@@ -562,76 +575,308 @@ impl MonitorStore for PostgresStore {
     }
 }
 
-/// Starts one run in `conn`'s transaction (see
-/// [`MonitorStore::monitor_run_start`]); writes nothing unless it starts,
-/// so a batch goes on past a monitor that is busy or moved.
-async fn start_one(conn: &mut PgConnection, start: &StartRun) -> Result<StartOutcome, StoreError> {
-    let monitor = start.monitor_id.as_uuid();
-    // The lock makes a second replica wait here and then see this one's
-    // commit: its fence fails or it finds the run unfinished.
-    let found = sqlx::query(
-        "SELECT workflow, paused, next_due_at, updated_at FROM monitors \
-         WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(start.workspace_id.as_uuid())
-    .bind(monitor)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(found) = found else {
-        return Ok(StartOutcome::Moved);
-    };
-    // A statement of its own: its snapshot is taken after the lock.
-    let busy: bool = sqlx::query_scalar(&format!(
-        "SELECT {unfinished} FROM monitors m WHERE m.id = $1",
-        unfinished = unfinished_run(),
-    ))
-    .bind(monitor)
-    .fetch_one(&mut *conn)
-    .await?;
-    if busy {
-        return Ok(StartOutcome::Busy);
-    }
-    if let Some(advance) = &start.advance {
-        let paused: bool = column(&found, "paused", "paused")?;
-        let due: DateTime<Utc> = column(&found, "next_due_at", "timestamp")?;
-        let updated: DateTime<Utc> = column(&found, "updated_at", "timestamp")?;
-        if paused || due != advance.due_at || updated != advance.updated_at {
-            return Ok(StartOutcome::Moved);
+/// Records the runs whose jobs just completed (`applied`, indices into
+/// `batch`): an error ends its run in `error`; an outcome ends its run in
+/// `succeeded` with its snapshot, which becomes its monitor's baseline, and
+/// stores its values. A few statements for the whole batch. Returns the
+/// runs that recorded an outcome (a run deleted with its monitor, or no
+/// longer running, records nothing).
+async fn record_runs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    batch: &[CompleteRun],
+    applied: &[(usize, Transition)],
+) -> Result<HashSet<i64>, StoreError> {
+    let mut errors = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut done = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (index, _) in applied {
+        let complete = &batch[*index];
+        match &complete.record {
+            RunRecord::Error(message) => {
+                errors.0.push(complete.run_id);
+                errors.1.push(complete.monitor_id.as_uuid());
+                errors.2.push(message.as_str());
+                errors.3.push(complete.now);
+            }
+            RunRecord::Outcome {
+                outcome,
+                snapshot,
+                events,
+                ..
+            } => {
+                done.0.push(complete.run_id);
+                done.1.push(complete.monitor_id.as_uuid());
+                done.2.push(Json(outcome));
+                done.3.push(Json(snapshot));
+                done.4.push(complete.now);
+                // Event names are plain words, so a comma joins them.
+                done.5.push((!events.is_empty()).then(|| {
+                    events
+                        .iter()
+                        .map(|event| event.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }));
+            }
         }
     }
-    // The run first: a slot that has its run already leaves nothing written.
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO monitor_runs (monitor_id, workflow, slot, trigger, job_id, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'running', $6) ON CONFLICT (monitor_id, slot) DO NOTHING \
-         RETURNING id",
-    )
-    .bind(monitor)
-    .bind(column::<String>(&found, "workflow", "workflow")?)
-    .bind(start.slot)
-    .bind(start.trigger.as_str())
-    .bind(start.job.id.as_uuid())
-    .bind(start.now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(run_id) = inserted else {
-        return Ok(StartOutcome::Moved);
-    };
-    if let Some(advance) = &start.advance {
-        sqlx::query("UPDATE monitors SET next_due_at = $1 WHERE id = $2")
-            .bind(advance.next_due_at)
-            .bind(monitor)
-            .execute(&mut *conn)
-            .await?;
+    if !errors.0.is_empty() {
+        sqlx::query(
+            "UPDATE monitor_runs r SET state = 'error', error = u.error, finished_at = u.at \
+             FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::timestamptz[]) AS u(id, monitor_id, error, at) \
+             WHERE r.id = u.id AND r.monitor_id = u.monitor_id AND r.state = 'running'",
+        )
+        .bind(errors.0)
+        .bind(errors.1)
+        .bind(errors.2)
+        .bind(errors.3)
+        .execute(&mut **tx)
+        .await?;
     }
-    let job = insert_row(&mut *conn, &start.job, start.now)
-        .await?
-        .ok_or_else(|| {
-            StoreError::corrupt("monitor job", "a monitor's job carries no idempotency key")
-        })?;
-    let job = job_from_row(&job)?;
-    let run = run_by_id(conn, run_id).await?;
-    Ok(StartOutcome::Started {
-        run,
-        job: Box::new(job),
-    })
+    if done.0.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let recorded: HashSet<i64> = sqlx::query_scalar(
+        "UPDATE monitor_runs r SET state = 'succeeded', outcome = u.outcome, snapshot = u.snapshot, \
+           finished_at = u.at, events = string_to_array(u.events, ',') \
+         FROM UNNEST($1::int8[], $2::uuid[], $3::jsonb[], $4::jsonb[], $5::timestamptz[], $6::text[]) \
+           AS u(id, monitor_id, outcome, snapshot, at, events) \
+         WHERE r.id = u.id AND r.monitor_id = u.monitor_id AND r.state = 'running' \
+         RETURNING r.id",
+    )
+    .bind(&done.0)
+    .bind(&done.1)
+    .bind(done.2)
+    .bind(done.3)
+    .bind(done.4)
+    .bind(done.5)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    if recorded.is_empty() {
+        return Ok(recorded);
+    }
+    let mut baselines = (Vec::new(), Vec::new());
+    let mut values = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (index, _) in applied {
+        let complete = &batch[*index];
+        if !recorded.contains(&complete.run_id) {
+            continue;
+        }
+        let RunRecord::Outcome { values: read, .. } = &complete.record else {
+            continue;
+        };
+        baselines.0.push(complete.monitor_id.as_uuid());
+        baselines.1.push(complete.run_id);
+        for (name, value) in read {
+            values.0.push(complete.monitor_id.as_uuid());
+            values.1.push(complete.run_id);
+            values.2.push(name.as_str());
+            values.3.push(*value);
+            values.4.push(complete.now);
+        }
+    }
+    sqlx::query(
+        "UPDATE monitors m SET baseline_run_id = u.run_id \
+         FROM UNNEST($1::uuid[], $2::int8[]) AS u(id, run_id) WHERE m.id = u.id",
+    )
+    .bind(baselines.0)
+    .bind(baselines.1)
+    .execute(&mut **tx)
+    .await?;
+    if !values.0.is_empty() {
+        sqlx::query(
+            "INSERT INTO monitor_values (monitor_id, run_id, name, value, at) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::float8[], $5::timestamptz[]) \
+             ON CONFLICT (run_id, name) DO NOTHING",
+        )
+        .bind(values.0)
+        .bind(values.1)
+        .bind(values.2)
+        .bind(values.3)
+        .bind(values.4)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(recorded)
+}
+
+/// A monitor's row as a start reads it, under its lock.
+struct Locked {
+    workspace_id: Uuid,
+    workflow: String,
+    paused: bool,
+    next_due_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Starts runs in `tx` (see [`MonitorStore::monitor_runs_start`]), a few
+/// statements for the whole batch. Writes nothing for a run that does not
+/// start, so the batch goes on past a monitor that is busy or moved.
+async fn start_runs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    starts: &[StartRun],
+) -> Result<Vec<StartOutcome>, StoreError> {
+    let mut ids: Vec<Uuid> = starts.iter().map(|s| s.monitor_id.as_uuid()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // The lock (in id order, so two replicas' batches cannot wait on each
+    // other) makes a second replica wait here and then see this one's
+    // commit: its fence fails or it finds the run unfinished.
+    let rows = sqlx::query(
+        "SELECT id, workspace_id, workflow, paused, next_due_at, updated_at FROM monitors \
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut locked: HashMap<Uuid, Locked> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        locked.insert(
+            column(row, "id", "monitor id")?,
+            Locked {
+                workspace_id: column(row, "workspace_id", "workspace id")?,
+                workflow: column(row, "workflow", "workflow")?,
+                paused: column(row, "paused", "paused")?,
+                next_due_at: column(row, "next_due_at", "timestamp")?,
+                updated_at: column(row, "updated_at", "timestamp")?,
+            },
+        );
+    }
+    // A statement of its own: its snapshot is taken after the lock.
+    let busy: HashSet<Uuid> = sqlx::query_scalar(&format!(
+        "SELECT m.id FROM monitors m WHERE m.id = ANY($1) AND {unfinished}",
+        unfinished = unfinished_run(),
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut outcomes = vec![StartOutcome::Moved; starts.len()];
+    let mut starting: Vec<usize> = Vec::with_capacity(starts.len());
+    let mut taken = HashSet::with_capacity(starts.len());
+    for (index, start) in starts.iter().enumerate() {
+        let monitor = start.monitor_id.as_uuid();
+        let Some(found) = locked
+            .get(&monitor)
+            .filter(|found| found.workspace_id == start.workspace_id.as_uuid())
+        else {
+            continue;
+        };
+        // A monitor's second start in the batch would overlap its first.
+        if busy.contains(&monitor) || taken.contains(&monitor) {
+            outcomes[index] = StartOutcome::Busy;
+            continue;
+        }
+        if let Some(advance) = &start.advance {
+            if found.paused
+                || found.next_due_at != advance.due_at
+                || found.updated_at != advance.updated_at
+            {
+                continue;
+            }
+        }
+        taken.insert(monitor);
+        starting.push(index);
+    }
+    if starting.is_empty() {
+        return Ok(outcomes);
+    }
+    // The runs first: a slot that has its run already leaves nothing
+    // written for it.
+    let mut runs = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for &index in &starting {
+        let start = &starts[index];
+        let monitor = start.monitor_id.as_uuid();
+        runs.0.push(monitor);
+        runs.1.push(locked[&monitor].workflow.as_str());
+        runs.2.push(start.slot);
+        runs.3.push(start.trigger.as_str());
+        runs.4.push(start.job.id.as_uuid());
+        runs.5.push(start.now);
+    }
+    let rows = sqlx::query(&format!(
+        "INSERT INTO monitor_runs AS r (monitor_id, workflow, slot, trigger, job_id, state, created_at) \
+         SELECT u.monitor_id, u.workflow, u.slot, u.trigger, u.job_id, 'running', u.created_at \
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::uuid[], $6::timestamptz[]) \
+           AS u(monitor_id, workflow, slot, trigger, job_id, created_at) \
+         ON CONFLICT (monitor_id, slot) DO NOTHING \
+         RETURNING {RUN_COLUMNS}"
+    ))
+    .bind(runs.0)
+    .bind(runs.1)
+    .bind(runs.2)
+    .bind(runs.3)
+    .bind(runs.4)
+    .bind(runs.5)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut inserted: HashMap<MonitorId, MonitorRun> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let run = run_from_row(row)?;
+        inserted.insert(run.monitor_id, run);
+    }
+    starting.retain(|&index| inserted.contains_key(&starts[index].monitor_id));
+    if starting.is_empty() {
+        return Ok(outcomes);
+    }
+    let mut advances = (Vec::new(), Vec::new());
+    for &index in &starting {
+        if let Some(advance) = &starts[index].advance {
+            advances.0.push(starts[index].monitor_id.as_uuid());
+            advances.1.push(advance.next_due_at);
+        }
+    }
+    if !advances.0.is_empty() {
+        sqlx::query(
+            "UPDATE monitors m SET next_due_at = u.next_due_at \
+             FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(id, next_due_at) WHERE m.id = u.id",
+        )
+        .bind(advances.0)
+        .bind(advances.1)
+        .execute(&mut **tx)
+        .await?;
+    }
+    // The jobs, one statement per start time (one, in practice).
+    let mut groups: Vec<(DateTime<Utc>, Vec<usize>)> = Vec::new();
+    for &index in &starting {
+        let now = starts[index].now;
+        match groups.iter_mut().find(|(at, _)| *at == now) {
+            Some((_, members)) => members.push(index),
+            None => groups.push((now, vec![index])),
+        }
+    }
+    for (now, members) in groups {
+        let jobs = insert_many(
+            &mut **tx,
+            members.iter().map(|&index| &starts[index].job),
+            now,
+        )
+        .await?;
+        for (index, job) in members.into_iter().zip(jobs) {
+            let run = inserted
+                .remove(&starts[index].monitor_id)
+                .ok_or_else(|| StoreError::corrupt("monitor run", "a started run went missing"))?;
+            outcomes[index] = StartOutcome::Started {
+                run,
+                job: Box::new(job),
+            };
+        }
+    }
+    Ok(outcomes)
 }

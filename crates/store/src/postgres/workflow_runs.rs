@@ -75,15 +75,26 @@ impl WorkflowRunStore for PostgresStore {
         Ok(job)
     }
 
-    async fn workflow_run_pending(&self, job: JobId) -> Result<Option<WorkflowRun>, StoreError> {
-        let row = sqlx::query(&format!(
+    async fn workflow_runs_pending(
+        &self,
+        jobs: &[JobId],
+    ) -> Result<Vec<Option<WorkflowRun>>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<uuid::Uuid> = jobs.iter().map(|job| job.as_uuid()).collect();
+        let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM workflow_runs w LEFT JOIN jobs j ON j.id = w.job_id \
-             WHERE w.job_id = $1 AND w.outcome IS NULL AND w.error IS NULL"
+             WHERE w.job_id = ANY($1) AND w.outcome IS NULL AND w.error IS NULL"
         ))
-        .bind(job.as_uuid())
-        .fetch_optional(&self.pool)
+        .bind(ids)
+        .fetch_all(&self.pool)
         .await?;
-        row.as_ref().map(run_from_row).transpose()
+        let mut runs: std::collections::HashMap<JobId, WorkflowRun> = rows
+            .iter()
+            .map(|row| run_from_row(row).map(|run| (run.job_id, run)))
+            .collect::<Result<_, _>>()?;
+        Ok(jobs.iter().map(|job| runs.remove(job)).collect())
     }
 
     async fn workflow_run_complete(

@@ -268,138 +268,36 @@ impl MonitorStore for SqliteStore {
         Ok(outcomes)
     }
 
-    async fn monitor_run_context(
+    async fn monitor_run_contexts(
         &self,
-        job_id: accord_model::JobId,
-    ) -> Result<Option<RunContext>, StoreError> {
+        jobs: &[accord_model::JobId],
+    ) -> Result<Vec<Option<RunContext>>, StoreError> {
+        // In-process reads are cheap: one pair per job, on one connection.
         let mut conn = self.reader.acquire().await?;
-        let run = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM monitor_runs r WHERE r.job_id = ? AND r.state = 'running'"
-        ))
-        .bind(job_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(run) = run else {
-            return Ok(None);
-        };
-        let run = run_from_row(&run)?;
-        let monitor = sqlx::query(&format!(
-            "SELECT {MONITOR_COLUMNS}, m.baseline_run_id, b.snapshot AS baseline_snapshot \
-             FROM monitors m LEFT JOIN monitor_runs b ON b.id = m.baseline_run_id WHERE m.id = ?"
-        ))
-        .bind(run.monitor_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = monitor else {
-            return Ok(None);
-        };
-        let baseline = match (
-            row.try_get::<Option<i64>, _>("baseline_run_id")?,
-            opt_json(&row, "baseline_snapshot", "run snapshot")?,
-        ) {
-            (Some(run_id), Some(snapshot)) => Some(Baseline { run_id, snapshot }),
-            _ => None,
-        };
-        Ok(Some(RunContext {
-            monitor: monitor_from_row(&row)?,
-            run,
-            baseline,
-        }))
+        let mut contexts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            contexts.push(run_context(&mut conn, *job).await?);
+        }
+        Ok(contexts)
     }
 
-    async fn monitor_run_complete(
+    async fn monitor_runs_complete(
         &self,
-        complete: &CompleteRun,
-    ) -> Result<CompleteRunOutcome, StoreError> {
-        let now = ms(complete.now);
-        let monitor = complete.monitor_id.to_string();
-        let mut tx = self.writer.begin().await?;
-        // The baseline fence first: on the one writer nothing moves it
-        // between this read and the commit.
-        let baseline: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT baseline_run_id FROM monitors WHERE id = ?")
-                .bind(&monitor)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(baseline) = baseline {
-            if baseline != complete.baseline_run_id {
-                return Ok(CompleteRunOutcome::BaselineMoved);
-            }
+        batch: &[CompleteRun],
+    ) -> Result<Vec<CompleteRunOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        let Some(transition) = complete_one(&mut tx, &complete.worker, &complete.item, now).await?
-        else {
-            return Ok(CompleteRunOutcome::Stale);
-        };
-        let (outcome, snapshot, values, events, artifacts, items) = match &complete.record {
-            RunRecord::Outcome {
-                outcome,
-                snapshot,
-                values,
-                events,
-                artifacts,
-                items,
-            } => (outcome, snapshot, values, events, artifacts, items),
-            RunRecord::Error(message) => {
-                sqlx::query(
-                    "UPDATE monitor_runs SET state = 'error', error = ?, finished_at = ? \
-                     WHERE id = ? AND monitor_id = ? AND state = 'running'",
-                )
-                .bind(message)
-                .bind(now)
-                .bind(complete.run_id)
-                .bind(&monitor)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                return Ok(CompleteRunOutcome::Applied(transition));
-            }
-        };
-        let recorded = sqlx::query(
-            "UPDATE monitor_runs SET state = 'succeeded', outcome = ?, snapshot = ?, finished_at = ?, \
-             events = ? WHERE id = ? AND monitor_id = ? AND state = 'running'",
-        )
-        .bind(to_json(outcome))
-        .bind(to_json(snapshot))
-        .bind(now)
-        .bind((!events.is_empty()).then(|| to_json(events)))
-        .bind(complete.run_id)
-        .bind(&monitor)
-        .execute(&mut *tx)
-        .await?;
-        if recorded.rows_affected() == 1 {
-            sqlx::query("UPDATE monitors SET baseline_run_id = ? WHERE id = ?")
-                .bind(complete.run_id)
-                .bind(&monitor)
-                .execute(&mut *tx)
-                .await?;
-            for (name, value) in values {
-                sqlx::query(
-                    "INSERT INTO monitor_values (monitor_id, run_id, name, value, at) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO NOTHING",
-                )
-                .bind(&monitor)
-                .bind(complete.run_id)
-                .bind(name)
-                .bind(value)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            // The outcome names these artifacts: their rows commit with it
-            // (their bytes were stored before).
-            let job_id = complete.item.job_id.to_string();
-            for artifact in artifacts {
-                record_for_job(&mut tx, &job_id, transition.attempt, artifact, now).await?;
-            }
-            if let Some(items) = items {
-                record_items(&mut tx, &monitor, complete.run_id, complete.now, items).await?;
-            }
-            if let Some(notice) = &complete.notice {
-                enqueue_run(&mut tx, &monitor, complete.run_id, notice, now).await?;
-            }
+        // One transaction for the batch, so one commit (one fsync); each
+        // run is judged on its own inside it, and a run that writes nothing
+        // leaves the others be.
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for complete in batch {
+            outcomes.push(complete_run(&mut tx, complete).await?);
         }
         tx.commit().await?;
-        Ok(CompleteRunOutcome::Applied(transition))
+        Ok(outcomes)
     }
 
     async fn monitor_runs(
@@ -566,6 +464,140 @@ impl MonitorStore for SqliteStore {
             })
             .collect()
     }
+}
+
+/// The monitor run `job_id` is for, if it is one and still running.
+async fn run_context(
+    conn: &mut SqliteConnection,
+    job_id: accord_model::JobId,
+) -> Result<Option<RunContext>, StoreError> {
+    let run = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM monitor_runs r WHERE r.job_id = ? AND r.state = 'running'"
+    ))
+    .bind(job_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    let run = run_from_row(&run)?;
+    let monitor = sqlx::query(&format!(
+        "SELECT {MONITOR_COLUMNS}, m.baseline_run_id, b.snapshot AS baseline_snapshot \
+         FROM monitors m LEFT JOIN monitor_runs b ON b.id = m.baseline_run_id WHERE m.id = ?"
+    ))
+    .bind(run.monitor_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = monitor else {
+        return Ok(None);
+    };
+    let baseline = match (
+        row.try_get::<Option<i64>, _>("baseline_run_id")?,
+        opt_json(&row, "baseline_snapshot", "run snapshot")?,
+    ) {
+        (Some(run_id), Some(snapshot)) => Some(Baseline { run_id, snapshot }),
+        _ => None,
+    };
+    Ok(Some(RunContext {
+        monitor: monitor_from_row(&row)?,
+        run,
+        baseline,
+    }))
+}
+
+/// Completes one run inside `tx` (see
+/// [`MonitorStore::monitor_runs_complete`]); writes nothing unless its
+/// lease and its baseline hold.
+async fn complete_run(
+    tx: &mut SqliteConnection,
+    complete: &CompleteRun,
+) -> Result<CompleteRunOutcome, StoreError> {
+    let now = ms(complete.now);
+    let monitor = complete.monitor_id.to_string();
+    // The baseline fence first: on the one writer nothing moves it
+    // between this read and the commit.
+    let baseline: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT baseline_run_id FROM monitors WHERE id = ?")
+            .bind(&monitor)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(baseline) = baseline {
+        if baseline != complete.baseline_run_id {
+            return Ok(CompleteRunOutcome::BaselineMoved);
+        }
+    }
+    let Some(transition) = complete_one(&mut *tx, &complete.worker, &complete.item, now).await?
+    else {
+        return Ok(CompleteRunOutcome::Stale);
+    };
+    let (outcome, snapshot, values, events, artifacts, items) = match &complete.record {
+        RunRecord::Outcome {
+            outcome,
+            snapshot,
+            values,
+            events,
+            artifacts,
+            items,
+        } => (outcome, snapshot, values, events, artifacts, items),
+        RunRecord::Error(message) => {
+            sqlx::query(
+                "UPDATE monitor_runs SET state = 'error', error = ?, finished_at = ? \
+                 WHERE id = ? AND monitor_id = ? AND state = 'running'",
+            )
+            .bind(message)
+            .bind(now)
+            .bind(complete.run_id)
+            .bind(&monitor)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(CompleteRunOutcome::Applied(transition));
+        }
+    };
+    let recorded = sqlx::query(
+        "UPDATE monitor_runs SET state = 'succeeded', outcome = ?, snapshot = ?, finished_at = ?, \
+         events = ? WHERE id = ? AND monitor_id = ? AND state = 'running'",
+    )
+    .bind(to_json(outcome))
+    .bind(to_json(snapshot))
+    .bind(now)
+    .bind((!events.is_empty()).then(|| to_json(events)))
+    .bind(complete.run_id)
+    .bind(&monitor)
+    .execute(&mut *tx)
+    .await?;
+    if recorded.rows_affected() == 1 {
+        sqlx::query("UPDATE monitors SET baseline_run_id = ? WHERE id = ?")
+            .bind(complete.run_id)
+            .bind(&monitor)
+            .execute(&mut *tx)
+            .await?;
+        for (name, value) in values {
+            sqlx::query(
+                "INSERT INTO monitor_values (monitor_id, run_id, name, value, at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, name) DO NOTHING",
+            )
+            .bind(&monitor)
+            .bind(complete.run_id)
+            .bind(name)
+            .bind(value)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The outcome names these artifacts: their rows commit with it
+        // (their bytes were stored before).
+        let job_id = complete.item.job_id.to_string();
+        for artifact in artifacts {
+            record_for_job(&mut *tx, &job_id, transition.attempt, artifact, now).await?;
+        }
+        if let Some(items) = items {
+            record_items(&mut *tx, &monitor, complete.run_id, complete.now, items).await?;
+        }
+        if let Some(notice) = &complete.notice {
+            enqueue_run(&mut *tx, &monitor, complete.run_id, notice, now).await?;
+        }
+    }
+    Ok(CompleteRunOutcome::Applied(transition))
 }
 
 /// Starts one run in `conn`'s transaction (see

@@ -93,15 +93,24 @@ impl WorkflowRunStore for SqliteStore {
         Ok(job)
     }
 
-    async fn workflow_run_pending(&self, job_id: JobId) -> Result<Option<WorkflowRun>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM workflow_runs w LEFT JOIN jobs j ON j.id = w.job_id \
-             WHERE w.job_id = ? AND w.outcome IS NULL AND w.error IS NULL"
-        ))
-        .bind(job_id.to_string())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(run_from_row).transpose()
+    async fn workflow_runs_pending(
+        &self,
+        jobs: &[JobId],
+    ) -> Result<Vec<Option<WorkflowRun>>, StoreError> {
+        // In-process reads are cheap: one per job, on one connection.
+        let mut conn = self.reader.acquire().await?;
+        let mut runs = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let row = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM workflow_runs w LEFT JOIN jobs j ON j.id = w.job_id \
+                 WHERE w.job_id = ? AND w.outcome IS NULL AND w.error IS NULL"
+            ))
+            .bind(job.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            runs.push(row.as_ref().map(run_from_row).transpose()?);
+        }
+        Ok(runs)
     }
 
     async fn workflow_run_complete(

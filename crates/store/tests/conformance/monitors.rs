@@ -870,6 +870,193 @@ async fn a_completion_records_the_runs_artifacts_with_its_outcome(store: Arc<dyn
     assert_eq!(other, None);
 }
 
+async fn a_batch_completes_each_run_on_its_own(store: Arc<dyn Store>) {
+    let names = ["fresh", "moved", "stale", "broken", "second"];
+    let mut monitors = Vec::new();
+    for name in names {
+        let m = monitor(WorkspaceId::DEFAULT, name, &[], at(600));
+        store.monitor_insert(&m).await.unwrap();
+        monitors.push(m);
+    }
+    // "second" has a baseline already.
+    let first = run_to_end(&*store, &monitors[4], 1, None, Some("before")).await;
+    let plain = store
+        .job_insert(
+            InsertJob {
+                id: JobId::new(),
+                workspace_id: WorkspaceId::DEFAULT,
+                job: new_job(""),
+                run_on: accord_model::RunEngine::Http,
+                engine_reason: None,
+                idempotency: None,
+            },
+            at(9),
+        )
+        .await
+        .unwrap();
+    let accord_store::InsertOutcome::Created(plain) = plain else {
+        panic!("the plain job was not created");
+    };
+    // One batch starts them all; a monitor named twice starts once.
+    let mut starts: Vec<StartRun> = monitors.iter().map(|m| manual(m, at(10))).collect();
+    starts.push(manual(&monitors[0], at(10)));
+    let outcomes = store.monitor_runs_start(&starts).await.unwrap();
+    assert!(matches!(outcomes[5], StartOutcome::Busy));
+    let runs: Vec<accord_model::MonitorRun> =
+        outcomes.into_iter().take(5).map(|o| started(o).0).collect();
+    let leases = claim(&*store, "w", 10, at(11)).await;
+    assert_eq!(leases.len(), 6, "five runs' jobs and the plain one");
+    let lease_of = |job: JobId| *leases.iter().find(|l| l.job_id == job).unwrap();
+
+    // The contexts come in the order asked, none for a job that is no run.
+    let asked = [runs[1].job_id, plain.id, runs[4].job_id, runs[0].job_id];
+    let contexts = store.monitor_run_contexts(&asked).await.unwrap();
+    assert_eq!(contexts.len(), 4);
+    assert_eq!(contexts[0].as_ref().unwrap().run, runs[1]);
+    assert!(contexts[1].is_none());
+    let second = contexts[2].as_ref().unwrap();
+    assert_eq!(second.monitor, monitors[4]);
+    assert_eq!(second.baseline.as_ref().unwrap().run_id, first);
+    assert_eq!(
+        second.baseline.as_ref().unwrap().snapshot,
+        json!({"text": "before"})
+    );
+    assert_eq!(contexts[3].as_ref().unwrap().baseline, None);
+    assert!(store.monitor_run_contexts(&[]).await.unwrap().is_empty());
+
+    let mut batch = Vec::new();
+    batch.push(completion(
+        &monitors[0],
+        runs[0].id,
+        lease_of(runs[0].job_id),
+        None,
+        "fresh",
+        at(12),
+    ));
+    batch.push(completion(
+        &monitors[1],
+        runs[1].id,
+        lease_of(runs[1].job_id),
+        Some(999),
+        "moved",
+        at(12),
+    ));
+    let mut stale = lease_of(runs[2].job_id);
+    stale.attempt += 1;
+    batch.push(completion(
+        &monitors[2],
+        runs[2].id,
+        stale,
+        None,
+        "stale",
+        at(12),
+    ));
+    let mut broken = completion(
+        &monitors[3],
+        runs[3].id,
+        lease_of(runs[3].job_id),
+        None,
+        "",
+        at(12),
+    );
+    broken.record = RunRecord::Error("the page is too complex".into());
+    batch.push(broken);
+    batch.push(completion(
+        &monitors[4],
+        runs[4].id,
+        lease_of(runs[4].job_id),
+        Some(first),
+        "after",
+        at(12),
+    ));
+    let outcomes = store.monitor_runs_complete(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), 5);
+    assert!(
+        matches!(&outcomes[0], CompleteRunOutcome::Applied(t) if t.job_id == runs[0].job_id && t.to == JobState::Succeeded)
+    );
+    assert_eq!(outcomes[1], CompleteRunOutcome::BaselineMoved);
+    assert_eq!(outcomes[2], CompleteRunOutcome::Stale);
+    assert!(matches!(&outcomes[3], CompleteRunOutcome::Applied(t) if t.job_id == runs[3].job_id));
+    assert!(matches!(&outcomes[4], CompleteRunOutcome::Applied(t) if t.job_id == runs[4].job_id));
+
+    // What each run recorded.
+    let read = |i: usize| {
+        let store = store.clone();
+        let (m, run) = (monitors[i].id, runs[i].id);
+        async move {
+            store
+                .monitor_run_get(WorkspaceId::DEFAULT, m, run)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (fresh, snapshot) = read(0).await;
+    assert_eq!(
+        (fresh.state, fresh.finished_at),
+        (RunState::Succeeded, Some(at(12)))
+    );
+    assert_eq!(snapshot, Some(json!({"text": "fresh"})));
+    for i in [1, 2] {
+        let (run, snapshot) = read(i).await;
+        assert_eq!(
+            (run.state, snapshot),
+            (RunState::Running, None),
+            "{}",
+            names[i]
+        );
+        assert_eq!(state_of(&*store, runs[i].job_id).await, JobState::Running);
+    }
+    let (broken, snapshot) = read(3).await;
+    assert_eq!(broken.state, RunState::Error);
+    assert_eq!(broken.error.as_deref(), Some("the page is too complex"));
+    assert_eq!(snapshot, None);
+    let (after, _) = read(4).await;
+    assert_eq!(after.state, RunState::Succeeded);
+    // Baselines moved for the runs that recorded an outcome only; the
+    // next runs read them.
+    let next: Vec<StartRun> = monitors.iter().map(|m| manual(m, at(20))).collect();
+    let restarted = store.monitor_runs_start(&next).await.unwrap();
+    assert!(matches!(restarted[0], StartOutcome::Started { .. }));
+    assert!(matches!(restarted[1], StartOutcome::Busy));
+    assert!(matches!(restarted[3], StartOutcome::Started { .. }));
+    let jobs: Vec<JobId> = [0, 3, 4]
+        .into_iter()
+        .map(|i| match &restarted[i] {
+            StartOutcome::Started { job, .. } => job.id,
+            other => panic!("{}: expected a start, got {other:?}", names[i]),
+        })
+        .collect();
+    let contexts = store.monitor_run_contexts(&jobs).await.unwrap();
+    let baseline = |i: usize| {
+        contexts[i]
+            .as_ref()
+            .unwrap()
+            .baseline
+            .as_ref()
+            .map(|b| b.run_id)
+    };
+    assert_eq!(baseline(0), Some(runs[0].id));
+    assert_eq!(baseline(1), None, "an error keeps the baseline");
+    assert_eq!(baseline(2), Some(runs[4].id));
+    // Values and events of both outcomes, none of the others.
+    let series = store
+        .monitor_series(WorkspaceId::DEFAULT, monitors[4].id, Some("price"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        series.iter().map(|p| (p.run_id, p.at)).collect::<Vec<_>>(),
+        vec![(first, at(3)), (runs[4].id, at(12))]
+    );
+    assert!(store
+        .monitor_series(WorkspaceId::DEFAULT, monitors[3].id, Some("price"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // An empty batch is no error.
+    assert!(store.monitor_runs_complete(&[]).await.unwrap().is_empty());
+}
+
 conformance!(
     a_completion_records_the_runs_artifacts_with_its_outcome,
     gauges_read_each_monitors_newest_run_and_latest_values,
@@ -882,4 +1069,5 @@ conformance!(
     a_completion_records_the_outcome_and_moves_the_baseline,
     a_failed_smoke_check_job_fails_its_run,
     a_batch_starts_each_run_on_its_own,
+    a_batch_completes_each_run_on_its_own,
 );
