@@ -110,7 +110,6 @@ async fn two_workers_of_one_control_plane_fetch_robots_txt_once() {
         &[&allow[..], &["--concurrency", "8"]].concat(),
     );
     let jobs = run_pages(&[&client], &at_once, 40).await;
-    println!("jobs by worker: {:?}", by_worker(&jobs));
     assert_eq!(at_once.hits("/robots.txt"), 1, "{:?}", by_worker(&jobs));
     assert_refused_by_robots(&client, &at_once).await;
     assert_eq!(at_once.hits("/robots.txt"), 1);
@@ -139,7 +138,6 @@ async fn two_replicas_on_postgres_fetch_robots_txt_once() {
     let (client_a, client_b) = (replica_a.client(), replica_b.client());
 
     let jobs = run_pages(&[&client_a, &client_b], &fixture, 40).await;
-    println!("jobs by worker: {:?}", by_worker(&jobs));
     assert_eq!(fixture.hits("/robots.txt"), 1, "{:?}", by_worker(&jobs));
     assert_refused_by_robots(&client_b, &fixture).await;
     assert_refused_by_robots(&client_a, &fixture).await;

@@ -91,9 +91,9 @@ pub use policy::{
     PolicyRules, PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
 };
 pub use politeness::{
-    BreakerReason, BreakerStatus, BreakerTransition, DeferItem, DeferRequest, DomainList,
-    DomainSummary, DomainWindow, EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem,
-    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, HostLimits,
+    BreakerReason, BreakerStatus, BreakerTransition, DeferItem, DeferRequest, DomainEngineView,
+    DomainList, DomainSummary, DomainWindow, EgressAcquireRequest, EgressAcquireResponse,
+    EgressFinishItem, EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, HostLimits,
     MAX_BREAKER_HISTORY, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
