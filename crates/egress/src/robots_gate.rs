@@ -180,6 +180,11 @@ impl RobotsGate {
         robots: &Url,
         origin: &str,
     ) -> RobotsDecision {
+        // What the URL alone tells the guard refuses is never claimed: the
+        // claim would only hold other workers back until it ran out.
+        if self.inner.guard.check_url(robots).is_err() {
+            return RobotsDecision::Allowed { min_gap: None };
+        }
         let deadline = Instant::now() + self.inner.timeout + SHARE_WAIT_SLACK;
         loop {
             match share.lookup(origin).await {
