@@ -266,7 +266,8 @@ fn allowed(operation: &str, default_workspace: bool) -> Vec<Role> {
         }
         "ops_status" | "metrics" | "list_domains" | "get_domain" => vec![],
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
-        | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {
+        | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" | "robots_lookup"
+        | "robots_publish" => {
             vec![Worker]
         }
         "list_keys" | "create_key" | "revoke_key" | "list_audit" | "list_workspaces" => {
@@ -312,6 +313,16 @@ fn body_for(operation: &str) -> Option<Value> {
             "job_id": JobId::new(),
             "hosts": ["example.com"],
             "hold_ms": 1000
+        }),
+        "robots_lookup" => json!({"worker_id": "w", "origin": "https://matrix.invalid"}),
+        "robots_publish" => json!({
+            "worker_id": "w",
+            "record": {
+                "origin": "https://matrix.invalid",
+                "status": "unavailable",
+                "fetched_at": "2026-01-01T00:00:00Z",
+                "expires_at": "2026-01-01T00:01:00Z"
+            }
         }),
         "create_key" => json!({"name": "made in test", "role": "viewer"}),
         "create_workspace" => {

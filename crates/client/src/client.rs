@@ -750,6 +750,40 @@ impl AccordClient {
         Err(ClientError::from_body(status, &bytes))
     }
 
+    /// What is known about an origin's robots.txt: a fresh answer, the
+    /// claim to fetch it, or how long to wait for the worker fetching it.
+    pub async fn robots_lookup(
+        &self,
+        request: &accord_model::RobotsLookupRequest,
+    ) -> Result<accord_model::RobotsLookupResponse, ClientError> {
+        self.post(
+            "internal/v1/worker/robots/lookup",
+            request,
+            Duration::from_secs(15),
+        )
+        .await
+    }
+
+    /// Shares what fetching an origin's robots.txt gave.
+    pub async fn robots_publish(
+        &self,
+        request: &accord_model::RobotsPublishRequest,
+    ) -> Result<(), ClientError> {
+        let response = self
+            .request(Method::POST, "internal/v1/worker/robots/publish")
+            .json(request)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(ClientError::transport)?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.map_err(ClientError::transport)?;
+        Err(ClientError::from_body(status, &bytes))
+    }
+
     /// Puts leased jobs back until their domain may be visited again.
     pub async fn defer(
         &self,

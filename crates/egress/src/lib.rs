@@ -13,7 +13,8 @@
 //! - [`proxy`]: the loopback forward proxy Chromium is launched behind, and
 //!   [`chromium_args`], the flags that leave the browser no other way out;
 //! - [`robots`]: robots.txt (RFC 9309) as pure cache policy, and
-//!   [`RobotsGate`], which fetches it through the guard and keeps answers;
+//!   [`RobotsGate`], which fetches it through the guard and keeps answers,
+//!   shared with other workers through a [`RobotsShare`];
 //! - [`breaker`]: the per-domain circuit breaker as a pure state machine;
 //! - [`politeness`]: one domain's rate, concurrency cap, least gap,
 //!   `Retry-After` pause and breaker, as a pure state machine.
@@ -47,4 +48,4 @@ pub use http_client::{
 pub use politeness::{Decision as PoliteDecision, DomainLimits, DomainState, Finish, WaitReason};
 pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};
 pub use resolver::{ResolveError, Resolver, StubResolver, SystemResolver};
-pub use robots_gate::{RobotsGate, RobotsGateConfig, RobotsGateError};
+pub use robots_gate::{RobotsGate, RobotsGateConfig, RobotsGateError, RobotsShare, ShareError};

@@ -17,12 +17,14 @@
 //!
 //! Deliberately no IO: the engine fetches `/robots.txt` through the guard
 //! and hands the result here; sharing answers between workers is the
-//! control plane's. Parsing a large file costs CPU, so callers on the async
+//! control plane's (a fetch travels there as a [`RobotsRecord`], see
+//! [`RobotsFetch::to_record`] and [`RobotsRules::from_record`]). Parsing a large file costs CPU, so callers on the async
 //! runtime run [`RobotsRules::from_fetch`] through `spawn_blocking`.
 
 use std::collections::HashMap;
 use std::fmt;
 
+use accord_model::{RobotsRecord, RobotsStatus};
 use chrono::{DateTime, TimeDelta, Utc};
 use texting_robots::Robot;
 use url::Url;
@@ -95,6 +97,52 @@ impl RobotsFetch {
     pub fn failed(reason: impl fmt::Display) -> Self {
         Self::Unreachable(format!("robots.txt could not be fetched: {reason}"))
     }
+
+    /// How long this answer holds: a day for a real answer (the file, or
+    /// its absence), a minute for an unreachable site.
+    pub fn lifetime(&self, config: &RobotsConfig) -> TimeDelta {
+        match self {
+            Self::Fetched(_) | Self::Unavailable(_) => config.ttl,
+            Self::Unreachable(_) => config.retry_unreachable_after,
+        }
+    }
+
+    /// The answer as shared with other workers: fetched at `fetched_at` for
+    /// `origin`, the body cut at the last whole line within
+    /// [`MAX_ROBOTS_BYTES`] (all that is ever parsed).
+    pub fn to_record(
+        &self,
+        origin: String,
+        config: &RobotsConfig,
+        fetched_at: DateTime<Utc>,
+    ) -> RobotsRecord {
+        let (status, body, reason) = match self {
+            Self::Fetched(body) => (
+                RobotsStatus::Fetched,
+                cut_at_line(body, MAX_ROBOTS_BYTES).to_vec(),
+                String::new(),
+            ),
+            Self::Unavailable(reason) => (RobotsStatus::Unavailable, Vec::new(), reason.clone()),
+            Self::Unreachable(reason) => (RobotsStatus::Unreachable, Vec::new(), reason.clone()),
+        };
+        RobotsRecord {
+            origin,
+            status,
+            body,
+            reason,
+            fetched_at,
+            expires_at: fetched_at + self.lifetime(config),
+        }
+    }
+
+    /// A shared answer as the fetch it was.
+    pub fn from_record(record: RobotsRecord) -> Self {
+        match record.status {
+            RobotsStatus::Fetched => Self::Fetched(record.body),
+            RobotsStatus::Unavailable => Self::Unavailable(record.reason),
+            RobotsStatus::Unreachable => Self::Unreachable(record.reason),
+        }
+    }
 }
 
 /// Why a URL may not be fetched.
@@ -144,22 +192,35 @@ pub struct RobotsRules {
 impl RobotsRules {
     /// Turns a fetch into rules. CPU-bound for large files.
     pub fn from_fetch(fetch: RobotsFetch, config: &RobotsConfig, now: DateTime<Utc>) -> Self {
-        let (verdict, expires_at) = match fetch {
+        let expires_at = now + fetch.lifetime(config);
+        Self::parse(fetch, config, expires_at)
+    }
+
+    /// Turns an answer another worker shared into rules, holding until the
+    /// record says (never longer than `config`'s lifetime from when it was
+    /// fetched). CPU-bound for large files.
+    pub fn from_record(record: RobotsRecord, config: &RobotsConfig) -> Self {
+        let fetched_at = record.fetched_at;
+        let expires_at = record.expires_at;
+        let fetch = RobotsFetch::from_record(record);
+        let expires_at = expires_at.min(fetched_at + fetch.lifetime(config));
+        Self::parse(fetch, config, expires_at)
+    }
+
+    fn parse(fetch: RobotsFetch, config: &RobotsConfig, expires_at: DateTime<Utc>) -> Self {
+        let verdict = match fetch {
             RobotsFetch::Fetched(body) => {
                 let body = cut_at_line(&body, MAX_ROBOTS_BYTES);
                 let agent = config.product_token.to_ascii_lowercase();
                 match Robot::new(&agent, body) {
-                    Ok(robot) => (Verdict::Rules(robot), now + config.ttl),
+                    Ok(robot) => Verdict::Rules(robot),
                     // texting_robots gives up only on input it cannot read
                     // as lines at all: no rules can be told from it.
-                    Err(_) => (Verdict::AllowAll, now + config.ttl),
+                    Err(_) => Verdict::AllowAll,
                 }
             }
-            RobotsFetch::Unavailable(_) => (Verdict::AllowAll, now + config.ttl),
-            RobotsFetch::Unreachable(reason) => (
-                Verdict::DisallowAll(reason),
-                now + config.retry_unreachable_after,
-            ),
+            RobotsFetch::Unavailable(_) => Verdict::AllowAll,
+            RobotsFetch::Unreachable(reason) => Verdict::DisallowAll(reason),
         };
         let crawl_delay = match &verdict {
             Verdict::Rules(robot) => robot.delay.and_then(|seconds| {
@@ -469,6 +530,46 @@ mod tests {
         assert_eq!(cache.len(), 1);
         cache.prune(at(5 + 24 * 60));
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_shared_answer_means_what_the_fetch_meant_and_expires_with_it() {
+        let config = RobotsConfig::new("accord");
+        let page = Url::parse("https://example.com/private/x").unwrap();
+        let check = |fetch: RobotsFetch, lifetime: TimeDelta| {
+            let record = fetch.to_record("https://example.com".to_owned(), &config, t0());
+            assert_eq!(record.expires_at, t0() + lifetime, "{fetch:?}");
+            let shared = RobotsRules::from_record(record, &config);
+            let own = RobotsRules::from_fetch(fetch.clone(), &config, t0());
+            assert_eq!(shared.decide(&page), own.decide(&page), "{fetch:?}");
+            assert_eq!(shared.expires_at(), own.expires_at(), "{fetch:?}");
+        };
+        let day = TimeDelta::hours(24);
+        check(
+            RobotsFetch::from_response(200, b"User-agent: *\nDisallow: /private\n".to_vec()),
+            day,
+        );
+        check(RobotsFetch::from_response(404, Vec::new()), day);
+        check(
+            RobotsFetch::from_response(503, Vec::new()),
+            TimeDelta::minutes(1),
+        );
+        // A record that claims to hold longer than a day holds a day.
+        let mut long = RobotsFetch::from_response(404, Vec::new()).to_record(
+            "https://example.com".to_owned(),
+            &config,
+            t0(),
+        );
+        long.expires_at = t0() + TimeDelta::days(30);
+        assert_eq!(
+            RobotsRules::from_record(long, &config).expires_at(),
+            t0() + day
+        );
+        // Only what is parsed is shared.
+        let mut heavy = b"User-agent: *\n".to_vec();
+        heavy.resize(MAX_ROBOTS_BYTES + 100, b'\n');
+        let record = RobotsFetch::Fetched(heavy).to_record("https://a".to_owned(), &config, t0());
+        assert_eq!(record.body.len(), MAX_ROBOTS_BYTES);
     }
 
     #[test]

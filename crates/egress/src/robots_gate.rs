@@ -13,15 +13,26 @@
 //!   same guard with its one message, so robots.txt never tells a user
 //!   more about internal names than the guard does.
 //!
-//! Deliberately not here: sharing answers between workers (each worker
-//! keeps its own cache) and spacing requests by `Crawl-delay` (the answer
-//! carries the gap; the politeness limiter applies it).
+//! - Shared between workers when the gate is given a [`RobotsShare`] (the
+//!   worker gives it the control plane): before fetching, the gate asks
+//!   the share for an answer another worker already fetched; when there
+//!   is none it holds the share's claim on the origin, fetches, and
+//!   publishes what it got, while other workers asking meanwhile wait for
+//!   it. So a site's robots.txt is fetched once for all workers in the
+//!   common case. A share that does not answer, or a claim that is not
+//!   published in time, never blocks a job: the gate then fetches the file
+//!   itself, as it does without a share.
+//!
+//! Deliberately not here: where shared answers are kept (the share's
+//! business) and spacing requests by `Crawl-delay` (the answer carries the
+//! gap; the politeness limiter applies it).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use accord_model::Clock;
+use accord_model::{Clock, RobotsLookupResponse, RobotsRecord};
 use reqwest::header::{HeaderValue, USER_AGENT};
 use url::Url;
 
@@ -31,6 +42,30 @@ use crate::robots::{
     robots_origin, CacheAnswer, RobotsCache, RobotsConfig, RobotsDecision, RobotsFetch,
     RobotsRules, MAX_ROBOTS_BYTES, MAX_ROBOTS_REDIRECTS,
 };
+
+/// How much longer than its own fetch timeout a gate waits for another
+/// worker's fetch of the same file before fetching it itself.
+const SHARE_WAIT_SLACK: Duration = Duration::from_secs(5);
+/// Bounds on how long to wait before asking the share again.
+const SHARE_POLL_MIN: Duration = Duration::from_millis(10);
+const SHARE_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Where workers share robots.txt answers (the control plane, for a
+/// worker): see [`RobotsGate::shared_through`].
+#[async_trait::async_trait]
+pub trait RobotsShare: Send + Sync + fmt::Debug {
+    /// A fresh answer for `origin`, the claim to fetch it, or how long to
+    /// wait for the worker fetching it.
+    async fn lookup(&self, origin: &str) -> Result<RobotsLookupResponse, ShareError>;
+
+    /// Keeps what fetching an origin's robots.txt gave, for every worker.
+    async fn publish(&self, record: RobotsRecord) -> Result<(), ShareError>;
+}
+
+/// Why the share could not be asked (its own words, for the log).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ShareError(pub String);
 
 /// Answers kept before stale ones are dropped (and, if all are fresh, all).
 const MAX_SITES: usize = 10_000;
@@ -58,6 +93,7 @@ pub enum RobotsGateError {
 #[derive(Debug, Clone)]
 pub struct RobotsGate {
     inner: Arc<Inner>,
+    share: Option<Arc<dyn RobotsShare>>,
 }
 
 #[derive(Debug)]
@@ -99,7 +135,17 @@ impl RobotsGate {
                 cache: Mutex::new(RobotsCache::new(config.robots)),
                 fetching: Mutex::new(HashMap::new()),
             }),
+            share: None,
         })
+    }
+
+    /// The same gate (and cache), asking `share` for other workers'
+    /// answers before fetching and publishing what it fetches.
+    pub fn shared_through(self, share: Arc<dyn RobotsShare>) -> Self {
+        Self {
+            share: Some(share),
+            ..self
+        }
     }
 
     /// Whether `url` may be fetched, fetching its site's robots.txt first
@@ -116,13 +162,78 @@ impl RobotsGate {
         if let CacheAnswer::Known(decision) = self.cached(url) {
             return decision;
         }
-        let decision = match self.fetch(&robots).await {
-            Some(fetch) => self.store(url, fetch).await,
-            // The guard refused robots.txt: it refuses the page the same way.
-            None => RobotsDecision::Allowed { min_gap: None },
+        let decision = match &self.share {
+            Some(share) => self.ask_share(share.as_ref(), url, &robots, &origin).await,
+            None => self.fetch_and_keep(url, &robots, &origin, None).await,
         };
         self.lock_fetching().remove(&origin);
         decision
+    }
+
+    /// Takes another worker's answer, or fetches and publishes it when the
+    /// share gives this gate the claim, or waits for the worker fetching
+    /// it (for a while; then fetches it itself).
+    async fn ask_share(
+        &self,
+        share: &dyn RobotsShare,
+        url: &Url,
+        robots: &Url,
+        origin: &str,
+    ) -> RobotsDecision {
+        // What the URL alone tells the guard refuses is never claimed: the
+        // claim would only hold other workers back until it ran out.
+        if self.inner.guard.check_url(robots).is_err() {
+            return RobotsDecision::Allowed { min_gap: None };
+        }
+        let deadline = Instant::now() + self.inner.timeout + SHARE_WAIT_SLACK;
+        loop {
+            match share.lookup(origin).await {
+                Ok(RobotsLookupResponse::Fresh { record }) => {
+                    return self.keep(url, record).await;
+                }
+                Ok(RobotsLookupResponse::Fetch { .. }) => {
+                    return self.fetch_and_keep(url, robots, origin, Some(share)).await;
+                }
+                Ok(RobotsLookupResponse::Wait { retry_in_ms }) if Instant::now() < deadline => {
+                    let pause =
+                        Duration::from_millis(retry_in_ms).clamp(SHARE_POLL_MIN, SHARE_POLL_MAX);
+                    tokio::time::sleep(pause).await;
+                }
+                Ok(RobotsLookupResponse::Wait { .. }) => {
+                    tracing::warn!(origin, "another worker's robots.txt fetch did not arrive in time; fetching it here");
+                    return self.fetch_and_keep(url, robots, origin, Some(share)).await;
+                }
+                Err(err) => {
+                    tracing::warn!(origin, error = %err, "could not ask for a shared robots.txt answer; fetching it here");
+                    return self.fetch_and_keep(url, robots, origin, None).await;
+                }
+            }
+        }
+    }
+
+    /// Fetches `robots`, publishes the answer to `share` (if any), keeps it
+    /// and answers for `url`.
+    async fn fetch_and_keep(
+        &self,
+        url: &Url,
+        robots: &Url,
+        origin: &str,
+        share: Option<&dyn RobotsShare>,
+    ) -> RobotsDecision {
+        let Some(fetch) = self.fetch(robots).await else {
+            // The guard refused robots.txt: it refuses the page the same
+            // way. Nothing is kept or shared; a claim on it runs out.
+            return RobotsDecision::Allowed { min_gap: None };
+        };
+        let now = self.inner.clock.now();
+        let config = self.lock_cache().config().clone();
+        let record = fetch.to_record(origin.to_owned(), &config, now);
+        if let Some(share) = share {
+            if let Err(err) = share.publish(record.clone()).await {
+                tracing::warn!(origin, error = %err, "could not share a robots.txt answer; other workers fetch it themselves");
+            }
+        }
+        self.keep(url, record).await
     }
 
     /// Sites with an answer in the cache.
@@ -146,19 +257,20 @@ impl RobotsGate {
             .clone()
     }
 
-    /// Parses what a fetch gave (off the async threads: a large file costs
-    /// CPU), keeps it and answers for `url`.
-    async fn store(&self, url: &Url, fetch: RobotsFetch) -> RobotsDecision {
+    /// Parses an answer (off the async threads: a large file costs CPU),
+    /// keeps it and answers for `url`.
+    async fn keep(&self, url: &Url, record: RobotsRecord) -> RobotsDecision {
         let now = self.inner.clock.now();
         let config = self.lock_cache().config().clone();
-        let parsed =
-            tokio::task::spawn_blocking(move || RobotsRules::from_fetch(fetch, &config, now)).await;
+        let parsed = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || RobotsRules::from_record(record, &config)).await
+        };
         let rules = match parsed {
             Ok(rules) => rules,
             // Parsing panicked: no rules can be told from the file.
             Err(err) => {
                 tracing::warn!(error = %err, "parsing a robots.txt failed");
-                let config = self.lock_cache().config().clone();
                 RobotsRules::from_fetch(RobotsFetch::Unavailable(String::new()), &config, now)
             }
         };

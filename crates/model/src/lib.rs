@@ -31,6 +31,7 @@ mod politeness;
 mod protocol;
 mod result;
 mod retry;
+mod robots_share;
 mod selector;
 mod spec;
 mod step;
@@ -90,9 +91,9 @@ pub use policy::{
     PolicyRules, PolicySet, PolicyView, StepKind, MAX_POLICIES, MAX_POLICY_CIDRS,
 };
 pub use politeness::{
-    BreakerReason, BreakerStatus, BreakerTransition, DeferItem, DeferRequest, DomainList,
-    DomainSummary, DomainWindow, EgressAcquireRequest, EgressAcquireResponse, EgressFinishItem,
-    EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, HostLimits,
+    BreakerReason, BreakerStatus, BreakerTransition, DeferItem, DeferRequest, DomainEngineView,
+    DomainList, DomainSummary, DomainWindow, EgressAcquireRequest, EgressAcquireResponse,
+    EgressFinishItem, EgressFinishRequest, EgressOutcome, EgressWait, EgressWaitReason, HostLimits,
     MAX_BREAKER_HISTORY, MAX_CRAWL_DELAY_MS, MAX_EGRESS_HOLD_MS, MAX_EGRESS_HOSTS,
 };
 pub use protocol::{
@@ -102,6 +103,10 @@ pub use protocol::{
 };
 pub use result::{ErrorKind, ExtractedValue, JobError, JobErrorCode, JobResult, Timings};
 pub use retry::{Failure, Next, RetryPolicy};
+pub use robots_share::{
+    RobotsLookupRequest, RobotsLookupResponse, RobotsPublishRequest, RobotsRecord, RobotsStatus,
+    MAX_ROBOTS_TTL_MS, MAX_SHARED_ROBOTS_BYTES, ROBOTS_CLAIM_MS,
+};
 pub use selector::{CssSelector, SelectorError, MAX_SELECTOR_BYTES, MAX_SELECTOR_NESTING};
 pub use spec::{
     Engine, JobSpec, Limits, NewJob, RunEngine, ValidationError, RESERVED_ARTIFACT_NAMES,

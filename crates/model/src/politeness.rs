@@ -272,6 +272,23 @@ pub struct DomainSummary {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 20)]
     pub breaker_history: Vec<BreakerTransition>,
+    /// The engine `auto` jobs of the caller's workspace start on for this
+    /// domain, as the `auto` engine learned it (absent while nothing is
+    /// remembered: `auto` starts on HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<DomainEngineView>,
+}
+
+/// What the `auto` engine remembers about a domain: the engine that works
+/// there, why, and until when (then HTTP is tried again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainEngineView {
+    pub engine: crate::RunEngine,
+    /// What showed it, in a sentence.
+    pub reason: String,
+    pub decided_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

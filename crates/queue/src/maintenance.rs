@@ -18,6 +18,8 @@ use crate::Queue;
 
 /// Blobs looked up against the index per query.
 const SWEEP_BATCH: usize = 1_000;
+/// How often expired robots.txt answers are forgotten (a table scan).
+const ROBOTS_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What one maintenance pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct MaintenanceReport {
     pub workflow_runs_pruned: u64,
     /// Blobs deleted by the sweep (when it ran in this pass).
     pub blobs_swept: u64,
+    /// Shared robots.txt answers (and lapsed claims) forgotten.
+    pub robots_pruned: u64,
 }
 
 impl Queue {
@@ -100,7 +104,31 @@ impl Queue {
         if self.sweep_due() {
             report.blobs_swept = self.sweep_blobs().await?;
         }
+        if self.robots_prune_due() {
+            // An expired answer is never handed out again; keeping it an
+            // hour more costs nothing and spares the lookups a churn.
+            report.robots_pruned = self
+                .inner
+                .store
+                .robots_prune(self.now() - chrono::Duration::hours(1))
+                .await?;
+        }
         Ok(report)
+    }
+
+    /// Whether [`ROBOTS_PRUNE_INTERVAL`] has passed since expired robots.txt
+    /// answers were last forgotten here (and marks it as running now).
+    fn robots_prune_due(&self) -> bool {
+        let mut last = self
+            .inner
+            .last_robots_prune
+            .lock()
+            .expect("robots prune time lock");
+        let due = last.is_none_or(|at| at.elapsed() >= ROBOTS_PRUNE_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
     /// Whether the sweep's interval has passed since it last ran here (and

@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) blobs: Option<BlobStore>,
     /// When the blob sweep last ran in this process.
     pub(crate) last_sweep: Mutex<Option<Instant>>,
+    /// When this process last forgot expired robots.txt answers.
+    pub(crate) last_robots_prune: Mutex<Option<Instant>>,
     /// The egress rules of `config` (policy and allow-list), to refuse at
     /// submission what the engines would refuse anyway without DNS: literal
     /// non-public addresses and loopback names.
@@ -73,6 +75,7 @@ impl Queue {
                 events: EventBus::local(),
                 blobs: None,
                 last_sweep: Mutex::new(None),
+                last_robots_prune: Mutex::new(None),
             }),
         }
     }

@@ -10,7 +10,8 @@
 //! (`notifications.rs`), [`WorkflowRunStore`] (`workflow_runs.rs`),
 //! [`PolicyStore`] (`policies.rs`, domain policies), [`FeedStore`]
 //! (`feeds.rs`), [`ItemHistoryStore`] (`items.rs`, the item histories of
-//! `extract_items` monitors) and
+//! `extract_items` monitors), [`RobotsStore`] (`robots.rs`, robots.txt
+//! answers shared by every worker) and
 //! [`BackendStore`] (`backend.rs`). Two backends
 //! implement every one, each in the file of its own that owns the SQL:
 //! [`SqliteStore`] (one embedded file, one writer) and [`PostgresStore`] (a
@@ -45,6 +46,7 @@ mod monitors;
 mod notifications;
 mod policies;
 mod postgres;
+mod robots;
 mod schema;
 mod sqlite;
 mod store;
@@ -78,6 +80,7 @@ pub use notifications::{
 };
 pub use policies::{PolicyStore, PolicyWrite};
 pub use postgres::{PostgresConfig, PostgresStore};
+pub use robots::{RobotsLookup, RobotsStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::Store;
 pub use workflow_runs::{

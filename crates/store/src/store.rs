@@ -8,12 +8,12 @@ use std::fmt;
 use crate::{
     AccessStore, ArtifactStore, AuditStore, BackendStore, CoordinationStore, DomainStore,
     FeedStore, ItemHistoryStore, JobStore, LeaseStore, MaintenanceStore, MonitorStore,
-    NotificationStore, PolicyStore, WorkflowRunStore,
+    NotificationStore, PolicyStore, RobotsStore, WorkflowRunStore,
 };
 
 /// Durable storage of jobs, their leases and events, access, audit and the
 /// artifact index, monitors, notifications, workflow runs, domain policies,
-/// feeds, item histories.
+/// feeds, item histories, shared robots.txt answers.
 pub trait Store:
     BackendStore
     + CoordinationStore
@@ -30,6 +30,7 @@ pub trait Store:
     + PolicyStore
     + FeedStore
     + ItemHistoryStore
+    + RobotsStore
     + fmt::Debug
     + 'static
 {
@@ -51,6 +52,7 @@ impl<T> Store for T where
         + PolicyStore
         + FeedStore
         + ItemHistoryStore
+        + RobotsStore
         + fmt::Debug
         + 'static
 {

@@ -1,6 +1,6 @@
 //! [`ControlPlane`]: the worker's one boundary, the calls of the worker
 //! protocol (claim, heartbeat, complete, fail, release, and the artifact
-//! upload). [`AccordClient`] implements it over HTTP; the worker's own
+//! upload, politeness permits, shared robots.txt answers). [`AccordClient`] implements it over HTTP; the worker's own
 //! tests implement it with an in-memory double. Owns no retry: the loop and
 //! the reporter decide what to do with an error.
 
@@ -8,7 +8,8 @@ use accord_client::{AccordClient, ArtifactUpload, ClientError};
 use accord_model::{
     ClaimRequest, ClaimResponse, CompleteRequest, DeferRequest, EgressAcquireRequest,
     EgressAcquireResponse, EgressFinishRequest, EscalateRequest, FailRequest, HeartbeatRequest,
-    HeartbeatResponse, ReleaseRequest, ReportResponse, StoredArtifact,
+    HeartbeatResponse, ReleaseRequest, ReportResponse, RobotsLookupRequest, RobotsLookupResponse,
+    RobotsPublishRequest, StoredArtifact,
 };
 
 /// What a worker asks of the control plane.
@@ -44,6 +45,15 @@ pub trait ControlPlane: Send + Sync + std::fmt::Debug {
 
     /// Puts leased jobs back unrun until their domain may be visited again.
     async fn defer(&self, request: &DeferRequest) -> Result<ReportResponse, ClientError>;
+
+    /// What is known about an origin's robots.txt (shared by every worker).
+    async fn robots_lookup(
+        &self,
+        request: &RobotsLookupRequest,
+    ) -> Result<RobotsLookupResponse, ClientError>;
+
+    /// Shares what fetching an origin's robots.txt gave.
+    async fn robots_publish(&self, request: &RobotsPublishRequest) -> Result<(), ClientError>;
 
     /// Streams one artifact of a leased job; refused (`stale_lease`) once
     /// the lease is no longer this worker's.
@@ -99,6 +109,17 @@ impl ControlPlane for AccordClient {
 
     async fn defer(&self, request: &DeferRequest) -> Result<ReportResponse, ClientError> {
         AccordClient::defer(self, request).await
+    }
+
+    async fn robots_lookup(
+        &self,
+        request: &RobotsLookupRequest,
+    ) -> Result<RobotsLookupResponse, ClientError> {
+        AccordClient::robots_lookup(self, request).await
+    }
+
+    async fn robots_publish(&self, request: &RobotsPublishRequest) -> Result<(), ClientError> {
+        AccordClient::robots_publish(self, request).await
     }
 
     async fn upload_artifact(

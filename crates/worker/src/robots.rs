@@ -9,14 +9,54 @@
 //! the job names, not where they redirect or what a browser page loads
 //! after them. A host's `Crawl-delay` goes with the job's politeness
 //! permit request, as the least gap between requests to it.
+//!
+//! The gate shares answers with every other worker through the control
+//! plane ([`ControlPlaneRobots`], the worker protocol's robots calls): a
+//! site's file is fetched by one worker and read by the others.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use accord_egress::robots::{Disallowed, RobotsDecision};
-use accord_egress::RobotsGate;
+use accord_egress::{RobotsGate, RobotsShare, ShareError};
 use accord_model::{
-    ErrorKind, JobError, JobErrorCode, JobSpec, PolicySet, Step, MAX_CRAWL_DELAY_MS,
+    ErrorKind, JobError, JobErrorCode, JobSpec, PolicySet, RobotsLookupRequest,
+    RobotsLookupResponse, RobotsPublishRequest, RobotsRecord, Step, WorkerId, MAX_CRAWL_DELAY_MS,
 };
+
+use crate::control::ControlPlane;
+
+/// robots.txt answers shared through the control plane.
+#[derive(Debug)]
+pub(crate) struct ControlPlaneRobots {
+    pub client: Arc<dyn ControlPlane>,
+    pub worker_id: WorkerId,
+}
+
+#[async_trait::async_trait]
+impl RobotsShare for ControlPlaneRobots {
+    async fn lookup(&self, origin: &str) -> Result<RobotsLookupResponse, ShareError> {
+        let request = RobotsLookupRequest {
+            worker_id: self.worker_id.clone(),
+            origin: origin.to_owned(),
+        };
+        self.client
+            .robots_lookup(&request)
+            .await
+            .map_err(|err| ShareError(err.to_string()))
+    }
+
+    async fn publish(&self, record: RobotsRecord) -> Result<(), ShareError> {
+        let request = RobotsPublishRequest {
+            worker_id: self.worker_id.clone(),
+            record,
+        };
+        self.client
+            .robots_publish(&request)
+            .await
+            .map_err(|err| ShareError(err.to_string()))
+    }
+}
 
 /// What the sites' robots.txt files say about a job.
 #[derive(Debug, Default)]

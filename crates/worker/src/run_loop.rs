@@ -169,9 +169,15 @@ impl Worker {
     }
 
     /// Asks `gate` before each job's pages are fetched: a page the site's
-    /// robots.txt refuses fails its job without a request to it.
+    /// robots.txt refuses fails its job without a request to it. The gate
+    /// shares its answers with every other worker through the control
+    /// plane.
     pub fn with_robots(mut self, gate: RobotsGate) -> Self {
-        self.robots = Some(gate);
+        let share = crate::robots::ControlPlaneRobots {
+            client: self.client.clone(),
+            worker_id: self.config.worker_id.clone(),
+        };
+        self.robots = Some(gate.shared_through(Arc::new(share)));
         self
     }
 

@@ -17,8 +17,8 @@ use accord_model::{
     EgressAcquireRequest, EgressAcquireResponse, EgressFinishRequest, EgressOutcome, EgressWait,
     EgressWaitReason, Engine, ErrorKind, EscalateRequest, FailRequest, HeartbeatRequest,
     HeartbeatResponse, JobErrorCode, JobId, JobResult, JobSpec, LeaseRef, QueueName,
-    ReleaseRequest, ReportResponse, RunEngine, Sha256Digest, Step, StoredArtifact, TargetUrl,
-    WorkerId,
+    ReleaseRequest, ReportResponse, RobotsLookupRequest, RobotsLookupResponse,
+    RobotsPublishRequest, RunEngine, Sha256Digest, Step, StoredArtifact, TargetUrl, WorkerId,
 };
 use accord_worker::{ControlPlane, Engines, Worker, WorkerConfig};
 use tokio::sync::watch;
@@ -366,6 +366,32 @@ impl ControlPlane for Double {
                     .map(|item| (item.job_id, item.delay_ms)),
             );
             Ok(ReportResponse::new(ids, Vec::new()))
+        })
+    }
+
+    /// Knows no shared answer and never holds a claim: each worker of
+    /// these tests fetches robots.txt itself, as with a control plane that
+    /// has nothing stored yet.
+    async fn robots_lookup(
+        &self,
+        _request: &RobotsLookupRequest,
+    ) -> Result<RobotsLookupResponse, ClientError> {
+        self.with(|server| {
+            if server.down {
+                return Err(Self::unreachable());
+            }
+            Ok(RobotsLookupResponse::Fetch {
+                claimed_until: chrono::Utc::now() + chrono::TimeDelta::seconds(30),
+            })
+        })
+    }
+
+    async fn robots_publish(&self, _request: &RobotsPublishRequest) -> Result<(), ClientError> {
+        self.with(|server| {
+            if server.down {
+                return Err(Self::unreachable());
+            }
+            Ok(())
         })
     }
 

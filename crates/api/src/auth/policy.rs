@@ -51,9 +51,8 @@ pub(crate) fn access(operation_id: &str) -> Option<Access> {
         "list_policies" | "get_policy" => Requires(P::JobsRead),
         "ops_status" | "metrics" | "list_domains" | "get_domain" => Requires(P::InstanceRead),
         "claim" | "heartbeat" | "complete" | "fail" | "release" | "escalate"
-        | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" => {
-            Requires(P::WorkerProtocol)
-        }
+        | "upload_artifact" | "egress_acquire" | "egress_finish" | "defer" | "robots_lookup"
+        | "robots_publish" => Requires(P::WorkerProtocol),
         "list_keys" | "create_key" | "revoke_key" => Requires(P::KeysManage),
         "list_audit" => Requires(P::AuditRead),
         "list_workspaces" => Requires(P::WorkspacesRead),

@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     artifacts, audit, domains, egress, feeds, jobs, keys, monitor_history, monitors, notifications,
-    ops, policies, stream, worker, workflow_runs, workspaces,
+    ops, policies, robots, stream, worker, workflow_runs, workspaces,
 };
 use crate::extract::BodyLimits;
 use crate::openapi::ApiDoc;
@@ -99,6 +99,8 @@ pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(egress::egress_acquire))
         .routes(routes!(egress::egress_finish))
         .routes(routes!(egress::defer))
+        .routes(routes!(robots::robots_lookup))
+        .routes(routes!(robots::robots_publish))
         .routes(routes!(artifacts::upload_artifact))
 }
 

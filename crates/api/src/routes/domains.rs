@@ -2,17 +2,24 @@
 //! the last hour and day (rolled-up counters, never a scan of jobs), and
 //! each domain's politeness state now (breaker, `Retry-After` pause,
 //! requests in flight, the breaker's last transitions with their time and
-//! reason). Domains are shared by every workspace, so these
-//! are instance-level routes, like `/metrics`.
+//! reason), and the engine the `auto` engine remembers working there for
+//! the caller's workspace (the store's `DomainStore`, written when an
+//! `auto` job moved to the browser). Domains are shared by every
+//! workspace, so these are instance-level routes, like `/metrics`.
 
 use accord_cluster::{Counters, DomainView, Windows};
 use accord_egress::breaker::BreakerState;
-use accord_model::{BreakerStatus, DomainList, DomainSummary, DomainWindow, ErrorBody};
+use accord_model::{
+    BreakerStatus, DomainEngineView, DomainList, DomainSummary, DomainWindow, ErrorBody,
+    WorkspaceId,
+};
+use accord_store::DomainEngine;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 
 use super::egress::domain_key;
+use crate::auth::Caller;
 use crate::{ApiError, ApiState};
 
 /// Domains listed at most.
@@ -28,10 +35,23 @@ const LIST_LIMIT: usize = 100;
         (status = 403, description = "The key's role may not read instance figures", body = ErrorBody),
     )
 )]
-pub async fn list_domains(State(state): State<ApiState>) -> Result<Json<DomainList>, ApiError> {
-    Ok(Json(DomainList {
-        items: summaries(&state).await,
-    }))
+pub async fn list_domains(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<DomainList>, ApiError> {
+    let mut items = summaries(&state).await;
+    let now = state.queue.now();
+    let mut engines: std::collections::HashMap<String, DomainEngine> = state
+        .store
+        .domain_engine_list(caller.workspace, now)
+        .await?
+        .into_iter()
+        .map(|memory| (memory.domain.clone(), memory))
+        .collect();
+    for item in &mut items {
+        item.engine = engines.remove(&item.domain).map(engine_view);
+    }
+    Ok(Json(DomainList { items }))
 }
 
 /// The most recently seen domains (at most [`LIST_LIMIT`]), with their
@@ -43,6 +63,29 @@ async fn summaries(state: &ApiState) -> Vec<DomainSummary> {
         items.push(summary(domain, &windows, view.as_ref()));
     }
     items
+}
+
+/// The `auto` engine's memory of one domain in `workspace`, if unexpired.
+async fn remembered_engine(
+    state: &ApiState,
+    workspace: WorkspaceId,
+    domain: &str,
+) -> Result<Option<DomainEngineView>, ApiError> {
+    let now = state.queue.now();
+    Ok(state
+        .store
+        .domain_engine_get(workspace, domain, now)
+        .await?
+        .map(engine_view))
+}
+
+fn engine_view(memory: DomainEngine) -> DomainEngineView {
+    DomainEngineView {
+        engine: memory.engine,
+        reason: memory.reason,
+        decided_at: memory.decided_at,
+        expires_at: memory.expires_at,
+    }
 }
 
 /// One domain: its traffic over the last hour and day and its politeness
@@ -60,6 +103,7 @@ async fn summaries(state: &ApiState) -> Vec<DomainSummary> {
 )]
 pub async fn get_domain(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(domain): Path<String>,
 ) -> Result<Json<DomainSummary>, ApiError> {
     let domain = domain_key(&domain).ok_or_else(|| {
@@ -74,7 +118,11 @@ pub async fn get_domain(
             ApiError::DomainNotFound(format!("no worker reached {domain} in the last day"))
         })?;
     let view = state.cluster.domain_gate().view(&domain).await;
-    Ok(Json(summary(domain, &windows, view.as_ref())))
+    let engine = remembered_engine(&state, caller.workspace, &domain).await?;
+    Ok(Json(DomainSummary {
+        engine,
+        ..summary(domain, &windows, view.as_ref())
+    }))
 }
 
 fn summary(domain: String, windows: &Windows, view: Option<&DomainView>) -> DomainSummary {
@@ -101,6 +149,7 @@ fn summary(domain: String, windows: &Windows, view: Option<&DomainView>) -> Doma
         breaker_history: view
             .map(|v| v.state.breaker_history().copied().collect())
             .unwrap_or_default(),
+        engine: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod monitors;
 mod notifications;
 mod ops;
 mod policies;
+mod robots;
 mod stream;
 mod worker;
 mod workflow_runs;

@@ -19,6 +19,7 @@ mod maintenance;
 mod monitors;
 mod notifications;
 mod policies;
+mod robots;
 mod rows;
 mod workflow_runs;
 

@@ -24,4 +24,5 @@ mod maintenance;
 mod monitors;
 mod notifications;
 mod policies;
+mod robots;
 mod workflow_runs;
