@@ -8,6 +8,12 @@
     reason = "the CLI's output is its interface"
 )]
 
+/// mimalloc instead of glibc's malloc: the control plane and the engines
+/// allocate many small, short-lived buffers across threads, where glibc's
+/// allocator took about a fifth of the process's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[macro_use]
 mod output;
 
