@@ -4,8 +4,11 @@
 //! grows.
 //!
 //! Every job is navigate + extract in a fresh incognito context, as the
-//! worker runs them: through the pool, behind the egress proxy, against a
-//! page served on loopback by a server in this process. CPU counts this
+//! worker runs them: through the pool, behind an egress proxy of its own
+//! (the worker's engine is built `with_job_proxies`), against a page
+//! served on loopback by a server in this process; each level runs once
+//! without domain policies and once as jobs of a workspace with policies
+//! (see `bench_policies`). CPU counts this
 //! process (engine, proxy and page server) and every Chromium process,
 //! live or already reaped. PSS is summed over every process of every
 //! browser of the pool. Prints figures; asserts nothing.
@@ -17,17 +20,20 @@ use std::time::{Duration, Instant};
 
 use accord_egress::{AllowAll, EgressProxy, Guard, GuardConfig, ProxyConfig, ProxyHandle};
 use accord_engine::browser::{detect_chromium, BrowserConfig, BrowserEngine, BrowserProxy};
-use accord_engine::Executor;
-use accord_model::{EgressPolicy, Engine, JobSpec, Step};
+use accord_engine::{EngineConfig, Executor};
+use accord_model::{EgressPolicy, Engine, JobSpec, RunEngine, Step};
 use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
 
+use crate::bench_policies::{Policies, ROBOTS_TXT};
 use crate::cli::BenchEngineArgs;
 
 /// One measured level.
 struct Level {
     slots: usize,
     screenshot: bool,
+    /// Whether the jobs run under the workspace's domain policies.
+    policies: bool,
     jobs: usize,
 }
 
@@ -50,31 +56,46 @@ pub async fn browser_throughput(args: &BenchEngineArgs) -> Result<()> {
         policy: EgressPolicy::AllowPrivate,
         ..GuardConfig::default()
     });
-    let proxy = EgressProxy::start(guard, Arc::new(AllowAll), ProxyConfig::default())
+    let policies = Policies::new(guard.clone(), EngineConfig::DEFAULT_USER_AGENT)?;
+    let proxy = EgressProxy::start(guard.clone(), Arc::new(AllowAll), ProxyConfig::default())
         .await
         .context("start the egress proxy")?;
     proxy.admit_process_tree(std::process::id());
     let work_dir = tempfile::tempdir().context("a work directory for the browsers")?;
     println!();
     println!(
-        "chromium engine: {} {}, navigate + extract, a fresh incognito context per job, behind the egress proxy",
+        "chromium engine: {} {}, navigate + extract, a fresh incognito context per job, behind an egress proxy of its own (as the worker runs them)",
         chromium.path.display(),
         chromium.version
     );
     println!(
-        "{:>5} {:>10} {:>6} {:>8} {:>9} {:>14} {:>14} {:>8}",
-        "slots", "screenshot", "jobs", "failed", "jobs/s", "CPU ms/job", "PSS peak MB", "browsers"
+        "{:>5} {:>10} {:>10} {:>6} {:>8} {:>9} {:>14} {:>14} {:>8} {:>7}",
+        "slots",
+        "screenshot",
+        "policies",
+        "jobs",
+        "failed",
+        "jobs/s",
+        "CPU ms/job",
+        "PSS peak MB",
+        "browsers",
+        "cost"
     );
     let mut levels: Vec<Level> = Vec::new();
     for &slots in &args.browser_levels {
         for screenshot in [false, true] {
-            levels.push(Level {
-                slots,
-                screenshot,
-                jobs: args.browser_jobs,
-            });
+            for policies in [false, true] {
+                levels.push(Level {
+                    slots,
+                    screenshot,
+                    policies,
+                    jobs: args.browser_jobs,
+                });
+            }
         }
     }
+    // Jobs per second of the same level without policies.
+    let mut without = None;
     for level in &levels {
         let config = BrowserConfig {
             slots: level.slots,
@@ -84,28 +105,38 @@ pub async fn browser_throughput(args: &BenchEngineArgs) -> Result<()> {
             }),
             ..BrowserConfig::default()
         };
-        let engine = BrowserEngine::start(chromium.clone(), config);
+        // As the worker does: every job behind a proxy of its own.
+        let engine = BrowserEngine::start(chromium.clone(), config).with_job_proxies(guard.clone());
         let spec = Arc::new(page.spec(level.screenshot)?);
+        let policies = level.policies.then_some(&policies);
         // Start the browser and warm it before measuring.
-        run_jobs(&engine, &spec, level.slots, level.slots * 2).await?;
+        run_jobs(&engine, &spec, level.slots, level.slots * 2, policies).await?;
         let sampler = PssSampler::start(engine.clone());
         let cpu_before = cpu_used(&engine).await?;
         let started = Instant::now();
-        let failed = run_jobs(&engine, &spec, level.slots, level.jobs).await?;
+        let failed = run_jobs(&engine, &spec, level.slots, level.jobs, policies).await?;
         let elapsed = started.elapsed();
+        let rate = level.jobs as f64 / elapsed.as_secs_f64();
+        let cost = match without {
+            Some(base) if level.policies => format!("{:+.1}%", (base / rate - 1.0) * 100.0),
+            _ => String::new(),
+        };
+        without = (!level.policies).then_some(rate);
         let cpu = cpu_used(&engine).await?.saturating_sub(cpu_before);
         let pss = sampler.stop().await;
         let stats = engine.stats().await;
         println!(
-            "{:>5} {:>10} {:>6} {:>8} {:>9.1} {:>14.1} {:>14.0} {:>8}",
+            "{:>5} {:>10} {:>10} {:>6} {:>8} {:>9.1} {:>14.1} {:>14.0} {:>8} {:>7}",
             level.slots,
             if level.screenshot { "yes" } else { "no" },
+            if level.policies { "workspace" } else { "none" },
             level.jobs,
             failed,
-            level.jobs as f64 / elapsed.as_secs_f64(),
+            rate,
             cpu.as_secs_f64() * 1e3 / level.jobs as f64,
             pss.peak as f64 / 1e6,
             stats.launches,
+            cost,
         );
         engine.shutdown().await;
     }
@@ -115,11 +146,18 @@ pub async fn browser_throughput(args: &BenchEngineArgs) -> Result<()> {
             &chromium,
             &page,
             &proxy,
+            &guard,
             work_dir.path().to_path_buf(),
         )
         .await?;
     }
-    println!("(CPU: this process, which runs the engine, the proxy and the page server, plus every Chromium process; PSS summed over all of them)");
+    if policies.waits() > 0 {
+        println!(
+            "  (jobs under policies waited {} times for a permit)",
+            policies.waits()
+        );
+    }
+    println!("(CPU: this process, which runs the engine, the proxies and the page server, plus every Chromium process; PSS summed over all of them; cost: throughput lost to the policies)");
     Ok(())
 }
 
@@ -130,6 +168,7 @@ async fn growth(
     chromium: &accord_engine::browser::Chromium,
     page: &Page,
     proxy: &ProxyHandle,
+    guard: &Guard,
     work_dir: PathBuf,
 ) -> Result<()> {
     let slots = args.browser_levels.iter().copied().max().unwrap_or(8);
@@ -141,7 +180,7 @@ async fn growth(
         }),
         ..BrowserConfig::default()
     };
-    let engine = BrowserEngine::start(chromium.clone(), config);
+    let engine = BrowserEngine::start(chromium.clone(), config).with_job_proxies(guard.clone());
     let spec = Arc::new(page.spec(false)?);
     let marks = [100usize, args.growth_jobs / 2, args.growth_jobs];
     let mut done = 0usize;
@@ -151,7 +190,7 @@ async fn growth(
         if mark <= done {
             continue;
         }
-        failed += run_jobs(&engine, &spec, slots, mark - done).await?;
+        failed += run_jobs(&engine, &spec, slots, mark - done, None).await?;
         done = mark;
         // Measured while the browsers are idle between batches: what they keep.
         readings.push((done, pool_pss(&engine).await));
@@ -175,12 +214,14 @@ async fn growth(
     Ok(())
 }
 
-/// Runs `jobs` jobs `slots` at a time; answers how many failed.
+/// Runs `jobs` jobs `slots` at a time, under `policies` when given;
+/// answers how many failed.
 async fn run_jobs(
     engine: &BrowserEngine,
     spec: &Arc<JobSpec>,
     slots: usize,
     jobs: usize,
+    policies: Option<&Policies>,
 ) -> Result<usize> {
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -194,19 +235,29 @@ async fn run_jobs(
             failed.clone(),
             error.clone(),
         );
+        let policies = policies.cloned();
         tasks.spawn(async move {
             let stop = CancellationToken::new();
             while next.fetch_add(1, Ordering::Relaxed) < jobs {
-                if let Err(failure) = engine.run(&spec, &stop).await {
+                let outcome = match &policies {
+                    Some(policies) => {
+                        policies
+                            .run(&engine, &spec, RunEngine::Browser, &stop)
+                            .await?
+                    }
+                    None => engine.run(&spec, &stop).await,
+                };
+                if let Err(failure) = outcome {
                     failed.fetch_add(1, Ordering::Relaxed);
                     let mut error = error.lock().unwrap_or_else(|e| e.into_inner());
                     error.get_or_insert_with(|| failure.error.to_string());
                 }
             }
+            anyhow::Ok(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        joined.context("a benchmark task")?;
+        joined.context("a benchmark task")??;
     }
     let failed = failed.load(Ordering::Relaxed);
     let error = error.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -324,13 +375,15 @@ impl Page {
             .await
             .context("bind a loopback port for the benchmark page")?;
         let addr = listener.local_addr()?;
-        let app = axum::Router::new().route(
-            "/jobs",
-            axum::routing::get(move || {
-                let body = body.clone();
-                async move { axum::response::Html(body) }
-            }),
-        );
+        let app = axum::Router::new()
+            .route(
+                "/jobs",
+                axum::routing::get(move || {
+                    let body = body.clone();
+                    async move { axum::response::Html(body) }
+                }),
+            )
+            .route("/robots.txt", axum::routing::get(|| async { ROBOTS_TXT }));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -7,18 +7,22 @@
 //! thread. Then whole jobs (navigate + extract of 6 fields) run through
 //! the HTTP engine, many in flight, against a page served on loopback by a
 //! server in the same process: pages per second and CPU time per page
-//! (the process's, so the server's share is included). Prints figures;
-//! asserts nothing.
+//! (the process's, so the server's share is included), first without
+//! domain policies, then as jobs of a workspace with policies (robots.txt,
+//! politeness permits, every hop asked; see `bench_policies`). Prints
+//! figures; asserts nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use accord_egress::{Guard, GuardConfig};
 use accord_engine::{process_page, EngineConfig, Executor, HttpEngine, PageLimits};
-use accord_model::{EgressPolicy, Engine, JobSpec, Step};
+use accord_model::{EgressPolicy, Engine, JobSpec, RunEngine, Step};
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
+use crate::bench_policies::{self, Policies};
 use crate::cli::BenchEngineArgs;
 
 /// A page to measure, and what it is.
@@ -80,7 +84,9 @@ pub fn engine(args: BenchEngineArgs) -> Result<()> {
 }
 
 /// Runs `args.http_jobs` jobs through the HTTP engine, `args.in_flight` at
-/// a time, against the article page served on loopback.
+/// a time, against the article page served on loopback: first without
+/// domain policies, then as jobs of a workspace with policies (see
+/// `bench_policies`).
 pub async fn http_throughput(args: &BenchEngineArgs) -> Result<()> {
     if args.http_jobs == 0 {
         return Ok(());
@@ -94,20 +100,33 @@ pub async fn http_throughput(args: &BenchEngineArgs) -> Result<()> {
         .await
         .context("bind a loopback port for the benchmark page")?;
     let addr = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/article",
-        axum::routing::get(move || {
-            let page = page.clone();
-            async move { axum::response::Html(page) }
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/article",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move { axum::response::Html(page) }
+            }),
+        )
+        .route(
+            "/robots.txt",
+            axum::routing::get(|| async { bench_policies::ROBOTS_TXT }),
+        );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let engine = HttpEngine::new(EngineConfig {
+    let config = EngineConfig {
         // The page is on loopback, which the guard refuses by default.
         egress: EgressPolicy::AllowPrivate,
         ..EngineConfig::default()
-    })
-    .context("build the HTTP engine")?;
+    };
+    let engine = HttpEngine::new(config.clone()).context("build the HTTP engine")?;
+    let policies = Policies::new(
+        Guard::new(GuardConfig {
+            policy: config.egress,
+            allow: config.allow_targets.clone(),
+            connect_timeout: config.connect_timeout,
+        }),
+        &config.user_agent,
+    )?;
     let steps: Vec<Step> = serde_json::from_str(&format!(
         r#"[{{"action": "navigate", "url": "http://{addr}/article"}},
             {{"action": "extract", "fields": {{
@@ -124,13 +143,95 @@ pub async fn http_throughput(args: &BenchEngineArgs) -> Result<()> {
         steps,
         timeout_seconds: 30,
     });
-    // Warm the connection pool and the page cache before measuring.
+    println!();
+    println!(
+        "http engine: {} jobs (navigate + extract of 6 fields), {} in flight, behind the SSRF guard",
+        args.http_jobs, args.in_flight,
+    );
+    println!(
+        "{:<10} {:>8} {:>9} {:>14} {:>9} {:>7}",
+        "policies", "failed", "pages/s", "CPU ms/page", "seconds", "cost"
+    );
+    let mut without: Option<Measured> = None;
+    for policies in [None, Some(&policies)] {
+        let measured = http_jobs(args, &engine, &spec, policies).await?;
+        let cost = without
+            .as_ref()
+            .map(|base| {
+                format!(
+                    "{:+.1}%",
+                    (base.pages_per_second() / measured.pages_per_second() - 1.0) * 100.0
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<10} {:>8} {:>9.0} {:>14.3} {:>9.2} {:>7}",
+            if policies.is_some() {
+                "workspace"
+            } else {
+                "none"
+            },
+            measured.failed,
+            measured.pages_per_second(),
+            measured.cpu.as_secs_f64() * 1e3 / measured.jobs as f64,
+            measured.elapsed.as_secs_f64(),
+            cost,
+        );
+        without.get_or_insert(measured);
+    }
+    if policies.waits() > 0 {
+        println!(
+            "  (jobs under policies waited {} times for a permit)",
+            policies.waits()
+        );
+    }
+    println!("(CPU: the process, i.e. the engine and the loopback server; cost: throughput lost to the policies)");
+    server.abort();
+    Ok(())
+}
+
+/// One measured run of jobs.
+struct Measured {
+    jobs: usize,
+    failed: usize,
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Measured {
+    fn pages_per_second(&self) -> f64 {
+        self.jobs as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `args.http_jobs` jobs of `spec`, `args.in_flight` at a time, under
+/// `policies` when given, after a warm-up round.
+async fn http_jobs(
+    args: &BenchEngineArgs,
+    engine: &HttpEngine,
+    spec: &Arc<JobSpec>,
+    policies: Option<&Policies>,
+) -> Result<Measured> {
+    async fn one(
+        engine: &HttpEngine,
+        spec: &JobSpec,
+        policies: Option<&Policies>,
+        stop: &CancellationToken,
+    ) -> Result<bool> {
+        let outcome = match policies {
+            Some(policies) => policies.run(engine, spec, RunEngine::Http, stop).await?,
+            None => engine.run(spec, stop).await,
+        };
+        Ok(outcome.is_ok())
+    }
+    // Warm the connection pool, the page cache (and robots.txt) first.
     let stop = CancellationToken::new();
     for _ in 0..args.in_flight.min(args.http_jobs) {
-        engine
-            .run(&spec, &stop)
-            .await
-            .map_err(|failure| failure.error)?;
+        let outcome = match policies {
+            Some(policies) => policies.run(engine, spec, RunEngine::Http, &stop).await?,
+            None => engine.run(spec, &stop).await,
+        };
+        outcome.map_err(|failure| failure.error)?;
     }
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -140,37 +241,29 @@ pub async fn http_throughput(args: &BenchEngineArgs) -> Result<()> {
     for _ in 0..args.in_flight.max(1) {
         let (engine, spec, next, failed) =
             (engine.clone(), spec.clone(), next.clone(), failed.clone());
+        let policies = policies.cloned();
         let total = args.http_jobs;
         tasks.spawn(async move {
             let stop = CancellationToken::new();
             while next.fetch_add(1, Ordering::Relaxed) < total {
-                if engine.run(&spec, &stop).await.is_err() {
+                if !one(&engine, &spec, policies.as_ref(), &stop).await? {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            anyhow::Ok(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        joined.context("a benchmark task")?;
+        joined.context("a benchmark task")??;
     }
     let elapsed = started.elapsed();
     let cpu = process_cpu()?.saturating_sub(cpu_before);
-    server.abort();
-    let pages = args.http_jobs as f64;
-    println!();
-    println!(
-        "http engine: {} jobs (navigate + extract of 6 fields), {} in flight, {} failed",
-        args.http_jobs,
-        args.in_flight,
-        failed.load(Ordering::Relaxed)
-    );
-    println!(
-        "  {:.0} pages/s, {:.3} ms CPU per page (process CPU: engine and loopback server), {:.2} s",
-        pages / elapsed.as_secs_f64(),
-        cpu.as_secs_f64() * 1e3 / pages,
-        elapsed.as_secs_f64()
-    );
-    Ok(())
+    Ok(Measured {
+        jobs: args.http_jobs,
+        failed: failed.load(Ordering::Relaxed),
+        elapsed,
+        cpu,
+    })
 }
 
 /// CPU time (user + system) this process has used, from `/proc/self/stat`,

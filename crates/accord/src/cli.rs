@@ -627,14 +627,16 @@ pub struct BenchEngineArgs {
     /// Runs per page and variant; the median is reported.
     #[arg(long, default_value_t = 30)]
     pub runs: usize,
-    /// Jobs (navigate + extract of 6 fields) for the HTTP throughput phase; 0 skips it.
+    /// Jobs (navigate + extract of 6 fields) for the HTTP throughput phase,
+    /// run once without domain policies and once with them; 0 skips it.
     #[arg(long, default_value_t = 20_000)]
     pub http_jobs: usize,
     /// Jobs in flight at once in the HTTP throughput phase.
     #[arg(long, default_value_t = 64)]
     pub in_flight: usize,
-    /// Jobs per level (slots x with or without a screenshot) of the Chromium
-    /// phase; 0 skips it and the memory run.
+    /// Jobs per level (slots x with or without a screenshot x without or
+    /// with domain policies) of the Chromium phase; 0 skips it and the
+    /// memory run.
     #[arg(long, default_value_t = 300)]
     pub browser_jobs: usize,
     /// Browser slot counts to measure, e.g. `1,4,8`.

@@ -23,6 +23,7 @@ mod bench_browser;
 mod bench_engine;
 mod bench_monitors;
 mod bench_notify;
+mod bench_policies;
 mod cli;
 mod config;
 mod demo;

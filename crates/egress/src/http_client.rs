@@ -11,9 +11,17 @@
 //! The errors raised inside reqwest are [`Blocked`] and [`TooManyRedirects`]
 //! values in the `reqwest::Error`'s source chain; [`find_refusal`] gets them
 //! back out.
+//!
+//! A client's redirect policy is fixed when it is built, but a job's domain
+//! policies ([`HopPolicy`]) are per request: [`per_request_redirect_policy`]
+//! asks the hop policy the request was sent with ([`send_with_hops`]), so
+//! one client (and its connection pool) serves every job whose guard is the
+//! same, with or without policies.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
@@ -117,26 +125,69 @@ pub fn redirect_policy(guard: Guard, max: usize) -> Policy {
 
 /// [`redirect_policy`], and `hops` asked about every hop the guard lets
 /// through (a job's domain policies).
-pub fn redirect_policy_with(
-    guard: Guard,
-    max: usize,
-    hops: Option<std::sync::Arc<dyn HopPolicy>>,
-) -> Policy {
+pub fn redirect_policy_with(guard: Guard, max: usize, hops: Option<Arc<dyn HopPolicy>>) -> Policy {
     Policy::custom(move |attempt| {
         // `previous` holds the original URL and every hop followed so far.
         let count = attempt.previous().len();
-        let checked =
-            check_redirect(&guard, attempt.url(), count, max).and_then(|()| match &hops {
-                Some(hops) => hops.check(attempt.url()).map_err(Refusal::Denied),
-                None => Ok(()),
-            });
-        match checked {
-            Ok(()) => attempt.follow(),
-            Err(Refusal::TooManyRedirects(err)) => attempt.error(err),
-            Err(Refusal::Blocked(err)) => attempt.error(err),
-            Err(Refusal::Denied(err)) => attempt.error(err),
-        }
+        let checked = check_redirect(&guard, attempt.url(), count, max)
+            .and_then(|()| check_hop(hops.as_deref(), attempt.url()));
+        follow_or_refuse(attempt, checked)
     })
+}
+
+tokio::task_local! {
+    /// The hop policy of the request being sent in this task, set by
+    /// [`send_with_hops`] for as long as the request runs.
+    static REQUEST_HOPS: Option<Arc<dyn HopPolicy>>;
+}
+
+/// Sends a request (`send`, a client's `send()` future) with `hops`
+/// deciding each of its redirects, on a client built with
+/// [`per_request_redirect_policy`]. The client follows redirects while the
+/// future is polled, in this task, so the policy sees the request's own
+/// hops and no other's.
+pub async fn send_with_hops<F: Future>(hops: Option<Arc<dyn HopPolicy>>, send: F) -> F::Output {
+    REQUEST_HOPS.scope(hops, send).await
+}
+
+/// [`redirect_policy`], and the hop policy each request was sent with
+/// ([`send_with_hops`]) asked about every hop the guard lets through. A
+/// redirect of a request sent without [`send_with_hops`] is refused: no
+/// hop goes out unasked.
+pub fn per_request_redirect_policy(guard: Guard, max: usize) -> Policy {
+    Policy::custom(move |attempt| {
+        let count = attempt.previous().len();
+        let checked = check_redirect(&guard, attempt.url(), count, max).and_then(|()| {
+            REQUEST_HOPS
+                .try_with(|hops| check_hop(hops.as_deref(), attempt.url()))
+                .unwrap_or_else(|_| {
+                    Err(Refusal::Denied(HopDenied(format!(
+                        "{}: a redirect of a request sent without its hop policy",
+                        attempt.url()
+                    ))))
+                })
+        });
+        follow_or_refuse(attempt, checked)
+    })
+}
+
+fn check_hop(hops: Option<&dyn HopPolicy>, next: &Url) -> Result<(), Refusal> {
+    match hops {
+        Some(hops) => hops.check(next).map_err(Refusal::Denied),
+        None => Ok(()),
+    }
+}
+
+fn follow_or_refuse(
+    attempt: reqwest::redirect::Attempt<'_>,
+    checked: Result<(), Refusal>,
+) -> reqwest::redirect::Action {
+    match checked {
+        Ok(()) => attempt.follow(),
+        Err(Refusal::TooManyRedirects(err)) => attempt.error(err),
+        Err(Refusal::Blocked(err)) => attempt.error(err),
+        Err(Refusal::Denied(err)) => attempt.error(err),
+    }
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub use chromium::{chromium_args, chromium_command_line};
 pub use guard::{ConnectError, Connected, Guard, GuardConfig, HostAllow, Vetted};
 pub use host::{Authority, HostError, HostName, TargetHost};
 pub use http_client::{
-    GuardedResolve, HopDenied, HopPolicy, Refusal, TooManyRedirects, MAX_REDIRECTS,
+    send_with_hops, GuardedResolve, HopDenied, HopPolicy, Refusal, TooManyRedirects, MAX_REDIRECTS,
 };
 pub use politeness::{Decision as PoliteDecision, DomainLimits, DomainState, Finish, WaitReason};
 pub use proxy::{Admission, AllowAll, EgressProxy, ProxyConfig, ProxyHandle, ProxyHook};

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -107,7 +108,7 @@ pub(crate) fn parse_document(
         inner: HtmlTreeSink::new(Html::new_document()),
         limits: *limits,
         nodes: Cell::new(0),
-        depths: RefCell::new(HashMap::new()),
+        depths: RefCell::new(HashMap::default()),
         exceeded: Cell::new(None),
     };
     let mut parser = html5ever::driver::parse_document(sink, Default::default());
@@ -142,7 +143,7 @@ struct BoundedSink {
     limits: PageLimits,
     nodes: Cell<usize>,
     /// Depth of each element placed in the tree; the document is depth 0.
-    depths: RefCell<HashMap<NodeId, u32>>,
+    depths: RefCell<HashMap<NodeId, u32, BuildHasherDefault<NodeIdHasher>>>,
     exceeded: Cell<Option<Exceeded>>,
 }
 
@@ -175,6 +176,34 @@ impl BoundedSink {
             }
             NodeOrText::AppendText(_) => self.count_node(),
         }
+    }
+}
+
+/// Hashes a [`NodeId`] (an index into the tree, written as one `usize`)
+/// with one multiplication (Fibonacci hashing, which spreads small integers
+/// over every bit): ids are distinct integers the parser makes, not input
+/// an attacker can choose, so SipHash's cost buys nothing here.
+#[derive(Default)]
+struct NodeIdHasher(u64);
+
+impl Hasher for NodeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `NodeId`; kept correct for any other key all the same.
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

@@ -20,7 +20,9 @@ use url::Url;
 
 use crate::capture::{ActiveCapture, Exchange, Header};
 use crate::{EngineBuildError, EngineConfig, StepFailure};
-use accord_egress::http_client::{find_refusal, redirect_policy_with, GuardedResolve, Refusal};
+use accord_egress::http_client::{
+    find_refusal, per_request_redirect_policy, send_with_hops, GuardedResolve, Refusal,
+};
 use accord_egress::{Blocked, Guard, GuardConfig, HopPolicy, Resolver};
 
 use crate::JobEgress;
@@ -102,21 +104,28 @@ impl Fetcher {
         Self::build(config, guard, None)
     }
 
-    /// A fetcher of its own for one job: its guard also admits what the
-    /// job's policies allow per host, and its policies decide every hop.
-    /// A client of its own, because reqwest's resolver and redirect policy
-    /// are per client (and its pooled connections must not serve another
-    /// job's hosts).
+    /// A fetcher for one job: its policies decide every hop, and when they
+    /// grant networks to some hosts its guard admits those too. Only then
+    /// does it get a client of its own, because reqwest's resolver is per
+    /// client (and pooled connections vetted by that guard must not serve
+    /// another job's hosts); otherwise it shares this fetcher's client,
+    /// whose redirect policy asks each request's own hops.
     pub(crate) fn for_job(
         &self,
         config: &EngineConfig,
         egress: &JobEgress,
     ) -> Result<Self, EngineBuildError> {
-        let guard = match &egress.hosts {
-            Some(hosts) => self.guard.with_host_allow(hosts.clone()),
-            None => self.guard.clone(),
-        };
-        Self::build(config, guard, egress.hops.clone())
+        match &egress.hosts {
+            Some(hosts) => Self::build(
+                config,
+                self.guard.with_host_allow(hosts.clone()),
+                egress.hops.clone(),
+            ),
+            None => Ok(Self {
+                hops: egress.hops.clone(),
+                ..self.clone()
+            }),
+        }
     }
 
     fn build(
@@ -134,10 +143,11 @@ impl Fetcher {
             // Names resolve once, through the guard: the client dials only
             // the addresses it vetted.
             .dns_resolver(Arc::new(GuardedResolve::new(guard.clone())))
-            .redirect(redirect_policy_with(
+            // Every hop is checked by the guard, then by the hops of the
+            // request's own job (see `fetch`).
+            .redirect(per_request_redirect_policy(
                 guard.clone(),
                 config.max_redirects,
-                hops.clone(),
             ))
             .build()
             .map_err(EngineBuildError::Client)?;
@@ -167,10 +177,7 @@ impl Fetcher {
         }
         let started = Instant::now();
         let work = async {
-            let response = self
-                .client
-                .get(url.clone())
-                .send()
+            let response = send_with_hops(self.hops.clone(), self.client.get(url.clone()).send())
                 .await
                 .map_err(|err| self.send_failure(url, err))?;
             self.guard

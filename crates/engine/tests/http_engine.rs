@@ -493,3 +493,58 @@ fn invalid_user_agents_are_refused() {
         "invalid user agent \"bad\\nagent\": not a valid HTTP header value"
     );
 }
+
+/// Refuses redirects to one host, as a job's domain policy would.
+#[derive(Debug)]
+struct DenyHost(&'static str);
+
+impl accord_egress::HopPolicy for DenyHost {
+    fn check(&self, next: &url::Url) -> Result<(), accord_egress::HopDenied> {
+        match next.host_str() == Some(self.0) {
+            true => Err(accord_egress::HopDenied(format!(
+                "{next}: denied by the test"
+            ))),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Jobs under domain policies used to get a client of their own per run (a
+/// new connection for each job); they now share the engine's client, whose
+/// redirect policy asks each request's own hops: a job's policy decides its
+/// redirects and never another job's, whichever runs first or alongside.
+#[tokio::test]
+async fn a_jobs_hop_policy_decides_its_own_redirects_only() {
+    let server = FixtureServer::start().await;
+    let engine = HttpEngine::new(config()).expect("engine builds");
+    let port = url::Url::parse(&server.url("/")).unwrap().port().unwrap();
+    let to = format!("http://localhost:{port}/page");
+    let job = spec(
+        &server,
+        &format!(r#"[{{"action": "navigate", "url": "{{base}}/redirect?to={to}"}}]"#),
+    );
+    let stop = CancellationToken::new();
+    let strict = accord_engine::JobEgress {
+        hosts: None,
+        hops: Some(std::sync::Arc::new(DenyHost("localhost"))),
+    };
+    let lenient = accord_engine::JobEgress {
+        hosts: None,
+        hops: Some(std::sync::Arc::new(DenyHost("elsewhere.example"))),
+    };
+    for _ in 0..2 {
+        let (denied, plain, allowed) = tokio::join!(
+            engine.run_with(&job, &strict, &stop),
+            engine.run(&job, &stop),
+            engine.run_with(&job, &lenient, &stop),
+        );
+        let denied = denied
+            .map(|output| output.result)
+            .map_err(|failure| failure.error);
+        check_err(denied, ErrorKind::Permanent, 0, "denied by the test");
+        for outcome in [plain, allowed] {
+            let result = outcome.expect("the redirect is followed").result;
+            assert_eq!(result.final_url, to);
+        }
+    }
+}

@@ -97,7 +97,7 @@ impl JobTask {
         // The run is stopped through its own token and then awaited, so the
         // job's slot stays taken until the engine's work has really ended.
         let halt = CancellationToken::new();
-        let egress = job_egress(&self.job);
+        let egress = job_egress(self.job.policies.as_ref(), self.job.run_on);
         let run = self.executor.run_with(&self.job.spec, &egress, &halt);
         tokio::pin!(run);
         let mut outcome = tokio::select! {

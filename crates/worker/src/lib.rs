@@ -29,4 +29,5 @@ mod upload;
 
 pub use config::{default_browser_slots, WorkerConfig};
 pub use control::ControlPlane;
+pub use policy::job_egress;
 pub use run_loop::{Engines, Worker};

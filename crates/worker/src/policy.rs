@@ -55,13 +55,15 @@ pub(crate) fn landed_refusal(job: &ClaimedJob, final_url: &str) -> Option<JobErr
     )
 }
 
-/// What the job's policies add to the engine's egress rules: nothing when
-/// none of them can refuse a hop or grants a network.
-pub(crate) fn job_egress(job: &ClaimedJob) -> JobEgress {
-    let Some(set) = job.policies.clone() else {
+/// What a job's policies (`policies`, for a run on `engine`) add to the
+/// engine's egress rules: nothing when none of them can refuse a hop or
+/// grants a network. Public so `accord bench engine` runs jobs under
+/// policies exactly as the worker does.
+pub fn job_egress(policies: Option<&PolicySet>, engine: RunEngine) -> JobEgress {
+    let Some(set) = policies else {
         return JobEgress::default();
     };
-    let set = Arc::new(set);
+    let set = Arc::new(set.clone());
     let grants_networks = set
         .policies
         .iter()
@@ -74,12 +76,7 @@ pub(crate) fn job_egress(job: &ClaimedJob) -> JobEgress {
         .any(|entry| !entry.rules.allowed || entry.rules.engines.is_some());
     JobEgress {
         hosts: grants_networks.then(|| set.clone() as Arc<dyn HostAllow>),
-        hops: may_refuse.then(|| {
-            Arc::new(PolicyHops {
-                set,
-                engine: job.run_on,
-            }) as Arc<dyn HopPolicy>
-        }),
+        hops: may_refuse.then(|| Arc::new(PolicyHops { set, engine }) as Arc<dyn HopPolicy>),
     }
 }
 
