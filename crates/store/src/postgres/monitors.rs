@@ -260,7 +260,7 @@ impl MonitorStore for PostgresStore {
         if rows.is_empty() {
             return Ok(vec![None; jobs.len()]);
         }
-        let runs: HashMap<JobId, MonitorRun> = rows
+        let mut runs: HashMap<JobId, MonitorRun> = rows
             .iter()
             .map(|row| run_from_row(row).map(|run| (run.job_id, run)))
             .collect::<Result<_, _>>()?;
@@ -292,12 +292,15 @@ impl MonitorStore for PostgresStore {
         Ok(jobs
             .iter()
             .map(|job| {
-                let run = runs.get(job)?;
-                let (monitor, baseline) = monitors.get(&run.monitor_id)?;
+                // Moved out, not cloned: a monitor has one running run,
+                // and its baseline snapshot may be a whole page. (A job
+                // named twice gets its context once, like a workflow run.)
+                let run = runs.remove(job)?;
+                let (monitor, baseline) = monitors.remove(&run.monitor_id)?;
                 Some(RunContext {
-                    monitor: monitor.clone(),
-                    run: run.clone(),
-                    baseline: baseline.clone(),
+                    monitor,
+                    run,
+                    baseline,
                 })
             })
             .collect())
